@@ -1,0 +1,129 @@
+"""Hydra <-> mmengine: compose the YAML configs and translate them into an mmengine Config.
+
+Each config group is read in one place: ``data`` by :mod:`domino_seg.data.builder`,
+``model``/``domino`` by :mod:`domino_seg.models.builder`, ``schedule`` and the top-level keys
+here.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from domino_seg.data import builder as data_builder
+from domino_seg.models import builder as model_builder
+from domino_seg.errors import ConfigError
+
+CONFIG_DIR = Path(os.environ.get('DOMINO_SEG_CONFIGS', Path(__file__).resolve().parents[1] /
+                                 'configs'))
+
+
+def compose(overrides: Sequence[str] = (), config_name: str = 'train') -> DictConfig:
+    """The composed, resolved config that ``tools/{config_name}.py`` would get for the same
+    command-line overrides (e.g. ``['+exp=acdc_fog', 'schedule.max_iters=10']``)."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+    if not CONFIG_DIR.is_dir():
+        raise ConfigError(f'config folder {CONFIG_DIR} not found; set DOMINO_SEG_CONFIGS to the '
+                          "repository's configs/ folder.")
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base='1.3'):
+        cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
+    OmegaConf.resolve(cfg)
+    return cfg
+
+
+def _param_schedulers(schedule: DictConfig) -> list[dict]:
+    """Linear warm-up, then polynomial decay to zero (the usual segmentation schedule)."""
+    warmup = min(schedule.warmup_iters, schedule.max_iters // 2)
+    poly = dict(type='PolyLR', eta_min=0.0, power=1.0, by_epoch=False, begin=warmup,
+                end=schedule.max_iters)
+    if warmup == 0:
+        return [poly]
+    return [dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=warmup), poly]
+
+
+def _eval_loader(cfg: DictConfig, after_load: list[dict]) -> dict:
+    data = cfg.data
+    return dict(
+        batch_size=cfg.schedule.test_batch_size, num_workers=data.num_workers,
+        persistent_workers=False,
+        sampler=dict(type='DefaultSampler', shuffle=False),
+        batch_sampler=dict(type='SubDatasetBatchSampler'),
+        dataset=data_builder.eval_dataset(data, data_builder.eval_pipeline(data, after_load)))
+
+
+def to_mmengine(cfg: DictConfig):
+    """Translate a composed config into the mmengine Config that mmengine's Runner runs."""
+    from mmengine.config import Config
+
+    data, schedule = cfg.data, cfg.schedule
+    task = cfg.get('task', 'train')
+    evaluator = dict(type='ConditionIoUMetric', seen_conditions=list(data.seen_conditions),
+                     conditions=list(data.eval_conditions))
+    test_evaluator = dict(evaluator)
+    if cfg.get('save_predictions'):
+        test_evaluator['output_dir'] = os.path.join(cfg.work_dir, 'predictions')
+    eval_loader = _eval_loader(cfg, [])
+
+    mm = dict(
+        default_scope='mmseg',
+        custom_imports=dict(imports=['domino_seg'], allow_failed_imports=False),
+        work_dir=str(cfg.work_dir),
+        model=model_builder.segmentor_cfg(cfg.model, cfg.domino, None),
+        val_dataloader=eval_loader, val_evaluator=evaluator, val_cfg=dict(type='ValLoop'),
+        test_dataloader=eval_loader, test_evaluator=test_evaluator,
+        test_cfg=dict(type='TestLoop'),
+        default_hooks=dict(
+            timer=dict(type='IterTimerHook'),
+            logger=dict(type='LoggerHook', interval=cfg.log_interval,
+                        log_metric_by_epoch=False),
+            param_scheduler=dict(type='ParamSchedulerHook'),
+            checkpoint=dict(type='CheckpointHook', by_epoch=False,
+                            interval=schedule.val_interval,
+                            max_keep_ckpts=schedule.max_keep_ckpts, save_last=True),
+            sampler_seed=dict(type='DistSamplerSeedHook'),
+        ),
+        custom_hooks=[dict(type='MetricsJsonHook',
+                           config=OmegaConf.to_container(cfg, resolve=True))],
+        env_cfg=dict(cudnn_benchmark=False,
+                     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+                     dist_cfg=dict(backend='nccl' if torch.cuda.is_available() else 'gloo')),
+        randomness=dict(seed=cfg.seed, deterministic=cfg.deterministic),
+        launcher=cfg.launcher,
+        log_processor=dict(by_epoch=False),
+        log_level='INFO',
+        load_from=cfg.get('checkpoint') if task == 'test' else cfg.get('load_from'),
+        resume=False,
+    )
+    if task == 'train':
+        mm.update(
+            train_dataloader=dict(
+                batch_size=schedule.batch_size, num_workers=data.num_workers,
+                persistent_workers=data.num_workers > 0,
+                sampler=dict(type='InfiniteSampler', shuffle=True),
+                dataset=data_builder.train_dataset(data, data_builder.train_pipeline(data))),
+            train_cfg=dict(type='IterBasedTrainLoop', max_iters=schedule.max_iters,
+                           val_interval=schedule.val_interval),
+            optim_wrapper=model_builder.optim_wrapper_cfg(cfg.model),
+            param_scheduler=_param_schedulers(schedule),
+        )
+    return Config(mm)
+
+
+def build_segmentor(cfg: DictConfig):
+    """The mmseg segmentor a composed config describes (weights initialised, CPU)."""
+    from mmengine.logging import MMLogger
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    model = MODELS.build(to_mmengine(cfg).model)
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel('WARNING')  # init_weights logs one line per parameter without a runner
+    try:
+        model.init_weights()
+    finally:
+        logger.setLevel(level)
+    return model

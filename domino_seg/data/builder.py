@@ -1,0 +1,95 @@
+"""The one place that reads the ``data`` config group: datasets, pipelines, data checks."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from omegaconf import DictConfig
+
+from domino_seg.data.layouts import ACDC, ACDC_CONDITIONS, CITYSCAPES, check_split
+from domino_seg.errors import ConfigError
+
+EVAL_CONDITIONS = ('cityscapes',) + ACDC_CONDITIONS
+# metainfo each sample carries into its SegDataSample (besides mmseg's defaults)
+META_KEYS = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape', 'scale_factor',
+             'flip', 'flip_direction', 'reduce_zero_label', 'condition', 'rel_path',
+             'domain_embedding')
+
+
+def _check_conditions(data: DictConfig) -> None:
+    unknown = [c for c in data.eval_conditions if c not in EVAL_CONDITIONS]
+    if unknown or not data.eval_conditions:
+        raise ConfigError(f'data.eval_conditions has unknown condition(s) {unknown}; valid: '
+                          f'{", ".join(EVAL_CONDITIONS)}.')
+
+
+def train_pipeline(data: DictConfig, after_load: Sequence[dict] = ()) -> list[dict]:
+    """``after_load`` transforms run on the full-size image (weather, domain embedding)."""
+    return [
+        dict(type='LoadImageFromFile'),
+        dict(type='LoadAnnotations'),
+        dict(type='CheckSegLabels', num_classes=data.num_classes),
+        *after_load,
+        dict(type='RandomResize', scale=tuple(data.img_scale),
+             ratio_range=tuple(data.ratio_range), keep_ratio=True),
+        dict(type='RandomCrop', crop_size=tuple(data.crop_size), cat_max_ratio=0.75),
+        dict(type='RandomFlip', prob=0.5),
+        dict(type='PhotoMetricDistortion'),
+        dict(type='PackSegInputs', meta_keys=META_KEYS),
+    ]
+
+
+def eval_pipeline(data: DictConfig, after_load: Sequence[dict] = ()) -> list[dict]:
+    return [
+        dict(type='LoadImageFromFile'),
+        *after_load,
+        dict(type='Resize', scale=tuple(data.img_scale), keep_ratio=True),
+        dict(type='LoadAnnotations'),
+        dict(type='CheckSegLabels', num_classes=data.num_classes),
+        dict(type='PackSegInputs', meta_keys=META_KEYS),
+    ]
+
+
+def train_dataset(data: DictConfig, pipeline: list[dict]) -> dict:
+    return dict(type='DominoCityscapesDataset', data_root=data.cityscapes_root,
+                split=data.train_split, pipeline=pipeline)
+
+
+def eval_dataset(data: DictConfig, pipeline: list[dict]) -> dict:
+    """All evaluated conditions in one ConcatDataset; each sample keeps its condition."""
+    _check_conditions(data)
+    datasets = []
+    for condition in data.eval_conditions:
+        if condition == 'cityscapes':
+            datasets.append(dict(type='DominoCityscapesDataset', data_root=data.cityscapes_root,
+                                 split=data.eval_split, pipeline=pipeline))
+        else:
+            datasets.append(dict(type='ACDCDataset', data_root=data.acdc_root,
+                                 condition=condition, split=data.eval_split,
+                                 pipeline=pipeline))
+    return dict(type='ConcatDataset', datasets=datasets)
+
+
+def check_data(data: DictConfig, train: bool = True) -> None:
+    """Check every split the run will read before any model is built, so a wrong path fails
+    in a second with a message instead of deep inside the runner."""
+    _check_conditions(data)
+    if train:
+        check_split(CITYSCAPES, data.cityscapes_root, data.train_split)
+    for condition in data.eval_conditions:
+        if condition == 'cityscapes':
+            check_split(CITYSCAPES, data.cityscapes_root, data.eval_split)
+        else:
+            check_split(ACDC, data.acdc_root, data.eval_split, condition)
+
+
+def ensure_synthetic(data: DictConfig) -> None:
+    """Generate the built-in synthetic benchmark on first use (no-op for real data)."""
+    if data.get('generate') is None:
+        return
+    from domino_seg.data.synthetic import benchmark_is_complete, write_benchmark
+    params = dict(data.generate)
+    root = params.pop('root')
+    if not benchmark_is_complete(root, **params):
+        print(f'Generating the synthetic weather benchmark in {root} (first use) ...',
+              flush=True)
+        write_benchmark(root, **params, progress=True)

@@ -1,0 +1,42 @@
+"""Cityscapes (clear weather) with a condition tag and clear errors about a missing root."""
+from __future__ import annotations
+
+import os.path as osp
+
+from domino_seg import compat  # noqa: F401  (before mmseg)
+from mmseg.datasets import CityscapesDataset
+from mmseg.registry import DATASETS
+
+from domino_seg.data.layouts import CITYSCAPES, check_split
+
+
+def tag_samples(data_list: list[dict], condition: str, img_dir: str) -> list[dict]:
+    """Add what evaluation needs to each sample: its weather condition and its image path
+    relative to the split folder (used to mirror predictions on disk)."""
+    for info in data_list:
+        info['condition'] = condition
+        info['rel_path'] = osp.relpath(info['img_path'], img_dir)
+    return data_list
+
+
+@DATASETS.register_module()
+class DominoCityscapesDataset(CityscapesDataset):
+    """mmseg's CityscapesDataset reading ``<root>/{leftImg8bit,gtFine}/<split>``.
+
+    Every sample carries ``condition='cityscapes'`` so per-condition metrics never depend on
+    batch position.
+    """
+
+    def __init__(self, data_root: str, split: str = 'val', condition: str = 'cityscapes',
+                 **kwargs) -> None:
+        self.split = split
+        self.condition = condition
+        kwargs.setdefault('data_prefix', dict(
+            img_path=CITYSCAPES.img_dir.format(split=split),
+            seg_map_path=CITYSCAPES.ann_dir.format(split=split)))
+        super().__init__(data_root=data_root, **kwargs)
+
+    def load_data_list(self) -> list[dict]:
+        check_split(CITYSCAPES, self.data_root, self.split)
+        return tag_samples(super().load_data_list(), self.condition,
+                           self.data_prefix['img_path'])

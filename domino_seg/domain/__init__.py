@@ -1,0 +1,15 @@
+"""Domain embeddings for Domino: prompt bank, CLIP generator, feature cache, pipeline transform.
+
+Importing this package registers the ``DomainEmbedding`` transform in mmseg's TRANSFORMS.
+"""
+from .cache import EmbeddingCache
+from .clip_generator import IMAGE_MODES, MODES, TINY_CLIP, DomainPromptGenerator, resolve_pretrained
+from .precompute import precompute_embeddings
+from .prompts import DEFAULT_PROMPT_BANK, PromptBank, PromptBankError, load_prompt_bank
+from .transforms import DomainEmbedding
+
+__all__ = [
+    'DEFAULT_PROMPT_BANK', 'IMAGE_MODES', 'MODES', 'TINY_CLIP', 'DomainEmbedding',
+    'DomainPromptGenerator', 'EmbeddingCache', 'PromptBank', 'PromptBankError',
+    'load_prompt_bank', 'precompute_embeddings', 'resolve_pretrained',
+]

@@ -1,0 +1,60 @@
+"""What tools/train.py and tools/test.py do, importable for tests and notebooks."""
+from __future__ import annotations
+
+import json
+import os.path as osp
+import sys
+from typing import Callable
+
+from omegaconf import DictConfig, OmegaConf
+
+from domino_seg.config import to_mmengine
+from domino_seg.data.builder import check_data, ensure_synthetic
+from domino_seg.errors import DominoSegError
+from domino_seg.evaluation.report import format_table
+
+
+def _runner(cfg: DictConfig):
+    from domino_seg.engine.runner import DominoRunner
+    return DominoRunner.from_cfg(to_mmengine(cfg))
+
+
+def _final_report(cfg: DictConfig, title: str) -> dict:
+    path = osp.join(cfg.work_dir, 'metrics.json')
+    with open(path) as f:
+        report = json.load(f)
+    print(f'\n{title} ({path}):\n' + format_table(report, cfg.data.seen_conditions), flush=True)
+    return report
+
+
+def train(cfg: DictConfig) -> dict:
+    """Train, evaluating every ``schedule.val_interval`` iterations and at the end; returns
+    the final report (also in ``<work_dir>/metrics.json``)."""
+    ensure_synthetic(cfg.data)
+    check_data(cfg.data, train=True)
+    runner = _runner(cfg)
+    OmegaConf.save(cfg, osp.join(cfg.work_dir, 'config.yaml'), resolve=True)
+    runner.train()
+    return _final_report(cfg, 'Final evaluation')
+
+
+def test(cfg: DictConfig) -> dict:
+    """Evaluate ``cfg.checkpoint`` on every condition of ``data.eval_conditions``."""
+    if not osp.isfile(cfg.checkpoint):
+        raise DominoSegError(f'checkpoint={cfg.checkpoint!r} is not a file; pass the .pth that '
+                             'tools/train.py wrote (see its work dir).')
+    ensure_synthetic(cfg.data)
+    check_data(cfg.data, train=False)
+    runner = _runner(cfg)
+    OmegaConf.save(cfg, osp.join(cfg.work_dir, 'config.yaml'), resolve=True)
+    runner.test()
+    return _final_report(cfg, 'Test results')
+
+
+def run_cli(job: Callable[[], object]) -> None:
+    """Run a tool's job; a DominoSegError becomes one clear paragraph and exit status 2."""
+    try:
+        job()
+    except DominoSegError as err:
+        print(f'\nerror: {err}', file=sys.stderr, flush=True)
+        sys.exit(2)

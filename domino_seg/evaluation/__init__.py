@@ -1,0 +1,3 @@
+from domino_seg.evaluation.metrics import ConditionIoUMetric
+
+__all__ = ['ConditionIoUMetric']

@@ -1,0 +1,96 @@
+"""Per-condition IoU: one confusion summary per weather condition, whatever the batch size."""
+from __future__ import annotations
+
+import math
+import os
+import os.path as osp
+from collections import defaultdict
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from domino_seg import compat  # noqa: F401  (before mmseg)
+from mmengine.logging import print_log
+from mmseg.evaluation import IoUMetric
+from mmseg.registry import METRICS
+
+from domino_seg.evaluation.report import format_table
+
+
+def _pct(value) -> Optional[float]:
+    value = float(value)
+    return None if math.isnan(value) else value * 100.0
+
+
+@METRICS.register_module()
+class ConditionIoUMetric(IoUMetric):
+    """mmseg's IoU, accumulated separately for each sample's ``condition`` metainfo.
+
+    Conditions come from each sample, never from its position in a batch, so the numbers are
+    exact for any batch size and for batches that mix conditions. Classes absent from both
+    prediction and ground truth of a condition get IoU ``None`` and are left out of its mean,
+    as in mmseg. ``mean_unseen_mIoU`` averages the conditions not in ``seen_conditions``.
+
+    After ``evaluate`` the full report (per-class IoU, image counts) is in ``self.report`` on
+    the main process; the flat scalars returned go to mmengine's loggers.
+    """
+
+    def __init__(self, seen_conditions: Sequence[str] = ('cityscapes',),
+                 conditions: Sequence[str] = (), **kwargs) -> None:
+        super().__init__(iou_metrics=['mIoU'], **kwargs)
+        self.seen_conditions = tuple(seen_conditions)
+        self.conditions = tuple(conditions)  # report order; others follow as seen
+        self.report: Optional[dict] = None
+
+    def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
+        num_classes = len(self.dataset_meta['classes'])
+        for sample in data_samples:
+            pred = sample['pred_sem_seg']['data'].squeeze(0)
+            label = sample['gt_sem_seg']['data'].squeeze(0).to(pred)
+            areas = self.intersect_and_union(pred, label, num_classes, self.ignore_index)
+            self.results.append((*areas, sample['condition']))
+            if self.output_dir is not None:
+                self._save_prediction(pred, sample)
+
+    def _save_prediction(self, pred: torch.Tensor, sample: dict) -> None:
+        """Write the trainId prediction under ``<output_dir>/<condition>/<relative path>``."""
+        rel = osp.splitext(sample.get('rel_path') or osp.basename(sample['img_path']))[0]
+        path = osp.join(self.output_dir, sample['condition'], rel + '.png')
+        os.makedirs(osp.dirname(path), exist_ok=True)
+        Image.fromarray(pred.cpu().numpy().astype(np.uint8)).save(path)
+
+    def compute_metrics(self, results: list) -> dict:
+        by_condition = defaultdict(list)
+        for *areas, condition in results:
+            by_condition[condition].append(areas)
+        order = [c for c in self.conditions if c in by_condition]
+        order += [c for c in by_condition if c not in order]
+        classes = self.dataset_meta['classes']
+
+        report = {'conditions': {}}
+        for condition in order:
+            inter, union, pred_area, label_area = (sum(a) for a in zip(*by_condition[condition]))
+            scores = self.total_area_to_metrics(inter, union, pred_area, label_area, ['mIoU'])
+            iou = np.asarray(scores['IoU'], dtype=np.float64)
+            report['conditions'][condition] = {
+                'mIoU': _pct(np.nanmean(iou)) if not np.isnan(iou).all() else None,
+                'aAcc': _pct(scores['aAcc']),
+                'num_images': len(by_condition[condition]),
+                'per_class_iou': {name: _pct(v) for name, v in zip(classes, iou)},
+            }
+        unseen = [report['conditions'][c]['mIoU'] for c in order
+                  if c not in self.seen_conditions]
+        unseen = [v for v in unseen if v is not None]
+        report['mean_unseen_mIoU'] = float(np.mean(unseen)) if unseen else None
+        self.report = report
+        print_log('\n' + format_table(report, self.seen_conditions), logger='current')
+
+        flat = {}
+        for condition, row in report['conditions'].items():
+            flat[f'{condition}/mIoU'] = row['mIoU']
+            flat[f'{condition}/aAcc'] = row['aAcc']
+        if report['mean_unseen_mIoU'] is not None:
+            flat['mean_unseen_mIoU'] = report['mean_unseen_mIoU']
+        return flat

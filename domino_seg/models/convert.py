@@ -1,0 +1,53 @@
+"""Turn the norm layers of an mmseg model (or any module) into Domino layers, in place."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch.nn as nn
+
+from .domino_norm import NORM_TYPES, DominoNorm
+
+SCOPE_PARTS = {
+    'head': ('decode_head', 'auxiliary_head'),
+    'backbone': ('backbone', 'neck'),
+    'full': ('backbone', 'neck', 'decode_head', 'auxiliary_head'),
+}
+
+
+def convert_to_domino(model_or_module: nn.Module, embed_dim: int, scope: str = 'head',
+                      mlp: Optional[dict] = None) -> int:
+    """Wrap every BN/SyncBN/GN/LN in ``scope`` into a :class:`DominoNorm`; return how many.
+
+    ``scope`` picks parts of a segmentor: ``'head'`` = decode_head + auxiliary_head,
+    ``'backbone'`` = backbone + neck, ``'full'`` = both. A module that is not a segmentor (a
+    decode head, a backbone, a ViT block: it has neither ``backbone`` nor ``decode_head``) is
+    converted whole. Wrapped norms keep their parameters, buffers and ``requires_grad``, and the
+    converted model computes exactly what it did before.
+
+    mmseg backbones such as MiT re-initialise every ``nn.Linear`` in ``init_weights``; convert
+    after ``init_weights`` or call ``DominoNorm.reset_parameters`` afterwards
+    (``DomainAwareEncoderDecoder`` does the latter).
+    """
+    if scope not in SCOPE_PARTS:
+        raise ValueError(f'scope must be one of {sorted(SCOPE_PARTS)}, got {scope!r}')
+    if hasattr(model_or_module, 'backbone') or hasattr(model_or_module, 'decode_head'):
+        parts = [getattr(model_or_module, name, None) for name in SCOPE_PARTS[scope]]
+    else:
+        parts = [model_or_module]
+    num_converted = sum(_wrap_norms(part, embed_dim, mlp) for part in parts if part is not None)
+    if num_converted == 0:
+        raise ValueError(f'convert_to_domino found no BatchNorm/SyncBatchNorm/GroupNorm/LayerNorm '
+                         f'in scope {scope!r} of {type(model_or_module).__name__}; nothing to '
+                         'condition on the domain (already converted, or a norm-free part?)')
+    return num_converted
+
+
+def _wrap_norms(module: nn.Module, embed_dim: int, mlp: Optional[dict]) -> int:
+    num_converted = 0
+    for name, child in list(module.named_children()):
+        if isinstance(child, NORM_TYPES):
+            setattr(module, name, DominoNorm(child, embed_dim, mlp))
+            num_converted += 1
+        elif not isinstance(child, DominoNorm):
+            num_converted += _wrap_norms(child, embed_dim, mlp)
+    return num_converted

@@ -1,0 +1,33 @@
+"""How per-sample domain embeddings reach Domino layers during a forward pass.
+
+A ``ContextVar`` rather than a module attribute or a global: the value is local to the thread
+(and asyncio task) that set it and is restored when the ``with`` block ends, so concurrent or
+nested forward passes never see each other's embeddings and nothing leaks after an exception.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Iterator, Optional
+
+from torch import Tensor
+
+_domain_embeddings: ContextVar[Optional[Tensor]] = ContextVar('domain_embeddings', default=None)
+
+
+@contextmanager
+def domain_embedding_context(embeddings: Tensor) -> Iterator[Tensor]:
+    """Make ``embeddings`` (B, D), one row per sample of the batch, visible to Domino layers."""
+    if embeddings.dim() != 2:
+        raise ValueError('domain embeddings must have shape (batch, embed_dim), '
+                         f'got {tuple(embeddings.shape)}')
+    token = _domain_embeddings.set(embeddings)
+    try:
+        yield embeddings
+    finally:
+        _domain_embeddings.reset(token)
+
+
+def current_domain_embeddings() -> Optional[Tensor]:
+    """The embeddings of the innermost active ``domain_embedding_context``, else None."""
+    return _domain_embeddings.get()

@@ -1,0 +1,94 @@
+"""An mmseg EncoderDecoder whose norm layers are conditioned on each sample's domain."""
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import ContextManager, List, Optional
+
+import torch
+from torch import Tensor
+
+from domino_seg import compat  # noqa: F401  (must precede mmseg imports)
+from mmseg.models.segmentors import EncoderDecoder
+from mmseg.registry import MODELS
+from mmseg.utils import OptSampleList, SampleList
+
+from .convert import SCOPE_PARTS, convert_to_domino
+from .domain_context import domain_embedding_context
+from .domino_norm import DominoNorm
+
+EMBEDDING_KEY = 'domain_embedding'
+
+
+@MODELS.register_module()
+class DomainAwareEncoderDecoder(EncoderDecoder):
+    """EncoderDecoder with Domino layers in ``domino['scope']``.
+
+    Each sample's embedding is read from ``metainfo['domain_embedding']`` (in ``loss``,
+    ``encode_decode`` — hence whole/slide inference and ``predict`` — and ``_forward``) and the
+    forward runs inside :func:`domain_embedding_context`, so mixed-domain batches are fine.
+
+    Args:
+        domino: ``dict(scope='head'|'backbone'|'full'|'none', embed_dim=512, mlp=None)``;
+            ``scope='none'`` is the plain baseline and needs no embeddings. Other arguments are
+            those of ``EncoderDecoder``.
+    """
+
+    def __init__(self, *args, domino: Optional[dict] = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        domino = {**dict(scope='head', embed_dim=512, mlp=None), **(domino or {})}
+        if domino['scope'] not in (*SCOPE_PARTS, 'none'):
+            raise ValueError(f"domino['scope'] must be one of {sorted(SCOPE_PARTS)} or 'none', "
+                             f"got {domino['scope']!r}")
+        self.domino_scope = domino['scope']
+        self.domain_embed_dim = domino['embed_dim']
+        if self.domino_scope != 'none':
+            convert_to_domino(self, domino['embed_dim'], domino['scope'], domino['mlp'])
+
+    def init_weights(self) -> None:
+        """Base init, then zero the Domino MLPs again so the model starts as the baseline.
+
+        MiT/ViT ``init_weights`` re-initialise every ``nn.Linear`` and ResNet's
+        ``zero_init_residual`` zeroes whole ``norm3`` modules, Domino MLPs included.
+        """
+        first_call = not self.is_init
+        super().init_weights()
+        if first_call:
+            for module in self.modules():
+                if isinstance(module, DominoNorm):
+                    module.reset_parameters()
+
+    def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        with self._domain_context(inputs, [sample.metainfo for sample in data_samples]):
+            return super().loss(inputs, data_samples)
+
+    def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
+        with self._domain_context(inputs, batch_img_metas):
+            return super().encode_decode(inputs, batch_img_metas)
+
+    def _forward(self, inputs: Tensor, data_samples: OptSampleList = None) -> Tensor:
+        metas = None if data_samples is None else [sample.metainfo for sample in data_samples]
+        with self._domain_context(inputs, metas):
+            return super()._forward(inputs, data_samples)
+
+    def _domain_context(self, inputs: Tensor,
+                        batch_img_metas: Optional[List[dict]]) -> ContextManager:
+        if self.domino_scope == 'none':
+            return nullcontext()
+        return domain_embedding_context(self._stack_embeddings(inputs, batch_img_metas))
+
+    def _stack_embeddings(self, inputs: Tensor, batch_img_metas: Optional[List[dict]]) -> Tensor:
+        """(B, D) embeddings on the inputs' device and dtype, one per sample."""
+        missing = ('no data_samples were given' if batch_img_metas is None else
+                   [i for i, meta in enumerate(batch_img_metas) if EMBEDDING_KEY not in meta])
+        if missing:
+            raise KeyError(
+                f"DomainAwareEncoderDecoder (domino scope {self.domino_scope!r}) needs "
+                f"metainfo['{EMBEDDING_KEY}'] for every sample, missing for samples {missing}. It "
+                'is produced by the data pipeline\'s DomainEmbedding transform (set `domain=` in '
+                f"the config) and must be listed in PackSegInputs' meta_keys.")
+        embeddings = [torch.as_tensor(meta[EMBEDDING_KEY]) for meta in batch_img_metas]
+        shapes = {tuple(e.shape) for e in embeddings}
+        if shapes != {(self.domain_embed_dim, )}:
+            raise ValueError(f"metainfo['{EMBEDDING_KEY}'] must have shape "
+                             f'({self.domain_embed_dim},), got {sorted(shapes)}')
+        return torch.stack(embeddings).to(device=inputs.device, dtype=inputs.dtype)

@@ -1,0 +1,198 @@
+"""DominoNorm: identity at init, the modulation formula, per-sample conditioning, the context."""
+import copy
+import threading
+
+import pytest
+import torch
+import torch.nn as nn
+
+import domino_seg.compat  # noqa: F401  (before mmseg / mmcv.cnn)
+from mmcv.cnn import build_norm_layer
+from mmseg.registry import MODELS
+
+from domino_seg.models import (DominoBN, DominoGN, DominoLN, DominoNorm, DominoSyncBN,
+                               domain_embedding_context)
+
+EMBED_DIM = 16
+C = 6
+
+# (norm, input shape): BN/GN channel-first, LN channel-last tokens and maps.
+NORM_CASES = {
+    'bn2d': (lambda: nn.BatchNorm2d(C), (3, C, 5, 4)),
+    'bn1d': (lambda: nn.BatchNorm1d(C), (3, C, 7)),
+    'bn_no_affine': (lambda: nn.BatchNorm2d(C, affine=False), (3, C, 5, 4)),
+    'syncbn': (lambda: nn.SyncBatchNorm(C), (3, C, 5, 4)),
+    'gn': (lambda: nn.GroupNorm(2, C), (3, C, 5, 4)),
+    'ln_tokens': (lambda: nn.LayerNorm(C), (3, 10, C)),
+    'ln_map': (lambda: nn.LayerNorm(C), (3, 5, 4, C)),
+    'ln_no_affine': (lambda: nn.LayerNorm(C, elementwise_affine=False), (3, 10, C)),
+}
+
+
+def pretrained(norm):
+    """Give the norm non-trivial affine parameters and running stats, like a trained one."""
+    with torch.no_grad():
+        for tensor in (*norm.parameters(), getattr(norm, 'running_mean', None)):
+            if tensor is not None:
+                tensor.normal_()
+        if getattr(norm, 'running_var', None) is not None:
+            norm.running_var.uniform_(0.5, 2)
+    return norm
+
+
+def randomize_mlp(layer):
+    with torch.no_grad():
+        for p in layer.mlp.parameters():
+            p.normal_(std=0.5)
+
+
+@pytest.mark.parametrize('case', NORM_CASES)
+@pytest.mark.parametrize('train', [False, True])
+def test_identity_at_init(case, train):
+    torch.manual_seed(0)
+    make_norm, shape = NORM_CASES[case]
+    norm = pretrained(make_norm()).train(train)
+    domino = DominoNorm(pretrained(make_norm()), EMBED_DIM).train(train)
+    domino.norm.load_state_dict(norm.state_dict())
+    x = torch.randn(shape)
+    with domain_embedding_context(torch.randn(shape[0], EMBED_DIM)):
+        out = domino(x)
+    torch.testing.assert_close(out, norm(x), rtol=0, atol=1e-6)
+    for name, buffer in norm.named_buffers():  # running stats updated identically in train mode
+        torch.testing.assert_close(domino.norm.get_buffer(name), buffer, rtol=0, atol=1e-6)
+
+
+def as_channels(t, x, channel_dim):
+    """(B, C) or (C,) -> broadcastable against x along ``channel_dim``."""
+    shape = [t.shape[0] if t.dim() == 2 else 1] + [1] * (x.dim() - 1)
+    shape[channel_dim] = C
+    return t.reshape(shape)
+
+
+@pytest.mark.parametrize('case', NORM_CASES)
+def test_modulates_scale_and_shift_per_sample(case):
+    """y = x_hat * gamma0 * (1 + d_gamma(e_i)) + beta0 + d_beta(e_i) for sample i."""
+    torch.manual_seed(0)
+    make_norm, shape = NORM_CASES[case]
+    layer = DominoNorm(pretrained(make_norm()), EMBED_DIM).eval()
+    randomize_mlp(layer)
+    x, embeddings = torch.randn(shape), torch.randn(shape[0], EMBED_DIM)
+    with domain_embedding_context(embeddings):
+        out = layer(x)
+
+    unit_affine = copy.deepcopy(layer.norm)
+    if unit_affine.weight is not None:
+        nn.init.ones_(unit_affine.weight)
+        nn.init.zeros_(unit_affine.bias)
+    x_hat = unit_affine(x)
+    gamma0 = layer.norm.weight if layer.norm.weight is not None else torch.ones(C)
+    beta0 = layer.norm.bias if layer.norm.bias is not None else torch.zeros(C)
+    d_gamma, d_beta = layer.mlp(embeddings).chunk(2, dim=1)
+    dim = -1 if isinstance(layer.norm, nn.LayerNorm) else 1
+    expected = (x_hat * as_channels(gamma0, x, dim) * (1 + as_channels(d_gamma, x, dim)) +
+                as_channels(beta0, x, dim) + as_channels(d_beta, x, dim))
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+
+    with domain_embedding_context(embeddings[1:2]):  # sample 1 alone gives the same result
+        torch.testing.assert_close(layer(x[1:2]), out[1:2], rtol=1e-5, atol=1e-6)
+
+
+def test_gradients_reach_mlp():
+    torch.manual_seed(0)
+    layer = DominoNorm(pretrained(nn.BatchNorm2d(C)), EMBED_DIM)
+    with domain_embedding_context(torch.randn(3, EMBED_DIM)):
+        (layer(torch.randn(3, C, 4, 4)) * torch.randn(3, C, 4, 4)).sum().backward()
+    for name, param in layer.mlp.named_parameters():
+        assert param.grad is not None and torch.isfinite(param.grad).all(), name
+    assert layer.mlp[-1].weight.grad.abs().sum() > 0
+    assert layer.mlp[-1].bias.grad.abs().sum() > 0
+
+
+def test_mlp_config():
+    layer = DominoNorm(nn.LayerNorm(C), EMBED_DIM, mlp=dict(hidden=5, layers=3, act='SiLU'))
+    assert [type(m) for m in layer.mlp] == [nn.Linear, nn.SiLU, nn.Linear, nn.SiLU, nn.Linear]
+    assert layer.mlp[0].in_features == EMBED_DIM and layer.mlp[-1].out_features == 2 * C
+    assert layer.mlp[-1].weight.abs().sum() == 0
+    with pytest.raises(ValueError, match='activation'):
+        DominoNorm(nn.LayerNorm(C), EMBED_DIM, mlp=dict(act='NoSuchAct'))
+    with pytest.raises(TypeError, match='InstanceNorm2d'):
+        DominoNorm(nn.InstanceNorm2d(C), EMBED_DIM)
+
+
+def test_errors_without_or_with_wrong_embeddings():
+    layer = DominoNorm(nn.BatchNorm2d(C), EMBED_DIM).eval()
+    x = torch.randn(2, C, 3, 3)
+    with pytest.raises(RuntimeError, match='domain_embedding_context'):
+        layer(x)
+    with domain_embedding_context(torch.randn(3, EMBED_DIM)), pytest.raises(ValueError,
+                                                                             match='batch of 2'):
+        layer(x)
+    with domain_embedding_context(torch.randn(2, EMBED_DIM + 1)), pytest.raises(ValueError):
+        layer(x)
+    with pytest.raises(ValueError, match='batch, embed_dim'):
+        with domain_embedding_context(torch.randn(EMBED_DIM)):
+            pass
+
+
+def test_context_is_restored_after_nesting_and_errors():
+    layer = DominoNorm(nn.LayerNorm(C), EMBED_DIM)
+    randomize_mlp(layer)
+    x, outer, inner = torch.randn(1, 4, C), torch.randn(1, EMBED_DIM), torch.randn(1, EMBED_DIM)
+    with domain_embedding_context(outer):
+        expected = layer(x)
+        with pytest.raises(KeyError):
+            with domain_embedding_context(inner):
+                raise KeyError('boom')
+        torch.testing.assert_close(layer(x), expected, rtol=0, atol=0)
+    with pytest.raises(RuntimeError, match='without a domain embedding'):
+        layer(x)
+
+
+def test_threads_do_not_share_embeddings():
+    torch.manual_seed(0)
+    layer = DominoNorm(nn.LayerNorm(C), EMBED_DIM)
+    randomize_mlp(layer)
+    x = torch.randn(1, 4, C)
+    embeddings = [torch.randn(1, EMBED_DIM) for _ in range(2)]
+    with torch.no_grad():
+        expected = []
+        for e in embeddings:
+            with domain_embedding_context(e):
+                expected.append(layer(x))
+    both_inside = threading.Barrier(2)
+    results, errors = [None, None], []
+
+    def run(i):
+        try:
+            with pytest.raises(RuntimeError):  # a new thread starts with no embedding set
+                layer(x)
+            with domain_embedding_context(embeddings[i]), torch.no_grad():
+                both_inside.wait(timeout=10)  # both contexts are active at the same time
+                results[i] = layer(x)
+        except BaseException as error:  # surfaced in the main thread below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(i, )) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    for result, want in zip(results, expected):
+        torch.testing.assert_close(result, want, rtol=0, atol=0)
+    assert not torch.equal(expected[0], expected[1])
+
+
+@pytest.mark.parametrize('cfg, domino_type, wrapped, name', [
+    (dict(type='DominoBN'), DominoBN, nn.BatchNorm2d, 'bn'),
+    (dict(type='DominoSyncBN'), DominoSyncBN, nn.SyncBatchNorm, 'bn'),
+    (dict(type='DominoGN', num_groups=2), DominoGN, nn.GroupNorm, 'gn'),
+    (dict(type='DominoLN'), DominoLN, nn.LayerNorm, 'ln'),
+])
+def test_build_norm_layer(cfg, domino_type, wrapped, name):
+    cfg = dict(cfg, embed_dim=EMBED_DIM, mlp=dict(hidden=3), eps=1e-3)
+    layer_name, layer = build_norm_layer(cfg, C, postfix=1)
+    assert layer_name == name + '1'  # mmcv names it like the wrapped norm (bn1, gn1, ln1)
+    assert type(layer) is domino_type and type(layer.norm) is wrapped
+    assert layer.norm.eps == 1e-3 and layer.num_channels == C and layer.mlp[0].out_features == 3
+    assert type(MODELS.build(dict(cfg, num_features=C))) is domino_type  # mmseg's registry

@@ -1,0 +1,17 @@
+"""Evaluate a checkpoint on every condition: python tools/test.py checkpoint=PATH [overrides]."""
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+import domino_seg  # noqa: F401  (compat fixes and registration)
+from domino_seg.engine.run import run_cli, test
+
+
+@hydra.main(config_path='../configs', config_name='test', version_base='1.3')
+def main(cfg: DictConfig) -> None:
+    cfg.work_dir = HydraConfig.get().runtime.output_dir
+    run_cli(lambda: test(cfg))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,18 @@
+"""Train a segmentor: python tools/train.py [overrides], e.g. +exp=acdc_fog domino=head."""
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+import domino_seg  # noqa: F401  (compat fixes and registration)
+from domino_seg.engine.run import run_cli, train
+
+
+@hydra.main(config_path='../configs', config_name='train', version_base='1.3')
+def main(cfg: DictConfig) -> None:
+    # multirun jobs each get Hydra's per-job folder as work dir
+    cfg.work_dir = HydraConfig.get().runtime.output_dir
+    run_cli(lambda: train(cfg))
+
+
+if __name__ == '__main__':
+    main()
