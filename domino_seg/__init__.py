@@ -4,7 +4,7 @@ Importing the package applies the compatibility fixes (``compat``) before mmseg 
 domino-seg's datasets, transforms, metrics, hooks and models in mmseg's registries.
 """
 from domino_seg import compat  # noqa: F401  (must come first)
-from domino_seg import data, engine, evaluation, models  # noqa: F401  (registration)
+from domino_seg import data, domain, engine, evaluation, models  # noqa: F401  (registration)
 from domino_seg.config import build_segmentor, compose, to_mmengine
 
 __all__ = ['compose', 'build_segmentor', 'to_mmengine']

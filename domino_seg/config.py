@@ -1,8 +1,8 @@
 """Hydra <-> mmengine: compose the YAML configs and translate them into an mmengine Config.
 
 Each config group is read in one place: ``data`` by :mod:`domino_seg.data.builder`,
-``model``/``domino`` by :mod:`domino_seg.models.builder`, ``schedule`` and the top-level keys
-here.
+``model``/``domino`` by :mod:`domino_seg.models.builder`, ``domain`` by
+:mod:`domino_seg.domain.builder`, ``schedule`` and the top-level keys here.
 """
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from domino_seg.data import builder as data_builder
-from domino_seg.models import builder as model_builder
+from domino_seg.domain import builder as domain_builder
 from domino_seg.errors import ConfigError
+from domino_seg.models import builder as model_builder
 
 CONFIG_DIR = Path(os.environ.get('DOMINO_SEG_CONFIGS', Path(__file__).resolve().parents[1] /
                                  'configs'))
@@ -65,13 +66,16 @@ def to_mmengine(cfg: DictConfig):
     test_evaluator = dict(evaluator)
     if cfg.get('save_predictions'):
         test_evaluator['output_dir'] = os.path.join(cfg.work_dir, 'predictions')
-    eval_loader = _eval_loader(cfg, [])
+    domain_transform = domain_builder.transform_cfg(cfg.domain)
+    after_load = [domain_transform] if domain_transform else []
+    eval_loader = _eval_loader(cfg, after_load)
 
     mm = dict(
         default_scope='mmseg',
         custom_imports=dict(imports=['domino_seg'], allow_failed_imports=False),
         work_dir=str(cfg.work_dir),
-        model=model_builder.segmentor_cfg(cfg.model, cfg.domino, None),
+        model=model_builder.segmentor_cfg(cfg.model, cfg.domino,
+                                          domain_builder.embed_dim(cfg.domain)),
         val_dataloader=eval_loader, val_evaluator=evaluator, val_cfg=dict(type='ValLoop'),
         test_dataloader=eval_loader, test_evaluator=test_evaluator,
         test_cfg=dict(type='TestLoop'),
@@ -86,7 +90,8 @@ def to_mmengine(cfg: DictConfig):
             sampler_seed=dict(type='DistSamplerSeedHook'),
         ),
         custom_hooks=[dict(type='MetricsJsonHook',
-                           config=OmegaConf.to_container(cfg, resolve=True))],
+                           config=OmegaConf.to_container(cfg, resolve=True),
+                           extra=dict(domain=domain_builder.describe(cfg.domain)))],
         env_cfg=dict(cudnn_benchmark=False,
                      mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
                      dist_cfg=dict(backend='nccl' if torch.cuda.is_available() else 'gloo')),
@@ -103,7 +108,8 @@ def to_mmengine(cfg: DictConfig):
                 batch_size=schedule.batch_size, num_workers=data.num_workers,
                 persistent_workers=data.num_workers > 0,
                 sampler=dict(type='InfiniteSampler', shuffle=True),
-                dataset=data_builder.train_dataset(data, data_builder.train_pipeline(data))),
+                dataset=data_builder.train_dataset(
+                    data, data_builder.train_pipeline(data, after_load))),
             train_cfg=dict(type='IterBasedTrainLoop', max_iters=schedule.max_iters,
                            val_interval=schedule.val_interval),
             optim_wrapper=model_builder.optim_wrapper_cfg(cfg.model),

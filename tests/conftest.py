@@ -7,6 +7,9 @@ os.environ.setdefault('CUDA_VISIBLE_DEVICES', '')
 import pytest  # noqa: E402
 
 import domino_seg  # noqa: E402,F401  (compat fixes and registration)
+from mmengine.registry import init_default_scope  # noqa: E402
+
+init_default_scope('mmseg')  # as the Runner does: types in configs resolve in mmseg's registries
 
 TINY = dict(num_train=4, num_val=2, height=64, width=128, seed=0)
 

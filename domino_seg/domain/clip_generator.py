@@ -74,7 +74,9 @@ class DomainPromptGenerator:
         self.has_language_meaning = pretrained is not None and mode != 'none'
         if mode == 'none':
             return
-        self.bank = prompt_bank if isinstance(prompt_bank, PromptBank) else load_prompt_bank(prompt_bank)
+        if not isinstance(prompt_bank, PromptBank):
+            prompt_bank = load_prompt_bank(prompt_bank)
+        self.bank = prompt_bank
 
         checkpoint, tag_cfg = resolve_pretrained(arch, pretrained)
         overrides = _deep_merge(open_clip.get_model_config(arch) or {}, model_cfg or {})
@@ -123,7 +125,8 @@ class DomainPromptGenerator:
                            f'has {self.conditions}')
         return self.condition_embeddings[[self.conditions.index(label) for label in labels]]
 
-    def embed_images(self, images: Sequence[np.ndarray], channel_order: str = 'bgr') -> torch.Tensor:
+    def embed_images(self, images: Sequence[np.ndarray],
+                     channel_order: str = 'bgr') -> torch.Tensor:
         """HxWx3 uint8 arrays -> domain embeddings, Tensor[N, D] (``image``/``zero_shot``).
 
         ``channel_order`` defaults to 'bgr' because mmcv's LoadImageFromFile loads BGR.
@@ -132,7 +135,8 @@ class DomainPromptGenerator:
             return torch.zeros(len(images), 0)
         return self.embed_from_features(self.image_features(images, channel_order))
 
-    def image_features(self, images: Sequence[np.ndarray], channel_order: str = 'bgr') -> torch.Tensor:
+    def image_features(self, images: Sequence[np.ndarray],
+                       channel_order: str = 'bgr') -> torch.Tensor:
         """Normalised CLIP image embeddings, Tensor[N, D]: the per-image quantity worth caching,
         since the ``image``/``zero_shot`` outputs follow from it without another CLIP pass."""
         batch = torch.stack([self.preprocess(_to_pil(image, channel_order)) for image in images])
@@ -179,8 +183,9 @@ def resolve_pretrained(arch: str, pretrained: Optional[str]) -> tuple[Optional[s
         raise FileNotFoundError(f'CLIP checkpoint file not found: {path} '
                                 '(set domain.clip.pretrained to an existing file, a cached '
                                 'open_clip tag, or null for random weights)')
+    tags = open_clip.list_pretrained_tags_by_model(arch)
     raise ValueError(f'pretrained={pretrained!r} is neither an open_clip tag of arch {arch!r} '
-                     f'(tags: {open_clip.list_pretrained_tags_by_model(arch)}) nor an existing file')
+                     f'(tags: {tags}) nor an existing file')
 
 
 def _cached_tag_checkpoint(arch: str, tag: str, tag_cfg: dict) -> str:

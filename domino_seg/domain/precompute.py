@@ -17,7 +17,8 @@ from mmseg.registry import DATASETS, TRANSFORMS
 from .clip_generator import IMAGE_MODES
 
 
-def precompute_embeddings(dataset_cfgs: list[dict], transform_cfg: dict, progress: bool = True) -> dict:
+def precompute_embeddings(dataset_cfgs: list[dict], transform_cfg: dict,
+                          progress: bool = True) -> dict:
     """Embed every image of every dataset through one DomainEmbedding transform.
 
     Args:

@@ -73,7 +73,8 @@ def prompt_bank_from_dict(data, source: str = '<dict>') -> PromptBank:
 
     def string_list(value, key):
         values = [value] if isinstance(value, str) else value
-        if not isinstance(values, list) or not all(isinstance(v, str) and v.strip() for v in values):
+        if not (isinstance(values, list)
+                and all(isinstance(v, str) and v.strip() for v in values)):
             fail(f'{key} must be a non-empty string or a list of non-empty strings, got {value!r}')
         return values
 
@@ -104,7 +105,8 @@ def prompt_bank_from_dict(data, source: str = '<dict>') -> PromptBank:
         if not isinstance(condition, str) or not condition.strip():
             fail(f'condition names must be non-empty strings, got {condition!r}')
         descriptions = string_list(descriptions, f'conditions.{condition}') if descriptions else []
-        extra = string_list(verbatim[condition], f'prompts.{condition}') if condition in verbatim else []
+        extra = (string_list(verbatim[condition], f'prompts.{condition}')
+                 if condition in verbatim else [])
         expanded = [t.replace('{}', d) for d in descriptions for t in templates] + extra
         if not expanded:
             fail(f"condition '{condition}' has no prompts: give it descriptions (with at least "

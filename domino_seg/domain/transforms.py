@@ -60,8 +60,8 @@ class DomainEmbedding(BaseTransform):
             if torch.utils.data.get_worker_info() is not None:
                 cfg['device'] = 'cpu'
             self._generator = DomainPromptGenerator(**cfg)
-            uses_cache = self.cache_dir is not None and self.mode in IMAGE_MODES
-            self._cache = EmbeddingCache(self.cache_dir, self._generator.identity) if uses_cache else None
+            if self.cache_dir is not None and self.mode in IMAGE_MODES:
+                self._cache = EmbeddingCache(self.cache_dir, self._generator.identity)
             self._built_in_pid = os.getpid()
         return self._generator
 

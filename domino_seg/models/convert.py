@@ -24,9 +24,10 @@ def convert_to_domino(model_or_module: nn.Module, embed_dim: int, scope: str = '
     converted whole. Wrapped norms keep their parameters, buffers and ``requires_grad``, and the
     converted model computes exactly what it did before.
 
-    mmseg backbones such as MiT re-initialise every ``nn.Linear`` in ``init_weights``; convert
-    after ``init_weights`` or call ``DominoNorm.reset_parameters`` afterwards
-    (``DomainAwareEncoderDecoder`` does the latter).
+    ``init_weights`` of mmseg backbones reaches the Domino MLPs (MiT re-initialises every
+    ``nn.Linear``, ResNet's ``zero_init_residual`` zeroes whole ``norm3`` modules): convert after
+    ``init_weights``, or call ``DominoNorm.reset_parameters`` after it as
+    ``DomainAwareEncoderDecoder`` does.
     """
     if scope not in SCOPE_PARTS:
         raise ValueError(f'scope must be one of {sorted(SCOPE_PARTS)}, got {scope!r}')

@@ -17,7 +17,11 @@ _domain_embeddings: ContextVar[Optional[Tensor]] = ContextVar('domain_embeddings
 
 @contextmanager
 def domain_embedding_context(embeddings: Tensor) -> Iterator[Tensor]:
-    """Make ``embeddings`` (B, D), one row per sample of the batch, visible to Domino layers."""
+    """Make ``embeddings`` (B, D), one row per sample of the batch, visible to Domino layers.
+
+    D is the layers' ``embed_dim``: the raw domain embedding for layers that own their whole MLP,
+    the output of the shared ``domain_encoder`` inside ``DomainAwareEncoderDecoder``.
+    """
     if embeddings.dim() != 2:
         raise ValueError('domain embeddings must have shape (batch, embed_dim), '
                          f'got {tuple(embeddings.shape)}')

@@ -7,17 +7,16 @@ vector)::
     y = x_hat * gamma0 * (1 + d_gamma(e)) + beta0 + d_beta(e)
 
 ``x_hat * gamma0 + beta0`` is what the wrapped norm already computes, so the layer evaluates
-``base = norm(x)`` and adds ``(base - beta0) * d_gamma + d_beta``. The wrapped norm keeps its
+``base = wrapped(x)`` and adds ``(base - beta0) * d_gamma + d_beta``. The wrapped norm keeps its
 pretrained weights and running statistics, and the MLP predicting ``(d_gamma, d_beta)`` has a
 zero last layer, so a freshly converted model computes exactly what the original did.
 
-The MLP is per layer, ``embed_dim -> hidden -> 2 * C``, with a small default ``hidden=4`` so
-that conversion stays cheap: ``(embed_dim + 1) * hidden + (hidden + 1) * 2 * C`` parameters per
-layer. With a 512-d embedding that adds 0.62% to a SegFormer-B0 model (head scope, five
-256-channel BNs; 1.17% at ``hidden=8``) and 0.14% to UPerHead + FCN aux on ResNet-50. MiT-B0's
-backbone has 30 LayerNorms: use ``hidden=1`` (+0.8%) there to stay under 1%. A projection shared
-across layers would roughly halve the cost but couple the layers; per-layer MLPs keep each layer
-self-contained and buildable on its own with ``build_norm_layer``.
+The MLP is ``embed_dim -> hidden -> ... -> 2 * C``. Its last layer has no bias: a constant
+``d_gamma``/``d_beta`` would duplicate the wrapped norm's own ``gamma0``/``beta0``. Built on its
+own (``build_norm_layer``, ``convert_to_domino``) each layer owns its whole MLP, about
+``embed_dim * hidden + hidden * 2 * C`` parameters. ``DomainAwareEncoderDecoder`` instead shares
+all but the last MLP layer across the model, which is what keeps Domino under 1% of a small
+model's parameters (see its docstring).
 
 The layer reads the embeddings from :func:`domain_embedding_context`; the norm types are
 registered in mmengine's root ``MODELS`` registry, where mmcv registers BN/GN/LN, so
@@ -40,19 +39,22 @@ NORM_TYPES = (_BatchNorm, nn.GroupNorm, nn.LayerNorm)
 DEFAULT_MLP = dict(hidden=4, layers=2, act='GELU')
 
 
-def build_mlp(in_dim: int, out_dim: int, hidden: int, layers: int, act: str) -> nn.Sequential:
-    """``layers`` Linear layers ``in_dim -> hidden -> ... -> out_dim`` with ``nn.<act>`` between."""
+def build_domain_encoder(embed_dim: int, hidden: int, layers: int, act: str) -> nn.Sequential:
+    """The Domino MLP without its last layer: ``layers - 1`` (Linear, ``nn.<act>``) pairs
+    ``embed_dim -> hidden -> ... -> hidden``; empty (the identity) for ``layers=1``."""
     if layers < 1:
         raise ValueError(f'the Domino MLP needs at least one layer, got layers={layers}')
     if not isinstance(getattr(nn, act, None), type):
         raise ValueError(f'act must name a torch.nn activation such as "GELU", got {act!r}')
-    dims = [in_dim] + [hidden] * (layers - 1) + [out_dim]
-    modules = []
-    for d_in, d_out in zip(dims[:-1], dims[1:]):
-        if modules:
-            modules.append(getattr(nn, act)())
-        modules.append(nn.Linear(d_in, d_out))
-    return nn.Sequential(*modules)
+    dims = [embed_dim] + [hidden] * (layers - 1)
+    return nn.Sequential(*(module for d_in, d_out in zip(dims[:-1], dims[1:])
+                           for module in (nn.Linear(d_in, d_out), getattr(nn, act)())))
+
+
+def build_mlp(in_dim: int, out_dim: int, hidden: int, layers: int, act: str) -> nn.Sequential:
+    """``layers`` Linear layers ``in_dim -> hidden -> ... -> out_dim``, the last without bias."""
+    encoder = build_domain_encoder(in_dim, hidden, layers, act)
+    return nn.Sequential(*encoder, nn.Linear(hidden if layers > 1 else in_dim, out_dim, bias=False))
 
 
 def _num_channels(norm: nn.Module) -> int:
@@ -74,7 +76,7 @@ class DominoNorm(nn.Module):
 
     Args:
         norm: the norm layer to wrap; its parameters and buffers are kept as they are.
-        embed_dim: length of the domain embedding.
+        embed_dim: length of the embeddings set by ``domain_embedding_context``.
         mlp: overrides of ``DEFAULT_MLP``: ``hidden`` width, number of Linear ``layers`` and
             ``act``, the name of a ``torch.nn`` activation.
     """
@@ -84,25 +86,26 @@ class DominoNorm(nn.Module):
         if not isinstance(norm, NORM_TYPES):
             raise TypeError('Domino wraps BatchNorm, SyncBatchNorm, GroupNorm or LayerNorm, '
                             f'got {type(norm).__name__}')
-        self.norm = norm
+        # Not named "norm": optimizer paramwise_cfg custom_keys={'norm': ...} (e.g. mmseg's DPT
+        # configs) would then also match the heads' BN parameters and change their weight decay.
+        self.wrapped = norm
         self.embed_dim = embed_dim
         self.num_channels = _num_channels(norm)
         self.channel_dim = -1 if isinstance(norm, nn.LayerNorm) else 1
         self.mlp = build_mlp(embed_dim, 2 * self.num_channels, **{**DEFAULT_MLP, **(mlp or {})})
         self.reset_parameters()
-        reference = next((t for t in (*norm.parameters(), *norm.buffers()) if t.is_floating_point()),
-                         None)
+        tensors = (*norm.parameters(), *norm.buffers())
+        reference = next((t for t in tensors if t.is_floating_point()), None)
         if reference is not None:  # converting a model already on GPU / in half precision
             self.mlp.to(device=reference.device, dtype=reference.dtype)
         self.register_load_state_dict_pre_hook(_accept_unwrapped_norm_keys)
 
     def reset_parameters(self) -> None:
-        """Re-initialise the MLP only, its last layer to zero: the layer becomes ``norm`` again."""
+        """Re-initialise the MLP only, its last layer to zero: the layer is the wrapped norm."""
         for layer in self.mlp:
             if isinstance(layer, nn.Linear):
                 layer.reset_parameters()
         nn.init.zeros_(self.mlp[-1].weight)
-        nn.init.zeros_(self.mlp[-1].bias)
 
     def forward(self, x: Tensor) -> Tensor:
         embeddings = current_domain_embeddings()
@@ -115,12 +118,12 @@ class DominoNorm(nn.Module):
             raise ValueError(
                 f'Domino layer expects one {self.embed_dim}-d domain embedding per sample of the '
                 f'batch of {x.shape[0]}, got embeddings of shape {tuple(embeddings.shape)}.')
-        base = self.norm(x)
+        base = self.wrapped(x)
         shape = [1] * x.dim()
         shape[self.channel_dim] = self.num_channels
         d_scale, d_shift = (t.reshape(x.shape[0], *shape[1:])
                             for t in self.mlp(embeddings).chunk(2, dim=1))
-        beta0 = getattr(self.norm, 'bias', None)  # None when the norm has no affine shift
+        beta0 = getattr(self.wrapped, 'bias', None)  # None when the norm has no affine shift
         centered = base if beta0 is None else base - beta0.view(shape)
         return base + centered * d_scale + d_shift
 
@@ -129,10 +132,10 @@ class DominoNorm(nn.Module):
 
 
 def _accept_unwrapped_norm_keys(module: DominoNorm, state_dict: dict, prefix: str, *args) -> None:
-    """Load baseline checkpoints: rename ``<prefix>weight`` etc. to ``<prefix>norm.weight``."""
-    for name in module.norm.state_dict():
-        if prefix + name in state_dict and prefix + 'norm.' + name not in state_dict:
-            state_dict[prefix + 'norm.' + name] = state_dict.pop(prefix + name)
+    """Load baseline checkpoints: rename ``<prefix>weight`` etc. to ``<prefix>wrapped.weight``."""
+    for name in module.wrapped.state_dict():
+        if prefix + name in state_dict and prefix + 'wrapped.' + name not in state_dict:
+            state_dict[prefix + 'wrapped.' + name] = state_dict.pop(prefix + name)
 
 
 @MODELS.register_module()

@@ -14,9 +14,10 @@ from mmseg.utils import OptSampleList, SampleList
 
 from .convert import SCOPE_PARTS, convert_to_domino
 from .domain_context import domain_embedding_context
-from .domino_norm import DominoNorm
+from .domino_norm import DEFAULT_MLP, DominoNorm, build_domain_encoder
 
 EMBEDDING_KEY = 'domain_embedding'
+DEFAULT_DOMINO = dict(scope='head', embed_dim=512, mlp=None)
 
 
 @MODELS.register_module()
@@ -24,32 +25,42 @@ class DomainAwareEncoderDecoder(EncoderDecoder):
     """EncoderDecoder with Domino layers in ``domino['scope']``.
 
     Each sample's embedding is read from ``metainfo['domain_embedding']`` (in ``loss``,
-    ``encode_decode`` — hence whole/slide inference and ``predict`` — and ``_forward``) and the
+    ``encode_decode`` -- hence whole/slide inference and ``predict`` -- and ``_forward``), and the
     forward runs inside :func:`domain_embedding_context`, so mixed-domain batches are fine.
 
+    The Domino MLP ``embed_dim -> hidden -> ... -> 2C`` is split: its first ``layers - 1``
+    layers, the ``domain_encoder``, run once per forward and are shared by all Domino layers,
+    which each keep only their zero-initialised last Linear(hidden, 2C). With a 512-d embedding
+    and the default ``hidden=4``, scope 'head' adds 0.76% parameters to the default CPU model
+    (configs/model/segformer_mit_tiny.yaml), 0.33% to SegFormer-B0 and 0.08% to UPerHead + FCN
+    on ResNet-50; without sharing, every layer would pay the 512 * hidden input layer again.
+
     Args:
-        domino: ``dict(scope='head'|'backbone'|'full'|'none', embed_dim=512, mlp=None)``;
-            ``scope='none'`` is the plain baseline and needs no embeddings. Other arguments are
-            those of ``EncoderDecoder``.
+        domino: ``dict(scope='head'|'backbone'|'full'|'none', embed_dim=512, mlp=None)``, ``mlp``
+            overriding ``dict(hidden=4, layers=2, act='GELU')``. ``scope='none'`` is the plain
+            baseline and needs no embeddings. Other arguments are those of ``EncoderDecoder``.
     """
 
     def __init__(self, *args, domino: Optional[dict] = None, **kwargs):
         super().__init__(*args, **kwargs)
-        domino = {**dict(scope='head', embed_dim=512, mlp=None), **(domino or {})}
+        domino = {**DEFAULT_DOMINO, **(domino or {})}
+        if set(domino) != set(DEFAULT_DOMINO):
+            raise ValueError(f'unknown domino keys {sorted(set(domino) - set(DEFAULT_DOMINO))}; '
+                             f'expected {sorted(DEFAULT_DOMINO)}')
         if domino['scope'] not in (*SCOPE_PARTS, 'none'):
             raise ValueError(f"domino['scope'] must be one of {sorted(SCOPE_PARTS)} or 'none', "
                              f"got {domino['scope']!r}")
         self.domino_scope = domino['scope']
         self.domain_embed_dim = domino['embed_dim']
         if self.domino_scope != 'none':
-            convert_to_domino(self, domino['embed_dim'], domino['scope'], domino['mlp'])
+            mlp = {**DEFAULT_MLP, **(domino['mlp'] or {})}
+            self.domain_encoder = build_domain_encoder(self.domain_embed_dim, **mlp)
+            code_dim = mlp['hidden'] if mlp['layers'] > 1 else self.domain_embed_dim
+            convert_to_domino(self, code_dim, self.domino_scope, mlp=dict(layers=1))
 
     def init_weights(self) -> None:
-        """Base init, then zero the Domino MLPs again so the model starts as the baseline.
-
-        MiT/ViT ``init_weights`` re-initialise every ``nn.Linear`` and ResNet's
-        ``zero_init_residual`` zeroes whole ``norm3`` modules, Domino MLPs included.
-        """
+        """Base init, then zero the Domino layers' last Linear again, so that the model starts as
+        the baseline: MiT/ViT ``init_weights`` re-initialise every ``nn.Linear``."""
         first_call = not self.is_init
         super().init_weights()
         if first_call:
@@ -74,18 +85,20 @@ class DomainAwareEncoderDecoder(EncoderDecoder):
                         batch_img_metas: Optional[List[dict]]) -> ContextManager:
         if self.domino_scope == 'none':
             return nullcontext()
-        return domain_embedding_context(self._stack_embeddings(inputs, batch_img_metas))
+        embeddings = self._stack_embeddings(inputs, batch_img_metas)
+        return domain_embedding_context(self.domain_encoder(embeddings))
 
     def _stack_embeddings(self, inputs: Tensor, batch_img_metas: Optional[List[dict]]) -> Tensor:
         """(B, D) embeddings on the inputs' device and dtype, one per sample."""
-        missing = ('no data_samples were given' if batch_img_metas is None else
-                   [i for i, meta in enumerate(batch_img_metas) if EMBEDDING_KEY not in meta])
+        if batch_img_metas is None:  # no data samples: no sample has an embedding
+            batch_img_metas = [{}] * inputs.shape[0]
+        missing = [i for i, meta in enumerate(batch_img_metas) if EMBEDDING_KEY not in meta]
         if missing:
             raise KeyError(
                 f"DomainAwareEncoderDecoder (domino scope {self.domino_scope!r}) needs "
                 f"metainfo['{EMBEDDING_KEY}'] for every sample, missing for samples {missing}. It "
-                'is produced by the data pipeline\'s DomainEmbedding transform (set `domain=` in '
-                f"the config) and must be listed in PackSegInputs' meta_keys.")
+                "is produced by the data pipeline's DomainEmbedding transform (set `domain=` in "
+                "the config) and must be listed in PackSegInputs' meta_keys.")
         embeddings = [torch.as_tensor(meta[EMBEDDING_KEY]) for meta in batch_img_metas]
         shapes = {tuple(e.shape) for e in embeddings}
         if shapes != {(self.domain_embed_dim, )}:

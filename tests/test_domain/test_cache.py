@@ -82,7 +82,8 @@ def test_concurrent_writers_and_readers_never_see_partial_files(tmp_path):
 # --- through the transform -------------------------------------------------------------------
 
 def make_transform(cache_dir, **generator):
-    transform = DomainEmbedding(generator={'mode': 'zero_shot', **generator}, cache_dir=str(cache_dir))
+    transform = DomainEmbedding(generator={'mode': 'zero_shot', **generator},
+                                cache_dir=str(cache_dir))
     forwards = []
     model = transform.generator.model
     encode_image = model.encode_image
@@ -112,7 +113,8 @@ def test_hit_skips_clip_and_content_change_misses(tmp_path):
 
 def write_bank(path, fog_description):
     path.write_text('templates: ["a street {}.", "a road {}."]\n'
-                    f'conditions: {{clear: on a sunny day, fog: {fog_description}, night: at night}}\n')
+                    f'conditions: {{clear: on a sunny day, fog: {fog_description}, '
+                    'night: at night}\n')
     return str(path)
 
 

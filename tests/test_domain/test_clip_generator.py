@@ -35,8 +35,8 @@ def images():
 
 
 def features_by_hand(generator, images_bgr):
-    batch = torch.stack([generator.preprocess(Image.fromarray(np.ascontiguousarray(image[..., ::-1])))
-                         for image in images_bgr])
+    rgb = [Image.fromarray(np.ascontiguousarray(image[..., ::-1])) for image in images_bgr]
+    batch = torch.stack([generator.preprocess(image) for image in rgb])
     with torch.no_grad():
         return F.normalize(generator.model.encode_image(batch), dim=-1)
 
@@ -45,7 +45,8 @@ def test_text_is_normalised_mean_of_prompt_embeddings(generators):
     generator = generators['text']
     assert generator.embed_dim == 64 and generator.conditions == BANK.conditions
     with torch.no_grad():
-        prompts = F.normalize(generator.model.encode_text(generator.tokenizer(list(BANK.prompts['fog']))), dim=-1)
+        tokens = generator.tokenizer(list(BANK.prompts['fog']))
+        prompts = F.normalize(generator.model.encode_text(tokens), dim=-1)
     expected = F.normalize(prompts.mean(0), dim=0)
     embeddings = generator.embed_conditions(['fog', 'clear', 'fog'])
     assert embeddings.shape == (3, 64) and embeddings.dtype == torch.float32
@@ -65,7 +66,8 @@ def test_image_mode_is_normalised_image_features(generators, images):
 def test_channel_order_is_explicit(generators, images):
     generator = generators['image']
     rgb = [np.ascontiguousarray(image[..., ::-1]) for image in images]
-    torch.testing.assert_close(generator.embed_images(rgb, channel_order='rgb'), generator.embed_images(images))
+    torch.testing.assert_close(generator.embed_images(rgb, channel_order='rgb'),
+                               generator.embed_images(images))
     assert not torch.allclose(generator.embed_images(rgb), generator.embed_images(images))
     with pytest.raises(ValueError, match='HxWx3 uint8'):
         generator.embed_images([images[0].astype(np.float32)])
@@ -103,7 +105,8 @@ def test_random_weights_are_reproducible_and_leave_global_rng_alone(generators):
     assert torch.equal(torch.rand(3), expected)
     assert torch.equal(again.condition_embeddings, generators['text'].condition_embeddings)
     assert not again.has_language_meaning
-    assert again.identity == {'arch': 'domino-tiny-clip', 'model_cfg': {}, 'weights': 'random:seed=0'}
+    assert again.identity == {'arch': 'domino-tiny-clip', 'model_cfg': {},
+                              'weights': 'random:seed=0'}
     other_seed = build('text', seed=1)
     assert not torch.allclose(other_seed.condition_embeddings, again.condition_embeddings)
 
@@ -135,16 +138,19 @@ def test_local_checkpoint_loads_through_open_clip(generators, tmp_path, suffix):
         save_file(source.state_dict(), str(path))
     else:
         torch.save(source.state_dict(), path)
-    loaded = build('image', pretrained=str(path), seed=123)  # seed 123 alone would give other weights
-    for (name, expected), (_, actual) in zip(source.state_dict().items(), loaded.model.state_dict().items()):
-        assert torch.equal(expected, actual), name
+    loaded = build('image', pretrained=str(path), seed=123)  # seed 123 alone: other weights
+    loaded_state = loaded.model.state_dict()
+    assert loaded_state.keys() == source.state_dict().keys()
+    for name, expected in source.state_dict().items():
+        assert torch.equal(expected, loaded_state[name]), name
     assert loaded.has_language_meaning
     assert loaded.identity['weights'].startswith('sha256:')
 
 
 def test_pickled_objects_in_checkpoints_are_refused(generators, tmp_path):
     path = tmp_path / 'evil.pt'
-    torch.save({'state_dict': generators['image'].model.state_dict(), 'extra': Image.new('RGB', (1, 1))}, path)
+    state_dict = generators['image'].model.state_dict()
+    torch.save({'state_dict': state_dict, 'extra': Image.new('RGB', (1, 1))}, path)
     with pytest.raises(Exception, match='Weights only load failed|weights_only'):
         build('image', pretrained=str(path))
 
@@ -168,7 +174,8 @@ def test_cached_tag_loads_from_hf_cache_with_tag_preprocessing(generators, tmp_p
     assert loaded.identity['weights'] == 'tag:fake-tag' and loaded.has_language_meaning
     assert torch.equal(loaded.model.logit_scale, generators['image'].model.logit_scale)
     preprocess_cfg = open_clip.get_model_preprocess_cfg(loaded.model)
-    assert preprocess_cfg['resize_mode'] == 'squash' and tuple(preprocess_cfg['mean']) == (0.5, 0.5, 0.5)
+    assert preprocess_cfg['resize_mode'] == 'squash'
+    assert tuple(preprocess_cfg['mean']) == (0.5, 0.5, 0.5)
     assert type(loaded.model.visual.transformer.resblocks[0].mlp.gelu).__name__ == 'QuickGELU'
 
 

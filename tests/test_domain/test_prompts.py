@@ -41,7 +41,8 @@ def test_content_hash_tracks_prompts_not_layout(tmp_path):
     text = 'templates: ["a street {}."]\nconditions: {fog: in fog, rain: in rain}\n'
     base = load_prompt_bank(write(tmp_path, text, 'a.yaml')).content_hash
     assert load_prompt_bank(write(tmp_path, text, 'a.yaml')).content_hash == base
-    reformatted = '# comment\ntemplates:\n  - "a street {}."\nconditions:\n  fog: [in fog]\n  rain: in rain\n'
+    reformatted = ('# comment\ntemplates:\n  - "a street {}."\n'
+                   'conditions:\n  fog: [in fog]\n  rain: in rain\n')
     assert load_prompt_bank(write(tmp_path, reformatted, 'b.yaml')).content_hash == base
     changed = text.replace('in fog', 'in thick fog')
     assert load_prompt_bank(write(tmp_path, changed, 'c.yaml')).content_hash != base
@@ -54,7 +55,8 @@ def test_content_hash_tracks_prompts_not_layout(tmp_path):
     ('conditions: {fog: in fog}\n', "condition 'fog' has no prompts"),
     ('templates: ["a street."]\nconditions: {fog: in fog}\n', "template 'a street.'"),
     ('templates: ["a {} {}."]\nconditions: {fog: in fog}\n', "template 'a {} {}.'"),
-    ('templates: ["a {}."]\nconditions:\n  fog: in fog\n  fog: foggy\n', "duplicate key 'fog' (line 4)"),
+    ('templates: ["a {}."]\nconditions:\n  fog: in fog\n  fog: foggy\n',
+     "duplicate key 'fog' (line 4)"),
     ('templates: ["a {}."]\nconditions: {fog: in fog}\nextra: 1\n', "unknown key(s) ['extra']"),
     ('templates: ["a {}."]\nconditions: {fog: in fog}\nprompts: {hail: [hail]}\n',
      "condition(s) ['hail'] that are not listed"),

@@ -237,6 +237,8 @@ class Street:
     road_left: float
     road_right: float
     lane_width: float
+    lanes: int
+    parking: tuple[bool, bool]     # a parking strip along the (left, right) kerb
     divider: float | None          # x of the two-way centre line; None for a one-way street
     verge: tuple[float, float]     # grass strip between kerb and sidewalk, (left, right)
     sidewalk: tuple[float, float]
@@ -258,7 +260,13 @@ class Street:
         return self.styles[0 if side < 0 else 1]
 
     def crossing_at(self, z0: float, z1: float) -> bool:
-        return self.crossing is not None and z1 > self.crossing[0] and z0 < self.crossing[1]
+        """Whether [z0, z1] overlaps the cross street or the sidewalks at its corners."""
+        return (self.crossing is not None and z1 > self.crossing[0] - 2.5
+                and z0 < self.crossing[1] + 2.5)
+
+    def lane_centres(self) -> list[float]:
+        first = self.road_left + 2.2 * self.parking[0] + self.lane_width / 2
+        return [first + k * self.lane_width for k in range(self.lanes)]
 
 
 def make_camera(height: int, width: int, rng: np.random.Generator) -> Camera:
@@ -292,7 +300,8 @@ def make_street(rng: np.random.Generator) -> Street:
     crosswalk = crossing[0] - 4.0 if crossing else (
         rng.uniform(10, 35) if rng.random() < 0.5 else None)
     return Street(
-        road_left=road_left, road_right=road_right, lane_width=lane_width,
+        road_left=road_left, road_right=road_right, lane_width=lane_width, lanes=lanes,
+        parking=tuple(parking),
         divider=road_left + 2.2 * parking[0] + (lanes // 2) * lane_width if two_way else None,
         verge=tuple(rng.uniform(1.0, 2.5) if rng.random() < 0.3 else 0.0 for _ in range(2)),
         sidewalk=(rng.uniform(1.5, 4.5), rng.uniform(1.5, 4.5)),
@@ -305,6 +314,7 @@ def _street_colours(rng: np.random.Generator) -> dict:
     return {
         'road': hsv(rng.uniform(0.55, 0.65), rng.uniform(0.0, 0.08), rng.uniform(0.28, 0.42)),
         'marking': hsv(0.13, 0.7, 0.85) if rng.random() < 0.3 else hsv(0, 0, 0.88),
+        'zebra': hsv(0, 0, 0.9),
         'sidewalk': hsv(rng.uniform(0.0, 0.12), rng.uniform(0.05, 0.3), rng.uniform(0.55, 0.75)),
         'kerb': hsv(0, 0, rng.uniform(0.7, 0.85)),
         'terrain': (hsv(rng.uniform(0.15, 0.22), rng.uniform(0.35, 0.6), rng.uniform(0.45, 0.62))
@@ -356,8 +366,8 @@ def paint_ground(canvas: Canvas, street: Street, sun: Sun, shadows: list) -> Non
     fade = np.clip(2.0 - z / 25.0, 0, 1)        # texture averages out with distance
     rgb *= (1 + (0.12 * grain + 0.1 * patches) * fade)[..., None]
     sun_in, contact = _shadow(x, z, shadows, sun)
-    light = sun.ambient * (1 - 0.35 * contact) + sun.direct * max(float(sun.direction[1]), 0.0) * (1 - sun_in)
-    rgb *= light[..., None]
+    overhead = sun.direct * max(float(sun.direction[1]), 0.0)
+    rgb *= (sun.ambient * (1 - 0.35 * contact) + overhead * (1 - sun_in))[..., None]
     canvas.rgb[top:] = rgb
     canvas.label[top:] = label
     canvas.depth[top:] = np.broadcast_to(z, label.shape)
@@ -382,17 +392,20 @@ def _ground_surfaces(street: Street, x, z, pixel):
         z0, z1 = street.crossing
         road |= (z >= z0) & (z <= z1)
         corner = ((z >= z0 - 2.5) & (z < z0)) | ((z > z1) & (z <= z1 + 2.5))
-        corner &= ~road & ((x < street.lot(-1)) | (x > street.lot(1)))
+        corner = corner & ~road & ((x < street.lot(-1)) | (x > street.lot(1)))
         rgb[corner] = col['sidewalk']
         label[corner] = ID['sidewalk']
     rgb[road] = col['road']
     label[road] = ID['road']
-    rgb[road & _markings(street, x, z, pixel)] = col['marking']
+    lines, crossing = _markings(street, x, z, pixel)
+    rgb[road & lines] = col['marking']
+    rgb[road & crossing] = col['zebra']
     return label, rgb
 
 
 def _markings(street: Street, x, z, pixel):
-    """Lane lines, edge lines, divider and zebra crossing; they stay `road` in the labels."""
+    """(lane, edge and divider lines; zebra crossing and stop line) as masks. Markings stay
+    `road` in the labels."""
     half = np.maximum(0.07, 0.5 * pixel)         # never thinner than ~1 px far away
     marks = np.zeros(np.broadcast_shapes(x.shape, z.shape), bool)
     lane = street.lane_width
@@ -405,11 +418,11 @@ def _markings(street: Street, x, z, pixel):
         marks |= np.abs(x - edge) < 0.8 * half
     if street.crossing is not None:
         marks &= (z < street.crossing[0]) | (z > street.crossing[1])
+    zebra = np.zeros_like(marks)
     if street.crosswalk is not None:
         zebra = (z >= street.crosswalk) & (z <= street.crosswalk + 3.5) & stripes(x, 1.0, 0.5)
-        stop_line = (z >= street.crosswalk - 1.3) & (z <= street.crosswalk - 0.8)
-        marks |= zebra | stop_line
-    return marks
+        zebra |= (z >= street.crosswalk - 1.3) & (z <= street.crosswalk - 0.8)   # stop line
+    return marks, zebra
 
 
 def _shadow(x, z, shadows: list, sun: Sun) -> tuple[np.ndarray, np.ndarray]:
@@ -441,40 +454,43 @@ def _slab(p, d: float, lo: float, hi: float):
 # Materials: functions of plane coordinates (u along the plane, v height above the ground)
 
 
-def facade(look: dict, shade: float) -> Material:
-    """Wall with a window grid per floor, a shop front at street level and a cornice."""
-    wall, glass, trim = look['wall'] * shade, look['glass'], look['trim'] * shade
+def facade(look: dict, shade: float, gable: float = 0.0) -> Material:
+    """Wall with a window grid per floor, a shop front at street level, a cornice and a roof
+    (a band on the eaves side; a gable of half-width `gable` on the end facing the camera)."""
+    building = ID['building']
 
     def material(u, v):
         floors = (v >= look['ground']) & (v < look['height'] - 0.7)
-        in_bay = stripes(u, look['spacing'], look['window'] / look['spacing'], look['phase'])
-        in_row = stripes(v - look['ground'], look['floor'], 0.5, -0.9)
-        window = floors & in_bay & in_row
-        frame = floors & stripes(u, look['spacing'], (look['window'] + 0.3) / look['spacing'],
-                                 look['phase'] - 0.15) & stripes(v - look['ground'],
-                                                                 look['floor'], 0.6, -0.75)
-        reflection = 0.7 + 0.6 * hash_noise(u - look['phase'], v - look['ground'],
-                                            1.0 / look['spacing'])[..., None]
+        bay = stripes(u, look['spacing'], look['window'] / look['spacing'], look['phase'])
+        bay_frame = stripes(u, look['spacing'], (look['window'] + 0.3) / look['spacing'],
+                            look['phase'] - 0.15)
+        storey = v - look['ground']
+        window = floors & bay & stripes(storey, look['floor'], 0.5, 0.9)
+        frame = floors & bay_frame & stripes(storey, look['floor'], 0.6, 0.75)
+        reflection = 0.7 + 0.6 * hash_noise(u - look['phase'], storey, 1.0 / look['spacing'])
         shop = (v < look['ground'] - 0.6) & (v > 0.3) & stripes(u, 4.0, 0.7, look['phase'])
-        layers = Layers(u, v).add(True, wall * (0.94 + 0.12 * hash_noise(u, v, 3.0))[..., None])
-        layers.add(v < look['ground'], look['base'] * shade).add(frame, trim)
-        layers.add(window, glass * reflection).add(shop, glass * 0.8)
-        layers.add(v >= look['height'] - 0.5, trim * 0.85)
-        layers.add(v >= look['height'], look['roof'] * shade)
+        grime = 0.94 + 0.12 * hash_noise(u, v, 3.0)
+        layers = Layers(u, v).add(True, look['wall'] * shade * grime[..., None], building)
+        layers.add(v < look['ground'], look['base'] * shade, building)
+        layers.add(frame, look['trim'] * shade, building)
+        layers.add(window, look['glass'] * reflection[..., None], building)
+        layers.add(shop, look['glass'] * 0.8, building)
+        layers.add(v >= look['height'] - 0.5, look['trim'] * shade * 0.85, building)
+        layers.add(v >= look['height'], look['roof'] * shade, building)
+        if gable:
+            above = v - look['height'] > look['roof_height'] * (1 - np.abs(u) / gable)
+            layers.label[np.broadcast_to(above, layers.label.shape)] = TRANSPARENT
         return layers.out()
     return material
 
 
-def skyline(look: dict) -> Material:
-    """Distant buildings of different heights with faint window rows."""
+def skyline(heights: np.ndarray, tints: np.ndarray, block: float) -> Material:
+    """Distant buildings, one per `block` metres of u (from 0), with faint window rows."""
     def material(u, v):
-        height = look['heights'][np.clip((u / look['block']).astype(int) + look['offset'], 0,
-                                         len(look['heights']) - 1)]
-        tint = look['tints'][np.clip((u / look['block']).astype(int) + look['offset'], 0,
-                                     len(look['tints']) - 1)]
+        index = np.clip((u / block).astype(int), 0, len(heights) - 1)
         windows = stripes(v, 3.2, 0.45) & stripes(u, 2.6, 0.5) & (v > 3)
-        rgb = tint * (1 - 0.25 * windows[..., None])
-        return Layers(u, v).add(v < height, rgb, ID['building']).out()
+        rgb = tints[index] * (1 - 0.25 * windows[..., None])
+        return Layers(u, v).add(v < heights[index], rgb, ID['building']).out()
     return material
 
 
@@ -524,20 +540,21 @@ def hedge(colour: np.ndarray, height: float, phase: float) -> Material:
 
 
 def tree(look: dict, shade: float) -> Material:
-    """Trunk and a crown of lumpy blobs, lit on the sun side and darker underneath."""
+    """Trunk and a crown of overlapping blobs with ragged leafy edges, lit on the sun side and
+    darker underneath."""
     def material(u, v):
         layers = Layers(u, v)
         layers.add((np.abs(u) < look['trunk'] / 2) & (v < look['base'] + 0.5),
                    look['bark'] * shade, ID['vegetation'])
-        leaves = (0.65 + 0.5 * hash_noise(u, v, 5.0))[..., None]
-        for cu, cv, r, phase in look['blobs']:
-            du, dv = u - cu, v - cv
-            theta = np.arctan2(dv, du)
-            bumpy = r * (1 + 0.13 * np.sin(5 * theta + phase) + 0.07 * np.sin(11 * theta))
-            lit = 0.8 + 0.25 * np.clip(dv / r + look['sun_side'] * du / r, -1, 1)
-            layers.add(du ** 2 + dv ** 2 < bumpy ** 2,
-                       look['leaves'] * shade * leaves * lit[..., None], ID['vegetation'])
-        return layers.out()
+        leaves = hash_noise(u, v, 5.0)
+        crown = np.zeros(layers.label.shape, bool)
+        for cu, cv, r in look['blobs']:
+            crown |= (u - cu) ** 2 + (v - cv) ** 2 < r * r * (0.8 + 0.35 * leaves)
+        radius = look['radius']
+        lit = 0.8 + 0.25 * np.clip((v - look['centre']) / radius + look['sun_side'] * u / radius,
+                                   -1, 1)
+        colour = look['leaves'] * shade * ((0.65 + 0.5 * leaves) * lit)[..., None]
+        return layers.add(crown, colour, ID['vegetation']).out()
     return material
 
 
@@ -704,3 +721,526 @@ def vehicle_side(look: dict, front_far: bool) -> Material:
                        look['label'])
         return layers.out()
     return material
+
+
+# ---------------------------------------------------------------------------------------------
+# Scene composition: each function returns (distance, painter) items
+
+
+Item = tuple[float, Callable[[Canvas], None]]
+PALETTE = {   # vehicle paints (hsv), roughly by how common they are
+    'car': [(0, 0, 0.92), (0, 0, 0.08), (0, 0, 0.6), (0, 0, 0.4), (0.0, 0.8, 0.6),
+            (0.6, 0.7, 0.45), (0.6, 0.5, 0.25), (0.33, 0.5, 0.3), (0.1, 0.3, 0.7)],
+    'bus': [(0.0, 0.85, 0.7), (0.13, 0.85, 0.85), (0, 0, 0.9), (0.58, 0.7, 0.55),
+            (0.35, 0.6, 0.5)],
+    'truck': [(0, 0, 0.88), (0, 0, 0.7), (0.6, 0.6, 0.5), (0.02, 0.7, 0.6), (0.1, 0.7, 0.8)],
+}
+BUILDING_STYLES = {   # lengths, setbacks, heights (m), chance of a gap, gap lengths
+    'urban': dict(length=(8, 28), setback=(0, 1), height=(8, 30), gap_chance=0.2,
+                  gap=(2, 8)),
+    'suburban': dict(length=(8, 14), setback=(3, 9), height=(5, 8), gap_chance=0.7,
+                     gap=(3, 12)),
+    'park': dict(length=(15, 35), setback=(20, 40), height=(10, 25), gap_chance=0.6,
+                 gap=(10, 30)),
+}
+
+
+def pick(rng: np.random.Generator, options: list):
+    return options[int(rng.integers(len(options)))]
+
+
+def jitter_hsv(rng: np.random.Generator, h: float, s: float, v: float) -> np.ndarray:
+    return hsv(h + rng.uniform(-0.02, 0.02), s * rng.uniform(0.8, 1.1), v * rng.uniform(0.85, 1.1))
+
+
+def building_look(rng: np.random.Generator, style: str) -> dict:
+    kind = rng.random()
+    if kind < 0.5:          # warm plaster, ochre, brick
+        wall = hsv(rng.uniform(0.0, 0.13), rng.uniform(0.15, 0.55), rng.uniform(0.45, 0.85))
+    elif kind < 0.8:        # white, grey, concrete
+        wall = hsv(rng.uniform(0, 1), rng.uniform(0, 0.07), rng.uniform(0.4, 0.9))
+    else:                   # pastel
+        wall = hsv(rng.uniform(0.25, 0.65), rng.uniform(0.1, 0.3), rng.uniform(0.55, 0.85))
+    limits = BUILDING_STYLES[style]
+    urban = style != 'suburban'
+    window = rng.uniform(0.8, 1.5)
+    trim = np.clip(wall * pick(rng, [0.7, 1.25]), 0, 1)
+    return dict(
+        wall=wall, trim=trim, height=rng.uniform(*limits['height']),
+        floor=rng.uniform(3.0, 3.6), ground=rng.uniform(3.5, 4.5) if urban else 0.0,
+        window=window, spacing=window + rng.uniform(0.8, 2.0), phase=rng.uniform(0, 3),
+        glass=hsv(rng.uniform(0.55, 0.62), rng.uniform(0.1, 0.35), rng.uniform(0.15, 0.35)),
+        base=hsv(rng.uniform(0, 1), rng.uniform(0, 0.2), rng.uniform(0.15, 0.4)) if urban
+        else wall,
+        roof=hsv(rng.uniform(0.0, 0.06), rng.uniform(0.2, 0.6), rng.uniform(0.2, 0.45)),
+        roof_height=0.0 if urban else rng.uniform(1.5, 3.0), lit=rng.uniform(0.1, 0.4))
+
+
+def buildings(street: Street, side: int, sun: Sun, shadows: list,
+              rng: np.random.Generator) -> list[Item]:
+    """Blocks along one side, skipping the cross street; each casts a shadow on the ground."""
+    style = street.style(side)
+    limits = BUILDING_STYLES[style]
+    shades = (sun.shade((-side, 0, 0)), sun.shade((0, 0, -1)))
+    items, z = [], rng.uniform(-6, 3)
+    while z < street.end:
+        length = rng.uniform(*limits['length'])
+        if street.crossing_at(z, z + length):
+            corner = street.crossing[0] - 2.5
+            if corner - z < 4:
+                z = street.crossing[1] + 2.5
+                continue
+            length = corner - z
+        look = building_look(rng, style)
+        face = street.lot(side) + side * rng.uniform(*limits['setback'])
+        width = rng.uniform(10, 25)
+        centre = face + side * width / 2
+        items.append((z, _painter(draw_building, x=centre, z=z, width=width, length=length,
+                                  look=look, shades=shades, rng_seed=int(rng.integers(2**31)))))
+        top = look['height'] + look['roof_height'] / 2
+        shadows.append((centre - width / 2, centre + width / 2, z, z + length, top))
+        z += length
+        if rng.random() < limits['gap_chance']:
+            z += rng.uniform(*limits['gap'])
+    return items
+
+
+def _painter(function, **kwargs) -> Callable[[Canvas], None]:
+    return lambda canvas: function(canvas, **kwargs)
+
+
+def draw_building(canvas: Canvas, x: float, z: float, width: float, length: float, look: dict,
+                  shades: tuple[float, float], rng_seed: int) -> None:
+    height = look['height'] + look['roof_height']
+    box(canvas, x, z, width, height, length, near=facade(look, shades[1], gable=width / 2),
+        side=facade(look, shades[0]))
+    _window_lights(canvas, x, z, width, length, look, np.random.default_rng(rng_seed))
+
+
+def _window_lights(canvas: Canvas, x: float, z: float, width: float, length: float,
+                   look: dict, rng: np.random.Generator) -> None:
+    """Some windows on the road-facing side are lit at night (the night renderer shows them)."""
+    face = x - np.sign(x) * width / 2
+    along = np.arange(look['phase'] + look['window'] / 2, length, look['spacing'])
+    heights = np.arange(look['ground'] + 0.9 + 0.25 * look['floor'], look['height'] - 1.2,
+                        look['floor'])
+    for u in along:
+        for v in heights:
+            if rng.random() < look['lit'] and z + u > 0.5:
+                canvas.add_light(face, v, z + u, 0.3 * look['window'], (170, 130, 70))
+
+
+def background(street: Street, rng: np.random.Generator) -> list[Item]:
+    """Distant skyline and/or tree line closing the view at the end of the street."""
+    z = street.end + rng.uniform(20, 60)
+    half = 0.8 * z + 40
+    haze = hsv(rng.uniform(0.55, 0.62), 0.1, 0.75)
+    items = []
+    if rng.random() < 0.75:
+        count = int(2 * half / 8) + 1
+        walls = np.array([hsv(h, s, v) for h, s, v in zip(
+            rng.uniform(0, 0.15, count), rng.uniform(0, 0.4, count), rng.uniform(0.45, 0.85, count))])
+        tints = 0.6 * walls + 0.4 * haze
+        material = skyline(rng.uniform(8, 40, count), tints, 2 * half / count)
+        items.append((z, _painter(front_plane, z=z, x0=-half, x1=half, y0=0, y1=45,
+                                  material=lambda u, v: material(u + half, v))))
+    if rng.random() < 0.5 or not items:
+        green = hsv(rng.uniform(0.22, 0.32), rng.uniform(0.3, 0.6), rng.uniform(0.25, 0.4))
+        items.append((z - 8, _painter(front_plane, z=z - 8, x0=-half, x1=half, y0=0, y1=20,
+                                      material=treeline(green, rng.uniform(5, 12),
+                                                        rng.uniform(0, 6)))))
+    return items
+
+
+def boundaries(street: Street, side: int, sun: Sun, rng: np.random.Generator) -> list[Item]:
+    """Walls, fences and hedges along the property line behind the sidewalk."""
+    chance = {'urban': 0.3, 'suburban': 0.8, 'park': 0.8}[street.style(side)]
+    shade = sun.shade((-side, 0, 0))
+    x = street.lot(side) + side * 0.15
+    items, z = [], rng.uniform(0, 8)
+    while z < min(street.end, 100):
+        length = rng.uniform(6, 30)
+        if rng.random() < chance and not street.crossing_at(z, z + length):
+            height = rng.uniform(0.8, 2.2)
+            kind = pick(rng, ['wall', 'fence', 'hedge'])
+            if kind == 'wall':
+                colour = pick(rng, [hsv(0.07, 0.45, 0.55), hsv(0.1, 0.1, 0.7), hsv(0, 0, 0.5)])
+                material = wall(dict(colour=colour * rng.uniform(0.85, 1.1), height=height,
+                                     coping=hsv(0, 0, 0.8)), shade)
+            elif kind == 'fence':
+                boards = rng.random() < 0.5
+                colour = hsv(0.07, 0.5, 0.45) if boards else hsv(0.4, 0.25, 0.35)
+                material = fence(dict(kind='boards' if boards else 'mesh', height=height,
+                                      colour=colour * rng.uniform(0.8, 1.2)), shade)
+            else:
+                green = hsv(rng.uniform(0.23, 0.33), rng.uniform(0.5, 0.75), rng.uniform(0.2, 0.35))
+                material = hedge(green * shade, height, rng.uniform(0, 6))
+            items.append((z, _painter(side_plane, x=x, z0=z, z1=z + length, y0=0,
+                                      y1=height + 0.2, material=material)))
+        z += length + rng.uniform(0, 10)
+    return items
+
+
+def trees(street: Street, side: int, sun: Sun, rng: np.random.Generator) -> list[Item]:
+    """Street trees in the verge or sidewalk, front-yard trees, park trees."""
+    i = 0 if side < 0 else 1
+    kerb, lot, style = street.kerb(side), street.lot(side), street.style(side)
+    spots = []
+    if street.verge[i] > 0 or (style == 'urban' and rng.random() < 0.4):
+        offset = street.verge[i] / 2 if street.verge[i] > 0 else 0.9
+        z = rng.uniform(2, 12)
+        while z < street.end * 0.8:
+            spots.append((kerb + side * offset, z))
+            z += rng.uniform(7, 16)
+    count = {'urban': 0, 'suburban': int(rng.integers(2, 7)), 'park': int(rng.integers(6, 15))}
+    depth = 6 if style == 'suburban' else 25
+    for _ in range(count[style]):
+        spots.append((lot + side * rng.uniform(1.5, depth), rng.uniform(3, street.end)))
+    shade = sun.ambient + 0.5 * sun.direct
+    sun_side = float(np.sign(math.sin(sun.azimuth)))
+    items = []
+    for x, z in spots:
+        if street.crossing_at(z - 1, z + 1) and abs(x) < abs(lot) + 3:
+            continue
+        look = tree_look(rng, big=style == 'park', sun_side=sun_side)
+        items.append((z, _painter(draw_tree, x=x, z=z, look=look, shade=shade)))
+    return items
+
+
+def tree_look(rng: np.random.Generator, big: bool, sun_side: float) -> dict:
+    radius = rng.uniform(2.0, 4.0) if big else rng.uniform(1.4, 3.0)
+    base = rng.uniform(1.8, 3.5)
+    blobs = [(rng.uniform(-0.6, 0.6) * radius, base + radius * rng.uniform(0.7, 1.6),
+              radius * rng.uniform(0.55, 0.9)) for _ in range(int(rng.integers(3, 7)))]
+    return dict(trunk=rng.uniform(0.25, 0.5), base=base, blobs=blobs, sun_side=sun_side,
+                radius=radius, centre=base + 1.1 * radius,
+                leaves=hsv(rng.uniform(0.2, 0.33), rng.uniform(0.45, 0.75), rng.uniform(0.25, 0.45)),
+                bark=hsv(rng.uniform(0.05, 0.1), rng.uniform(0.3, 0.5), rng.uniform(0.2, 0.35)),
+                reach=1.6 * radius, top=base + 2.6 * radius)
+
+
+def draw_tree(canvas: Canvas, x: float, z: float, look: dict, shade: float) -> None:
+    trunk = max(look['trunk'], canvas.camera.metres(MIN_THIN_PX, z))
+    material = tree(dict(look, trunk=trunk), shade)
+    front_plane(canvas, z, x - look['reach'], x + look['reach'], 0, look['top'],
+                lambda u, v: material(u - x, v))
+
+
+def street_lamps(street: Street, side: int, rng: np.random.Generator) -> list[Item]:
+    """Lamp posts at regular spacing along the kerb, arms reaching over the road."""
+    if rng.random() < 0.3:
+        return []
+    look = dict(height=rng.uniform(6, 9), colour=pick(rng, [hsv(0, 0, 0.25), hsv(0, 0, 0.55),
+                                                           hsv(0.4, 0.3, 0.2)]))
+    reach = -side * rng.uniform(0.8, 2.2)
+    spacing = rng.uniform(18, 32)
+    x = street.kerb(side) + side * 0.5
+    items = []
+    for z in np.arange(rng.uniform(3, spacing), street.end, spacing):
+        if not street.crossing_at(z - 1, z + 1):
+            items.append((z, _painter(draw_lamp, x=x, z=float(z), look=look, reach=reach)))
+    return items
+
+
+def draw_lamp(canvas: Canvas, x: float, z: float, look: dict, reach: float) -> None:
+    cam = canvas.camera
+    look = dict(look, width=max(0.18, cam.metres(MIN_THIN_PX, z)),
+                thick=max(0.06, cam.metres(0.8, z)))
+    material = street_lamp(look, reach)
+    front_plane(canvas, z, x + min(0.0, reach) - 0.5, x + max(0.0, reach) + 0.5, 0,
+                look['height'] + 0.2, lambda u, v: material(u - x, v))
+    canvas.add_light(x + reach, look['height'] - 0.25, z, 0.35, (255, 210, 140))
+
+
+SIGN_FACES = {   # shape: [(face, border)] in hsv
+    'circle': [((0, 0, 0.95), (0.0, 0.85, 0.75)), ((0.6, 0.85, 0.6), (0.6, 0.85, 0.6)),
+               ((0.0, 0.85, 0.75), (0, 0, 0.95))],
+    'triangle': [((0, 0, 0.95), (0.0, 0.85, 0.75)), ((0.14, 0.8, 0.9), (0.0, 0.85, 0.75))],
+    'rect': [((0.6, 0.85, 0.6), (0, 0, 0.95)), ((0.38, 0.8, 0.45), (0, 0, 0.95)),
+             ((0.14, 0.8, 0.9), (0, 0, 0.1))],
+}
+
+
+def signs(street: Street, rng: np.random.Generator) -> list[Item]:
+    """Traffic signs on posts by the kerb; some are seen from the back."""
+    items = []
+    for _ in range(int(rng.integers(1, 5))):
+        side = pick(rng, [-1, 1])
+        shape = pick(rng, list(SIGN_FACES))
+        face, border = (hsv(*c) for c in pick(rng, SIGN_FACES[shape]))
+        if rng.random() < 0.2:
+            face = border = hsv(0, 0, rng.uniform(0.4, 0.6))
+        look = dict(shape=shape, face=face, border=border, size=rng.uniform(0.6, 0.9),
+                    centre=rng.uniform(2.2, 2.8), aspect=rng.uniform(1.0, 2.2),
+                    post_colour=hsv(0, 0, rng.uniform(0.4, 0.65)))
+        x = street.kerb(side) + side * rng.uniform(0.3, 0.8)
+        items.append(_sign_item(x, rng.uniform(5, 60), look))
+    return items
+
+
+def _sign_item(x: float, z: float, look: dict) -> Item:
+    return z, _painter(draw_sign, x=x, z=z, look=look)
+
+
+def draw_sign(canvas: Canvas, x: float, z: float, look: dict) -> None:
+    cam = canvas.camera
+    look = dict(look, size=max(look['size'], cam.metres(4.0, z)),
+                post=max(0.08, cam.metres(MIN_THIN_PX, z)))
+    material = sign(look)
+    half = look['size'] * look['aspect']
+    front_plane(canvas, z, x - half, x + half, 0, look['centre'] + look['size'],
+                lambda u, v: material(u - x, v))
+
+
+def traffic_lights(street: Street, rng: np.random.Generator) -> list[Item]:
+    """Signals at the corners of the cross street or at a zebra crossing, sometimes hanging
+    from a mast arm over the road."""
+    if street.crossing is not None:
+        stops = [street.crossing[0] - 1.5] + ([street.crossing[1] + 1.5] * (rng.random() < 0.6))
+    elif street.crosswalk is not None:
+        stops = [street.crosswalk - 1.5]
+    else:
+        return []
+    housing = pick(rng, [hsv(0, 0, 0.1), hsv(0, 0, 0.2), hsv(0.15, 0.5, 0.45)])
+    lit = int(rng.integers(3))
+    items = []
+    for z in stops:
+        for side in (-1, 1):
+            look = dict(top=rng.uniform(3.0, 4.0), box_u=0.0, housing=housing, lit=lit,
+                        post_colour=hsv(0, 0, rng.uniform(0.3, 0.6)), box_width=0.34)
+            x = street.kerb(side) + side * 0.6
+            items.append((z, _painter(draw_traffic_light, x=x, z=z, look=look)))
+    if street.crossing is not None and rng.random() < 0.5:
+        side = pick(rng, [-1, 1])
+        x, reach = street.kerb(side) + side * 0.6, -side * rng.uniform(3.5, 6.0)
+        pole = dict(height=6.3, colour=hsv(0, 0, 0.35))
+        items.append((stops[0] + 0.01, _painter(draw_lamp, x=x, z=stops[0], look=pole,
+                                                reach=reach)))
+        for box_u in (0.55 * reach, 0.95 * reach):
+            look = dict(top=6.3, box_u=box_u, housing=housing, lit=lit, post_colour=housing,
+                        box_width=0.4, post=0.0)
+            items.append((stops[0], _painter(draw_traffic_light, x=x, z=stops[0], look=look)))
+    return items
+
+
+def draw_traffic_light(canvas: Canvas, x: float, z: float, look: dict) -> None:
+    cam = canvas.camera
+    half = max(look['box_width'], cam.metres(3.0, z)) / 2
+    look = dict(look, box_width=2 * half,
+                post=look.get('post', max(0.12, cam.metres(MIN_THIN_PX, z))))
+    material = traffic_light(look)
+    x0, x1 = x + min(0.0, look['box_u']) - 3 * half, x + max(0.0, look['box_u']) + 3 * half
+    front_plane(canvas, z, x0, x1, 0, look['top'] + 0.1, lambda u, v: material(u - x, v))
+    colour = [(255, 40, 30), (255, 190, 40), (40, 255, 120)][look['lit']]
+    canvas.add_light(x + look['box_u'], look['top'] - half * (0.55 + 1.05 * look['lit']), z,
+                     0.2, colour)
+
+
+def vehicle_parts(kind: str, rng: np.random.Generator) -> list[dict]:
+    """Box parts of one vehicle, nearest first when seen from behind: a car or bus is one box,
+    a truck a cargo box and a cab."""
+    paint = jitter_hsv(rng, *pick(rng, PALETTE[kind]))
+    glass = hsv(0.6, rng.uniform(0.1, 0.25), rng.uniform(0.1, 0.25))
+    label = ID[kind]
+    if kind == 'car':
+        height = rng.uniform(1.4, 1.6)
+        belt = rng.uniform(0.85, 0.95)
+        return [dict(kind=kind, label=label, body=paint, glass=glass, width=rng.uniform(1.7, 1.9),
+                     height=height, length=rng.uniform(3.9, 4.8), clearance=0.18, belt=belt,
+                     cabin=height - belt, taper=0.25, lamp_height=belt - 0.12,
+                     cabin_from=rng.uniform(0.18, 0.25), cabin_to=rng.uniform(0.68, 0.78),
+                     pillar=1.3, wheels=(0.17, 0.83), wheel=0.32)]
+    if kind == 'bus':
+        height = rng.uniform(3.0, 3.3)
+        return [dict(kind=kind, label=label, body=paint, glass=glass, width=2.55, height=height,
+                     length=rng.uniform(10.5, 12.5), clearance=0.3, belt=1.1, cabin=height - 1.1,
+                     taper=0.0, lamp_height=0.6, cabin_from=0.0, cabin_to=1.0, pillar=1.4,
+                     wheels=(0.2, 0.78), wheel=0.5)]
+    cargo_height = rng.uniform(3.2, 3.9)
+    cargo = dict(kind=kind, label=label, body=jitter_hsv(rng, *pick(rng, PALETTE['truck'])),
+                 glass=glass, width=2.5, height=cargo_height, length=rng.uniform(5, 8),
+                 clearance=0.35, belt=cargo_height - 0.01, cabin=0.01, taper=0.0,
+                 lamp_height=0.8, cabin_from=0.0, cabin_to=0.0, pillar=1.0,
+                 wheels=(0.12, 0.85), wheel=0.5)
+    cab = dict(kind=kind, label=label, body=paint, glass=glass, width=2.4,
+               height=rng.uniform(2.7, 3.0), length=2.2, clearance=0.35, belt=1.5, cabin=1.4,
+               taper=0.05, lamp_height=0.8, cabin_from=0.1, cabin_to=0.9, pillar=3.0,
+               wheels=(0.5,), wheel=0.5)
+    return [cargo, cab]
+
+
+def vehicles(street: Street, shadows: list, rng: np.random.Generator) -> list[Item]:
+    """Traffic in every lane (oncoming lanes seen from the front) and cars parked at kerbs."""
+    placements = []
+    for centre in street.lane_centres():
+        oncoming = street.divider is not None and centre < street.divider
+        z = rng.uniform(9, 30) if abs(centre) < street.lane_width / 2 else rng.uniform(5, 30)
+        while z < 90 and rng.random() < 0.7:
+            kind = pick(rng, ['car'] * 6 + ['truck', 'bus'])
+            x = centre + rng.uniform(-0.3, 0.3)
+            placements.append((x, z, 'front' if oncoming else 'rear', kind))
+            z += 13 + rng.uniform(3, 35)
+    for side, parked in zip((-1, 1), street.parking):
+        z = rng.uniform(2, 6)
+        while parked and z < 70:
+            if rng.random() < 0.65 and not street.crossing_at(z, z + 5):
+                facing = pick(rng, ['front', 'rear'])
+                placements.append((street.kerb(side) - side * 1.1, z, facing, 'car'))
+            z += rng.uniform(5.5, 9)
+    items = []
+    for x, z, facing, kind in placements:
+        parts = vehicle_parts(kind, rng)
+        if facing == 'front':
+            parts = parts[::-1]
+        offsets = np.cumsum([0.0] + [p['length'] + 0.2 for p in parts[:-1]])
+        for part, offset in zip(parts, offsets):
+            half = part['width'] / 2
+            shadows.append((x - half, x + half, z + offset, z + offset + part['length'],
+                            part['height']))
+        items.append((z, _painter(draw_vehicle, x=x, z=z, parts=parts, offsets=offsets,
+                                  facing=facing)))
+    return items
+
+
+def draw_vehicle(canvas: Canvas, x: float, z: float, parts: list[dict], offsets, facing: str):
+    for part, offset in zip(parts, offsets):
+        box(canvas, x, z + offset, part['width'], part['height'], part['length'],
+            near=vehicle_end(part, facing), side=vehicle_side(part, front_far=facing == 'rear'))
+    near = parts[0]
+    colour = (255, 30, 20) if facing == 'rear' else (255, 245, 220)
+    for lamp_x in (-0.77, 0.77):
+        canvas.add_light(x + lamp_x * near['width'] / 2, near['lamp_height'], z,
+                         0.08 if facing == 'rear' else 0.12, colour)
+
+
+def person_look(rng: np.random.Generator, stride: float) -> dict:
+    skin = hsv(rng.uniform(0.04, 0.09), rng.uniform(0.3, 0.6), rng.uniform(0.3, 0.9))
+    bottom = pick(rng, [hsv(0.6, 0.5, 0.35), hsv(0, 0, 0.15), hsv(0.1, 0.3, 0.55),
+                        hsv(0, 0, 0.45)])
+    return dict(height=rng.uniform(1.55, 1.95), stride=stride, skin=skin, bottom=bottom,
+                top=hsv(rng.uniform(0, 1), rng.uniform(0, 0.8), rng.uniform(0.15, 0.9)),
+                hair=hsv(rng.uniform(0.05, 0.12), rng.uniform(0.2, 0.7), rng.uniform(0.05, 0.6)),
+                shoes=hsv(0, 0, rng.uniform(0.05, 0.3)))
+
+
+def pedestrians(street: Street, sun: Sun, rng: np.random.Generator) -> list[Item]:
+    """People walking along the sidewalks and across the zebra crossing."""
+    shade = sun.shade((0, 0, -1))
+    spots = []
+    for _ in range(int(rng.integers(1, 9))):
+        side = pick(rng, [-1, 1])
+        i = 0 if side < 0 else 1
+        offset = street.verge[i] + rng.uniform(0.3, max(street.sidewalk[i] - 0.3, 0.4))
+        spots.append((street.kerb(side) + side * offset, rng.uniform(4, 60), rng.uniform(0, 0.06)))
+    if street.crosswalk is not None:
+        for _ in range(int(rng.integers(0, 4))):
+            spots.append((rng.uniform(street.road_left + 0.5, street.road_right - 0.5),
+                          street.crosswalk + rng.uniform(0.5, 3.0), rng.uniform(0.12, 0.3)))
+    items = []
+    for x, z, stride in spots:
+        look = person_look(rng, stride)
+        items.append((z, _painter(draw_upright, x=x, z=z, half=0.2 * look['height'],
+                                  top=look['height'], material=person(look, shade))))
+    return items
+
+
+def draw_upright(canvas: Canvas, x: float, z: float, half: float, top: float,
+                 material: Material) -> None:
+    """A front plane centred on x whose material sees u relative to that centre."""
+    front_plane(canvas, z, x - half, x + half, 0, top, lambda u, v: material(u - x, v))
+
+
+def cyclists(street: Street, sun: Sun, rng: np.random.Generator) -> list[Item]:
+    """Riders along the kerb (seen from behind), riders crossing, bicycles parked on the
+    sidewalk (seen from the side)."""
+    shade = sun.shade((0, 0, -1))
+    items = []
+    if rng.random() < 0.5:
+        x = street.road_right - 2.2 * street.parking[1] - rng.uniform(0.7, 1.4)
+        z = rng.uniform(7, 40)
+        look = dict(person_look(rng, 0.0), frame=hsv(rng.uniform(0, 1), 0.6, 0.5),
+                    tyre=0.06)
+        items.append((z, _painter(draw_rider_rear, x=x, z=z, look=look, shade=shade)))
+    crossing_z = street.crosswalk if street.crosswalk is not None else None
+    if crossing_z is not None and rng.random() < 0.4:
+        rider = person_look(rng, 0.0)
+        items.append(_bicycle_item(rng.uniform(street.road_left, street.road_right),
+                                   crossing_z + rng.uniform(0.5, 3.0), rider, shade, rng))
+    if rng.random() < 0.4:
+        for _ in range(int(rng.integers(1, 4))):
+            side = pick(rng, [-1, 1])
+            items.append(_bicycle_item(street.lot(side) - side * 0.6, rng.uniform(4, 40), None,
+                                       shade, rng))
+    return items
+
+
+def _bicycle_item(x: float, z: float, rider: dict | None, shade: float,
+                  rng: np.random.Generator) -> Item:
+    look = dict(frame=hsv(rng.uniform(0, 1), rng.uniform(0.3, 0.8), rng.uniform(0.2, 0.7)),
+                spokes=hsv(0, 0, 0.3), tyre_colour=hsv(0, 0, 0.06), tyre=0.07)
+    return z, _painter(draw_bicycle, x=x, z=z, look=look, rider=rider, shade=shade,
+                       flip=rng.random() < 0.5)
+
+
+def draw_bicycle(canvas: Canvas, x: float, z: float, look: dict, rider: dict | None,
+                 shade: float, flip: bool) -> None:
+    look = dict(look, tyre=max(look['tyre'], canvas.camera.metres(1.5, z)))
+    material = bicycle_side(look, shade, rider)
+    direction = -1.0 if flip else 1.0
+    front_plane(canvas, z, x - 1.0, x + 1.0, 0, 1.8 if rider else 1.1,
+                lambda u, v: material(direction * (u - x), v))
+
+
+def draw_rider_rear(canvas: Canvas, x: float, z: float, look: dict, shade: float) -> None:
+    look = dict(look, tyre=max(look['tyre'], canvas.camera.metres(MIN_THIN_PX, z) / 2))
+    draw_upright(canvas, x, z, 0.4, 1.9, rider_rear(look, shade))
+    canvas.add_light(x, 0.8, z, 0.06, (255, 30, 20))
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+TEXTURE = np.zeros(256, np.float32)   # per-class strength of fine texture noise
+TEXTURE[list(ID.values())] = [0.05, 0.05, 0.05, 0.07, 0.06, 0.04, 0.04, 0.03, 0.16, 0.12, 0.015,
+                              0.04, 0.04, 0.03, 0.03, 0.03, 0.03, 0.04, 0.04]
+
+
+def render_scene(height: int, width: int, rng: np.random.Generator) -> Scene:
+    """Render one random clear-weather street scene with labels, depth, lights and sun."""
+    camera = make_camera(height, width, rng)
+    sun = make_sun(rng)
+    street = make_street(rng)
+    canvas = Canvas(camera)
+    shadows: list = []
+    items: list[Item] = []
+    for side in (-1, 1):
+        items += buildings(street, side, sun, shadows, rng)
+        items += boundaries(street, side, sun, rng)
+        items += trees(street, side, sun, rng)
+        items += street_lamps(street, side, rng)
+    items += background(street, rng)
+    items += signs(street, rng)
+    items += traffic_lights(street, rng)
+    items += vehicles(street, shadows, rng)
+    items += pedestrians(street, sun, rng)
+    items += cyclists(street, sun, rng)
+    paint_sky(canvas, sun, rng)
+    paint_ground(canvas, street, sun, shadows)
+    for _, paint in sorted(items, key=lambda item: -item[0]):   # far to near
+        paint(canvas)
+    image = finish(canvas, rng)
+    return Scene(image=image, label=canvas.label, depth=canvas.depth,
+                 lights=canvas.visible_lights(), sun=sun)
+
+
+def finish(canvas: Canvas, rng: np.random.Generator) -> np.ndarray:
+    """Per-class texture noise, a little optical blur and sensor noise; to uint8."""
+    h, w = canvas.label.shape
+    fine = rng.standard_normal((h, w)).astype(np.float32)
+    blotches = smooth_noise(rng, (h, w), 4)
+    texture = TEXTURE[canvas.label] * (0.7 * fine + 0.5 * blotches)
+    rgb = canvas.rgb * (1 + texture)[..., None]
+    rgb = cv2.GaussianBlur(rgb, (3, 3), 0.5)
+    rgb += rng.normal(0, 0.008, rgb.shape).astype(np.float32)
+    return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)

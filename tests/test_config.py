@@ -1,0 +1,74 @@
+"""Every config group option composes, translates to an mmengine Config and instantiates."""
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+
+import domino_seg
+from domino_seg.config import CONFIG_DIR
+
+GROUPS = ['model', 'data', 'schedule', 'domino', 'domain']
+
+
+def options(group):
+    return sorted(p.stem for p in (CONFIG_DIR / group).glob('*.yaml') if p.stem[0] != '_')
+
+
+def domain_for(domino):
+    # Domino layers need an embedding; pair them with the text mode
+    return [] if domino == 'none' else ['domain=text']
+
+
+@pytest.mark.parametrize('group,option', [(g, o) for g in GROUPS for o in options(g)])
+def test_every_group_option_composes_and_translates(group, option):
+    overrides = [f'{group}={option}'] + (domain_for(option) if group == 'domino' else [])
+    cfg = domino_seg.compose(overrides)
+    mm = domino_seg.to_mmengine(cfg)
+    assert mm.model.type in ('EncoderDecoder', 'DomainAwareEncoderDecoder')
+    assert mm.train_cfg.max_iters == cfg.schedule.max_iters
+
+
+@pytest.mark.parametrize('exp', options('exp'))
+def test_every_experiment_composes(exp):
+    cfg = domino_seg.compose([f'+exp={exp}'])
+    assert cfg.exp_name == exp
+    mm = domino_seg.to_mmengine(cfg)
+    conditions = [d.get('condition', 'cityscapes') for d in mm.test_dataloader.dataset.datasets]
+    assert conditions == list(cfg.data.eval_conditions)
+    assert conditions[0] == 'cityscapes' and (exp == 'acdc_all' or exp[5:] in conditions)
+
+
+@pytest.mark.parametrize('model', options('model'))
+@pytest.mark.parametrize('domino', options('domino'))
+def test_every_model_builds(model, domino):
+    cfg = domino_seg.compose([f'model={model}', f'domino={domino}'] + domain_for(domino))
+    segmentor = domino_seg.build_segmentor(cfg)
+    assert sum(p.numel() for p in segmentor.parameters()) > 0
+
+
+def test_default_is_the_synthetic_benchmark():
+    cfg = domino_seg.compose()
+    assert cfg.data.name == 'synthetic'
+    assert list(cfg.data.eval_conditions) == ['cityscapes', 'fog', 'night', 'rain', 'snow']
+    assert cfg.paths.cityscapes == 'data/cityscapes' and cfg.paths.acdc == 'data/acdc'
+
+
+def test_test_config_shares_training_overrides():
+    cfg = domino_seg.compose(['+exp=acdc_fog', 'checkpoint=x.pth'], config_name='test')
+    assert cfg.task == 'test' and cfg.checkpoint == 'x.pth'
+    assert list(cfg.data.eval_conditions) == ['cityscapes', 'fog']
+
+
+def test_unknown_key_is_rejected():
+    with pytest.raises(ConfigCompositionException, match='schedule.max_iter'):
+        domino_seg.compose(['schedule.max_iter=3'])
+
+
+def test_unknown_group_option_lists_the_valid_ones():
+    with pytest.raises(ConfigCompositionException) as err:
+        domino_seg.compose(['data=cityscape'])
+    assert 'synthetic' in str(err.value) and 'cityscapes_acdc' in str(err.value)
+
+
+def test_configs_live_in_the_repository():
+    assert CONFIG_DIR == Path(__file__).resolve().parents[1] / 'configs'

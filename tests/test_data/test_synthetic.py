@@ -1,0 +1,273 @@
+"""The built-in synthetic benchmark: scenes, weather, and the files written to disk."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from domino_seg.data.synthetic import (CLASSES, SKY_DEPTH, benchmark_is_complete, fog,
+                                       read_cityscapes_depth, render_sample, render_scene,
+                                       render_weather, write_benchmark)
+from domino_seg.data.synthetic import writer
+
+REPO = Path(__file__).resolve().parents[2]
+H, W = 64, 128
+TINY = dict(num_train=2, num_val=1, height=32, width=64, seed=0)
+CITYSCAPES_IDS = {'road': 7, 'sidewalk': 8, 'building': 11, 'wall': 12, 'fence': 13, 'pole': 17,
+                  'traffic light': 19, 'traffic sign': 20, 'vegetation': 21, 'terrain': 22,
+                  'sky': 23, 'person': 24, 'rider': 25, 'car': 26, 'truck': 27, 'bus': 28,
+                  'train': 31, 'motorcycle': 32, 'bicycle': 33}
+
+
+def rng(*seed):
+    return np.random.default_rng(list(seed))
+
+
+@pytest.fixture(scope='module')
+def scenes():
+    return [render_scene(H, W, rng(i)) for i in range(6)]
+
+
+# --- scenes ------------------------------------------------------------------------------
+
+
+def test_same_seed_same_scene_other_seed_other_scene():
+    a, b, c = (render_scene(H, W, rng(seed)) for seed in (3, 3, 4))
+    for name in ('image', 'label', 'depth'):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert a.lights == b.lights and a.sun == b.sun
+    assert not np.array_equal(a.image, c.image)
+    assert not np.array_equal(a.label, c.label)
+
+
+def test_scene_arrays_are_well_formed(scenes):
+    for scene in scenes:
+        assert scene.image.shape == (H, W, 3) and scene.image.dtype == np.uint8
+        assert scene.label.shape == (H, W) and scene.label.dtype == np.uint8
+        assert scene.depth.shape == (H, W) and scene.depth.dtype == np.float32
+        assert scene.label.max() < len(CLASSES)            # trainIds, no ignore pixels
+        assert np.all(np.isfinite(scene.depth)) and scene.depth.min() > 0
+        np.testing.assert_array_equal(scene.depth[scene.label == CLASSES.index('sky')],
+                                      SKY_DEPTH)
+
+
+def test_scenes_show_many_classes(scenes):
+    seen = set(np.unique(np.concatenate([s.label.ravel() for s in scenes])))
+    assert len(seen) >= 10
+    common = {'road', 'sidewalk', 'building', 'pole', 'vegetation', 'sky', 'car'}
+    assert {CLASSES.index(name) for name in common} <= seen
+
+
+def test_road_depth_grows_towards_the_horizon(scenes):
+    road = CLASSES.index('road')
+    for scene in scenes:
+        rows = [r for r in range(H) if (scene.label[r] == road).any()]
+        depth = [scene.depth[r][scene.label[r] == road].mean() for r in rows]
+        assert len(rows) > 5
+        assert np.all(np.diff(depth) < 0), 'lower rows must be nearer'
+
+
+def test_lights_are_pixel_positions_inside_the_image(scenes):
+    lights = [light for scene in scenes for light in scene.lights]
+    assert lights
+    for x, y, radius, rgb in lights:
+        assert 0 <= x < W and 0 <= y < H and radius > 0 and len(rgb) == 3
+
+
+# --- weather ------------------------------------------------------------------------------
+
+
+def test_fog_is_koschmieder_law():
+    clear = np.array([[[0.2, 0.4, 0.6], [1.0, 0.0, 0.5], [0.3, 0.3, 0.3]]])
+    depth = np.array([[0.0, 50.0, 1000.0]])
+    beta, airlight = 0.03, np.array([0.8, 0.8, 0.9])
+    t = np.exp(-beta * depth)[..., None]
+    np.testing.assert_allclose(fog(clear, depth, beta, airlight),
+                               clear * t + airlight * (1 - t), rtol=1e-12)
+    np.testing.assert_allclose(fog(clear, depth, beta, airlight)[0, 0], clear[0, 0])
+    np.testing.assert_allclose(fog(clear, depth, beta, airlight)[0, 2], airlight, atol=1e-12)
+
+
+def test_fog_removes_more_contrast_far_away():
+    checker = np.indices((8, 8)).sum(0) % 2 * np.ones(3)[:, None, None]
+    image = checker.transpose(1, 2, 0)
+    depth = np.where(np.arange(8)[:, None] < 4, 10.0, 80.0) * np.ones((8, 8))
+    foggy = fog(image, depth, 0.03, 0.7)
+    assert foggy[4:].std() < 0.5 * foggy[:4].std()
+
+
+def test_rendered_fog_hides_distant_detail(scenes):
+    scene = scenes[0]
+    foggy = render_weather(scene.image, scene.depth, 'fog', rng(0), label=scene.label)
+    near, far = scene.depth < 15, (scene.depth > 60) & (scene.depth < SKY_DEPTH)
+
+    def kept(mask):
+        return foggy[mask].astype(float).std() / scene.image[mask].astype(float).std()
+    assert kept(far) < kept(near)
+
+
+def test_clear_is_an_unchanged_copy(scenes):
+    image = scenes[0].image
+    out = render_weather(image, scenes[0].depth, 'clear', rng(0))
+    np.testing.assert_array_equal(out, image)
+    assert out is not image
+
+
+def test_night_is_darker(scenes):
+    for i, scene in enumerate(scenes[:3]):
+        night = render_weather(scene.image, scene.depth, 'night', rng(i), label=scene.label,
+                               lights=scene.lights)
+        assert night.mean() < 0.5 * scene.image.mean()
+
+
+@pytest.mark.parametrize('condition', ['fog', 'night', 'rain', 'snow'])
+def test_weather_keeps_shape_changes_image_and_is_deterministic(scenes, condition):
+    scene = scenes[1]
+    kwargs = dict(label=scene.label, lights=scene.lights)
+    out = render_weather(scene.image, scene.depth, condition, rng(5), **kwargs)
+    again = render_weather(scene.image, scene.depth, condition, rng(5), **kwargs)
+    assert out.shape == scene.image.shape and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - scene.image).mean() > 5
+    np.testing.assert_array_equal(out, again)
+
+
+@pytest.mark.parametrize('condition', ['fog', 'night', 'rain', 'snow'])
+def test_weather_works_without_labels_or_lights(scenes, condition):
+    """Real images come with an estimated depth only."""
+    scene = scenes[2]
+    out = render_weather(scene.image, scene.depth, condition, rng(1), severity=0.7)
+    assert out.shape == scene.image.shape and out.dtype == np.uint8
+
+
+def test_unknown_condition_is_an_error(scenes):
+    with pytest.raises(ValueError, match='hail'):
+        render_weather(scenes[0].image, scenes[0].depth, 'hail', rng(0))
+
+
+# --- writer -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope='module')
+def bench(tmp_path_factory):
+    return write_benchmark(tmp_path_factory.mktemp('synthetic') / 'bench', progress=False,
+                           **TINY)
+
+
+def expected_files() -> set:
+    files = {'synthetic.json'}
+    for split, cities in (('train', ('synthtown', 'pixelburg')), ('val', ('renderdorf',))):
+        for index in range(TINY[f'num_{split}']):
+            city = cities[index % len(cities)]
+            stem = f'{city}_{index // len(cities):06d}_000019'
+            files |= {f'cityscapes/leftImg8bit/{split}/{city}/{stem}_leftImg8bit.png',
+                      f'cityscapes/gtFine/{split}/{city}/{stem}_gtFine_labelTrainIds.png',
+                      f'cityscapes/gtFine/{split}/{city}/{stem}_gtFine_labelIds.png',
+                      f'cityscapes/disparity/{split}/{city}/{stem}_disparity.png'}
+    sequences = {('fog', 'train'): 'GOPR0420', ('fog', 'val'): 'GOPR0430',
+                 ('night', 'train'): 'GOPR0440', ('night', 'val'): 'GOPR0450',
+                 ('rain', 'train'): 'GOPR0460', ('rain', 'val'): 'GOPR0470',
+                 ('snow', 'train'): 'GOPR0480', ('snow', 'val'): 'GOPR0490'}
+    for (condition, split), first in sequences.items():
+        for index in range(TINY[f'num_{split}']):
+            sequence = f'GOPR{int(first[4:]) + index % 2:04d}'
+            stem = f'{sequence}_frame_{index // 2:06d}'
+            files |= {f'acdc/rgb_anon/{condition}/{split}/{sequence}/{stem}_rgb_anon.png',
+                      f'acdc/gt/{condition}/{split}/{sequence}/{stem}_gt_labelTrainIds.png',
+                      f'acdc/gt/{condition}/{split}/{sequence}/{stem}_gt_labelIds.png'}
+    return files
+
+
+def written(root: Path) -> dict:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob('*') if p.is_file()}
+
+
+def test_layout_is_exactly_cityscapes_and_acdc(bench):
+    assert set(written(bench)) == expected_files()
+    assert not list(bench.parent.glob('.bench.partial-*'))
+
+
+def test_labels_are_valid_train_ids_with_matching_label_ids(bench):
+    train_id_to_id = {CLASSES.index(name): label_id for name, label_id in CITYSCAPES_IDS.items()}
+    pairs = [(p, str(p).replace('TrainIds', 'Ids')) for p in bench.rglob('*_labelTrainIds.png')]
+    assert len(pairs) == 3 + 4 * 3
+    for train_path, id_path in pairs:
+        train_ids = cv2.imread(str(train_path), cv2.IMREAD_UNCHANGED)
+        ids = cv2.imread(id_path, cv2.IMREAD_UNCHANGED)
+        assert train_ids.shape == ids.shape == (32, 64) and train_ids.dtype == np.uint8
+        assert set(np.unique(train_ids)) <= set(range(19)) | {255}
+        expected = np.vectorize(lambda t: train_id_to_id.get(t, 0))(train_ids)
+        np.testing.assert_array_equal(ids, expected)
+
+
+def test_written_image_and_depth_match_the_renderer(bench):
+    image, label, depth = render_sample(0, 'val', 'clear', 0, 32, 64)
+    stem = 'renderdorf_000000_000019'
+    png = cv2.imread(str(bench / f'cityscapes/leftImg8bit/val/renderdorf/{stem}_leftImg8bit.png'))
+    np.testing.assert_array_equal(png[..., ::-1], image)            # stored as RGB, not BGR
+    decoded = read_cityscapes_depth(bench / f'cityscapes/disparity/val/renderdorf/'
+                                            f'{stem}_disparity.png')
+    near = depth < 50            # 1/256 px disparity steps: coarse far away at 64 px width
+    np.testing.assert_allclose(decoded[near], depth[near], rtol=0.01)
+    assert np.all(decoded[depth >= SKY_DEPTH] > 0.9 * SKY_DEPTH)
+    acdc = cv2.imread(str(bench / 'acdc/rgb_anon/snow/val/GOPR0490/'
+                                  'GOPR0490_frame_000000_rgb_anon.png'))
+    np.testing.assert_array_equal(acdc[..., ::-1], render_sample(0, 'val', 'snow', 0, 32, 64)[0])
+
+
+def test_manifest_marks_the_benchmark_complete(bench):
+    manifest = json.loads((bench / 'synthetic.json').read_text())
+    assert manifest['params'] == dict(TINY, conditions=['fog', 'night', 'rain', 'snow'])
+    assert manifest['counts']['acdc']['night'] == {'train': 2, 'val': 1}
+    assert benchmark_is_complete(bench, **TINY)
+    assert not benchmark_is_complete(bench, **dict(TINY, seed=1))
+    assert not benchmark_is_complete(bench.parent / 'missing', **TINY)
+    before = (bench / 'synthetic.json').stat().st_mtime_ns
+    assert write_benchmark(bench, progress=False, **TINY) == bench     # complete: no-op
+    assert (bench / 'synthetic.json').stat().st_mtime_ns == before
+
+
+def test_regenerating_is_byte_identical(bench, tmp_path):
+    again = write_benchmark(tmp_path / 'again', progress=False, **TINY)
+    assert written(again) == written(bench)
+
+
+def test_mismatching_or_partial_folder_is_an_error_unless_overwrite(bench, tmp_path):
+    with pytest.raises(FileExistsError, match='overwrite'):
+        write_benchmark(bench, progress=False, **dict(TINY, num_train=1))
+    partial = tmp_path / 'partial'
+    (partial / 'cityscapes').mkdir(parents=True)
+    with pytest.raises(FileExistsError, match='not a complete synthetic benchmark'):
+        write_benchmark(partial, progress=False, **TINY)
+    write_benchmark(partial, progress=False, overwrite=True, **TINY)
+    assert benchmark_is_complete(partial, **TINY)
+
+
+def test_overwrite_never_deletes_foreign_files(tmp_path):
+    (tmp_path / 'notes.txt').write_text('mine')
+    with pytest.raises(FileExistsError, match='notes.txt'):
+        write_benchmark(tmp_path, progress=False, overwrite=True, **TINY)
+    assert (tmp_path / 'notes.txt').exists()
+
+
+def test_failed_generation_leaves_nothing_behind(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError('disk full')
+    monkeypatch.setattr(writer, 'render_sample', broken)
+    with pytest.raises(RuntimeError):
+        write_benchmark(tmp_path / 'bench', progress=False, **TINY)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_writes_relative_to_the_current_directory(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(REPO / 'tools/make_synthetic.py'), 'out=data/synth', 'num_train=1',
+         'num_val=1', 'height=32', 'width=64', 'progress=false'],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert benchmark_is_complete(tmp_path / 'data/synth', num_train=1, num_val=1, height=32,
+                                 width=64)
+    assert str(tmp_path / 'data/synth') in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['data']     # no hydra outputs/

@@ -1,0 +1,84 @@
+"""CPU smoke run of the real tools: train -> test -> saved predictions scored independently."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_tool(tool, overrides, cwd):
+    env = dict(os.environ, HF_HUB_OFFLINE='1', PYTHONWARNINGS='ignore')
+    return subprocess.run([sys.executable, str(ROOT / 'tools' / tool), *overrides], cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=600)
+
+
+def only_dir(pattern_root):
+    dirs = [p for p in pattern_root.iterdir() if p.is_dir()]
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+def score(pred_root, label_root, num_classes=19):
+    """mIoU from saved trainId PNGs, independent of domino-seg's metric code."""
+    conf = np.zeros((num_classes, num_classes), np.int64)
+    for pred_path in pred_root.rglob('*.png'):
+        rel = pred_path.relative_to(pred_root)
+        label_path = label_root / rel.parent / rel.name.replace('_rgb_anon', '_gt_labelTrainIds')
+        if not label_path.exists():
+            label_path = label_root / rel.parent / rel.name.replace('_leftImg8bit',
+                                                                     '_gtFine_labelTrainIds')
+        pred, label = np.array(Image.open(pred_path)), np.array(Image.open(label_path))
+        keep = label != 255
+        conf += np.bincount(label[keep].astype(np.int64) * num_classes + pred[keep],
+                            minlength=num_classes ** 2).reshape(num_classes, num_classes)
+    inter = np.diag(conf)
+    union = conf.sum(0) + conf.sum(1) - inter
+    return np.mean(inter[union > 0] / union[union > 0]) * 100
+
+
+@pytest.mark.slow
+def test_train_then_test_reproduces_metrics_and_predictions(tiny_overrides, tiny_benchmark,
+                                                            tmp_path):
+    train = run_tool('train.py', tiny_overrides, tmp_path)
+    assert train.returncode == 0, train.stderr[-3000:]
+    work_dir = only_dir(tmp_path / 'work_dirs' / 'synthetic')
+    trained = json.loads((work_dir / 'metrics.json').read_text())
+    assert list(trained['conditions']) == ['cityscapes', 'fog', 'night', 'rain', 'snow']
+    assert all(row['num_images'] == 2 for row in trained['conditions'].values())
+    assert (work_dir / 'config.yaml').exists() and (work_dir / 'iter_2.pth').exists()
+    assert 'mean (unseen)' in train.stdout
+    assert trained['checkpoint'] == str(work_dir / 'iter_2.pth')
+
+    test = run_tool('test.py', tiny_overrides + [f'checkpoint={work_dir / "iter_2.pth"}',
+                                                 'save_predictions=true',
+                                                 'schedule.test_batch_size=1'], tmp_path)
+    assert test.returncode == 0, test.stderr[-3000:]
+    test_dir = only_dir(tmp_path / 'work_dirs' / 'test' / 'synthetic')
+    tested = json.loads((test_dir / 'metrics.json').read_text())
+    for condition, row in trained['conditions'].items():
+        assert tested['conditions'][condition]['mIoU'] == pytest.approx(row['mIoU'], abs=1e-9)
+        assert tested['conditions'][condition]['aAcc'] == pytest.approx(row['aAcc'], abs=1e-9)
+    assert tested['mean_unseen_mIoU'] == pytest.approx(trained['mean_unseen_mIoU'], abs=1e-9)
+
+    predictions = test_dir / 'predictions'
+    assert score(predictions / 'cityscapes', tiny_benchmark / 'cityscapes' / 'gtFine' / 'val') \
+        == pytest.approx(tested['conditions']['cityscapes']['mIoU'], abs=1e-4)
+    for condition in ('fog', 'night', 'rain', 'snow'):
+        labels = tiny_benchmark / 'acdc' / 'gt' / condition / 'val'
+        assert score(predictions / condition, labels) == pytest.approx(
+            tested['conditions'][condition]['mIoU'], abs=1e-4)
+
+
+def test_missing_data_root_fails_clearly(tmp_path):
+    result = run_tool('train.py', ['+exp=acdc_fog', f'paths.cityscapes={tmp_path / "none"}',
+                                   f'paths.work_dirs={tmp_path / "wd"}'], tmp_path)
+    assert result.returncode == 2
+    assert 'Traceback' not in result.stderr
+    assert 'Cityscapes root' in result.stderr and 'paths.cityscapes' in result.stderr
+    assert 'cityscapes-dataset.com' in result.stderr

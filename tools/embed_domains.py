@@ -1,0 +1,40 @@
+"""Precompute the domain embeddings' CLIP features of every image the experiment reads:
+python tools/embed_domains.py [the same overrides as training], e.g. domain=zero_shot."""
+import json
+
+import hydra
+from omegaconf import DictConfig
+
+import domino_seg  # noqa: F401  (compat fixes and registration)
+from domino_seg.data.builder import check_data, ensure_synthetic
+from domino_seg.domain import builder as domain_builder
+from domino_seg.domain.precompute import precompute_embeddings
+from domino_seg.engine.run import run_cli
+from domino_seg.errors import ConfigError
+
+
+def embed(cfg: DictConfig) -> dict:
+    transform = domain_builder.transform_cfg(cfg.domain)
+    if transform is None or cfg.domain.mode == 'text':
+        raise ConfigError(f'domain={cfg.domain.mode} has no image embeddings to precompute; '
+                          'use domain=zero_shot or domain=image.')
+    if not cfg.domain.cache_dir:
+        raise ConfigError('domain.cache_dir is null; set it to where the cache should live.')
+    ensure_synthetic(cfg.data)
+    check_data(cfg.data, train=True)
+    mm = domino_seg.to_mmengine(cfg)
+    datasets = [mm.train_dataloader.dataset, *mm.test_dataloader.dataset.datasets]
+    stats = precompute_embeddings([d.to_dict() for d in datasets], transform, progress=True)
+    print(json.dumps(stats, indent=2))
+    print(f'cache: {cfg.domain.cache_dir} ({stats["computed"]} computed, {stats["hits"]} '
+          'already cached)')
+    return stats
+
+
+@hydra.main(config_path='../configs', config_name='embed_domains', version_base='1.3')
+def main(cfg: DictConfig) -> None:
+    run_cli(lambda: embed(cfg))
+
+
+if __name__ == '__main__':
+    main()

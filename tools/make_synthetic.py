@@ -1,0 +1,26 @@
+"""Generate the built-in synthetic weather benchmark (Cityscapes + ACDC layouts).
+
+    python tools/make_synthetic.py out=data/synthetic num_train=300 num_val=40 height=128 width=256
+"""
+import hydra
+from hydra.utils import to_absolute_path
+from omegaconf import DictConfig
+
+from domino_seg.data.synthetic import write_benchmark
+
+
+@hydra.main(config_path='../configs', config_name='make_synthetic', version_base='1.3')
+def main(cfg: DictConfig) -> None:
+    out = write_benchmark(to_absolute_path(cfg.out), num_train=cfg.num_train,
+                          num_val=cfg.num_val, height=cfg.height, width=cfg.width,
+                          seed=cfg.seed, conditions=tuple(cfg.conditions),
+                          progress=cfg.progress, overwrite=cfg.overwrite)
+    conditions = ', '.join(cfg.conditions)
+    print(f'Synthetic benchmark in {out}:\n'
+          f'  cityscapes/  clear: {cfg.num_train} train, {cfg.num_val} val\n'
+          f'  acdc/        {conditions}: {cfg.num_train} train, {cfg.num_val} val each\n'
+          f'  {cfg.height}x{cfg.width} px, seed {cfg.seed}')
+
+
+if __name__ == '__main__':
+    main()
