@@ -61,7 +61,8 @@ def to_mmengine(cfg: DictConfig):
 
     data, schedule = cfg.data, cfg.schedule
     task = cfg.get('task', 'train')
-    evaluator = dict(type='ConditionIoUMetric', seen_conditions=list(data.seen_conditions),
+    evaluator = dict(type='ConditionIoUMetric',
+                     seen_conditions=data_builder.seen_conditions(data),
                      conditions=list(data.eval_conditions))
     test_evaluator = dict(evaluator)
     if cfg.get('save_predictions'):
@@ -102,7 +103,7 @@ def to_mmengine(cfg: DictConfig):
         load_from=cfg.get('checkpoint') if task == 'test' else cfg.get('load_from'),
         resume=False,
     )
-    if task == 'train':
+    if task != 'test':  # train, embed_domains
         mm.update(
             train_dataloader=dict(
                 batch_size=schedule.batch_size, num_workers=data.num_workers,

@@ -22,12 +22,20 @@ def _check_conditions(data: DictConfig) -> None:
                           f'{", ".join(EVAL_CONDITIONS)}.')
 
 
+def seen_conditions(data: DictConfig) -> list[str]:
+    """Conditions the model trains on: ``data.seen_conditions`` plus augmented weather."""
+    return list(dict.fromkeys([*data.seen_conditions, *data.train_weather]))
+
+
 def train_pipeline(data: DictConfig, after_load: Sequence[dict] = ()) -> list[dict]:
-    """``after_load`` transforms run on the full-size image (weather, domain embedding)."""
+    """``after_load`` transforms run on the full-size image, after weather augmentation
+    (e.g. the domain embedding)."""
     return [
         dict(type='LoadImageFromFile'),
         dict(type='LoadAnnotations'),
         dict(type='CheckSegLabels', num_classes=data.num_classes),
+        *([dict(type='SyntheticWeather', conditions=list(data.train_weather),
+                prob=data.train_weather_prob)] if data.train_weather else []),
         *after_load,
         dict(type='RandomResize', scale=tuple(data.img_scale),
              ratio_range=tuple(data.ratio_range), keep_ratio=True),

@@ -38,5 +38,13 @@ class DominoCityscapesDataset(CityscapesDataset):
 
     def load_data_list(self) -> list[dict]:
         check_split(CITYSCAPES, self.data_root, self.split)
-        return tag_samples(super().load_data_list(), self.condition,
-                           self.data_prefix['img_path'])
+        data_list = tag_samples(super().load_data_list(), self.condition,
+                                self.data_prefix['img_path'])
+        # Cityscapes' disparity maps give training-time weather augmentation its depth
+        disparity_dir = osp.join(self.data_root, 'disparity', self.split)
+        for info in data_list:
+            path = osp.join(disparity_dir, info['rel_path'].replace(self.img_suffix,
+                                                                    '_disparity.png'))
+            if osp.isfile(path):
+                info['disparity_path'] = path
+        return data_list

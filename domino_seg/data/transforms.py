@@ -1,4 +1,4 @@
-"""Pipeline transforms that guard against silently wrong labels."""
+"""Pipeline transforms: label checks and training-time weather augmentation."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +7,8 @@ from domino_seg import compat  # noqa: F401  (before mmseg)
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
-from domino_seg.errors import DataError
+from domino_seg.data.synthetic import SKY_DEPTH, read_cityscapes_depth, render_weather
+from domino_seg.errors import ConfigError, DataError
 
 
 @TRANSFORMS.register_module()
@@ -36,4 +37,50 @@ class CheckSegLabels(BaseTransform):
                 f'label file {path} is {label.shape[1]}x{label.shape[0]} but its image '
                 f'{results.get("img_path")} is {width}x{height} (WxH); image and label must '
                 'be the same size.')
+        return results
+
+
+def ground_plane_depth(height: int, width: int, horizon: float = 0.45) -> np.ndarray:
+    """A flat-road depth prior (metres) for images without a disparity map: depth grows as
+    rows approach the horizon; everything above it is far."""
+    rows = np.arange(height, dtype=np.float32)[:, None] / height
+    depth = 1.6 / np.maximum(rows - horizon, 1e-3) * 0.4
+    depth[rows[:, 0] <= horizon] = SKY_DEPTH
+    return np.broadcast_to(np.minimum(depth, SKY_DEPTH), (height, width)).copy()
+
+
+@TRANSFORMS.register_module()
+class SyntheticWeather(BaseTransform):
+    """Training-time weather augmentation: with probability ``prob`` re-render the clear image
+    in one of ``conditions`` with the synthetic weather renderers and relabel the sample's
+    ``condition``, so domain-aware training sees labelled weather domains.
+
+    Depth comes from the sample's Cityscapes disparity map when the dataset has one
+    (``disparity_path``), else from a ground-plane prior. Place it after LoadAnnotations (snow
+    and wet roads use the labels) and before the DomainEmbedding transform.
+    """
+
+    def __init__(self, conditions, prob: float = 0.5) -> None:
+        unknown = [c for c in conditions if c not in ('fog', 'night', 'rain', 'snow')]
+        if unknown or not conditions:
+            raise ConfigError(f'data.train_weather has unknown condition(s) {unknown}; valid: '
+                              'fog, night, rain, snow.')
+        self.conditions = list(conditions)
+        self.prob = prob
+
+    def transform(self, results: dict) -> dict:
+        # numpy's global RNG is seeded per worker by mmengine: reproducible per seed
+        if np.random.rand() >= self.prob:
+            return results
+        condition = self.conditions[np.random.randint(len(self.conditions))]
+        rng = np.random.default_rng(np.random.randint(2 ** 31))
+        image = results['img']
+        if results.get('disparity_path'):
+            depth = read_cityscapes_depth(results['disparity_path'])
+        else:
+            depth = ground_plane_depth(*image.shape[:2])
+        rgb = np.ascontiguousarray(image[..., ::-1])
+        rendered = render_weather(rgb, depth, condition, rng, label=results.get('gt_seg_map'))
+        results['img'] = np.ascontiguousarray(rendered[..., ::-1])
+        results['condition'] = condition
         return results

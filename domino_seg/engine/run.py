@@ -9,7 +9,7 @@ from typing import Callable
 from omegaconf import DictConfig, OmegaConf
 
 from domino_seg.config import to_mmengine
-from domino_seg.data.builder import check_data, ensure_synthetic
+from domino_seg.data.builder import check_data, ensure_synthetic, seen_conditions
 from domino_seg.errors import DominoSegError
 from domino_seg.evaluation.report import format_table
 
@@ -23,7 +23,7 @@ def _final_report(cfg: DictConfig, title: str) -> dict:
     path = osp.join(cfg.work_dir, 'metrics.json')
     with open(path) as f:
         report = json.load(f)
-    print(f'\n{title} ({path}):\n' + format_table(report, cfg.data.seen_conditions), flush=True)
+    print(f'\n{title} ({path}):\n' + format_table(report, seen_conditions(cfg.data)), flush=True)
     return report
 
 

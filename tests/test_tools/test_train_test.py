@@ -18,6 +18,10 @@ def run_tool(tool, overrides, cwd):
                           env=env, capture_output=True, text=True, timeout=600)
 
 
+def printed_json(stdout):
+    return json.JSONDecoder().raw_decode(stdout[stdout.index('{\n  "mode"'):])[0]
+
+
 def only_dir(pattern_root):
     dirs = [p for p in pattern_root.iterdir() if p.is_dir()]
     assert len(dirs) == 1, dirs
@@ -82,3 +86,48 @@ def test_missing_data_root_fails_clearly(tmp_path):
     assert 'Traceback' not in result.stderr
     assert 'Cityscapes root' in result.stderr and 'paths.cityscapes' in result.stderr
     assert 'cityscapes-dataset.com' in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('extra', [
+    ['domino=head', 'domain=text', 'data.train_weather=[fog]'],
+    ['domino=head', 'domain=zero_shot'],
+])
+def test_domino_training_runs(tiny_overrides, tmp_path, extra):
+    result = run_tool('train.py', tiny_overrides + extra +
+                      [f'domain.cache_dir={tmp_path / "cache"}'], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((only_dir(tmp_path / 'work_dirs' / 'synthetic') /
+                          'metrics.json').read_text())
+    assert metrics['domain']['mode'] == extra[1].split('=')[1]
+    assert metrics['domain']['has_language_meaning'] is False  # tiny CLIP, random weights
+    assert 'no language meaning' in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_acdc_experiment_on_a_generated_layout(tiny_overrides, tiny_benchmark, tmp_path):
+    overrides = [o for o in tiny_overrides if not o.startswith(('paths.synthetic', 'data.gen'))]
+    result = run_tool('train.py', overrides + [
+        '+exp=acdc_fog', f'paths.cityscapes={tiny_benchmark / "cityscapes"}',
+        f'paths.acdc={tiny_benchmark / "acdc"}', 'domino=head', 'domain=zero_shot',
+        f'domain.cache_dir={tmp_path / "cache"}'], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((only_dir(tmp_path / 'work_dirs' / 'acdc_fog') /
+                          'metrics.json').read_text())
+    assert list(metrics['conditions']) == ['cityscapes', 'fog']
+    assert metrics['mean_unseen_mIoU'] == metrics['conditions']['fog']['mIoU']
+
+
+@pytest.mark.slow
+def test_embed_domains_fills_the_cache(tiny_overrides, tmp_path):
+    cache = tmp_path / 'cache'
+    overrides = tiny_overrides + ['domain=zero_shot', f'domain.cache_dir={cache}']
+    first = run_tool('embed_domains.py', overrides, tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    stats = printed_json(first.stdout)
+    images = 4 + 2 * 5  # train + val of five conditions
+    assert stats['computed'] == images and stats['hits'] == 0
+    assert len(list(cache.rglob('*.npy'))) == images
+    again = run_tool('embed_domains.py', overrides, tmp_path)
+    stats = printed_json(again.stdout)
+    assert stats['computed'] == 0 and stats['hits'] == images

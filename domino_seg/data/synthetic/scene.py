@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import colorsys
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import cv2
@@ -24,7 +24,7 @@ CLASSES = ('road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic lig
 ID = {name: train_id for train_id, name in enumerate(CLASSES)}
 SKY_DEPTH = 1000.0
 TRANSPARENT = -1                 # material label for "this plane has no surface here"
-MIN_THIN_PX = 2.5                # poles, sign plates etc. never get thinner than this
+MIN_THIN_PX = 3.0                # poles, sign plates etc. never get thinner than this
 
 # A material maps world coordinates on a plane to (rgb float32 [..., 3] in 0..1, int16 labels).
 Material = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -59,7 +59,7 @@ class Scene:
     image: np.ndarray      # H x W x 3 uint8 RGB, clear daylight
     label: np.ndarray      # H x W uint8 Cityscapes trainIds
     depth: np.ndarray      # H x W float32 metres along the optical axis; sky = SKY_DEPTH
-    lights: list[Light]    # (x, y, radius, rgb) in pixels: lamps, vehicle and traffic lights, windows
+    lights: list[Light]    # (x, y, radius, rgb) in pixels: lamps, vehicle/traffic lights, windows
     sun: Sun
 
 
@@ -193,12 +193,11 @@ def box(canvas: Canvas, x: float, z: float, width: float, height: float, length:
     """Paint the visible faces of an axis-aligned box: its near end and the side facing the
     road centre. Materials see coordinates relative to the box (u from its centre line or near
     end, v from the ground)."""
-    side_x = x + width / 2 if x + width / 2 < 0 else x - width / 2
-    if (x - width / 2) * (x + width / 2) > 0:
-        side_plane(canvas, side_x, z, z + length, 0.0, height,
-                   lambda u, v: side(u - z, v))
-    front_plane(canvas, z, x - width / 2, x + width / 2, 0.0, height,
-                lambda u, v: near(u - x, v))
+    left, right = x - width / 2, x + width / 2
+    facing_us = right if right < 0 else left if left > 0 else None   # None: straight ahead
+    if facing_us is not None:
+        side_plane(canvas, facing_us, z, z + length, 0.0, height, lambda u, v: side(u - z, v))
+    front_plane(canvas, z, left, right, 0.0, height, lambda u, v: near(u - x, v))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,7 +245,7 @@ class Street:
     crossing: tuple[float, float] | None   # z range of a cross street
     crosswalk: float | None        # z where a zebra crossing starts
     end: float                     # z where the street's buildings end
-    colours: dict = field(default_factory=dict)
+    colours: dict                  # base colours of the ground surfaces
 
     def kerb(self, side: int) -> float:
         return self.road_left if side < 0 else self.road_right
@@ -278,9 +277,8 @@ def make_camera(height: int, width: int, rng: np.random.Generator) -> Camera:
 
 
 def make_sun(rng: np.random.Generator) -> Sun:
-    direct = rng.uniform(0.25, 0.65)
     return Sun(azimuth=rng.uniform(-math.pi, math.pi), elevation=rng.uniform(0.25, 1.1),
-               ambient=rng.uniform(0.55, 0.7), direct=direct)
+               ambient=rng.uniform(0.55, 0.7), direct=rng.uniform(0.25, 0.65))
 
 
 def make_street(rng: np.random.Generator) -> Street:
@@ -298,7 +296,7 @@ def make_street(rng: np.random.Generator) -> Street:
         start = rng.uniform(14, 45)
         crossing = (start, start + rng.uniform(8, 14))
     crosswalk = crossing[0] - 4.0 if crossing else (
-        rng.uniform(10, 35) if rng.random() < 0.5 else None)
+        rng.uniform(10, 35) if rng.random() < 0.8 else None)
     return Street(
         road_left=road_left, road_right=road_right, lane_width=lane_width, lanes=lanes,
         parking=tuple(parking),
@@ -572,7 +570,7 @@ def person(look: dict, shade: float, label: int = ID['person']) -> Material:
         layers.add(legs & (b < 0.04), look['shoes'], label)
         layers.add(arms, look['top'] * shade * 0.85, label).add(torso, look['top'] * shade, label)
         layers.add(neck | head, look['skin'] * shade, label)
-        return layers.add(head & (b > 0.95), look['hair'], label).out()
+        return layers.add(head & (b > 0.95 - 0.05 * look['helmet']), look['hair'], label).out()
     return material
 
 
@@ -587,6 +585,8 @@ def rider_rear(look: dict, shade: float) -> Material:
         layers.label[:] = np.where(v > 0.3, label, TRANSPARENT)
         wheel = (np.abs(u) < look['tyre']) & (v < 0.72)
         layers.add(wheel, np.float32([0.08, 0.08, 0.09]), ID['bicycle'])
+        rack = (np.abs(u) < 0.17) & (v > 0.7) & (v < 0.92)
+        layers.add(rack, look['frame'] * 0.6, ID['bicycle'])
         layers.add((np.abs(v - 1.0) < 0.04) & (np.abs(u) < 0.28), look['frame'], ID['bicycle'])
         return layers.out()
     return material
@@ -600,12 +600,13 @@ def bicycle_side(look: dict, shade: float, rider: dict | None) -> Material:
         if rider is not None:
             lean = np.clip((v - 0.9) / 0.6, 0, 1) * 0.3
             torso = (v >= 0.9) & (v < 1.5) & (np.abs(u - lean) < 0.16)
-            head = ((u - 0.35) / 0.12) ** 2 + ((v - 1.62) / 0.13) ** 2 < 1
+            head = ((u - 0.35) / 0.13) ** 2 + ((v - 1.62) / 0.14) ** 2 < 1
             leg = (v >= 0.3) & (v < 0.95) & (np.abs(u + 0.05 - 0.2 * (v - 0.3)) < 0.09)
             arm = (v >= 1.1) & (v < 1.4) & (np.abs(u - 0.45 + 0.5 * (v - 1.1)) < 0.07)
             layers.add(leg, rider['bottom'] * shade, ID['rider'])
             layers.add(torso | arm, rider['top'] * shade, ID['rider'])
             layers.add(head, rider['skin'] * shade, ID['rider'])
+            layers.add(head & (v > 1.64), rider['hair'], ID['rider'])
         tube = max(look['tyre'], 0.05)
         for centre in (-0.55, 0.55):
             r2 = (u - centre) ** 2 + (v - 0.34) ** 2
@@ -655,12 +656,16 @@ def sign(look: dict) -> Material:
 
 
 def traffic_light(look: dict) -> Material:
-    """Post (if any) and a housing with three lamps, one of them lit."""
+    """Post (if any) and a housing with three lamps, one of them lit, on a bordered
+    backplate."""
     def material(u, v):
         top, half_w = look['top'], look['box_width'] / 2
-        housing = (np.abs(u - look['box_u']) < half_w) & (v > top - 3.2 * half_w) & (v < top)
+        du = np.abs(u - look['box_u'])
+        housing = (du < half_w) & (v > top - 3.2 * half_w) & (v < top)
+        plate = (du < 1.4 * half_w) & (v > top - 3.6 * half_w) & (v < top + 0.3 * half_w)
         layers = Layers(u, v)
         layers.add((np.abs(u) < look['post'] / 2) & (v < top), look['post_colour'], ID['pole'])
+        layers.add(plate, look['plate'], ID['traffic light'])
         layers.add(housing, look['housing'], ID['traffic light'])
         for k, colour in enumerate(((1.0, 0.1, 0.1), (1.0, 0.75, 0.1), (0.1, 1.0, 0.4))):
             centre = top - half_w * (0.55 + 1.05 * k)
@@ -671,7 +676,7 @@ def traffic_light(look: dict) -> Material:
     return material
 
 
-def vehicle_end(look: dict, facing: str) -> Material:
+def vehicle_end(look: dict, facing: str, shade: float) -> Material:
     """Rear or front of a car, truck or bus: body, glass, lights, bumper, wheels."""
     def material(u, v):
         a = np.abs(u) / (look['width'] / 2)
@@ -695,11 +700,11 @@ def vehicle_end(look: dict, facing: str) -> Material:
         layers.add(lamps, np.float32(lamp_colour), look['label'])
         layers.add((np.abs(v - 0.48) < 0.06) & (a < 0.2), np.float32([0.9, 0.9, 0.85]),
                    look['label'])
-        return layers.out()
+        return layers.rgb * shade, layers.label
     return material
 
 
-def vehicle_side(look: dict, front_far: bool) -> Material:
+def vehicle_side(look: dict, front_far: bool, shade: float) -> Material:
     """Side of a car, truck or bus: body, windows with pillars, wheels."""
     def material(u, v):
         s = u / look['length']
@@ -719,7 +724,7 @@ def vehicle_side(look: dict, front_far: bool) -> Material:
             layers.add(r2 < look['wheel'] ** 2, np.float32([0.05, 0.05, 0.06]), look['label'])
             layers.add(r2 < (0.5 * look['wheel']) ** 2, np.float32([0.5, 0.5, 0.52]),
                        look['label'])
-        return layers.out()
+        return layers.rgb * shade, layers.label
     return material
 
 
@@ -736,7 +741,7 @@ PALETTE = {   # vehicle paints (hsv), roughly by how common they are
     'truck': [(0, 0, 0.88), (0, 0, 0.7), (0.6, 0.6, 0.5), (0.02, 0.7, 0.6), (0.1, 0.7, 0.8)],
 }
 BUILDING_STYLES = {   # lengths, setbacks, heights (m), chance of a gap, gap lengths
-    'urban': dict(length=(8, 28), setback=(0, 1), height=(8, 30), gap_chance=0.2,
+    'urban': dict(length=(8, 28), setback=(0, 3), height=(8, 30), gap_chance=0.2,
                   gap=(2, 8)),
     'suburban': dict(length=(8, 14), setback=(3, 9), height=(5, 8), gap_chance=0.7,
                      gap=(3, 12)),
@@ -795,8 +800,9 @@ def buildings(street: Street, side: int, sun: Sun, shadows: list,
         face = street.lot(side) + side * rng.uniform(*limits['setback'])
         width = rng.uniform(10, 25)
         centre = face + side * width / 2
+        lit = _lit_windows(face, z, length, look, rng)
         items.append((z, _painter(draw_building, x=centre, z=z, width=width, length=length,
-                                  look=look, shades=shades, rng_seed=int(rng.integers(2**31)))))
+                                  look=look, shades=shades, lit_windows=lit)))
         top = look['height'] + look['roof_height'] / 2
         shadows.append((centre - width / 2, centre + width / 2, z, z + length, top))
         z += length
@@ -809,25 +815,24 @@ def _painter(function, **kwargs) -> Callable[[Canvas], None]:
     return lambda canvas: function(canvas, **kwargs)
 
 
-def draw_building(canvas: Canvas, x: float, z: float, width: float, length: float, look: dict,
-                  shades: tuple[float, float], rng_seed: int) -> None:
-    height = look['height'] + look['roof_height']
-    box(canvas, x, z, width, height, length, near=facade(look, shades[1], gable=width / 2),
-        side=facade(look, shades[0]))
-    _window_lights(canvas, x, z, width, length, look, np.random.default_rng(rng_seed))
-
-
-def _window_lights(canvas: Canvas, x: float, z: float, width: float, length: float,
-                   look: dict, rng: np.random.Generator) -> None:
-    """Some windows on the road-facing side are lit at night (the night renderer shows them)."""
-    face = x - np.sign(x) * width / 2
+def _lit_windows(face: float, z: float, length: float, look: dict,
+                 rng: np.random.Generator) -> list[tuple[float, float, float]]:
+    """World positions of the windows on the road-facing side that are lit at night."""
     along = np.arange(look['phase'] + look['window'] / 2, length, look['spacing'])
     heights = np.arange(look['ground'] + 0.9 + 0.25 * look['floor'], look['height'] - 1.2,
                         look['floor'])
-    for u in along:
-        for v in heights:
-            if rng.random() < look['lit'] and z + u > 0.5:
-                canvas.add_light(face, v, z + u, 0.3 * look['window'], (170, 130, 70))
+    lit_along, lit_heights = np.nonzero(rng.random((len(along), len(heights))) < look['lit'])
+    return [(face, float(heights[j]), z + float(along[i])) for i, j in zip(lit_along, lit_heights)]
+
+
+def draw_building(canvas: Canvas, x: float, z: float, width: float, length: float, look: dict,
+                  shades: tuple[float, float], lit_windows: list) -> None:
+    height = look['height'] + look['roof_height']
+    box(canvas, x, z, width, height, length, near=facade(look, shades[1], gable=width / 2),
+        side=facade(look, shades[0]))
+    for wx, wy, wz in lit_windows:
+        if wz > 0.5:
+            canvas.add_light(wx, wy, wz, 0.3 * look['window'], (170, 130, 70))
 
 
 def background(street: Street, rng: np.random.Generator) -> list[Item]:
@@ -838,9 +843,9 @@ def background(street: Street, rng: np.random.Generator) -> list[Item]:
     items = []
     if rng.random() < 0.75:
         count = int(2 * half / 8) + 1
-        walls = np.array([hsv(h, s, v) for h, s, v in zip(
-            rng.uniform(0, 0.15, count), rng.uniform(0, 0.4, count), rng.uniform(0.45, 0.85, count))])
-        tints = 0.6 * walls + 0.4 * haze
+        walls = [hsv(rng.uniform(0, 0.15), rng.uniform(0, 0.4), rng.uniform(0.45, 0.85))
+                 for _ in range(count)]
+        tints = 0.6 * np.array(walls) + 0.4 * haze
         material = skyline(rng.uniform(8, 40, count), tints, 2 * half / count)
         items.append((z, _painter(front_plane, z=z, x0=-half, x1=half, y0=0, y1=45,
                                   material=lambda u, v: material(u + half, v))))
@@ -854,14 +859,14 @@ def background(street: Street, rng: np.random.Generator) -> list[Item]:
 
 def boundaries(street: Street, side: int, sun: Sun, rng: np.random.Generator) -> list[Item]:
     """Walls, fences and hedges along the property line behind the sidewalk."""
-    chance = {'urban': 0.3, 'suburban': 0.8, 'park': 0.8}[street.style(side)]
+    chance = {'urban': 0.5, 'suburban': 0.9, 'park': 0.9}[street.style(side)]
     shade = sun.shade((-side, 0, 0))
     x = street.lot(side) + side * 0.15
     items, z = [], rng.uniform(0, 8)
     while z < min(street.end, 100):
         length = rng.uniform(6, 30)
         if rng.random() < chance and not street.crossing_at(z, z + length):
-            height = rng.uniform(0.8, 2.2)
+            height = rng.uniform(1.0, 2.5)
             kind = pick(rng, ['wall', 'fence', 'hedge'])
             if kind == 'wall':
                 colour = pick(rng, [hsv(0.07, 0.45, 0.55), hsv(0.1, 0.1, 0.7), hsv(0, 0, 0.5)])
@@ -892,10 +897,10 @@ def trees(street: Street, side: int, sun: Sun, rng: np.random.Generator) -> list
         while z < street.end * 0.8:
             spots.append((kerb + side * offset, z))
             z += rng.uniform(7, 16)
-    count = {'urban': 0, 'suburban': int(rng.integers(2, 7)), 'park': int(rng.integers(6, 15))}
-    depth = 6 if style == 'suburban' else 25
-    for _ in range(count[style]):
-        spots.append((lot + side * rng.uniform(1.5, depth), rng.uniform(3, street.end)))
+    if style != 'urban':          # front yards, parks
+        count, depth = (rng.integers(2, 7), 6) if style == 'suburban' else (rng.integers(6, 15), 25)
+        spots += [(lot + side * rng.uniform(1.5, depth), rng.uniform(3, street.end))
+                  for _ in range(int(count))]
     shade = sun.ambient + 0.5 * sun.direct
     sun_side = float(np.sign(math.sin(sun.azimuth)))
     items = []
@@ -914,7 +919,8 @@ def tree_look(rng: np.random.Generator, big: bool, sun_side: float) -> dict:
               radius * rng.uniform(0.55, 0.9)) for _ in range(int(rng.integers(3, 7)))]
     return dict(trunk=rng.uniform(0.25, 0.5), base=base, blobs=blobs, sun_side=sun_side,
                 radius=radius, centre=base + 1.1 * radius,
-                leaves=hsv(rng.uniform(0.2, 0.33), rng.uniform(0.45, 0.75), rng.uniform(0.25, 0.45)),
+                leaves=hsv(rng.uniform(0.2, 0.33), rng.uniform(0.45, 0.75),
+                           rng.uniform(0.25, 0.45)),
                 bark=hsv(rng.uniform(0.05, 0.1), rng.uniform(0.3, 0.5), rng.uniform(0.2, 0.35)),
                 reach=1.6 * radius, top=base + 2.6 * radius)
 
@@ -964,7 +970,7 @@ SIGN_FACES = {   # shape: [(face, border)] in hsv
 def signs(street: Street, rng: np.random.Generator) -> list[Item]:
     """Traffic signs on posts by the kerb; some are seen from the back."""
     items = []
-    for _ in range(int(rng.integers(1, 5))):
+    for _ in range(int(rng.integers(2, 6))):
         side = pick(rng, [-1, 1])
         shape = pick(rng, list(SIGN_FACES))
         face, border = (hsv(*c) for c in pick(rng, SIGN_FACES[shape]))
@@ -974,17 +980,14 @@ def signs(street: Street, rng: np.random.Generator) -> list[Item]:
                     centre=rng.uniform(2.2, 2.8), aspect=rng.uniform(1.0, 2.2),
                     post_colour=hsv(0, 0, rng.uniform(0.4, 0.65)))
         x = street.kerb(side) + side * rng.uniform(0.3, 0.8)
-        items.append(_sign_item(x, rng.uniform(5, 60), look))
+        z = rng.uniform(5, 45)
+        items.append((z, _painter(draw_sign, x=x, z=z, look=look)))
     return items
-
-
-def _sign_item(x: float, z: float, look: dict) -> Item:
-    return z, _painter(draw_sign, x=x, z=z, look=look)
 
 
 def draw_sign(canvas: Canvas, x: float, z: float, look: dict) -> None:
     cam = canvas.camera
-    look = dict(look, size=max(look['size'], cam.metres(4.0, z)),
+    look = dict(look, size=max(look['size'], cam.metres(5.0, z)),
                 post=max(0.08, cam.metres(MIN_THIN_PX, z)))
     material = sign(look)
     half = look['size'] * look['aspect']
@@ -996,36 +999,37 @@ def traffic_lights(street: Street, rng: np.random.Generator) -> list[Item]:
     """Signals at the corners of the cross street or at a zebra crossing, sometimes hanging
     from a mast arm over the road."""
     if street.crossing is not None:
-        stops = [street.crossing[0] - 1.5] + ([street.crossing[1] + 1.5] * (rng.random() < 0.6))
+        stops = [street.crossing[0] - 1.5] + [street.crossing[1] + 1.5] * (rng.random() < 0.6)
     elif street.crosswalk is not None:
         stops = [street.crosswalk - 1.5]
     else:
         return []
-    housing = pick(rng, [hsv(0, 0, 0.1), hsv(0, 0, 0.2), hsv(0.15, 0.5, 0.45)])
+    housing = pick(rng, [hsv(0, 0, 0.1), hsv(0, 0, 0.2), hsv(0.14, 0.8, 0.75)])
+    plate = pick(rng, [hsv(0, 0, 0.9), hsv(0.14, 0.9, 0.9), housing])
     lit = int(rng.integers(3))
     items = []
     for z in stops:
         for side in (-1, 1):
-            look = dict(top=rng.uniform(3.0, 4.0), box_u=0.0, housing=housing, lit=lit,
-                        post_colour=hsv(0, 0, rng.uniform(0.3, 0.6)), box_width=0.34)
+            look = dict(top=rng.uniform(3.0, 4.0), box_u=0.0, housing=housing, plate=plate,
+                        lit=lit, post_colour=hsv(0, 0, rng.uniform(0.3, 0.6)), box_width=0.5)
             x = street.kerb(side) + side * 0.6
             items.append((z, _painter(draw_traffic_light, x=x, z=z, look=look)))
-    if street.crossing is not None and rng.random() < 0.5:
+    if street.crossing is not None and rng.random() < 0.7:
         side = pick(rng, [-1, 1])
         x, reach = street.kerb(side) + side * 0.6, -side * rng.uniform(3.5, 6.0)
         pole = dict(height=6.3, colour=hsv(0, 0, 0.35))
         items.append((stops[0] + 0.01, _painter(draw_lamp, x=x, z=stops[0], look=pole,
                                                 reach=reach)))
         for box_u in (0.55 * reach, 0.95 * reach):
-            look = dict(top=6.3, box_u=box_u, housing=housing, lit=lit, post_colour=housing,
-                        box_width=0.4, post=0.0)
+            look = dict(top=6.3, box_u=box_u, housing=housing, plate=plate, lit=lit,
+                        post_colour=housing, box_width=0.6, post=0.0)
             items.append((stops[0], _painter(draw_traffic_light, x=x, z=stops[0], look=look)))
     return items
 
 
 def draw_traffic_light(canvas: Canvas, x: float, z: float, look: dict) -> None:
     cam = canvas.camera
-    half = max(look['box_width'], cam.metres(3.0, z)) / 2
+    half = max(look['box_width'], cam.metres(4.5, z)) / 2
     look = dict(look, box_width=2 * half,
                 post=look.get('post', max(0.12, cam.metres(MIN_THIN_PX, z))))
     material = traffic_light(look)
@@ -1069,7 +1073,7 @@ def vehicle_parts(kind: str, rng: np.random.Generator) -> list[dict]:
     return [cargo, cab]
 
 
-def vehicles(street: Street, shadows: list, rng: np.random.Generator) -> list[Item]:
+def vehicles(street: Street, sun: Sun, shadows: list, rng: np.random.Generator) -> list[Item]:
     """Traffic in every lane (oncoming lanes seen from the front) and cars parked at kerbs."""
     placements = []
     for centre in street.lane_centres():
@@ -1097,15 +1101,18 @@ def vehicles(street: Street, shadows: list, rng: np.random.Generator) -> list[It
             half = part['width'] / 2
             shadows.append((x - half, x + half, z + offset, z + offset + part['length'],
                             part['height']))
+        shades = (sun.shade((0, 0, -1)), sun.shade((-np.sign(x), 0, 0)))
         items.append((z, _painter(draw_vehicle, x=x, z=z, parts=parts, offsets=offsets,
-                                  facing=facing)))
+                                  facing=facing, shades=shades)))
     return items
 
 
-def draw_vehicle(canvas: Canvas, x: float, z: float, parts: list[dict], offsets, facing: str):
+def draw_vehicle(canvas: Canvas, x: float, z: float, parts: list[dict], offsets, facing: str,
+                 shades: tuple[float, float]) -> None:
     for part, offset in zip(parts, offsets):
         box(canvas, x, z + offset, part['width'], part['height'], part['length'],
-            near=vehicle_end(part, facing), side=vehicle_side(part, front_far=facing == 'rear'))
+            near=vehicle_end(part, facing, shades[0]),
+            side=vehicle_side(part, facing == 'rear', shades[1]))
     near = parts[0]
     colour = (255, 30, 20) if facing == 'rear' else (255, 245, 220)
     for lamp_x in (-0.77, 0.77):
@@ -1118,6 +1125,7 @@ def person_look(rng: np.random.Generator, stride: float) -> dict:
     bottom = pick(rng, [hsv(0.6, 0.5, 0.35), hsv(0, 0, 0.15), hsv(0.1, 0.3, 0.55),
                         hsv(0, 0, 0.45)])
     return dict(height=rng.uniform(1.55, 1.95), stride=stride, skin=skin, bottom=bottom,
+                helmet=0.0,
                 top=hsv(rng.uniform(0, 1), rng.uniform(0, 0.8), rng.uniform(0.15, 0.9)),
                 hair=hsv(rng.uniform(0.05, 0.12), rng.uniform(0.2, 0.7), rng.uniform(0.05, 0.6)),
                 shoes=hsv(0, 0, rng.uniform(0.05, 0.3)))
@@ -1127,13 +1135,13 @@ def pedestrians(street: Street, sun: Sun, rng: np.random.Generator) -> list[Item
     """People walking along the sidewalks and across the zebra crossing."""
     shade = sun.shade((0, 0, -1))
     spots = []
-    for _ in range(int(rng.integers(1, 9))):
+    for _ in range(int(rng.integers(2, 11))):
         side = pick(rng, [-1, 1])
         i = 0 if side < 0 else 1
         offset = street.verge[i] + rng.uniform(0.3, max(street.sidewalk[i] - 0.3, 0.4))
-        spots.append((street.kerb(side) + side * offset, rng.uniform(4, 60), rng.uniform(0, 0.06)))
+        spots.append((street.kerb(side) + side * offset, rng.uniform(4, 40), rng.uniform(0, 0.06)))
     if street.crosswalk is not None:
-        for _ in range(int(rng.integers(0, 4))):
+        for _ in range(int(rng.integers(0, 5))):
             spots.append((rng.uniform(street.road_left + 0.5, street.road_right - 0.5),
                           street.crosswalk + rng.uniform(0.5, 3.0), rng.uniform(0.12, 0.3)))
     items = []
@@ -1155,22 +1163,21 @@ def cyclists(street: Street, sun: Sun, rng: np.random.Generator) -> list[Item]:
     sidewalk (seen from the side)."""
     shade = sun.shade((0, 0, -1))
     items = []
-    if rng.random() < 0.5:
-        x = street.road_right - 2.2 * street.parking[1] - rng.uniform(0.7, 1.4)
-        z = rng.uniform(7, 40)
-        look = dict(person_look(rng, 0.0), frame=hsv(rng.uniform(0, 1), 0.6, 0.5),
-                    tyre=0.06)
+    kerb_lane = street.road_right - 2.2 * street.parking[1]
+    for _ in range(int(rng.integers(0, 3))):
+        x, z = kerb_lane - rng.uniform(0.7, 1.4), rng.uniform(6, 30)
+        look = dict(person_look(rng, 0.0), frame=hsv(rng.uniform(0, 1), 0.6, 0.5), tyre=0.08)
+        look.update(helmet=1.0, hair=hsv(rng.uniform(0, 1), 0.8, 0.9))
         items.append((z, _painter(draw_rider_rear, x=x, z=z, look=look, shade=shade)))
-    crossing_z = street.crosswalk if street.crosswalk is not None else None
-    if crossing_z is not None and rng.random() < 0.4:
-        rider = person_look(rng, 0.0)
-        items.append(_bicycle_item(rng.uniform(street.road_left, street.road_right),
-                                   crossing_z + rng.uniform(0.5, 3.0), rider, shade, rng))
-    if rng.random() < 0.4:
-        for _ in range(int(rng.integers(1, 4))):
-            side = pick(rng, [-1, 1])
-            items.append(_bicycle_item(street.lot(side) - side * 0.6, rng.uniform(4, 40), None,
-                                       shade, rng))
+    if street.crosswalk is not None and rng.random() < 0.6:
+        z = street.crosswalk + rng.uniform(0.5, 3.0)
+        x = rng.uniform(street.road_left, street.road_right)
+        rider = dict(person_look(rng, 0.0), hair=hsv(rng.uniform(0, 1), 0.8, 0.9))
+        items.append(_bicycle_item(x, z, rider, shade, rng))
+    for _ in range(int(rng.integers(0, 4))):
+        side = pick(rng, [-1, 1])
+        items.append(_bicycle_item(street.lot(side) - side * 0.6, rng.uniform(4, 30), None,
+                                   shade, rng))
     return items
 
 
@@ -1222,7 +1229,7 @@ def render_scene(height: int, width: int, rng: np.random.Generator) -> Scene:
     items += background(street, rng)
     items += signs(street, rng)
     items += traffic_lights(street, rng)
-    items += vehicles(street, shadows, rng)
+    items += vehicles(street, sun, shadows, rng)
     items += pedestrians(street, sun, rng)
     items += cyclists(street, sun, rng)
     paint_sky(canvas, sun, rng)

@@ -39,7 +39,7 @@ def render_weather(image: np.ndarray, depth: np.ndarray, condition: str,
     if condition == 'clear':
         return image.copy()
     if severity is None:
-        severity = rng.uniform(0.5, 1.0)
+        severity = rng.uniform(0.3, 0.85)
     rgb = image.astype(np.float32) / 255.0
     depth = np.asarray(depth, np.float32)
     sky = label == SKY if label is not None else depth >= SKY_FROM_DEPTH

@@ -71,7 +71,8 @@ def render_sample(seed: int, split: str, condition: str, index: int, height: int
 
 
 def cityscapes_stem(split: str, index: int) -> tuple[str, str]:
-    """(city, file stem) of the index-th clear sample, e.g. ('synthtown', 'synthtown_000003_000019')."""
+    """(city, file stem) of the index-th clear sample, e.g.
+    ('synthtown', 'synthtown_000003_000019')."""
     cities = CITIES[split]
     city = cities[index % len(cities)]
     return city, f'{city}_{index // len(cities):06d}_000019'
