@@ -16,9 +16,10 @@ Timings are interleaved (ABBA blocks: A B, B A, A B, ...) after a warm-up, so sl
 machine noise hit both sides equally; each ratio is the ratio of the per-step medians. CUDA is
 synchronised around every timed step. The last line printed is one JSON object.
 
-    python bench/domino_overhead.py                      # defaults, ~3 min on 2 CPU cores
-    python bench/domino_overhead.py --device cuda --steps 60 --batch-size 8 --height 512 --width 1024
-    python bench/domino_overhead.py --override domino=full --override model.segmentor.decode_head.channels=128
+    python bench/domino_overhead.py             # defaults: ~2.5 min on 2 CPU cores
+    python bench/domino_overhead.py --device cuda --steps 60 --batch-size 8 \
+        --height 512 --width 1024
+    python bench/domino_overhead.py --override domino=full --override domino.mlp.hidden=8
 """
 from __future__ import annotations
 
@@ -73,12 +74,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="where the on-the-fly CLIP runs (default cpu: DomainEmbedding runs "
                              "in the data pipeline, whose dataloader workers are always CPU)")
     parser.add_argument('--override', action='append', default=[], metavar='KEY=VALUE',
-                        help='extra Hydra override for both models, repeatable; applied after '
-                             'the SegFormer-B0 and Domino/baseline overrides (e.g. '
-                             'domino=full, domino.mlp.hidden=8, model.segmentor.backbone.'
-                             'embed_dims=64)')
-    parser.add_argument('--threads', type=int, default=None,
-                        help='torch.set_num_threads (default: leave torch default)')
+                        help='extra Hydra override, repeatable, applied after the built-in '
+                             'SegFormer-B0 ones: domino.*/domain.* keys go to the Domino model '
+                             'only, all others to both (e.g. domino=full, domino.mlp.hidden=8, '
+                             'model.segmentor.backbone.embed_dims=64)')
+    parser.add_argument('--threads', default='auto',
+                        help="torch.set_num_threads: N, 'default' (leave torch's choice) or "
+                             "'auto' (default): torch's choice, lowered on a CPU run when other "
+                             "processes keep cores busy (1-min load average), since "
+                             "oversubscribed OpenMP threads make CPU timings several times "
+                             "slower and very noisy")
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--skip-cache', action='store_true',
                         help='skip the CLIP cache measurement (no ViT-B/16 is built)')
@@ -201,7 +206,14 @@ def ms(times: List[float]) -> str:
 
 
 def ratio(num: List[float], den: List[float]) -> float:
+    """The reported ratio: median step time / median step time."""
     return statistics.median(num) / statistics.median(den)
+
+
+def paired_ratio(num: List[float], den: List[float]) -> float:
+    """Median over rounds of the ratio of the two sides' i-th steps (run next to each other):
+    a cross-check that is insensitive to slow drifts; far from ``ratio`` means noisy timings."""
+    return statistics.median(a / b for a, b in zip(num, den))
 
 
 # ----------------------------------------------------------------------------- benchmarks
@@ -272,7 +284,8 @@ def bench_cache(args, domino, optim, domino_cfg, batches, device, cache_dir):
         for img in images:
             transforms['cached'](dict(img=img))
     n_images = sum(len(images) for images in batches.images)
-    assert transforms['cached'].misses == n_images and transforms['cached'].hits == 0
+    if (transforms['cached'].hits, transforms['cached'].misses) != (0, n_images):
+        raise SystemExit('warming the cache did not miss once per image (duplicate images?)')
     counters = {name: (t.hits, t.misses) for name, t in transforms.items()}
 
     def side(name):
@@ -302,6 +315,26 @@ def bench_cache(args, domino, optim, domino_cfg, batches, device, cache_dir):
 
 # ----------------------------------------------------------------------------- main
 
+def set_threads(threads: str, device: torch.device) -> str:
+    """Apply --threads; return how the thread count was chosen."""
+    default = torch.get_num_threads()
+    if threads == 'default':
+        return 'torch default'
+    if threads != 'auto':
+        torch.set_num_threads(int(threads))
+        return '--threads'
+    if device.type != 'cpu' or not hasattr(os, 'getloadavg'):
+        return 'torch default'
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
+    load = os.getloadavg()[0]
+    free = max(1, int(cores - load + 0.5))
+    if free >= default:
+        return f'torch default; load average {load:.1f} on {cores} cores'
+    torch.set_num_threads(free)
+    return (f'auto: lowered from {default}, load average {load:.1f} on {cores} cores; '
+            '--threads default to keep torch\'s choice')
+
+
 def verdict(key: str, value: float) -> str:
     op, target = TARGETS[key]
     ok = {'<=': value <= target, '<': value < target, '>=': value >= target}[op]
@@ -312,9 +345,8 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.steps < 1 or args.warmup < 0 or args.block < 1:
         raise SystemExit('--steps and --block must be >= 1, --warmup >= 0')
-    if args.threads:
-        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    threads_note = set_threads(args.threads, device)
     wall_start = time.perf_counter()
 
     baseline, domino, baseline_cfg, domino_cfg = build_models(args)
@@ -326,75 +358,78 @@ def main(argv=None) -> dict:
     batches = Batches(args, domino.domain_embed_dim)
     num_domino = sum(type(m).__name__ == 'DominoNorm' for m in domino.modules())
 
-    header = (f'Domino overhead | {platform.node()} | device {device} '
-              f'({torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"}, '
-              f'{torch.get_num_threads()} torch threads) | torch {torch.__version__}')
-    print(header)
-    print(f'model: MiT-b0 + SegFormer head (channels '
-          f'{domino_cfg.model.segmentor.decode_head.channels}), crop {args.height}x{args.width}, '
-          f'batch {args.batch_size}; Domino scope {domino.domino_scope!r}, '
-          f'{num_domino} DominoNorm layers, mlp {dict(domino_cfg.domino.mlp)}, '
-          f'embed_dim {domino.domain_embed_dim}')
-    print(f'timing: {args.warmup} warm-up + {args.steps} timed train steps per side '
-          f'(inference {2 * args.steps}), interleaved in ABBA blocks of {args.block}; '
-          'ratio = median / median', flush=True)
+    where = (torch.cuda.get_device_name(device) if device.type == 'cuda'
+             else f'{platform.processor() or platform.machine()}')
+    print(f'Domino overhead benchmark | device {device} ({where}) | '
+          f'{torch.get_num_threads()} torch threads ({threads_note}) | torch {torch.__version__}')
+    print(f'model: MiT-b0 + SegFormer head ({domino_cfg.model.segmentor.decode_head.channels} '
+          f'channels), crop {args.height}x{args.width}, batch {args.batch_size}; Domino scope '
+          f'{domino.domino_scope!r}: {num_domino} DominoNorm layers, mlp '
+          f'{dict(domino_cfg.domino.mlp)}, {domino.domain_embed_dim}-d embeddings')
+    print(f'timing: {args.warmup} warm-up + {args.steps} timed steps per side (inference '
+          f'{2 * args.steps}), interleaved in ABBA blocks of {args.block}; '
+          'ratio = median step time / median step time', flush=True)
 
     train, infer = bench_train_infer(args, models, optims, batches, device)
     results = dict(train_ratio=ratio(train['domino'], train['baseline']),
                    infer_ratio=ratio(infer['domino'], infer['baseline']),
-                   params_added_pct=params_added_pct)
-
+                   params_added_pct=params_added_pct, cache_speedup=float('nan'))
+    paired = dict(train_ratio=paired_ratio(train['domino'], train['baseline']),
+                  infer_ratio=paired_ratio(infer['domino'], infer['baseline']))
     cache = None
     if not args.skip_cache:
         with tempfile.TemporaryDirectory(prefix='domino_bench_cache_') as cache_dir:
             cache, delta, build_s = bench_cache(args, models['domino'], optims['domino'],
                                                 domino_cfg, batches, device, cache_dir)
         results['cache_speedup'] = ratio(cache['on_the_fly'], cache['cached'])
-    else:
-        results['cache_speedup'] = float('nan')
+        paired['cache_speedup'] = paired_ratio(cache['on_the_fly'], cache['cached'])
+    wall = time.perf_counter() - wall_start
 
     print()
-    print('timings (median per step, interquartile range)')
-    print(f'  train  baseline    {ms(train["baseline"])}')
-    print(f'  train  domino      {ms(train["domino"])}')
-    print(f'  infer  baseline    {ms(infer["baseline"])}')
-    print(f'  infer  domino      {ms(infer["domino"])}')
+    print('per-step time: median [p25, p75]')
+    print(f'  train step      baseline  {ms(train["baseline"])}')
+    print(f'  train step      Domino    {ms(train["domino"])}')
+    print(f'  inference step  baseline  {ms(infer["baseline"])}')
+    print(f'  inference step  Domino    {ms(infer["domino"])}')
     if cache is not None:
-        print(f'  domino step + on-the-fly CLIP   {ms(cache["on_the_fly"])}   '
-              f'(hits, misses) = {delta["on_the_fly"]}')
-        print(f'  domino step + cached embedding  {ms(cache["cached"])}   '
-              f'(hits, misses) = {delta["cached"]}')
-    print(f'  params baseline {params["baseline"]:,}  domino {params["domino"]:,}  '
+        for name, label in (('on_the_fly', 'on-the-fly CLIP'), ('cached', 'cached embedding')):
+            hits, misses = delta[name]
+            print(f'  Domino step + {label:<17}{ms(cache[name])}  '
+                  f'({hits} cache hits, {misses} CLIP forwards)')
+        print(f'  (ViT-B-16 CLIP on {args.clip_device}, built in '
+              f'{sum(build_s.values()) / len(build_s):.1f} s per transform, untimed)')
+    print(f'  parameters      baseline {params["baseline"]:,}, Domino {params["domino"]:,} '
           f'(+{params["domino"] - params["baseline"]:,})')
     print()
-    print(f'  {"metric":<18}{"measured":>10}   {"target":<8}result')
+    print(f'  {"metric":<18}{"measured":>9}{"paired":>9}   {"target":<9}result')
     fmt = dict(train_ratio='{:.3f}x', infer_ratio='{:.3f}x', params_added_pct='{:.3f}%',
                cache_speedup='{:.2f}x')
-    for key in TARGETS:
-        op, target = TARGETS[key]
-        unit = '%' if key == 'params_added_pct' else 'x'
+    for key, (op, target) in TARGETS.items():
         value = results[key]
-        shown = 'skipped' if value != value else fmt[key].format(value)
-        result = 'SKIP' if value != value else verdict(key, value)
-        print(f'  {key:<18}{shown:>10}   {op} {target:g}{unit:<3}{result}')
-    wall = time.perf_counter() - wall_start
+        skipped = value != value
+        shown = 'skipped' if skipped else fmt[key].format(value)
+        pair = fmt[key].format(paired[key]) if key in paired else '-'
+        unit = '%' if key == 'params_added_pct' else 'x'
+        print(f'  {key:<18}{shown:>9}{pair:>9}   {op + " " + format(target, "g") + unit:<9}'
+              f'{"SKIP" if skipped else verdict(key, value)}')
+    print('  (paired = median of the ratios of neighbouring steps, a noise cross-check)')
+    print(f'  total {wall:.0f} s')
+
+    def median_ms(times):
+        return round(1e3 * statistics.median(times), 2)
 
     out = {key: (None if value != value else round(value, 4)) for key, value in results.items()}
     out.update(
         passed={key: verdict(key, v) == 'PASS' for key, v in results.items() if v == v},
-        device=str(device), torch_threads=torch.get_num_threads(),
+        paired={key: round(v, 4) for key, v in paired.items()},
+        train_ms={name: median_ms(t) for name, t in train.items()},
+        infer_ms={name: median_ms(t) for name, t in infer.items()},
+        params=params, device=str(device), torch_threads=torch.get_num_threads(),
         batch_size=args.batch_size, crop=[args.height, args.width], steps=args.steps,
-        train_ms=dict(baseline=round(1e3 * statistics.median(train['baseline']), 2),
-                      domino=round(1e3 * statistics.median(train['domino']), 2)),
-        infer_ms=dict(baseline=round(1e3 * statistics.median(infer['baseline']), 2),
-                      domino=round(1e3 * statistics.median(infer['domino']), 2)),
-        params=params, overrides=args.override, wall_s=round(wall, 1))
+        overrides=args.override, wall_s=round(wall, 1))
     if cache is not None:
-        out['cache_step_ms'] = dict(
-            on_the_fly=round(1e3 * statistics.median(cache['on_the_fly']), 2),
-            cached=round(1e3 * statistics.median(cache['cached']), 2))
-        out['cache_hits_misses'] = {k: list(v) for k, v in delta.items()}
-    print(f'  (total {wall:.0f} s)')
+        out['cache_step_ms'] = {name: median_ms(t) for name, t in cache.items()}
+        out['cache_hits_misses'] = {name: list(v) for name, v in delta.items()}
     print(json.dumps(out))
     return out
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+import torch
 import torch.nn as nn
 from mmengine.registry import MODELS
 from torch import Tensor
@@ -118,14 +119,35 @@ class DominoNorm(nn.Module):
             raise ValueError(
                 f'Domino layer expects one {self.embed_dim}-d domain embedding per sample of the '
                 f'batch of {x.shape[0]}, got embeddings of shape {tuple(embeddings.shape)}.')
-        base = self.wrapped(x)
         shape = [1] * x.dim()
         shape[self.channel_dim] = self.num_channels
         d_scale, d_shift = (t.reshape(x.shape[0], *shape[1:])
                             for t in self.mlp(embeddings).chunk(2, dim=1))
         beta0 = getattr(self.wrapped, 'bias', None)  # None when the norm has no affine shift
-        centered = base if beta0 is None else base - beta0.view(shape)
-        return base + centered * d_scale + d_shift
+        if beta0 is not None:
+            d_shift = d_shift - beta0.view(shape) * d_scale
+        if self._uses_running_stats():
+            # eval-mode BN is affine: fold it and Domino into one per-sample scale and shift
+            scale, shift = self._running_affine(shape)
+            return torch.addcmul(shift * (1 + d_scale) + d_shift, x, scale * (1 + d_scale))
+        # one pass over the feature map: base * (1 + d_scale) + d_shift - beta0 * d_scale
+        return torch.addcmul(d_shift, self.wrapped(x), 1 + d_scale)
+
+    def _uses_running_stats(self) -> bool:
+        norm = self.wrapped
+        return (isinstance(norm, _BatchNorm) and not norm.training and
+                norm.track_running_stats and norm.running_var is not None)
+
+    def _running_affine(self, shape: list) -> tuple[Tensor, Tensor]:
+        """Eval-mode BN as ``x * scale + shift``."""
+        norm = self.wrapped
+        scale = torch.rsqrt(norm.running_var + norm.eps)
+        if norm.weight is not None:
+            scale = scale * norm.weight
+        shift = -norm.running_mean * scale
+        if norm.bias is not None:
+            shift = shift + norm.bias
+        return scale.view(shape), shift.view(shape)
 
     def extra_repr(self) -> str:
         return f'embed_dim={self.embed_dim}'

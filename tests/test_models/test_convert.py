@@ -51,9 +51,11 @@ def pretrained_norms(module):
 
 
 def assert_same_outputs(out, expected):
+    """Equal up to float32 rounding: eval-mode BN is folded into one scale and shift, which
+    reorders the arithmetic (relative error ~1e-7 on deep ResNet features of magnitude ~10)."""
     for a, b in zip(out if isinstance(out, (list, tuple)) else [out],
                     expected if isinstance(expected, (list, tuple)) else [expected]):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize('name', HEADS)
