@@ -7,9 +7,11 @@ vector)::
     y = x_hat * gamma0 * (1 + d_gamma(e)) + beta0 + d_beta(e)
 
 ``x_hat * gamma0 + beta0`` is what the wrapped norm already computes, so the layer evaluates
-``base = wrapped(x)`` and adds ``(base - beta0) * d_gamma + d_beta``. The wrapped norm keeps its
-pretrained weights and running statistics, and the MLP predicting ``(d_gamma, d_beta)`` has a
-zero last layer, so a freshly converted model computes exactly what the original did.
+``base = wrapped(x)`` and returns ``base * (1 + d_gamma) + d_beta - beta0 * d_gamma`` in one
+fused pass (``addcmul``); eval-mode BatchNorm, being affine, is folded with Domino into a single
+per-sample scale and shift. The wrapped norm keeps its pretrained weights and running
+statistics, and the MLP predicting ``(d_gamma, d_beta)`` has a zero last layer, so a freshly
+converted model computes what the original did (up to float32 rounding where BN is folded).
 
 The MLP is ``embed_dim -> hidden -> ... -> 2 * C``. Its last layer has no bias: a constant
 ``d_gamma``/``d_beta`` would duplicate the wrapped norm's own ``gamma0``/``beta0``. Built on its
