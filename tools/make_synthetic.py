@@ -7,19 +7,28 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 
 from domino_seg.data.synthetic import write_benchmark
+from domino_seg.engine.run import run_cli
+from domino_seg.errors import DataError
 
 
-@hydra.main(config_path='../configs', config_name='make_synthetic', version_base='1.3')
-def main(cfg: DictConfig) -> None:
-    out = write_benchmark(to_absolute_path(cfg.out), num_train=cfg.num_train,
-                          num_val=cfg.num_val, height=cfg.height, width=cfg.width,
-                          seed=cfg.seed, conditions=tuple(cfg.conditions),
-                          progress=cfg.progress, overwrite=cfg.overwrite)
+def make(cfg: DictConfig) -> None:
+    try:
+        out = write_benchmark(to_absolute_path(cfg.out), num_train=cfg.num_train,
+                              num_val=cfg.num_val, height=cfg.height, width=cfg.width,
+                              seed=cfg.seed, conditions=tuple(cfg.conditions),
+                              progress=cfg.progress, overwrite=cfg.overwrite)
+    except FileExistsError as err:
+        raise DataError(str(err)) from None
     conditions = ', '.join(cfg.conditions)
     print(f'Synthetic benchmark in {out}:\n'
           f'  cityscapes/  clear: {cfg.num_train} train, {cfg.num_val} val\n'
           f'  acdc/        {conditions}: {cfg.num_train} train, {cfg.num_val} val each\n'
           f'  {cfg.height}x{cfg.width} px, seed {cfg.seed}')
+
+
+@hydra.main(config_path='../configs', config_name='make_synthetic', version_base='1.3')
+def main(cfg: DictConfig) -> None:
+    run_cli(lambda: make(cfg))
 
 
 if __name__ == '__main__':

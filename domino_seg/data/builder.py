@@ -98,6 +98,7 @@ def ensure_synthetic(data: DictConfig) -> None:
     params = dict(data.generate)
     root = params.pop('root')
     if not benchmark_is_complete(root, **params):
-        print(f'Generating the synthetic weather benchmark in {root} (first use) ...',
-              flush=True)
-        write_benchmark(root, **params, progress=True)
+        print(f'Generating the synthetic weather benchmark in {root} (first use, or its '
+              'parameters or generator version changed) ...', flush=True)
+        # overwrite only replaces a folder that holds nothing but an older benchmark
+        write_benchmark(root, **params, progress=True, overwrite=True)

@@ -24,7 +24,7 @@ CLASSES = ('road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic lig
 ID = {name: train_id for train_id, name in enumerate(CLASSES)}
 SKY_DEPTH = 1000.0
 TRANSPARENT = -1                 # material label for "this plane has no surface here"
-MIN_THIN_PX = 3.0                # poles, sign plates etc. never get thinner than this
+MIN_THIN_PX = 4.0                # poles, sign plates etc. never get thinner than this
 
 # A material maps world coordinates on a plane to (rgb float32 [..., 3] in 0..1, int16 labels).
 Material = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -530,6 +530,7 @@ def fence(look: dict, shade: float) -> Material:
 
 
 def hedge(colour: np.ndarray, height: float, phase: float) -> Material:
+    """Clipped bushes with a slightly wavy top."""
     def material(u, v):
         top = height + 0.12 * np.sin(u * 2.3 + phase)
         rgb = colour * (0.7 + 0.5 * hash_noise(u, v, 6.0))[..., None]
@@ -556,74 +557,30 @@ def tree(look: dict, shade: float) -> Material:
     return material
 
 
-def person(look: dict, shade: float, label: int = ID['person']) -> Material:
+def person(look: dict, shade: float) -> Material:
     """Head, torso, arms and legs; `stride` opens the legs (seen from the side)."""
+    label = ID['person']
+
     def material(u, v):
         a, b = u / look['height'], v / look['height']
-        spread = 0.045 + look['stride'] * np.clip(0.5 - b, 0, None)
-        legs = (b < 0.5) & (np.abs(np.abs(a) - spread) < 0.05)
-        torso = (b >= 0.47) & (b < 0.82) & (np.abs(a) < 0.125)
-        arms = (b >= 0.5) & (b < 0.81) & (np.abs(a) < 0.17)
+        spread = 0.05 + look['stride'] * np.clip(0.5 - b, 0, None)
+        legs = (b < 0.5) & (np.abs(np.abs(a) - spread) < 0.055)
+        torso = (b >= 0.47) & (b < 0.82) & (np.abs(a) < 0.135)
+        arms = (b >= 0.5) & (b < 0.81) & (np.abs(a) < 0.185)
         neck = (b >= 0.8) & (b < 0.87) & (np.abs(a) < 0.04)
         head = (a / 0.065) ** 2 + ((b - 0.93) / 0.07) ** 2 < 1
         layers = Layers(u, v).add(legs, look['bottom'] * shade, label)
         layers.add(legs & (b < 0.04), look['shoes'], label)
         layers.add(arms, look['top'] * shade * 0.85, label).add(torso, look['top'] * shade, label)
         layers.add(neck | head, look['skin'] * shade, label)
-        return layers.add(head & (b > 0.95 - 0.05 * look['helmet']), look['hair'], label).out()
-    return material
-
-
-def rider_rear(look: dict, shade: float) -> Material:
-    """Cyclist seen from behind: a narrow wheel under a seated person."""
-    body = person(dict(look, height=1.75, stride=0.1), shade, ID['rider'])
-
-    def material(u, v):
-        layers = Layers(u, v)
-        rgb, label = body(u, v - 0.1)            # seated: hips at saddle height
-        np.copyto(layers.rgb, rgb, where=(label >= 0)[..., None])
-        layers.label[:] = np.where(v > 0.3, label, TRANSPARENT)
-        wheel = (np.abs(u) < look['tyre']) & (v < 0.72)
-        layers.add(wheel, np.float32([0.08, 0.08, 0.09]), ID['bicycle'])
-        rack = (np.abs(u) < 0.17) & (v > 0.7) & (v < 0.92)
-        layers.add(rack, look['frame'] * 0.6, ID['bicycle'])
-        layers.add((np.abs(v - 1.0) < 0.04) & (np.abs(u) < 0.28), look['frame'], ID['bicycle'])
-        return layers.out()
-    return material
-
-
-def bicycle_side(look: dict, shade: float, rider: dict | None) -> Material:
-    """Side view of a bicycle (wheels as discs so they stay visible at low resolution), with
-    an optional rider sitting on it."""
-    def material(u, v):
-        layers = Layers(u, v)
-        if rider is not None:
-            lean = np.clip((v - 0.9) / 0.6, 0, 1) * 0.3
-            torso = (v >= 0.9) & (v < 1.5) & (np.abs(u - lean) < 0.16)
-            head = ((u - 0.35) / 0.13) ** 2 + ((v - 1.62) / 0.14) ** 2 < 1
-            leg = (v >= 0.3) & (v < 0.95) & (np.abs(u + 0.05 - 0.2 * (v - 0.3)) < 0.09)
-            arm = (v >= 1.1) & (v < 1.4) & (np.abs(u - 0.45 + 0.5 * (v - 1.1)) < 0.07)
-            layers.add(leg, rider['bottom'] * shade, ID['rider'])
-            layers.add(torso | arm, rider['top'] * shade, ID['rider'])
-            layers.add(head, rider['skin'] * shade, ID['rider'])
-            layers.add(head & (v > 1.64), rider['hair'], ID['rider'])
-        tube = max(look['tyre'], 0.05)
-        for centre in (-0.55, 0.55):
-            r2 = (u - centre) ** 2 + (v - 0.34) ** 2
-            layers.add(r2 < 0.34 ** 2, look['spokes'], ID['bicycle'])
-            layers.add((r2 < 0.34 ** 2) & (r2 > (0.34 - tube) ** 2), look['tyre_colour'],
-                       ID['bicycle'])
-        frame = (np.abs(v - 0.7) < tube) & (np.abs(u) < 0.45)
-        frame |= (np.abs(u + 0.55 - (v - 0.34) * 0.55) < tube) & (v > 0.34) & (v < 0.9)
-        frame |= (np.abs(u - 0.45) < tube) & (v > 0.34) & (v < 1.0)
-        return layers.add(frame, look['frame'] * shade, ID['bicycle']).out()
+        return layers.add(head & (b > 0.95), look['hair'], label).out()
     return material
 
 
 def street_lamp(look: dict, reach: float) -> Material:
     """Pole with an arm reaching over the road (reach < 0: to the left) and a lamp head."""
     def material(u, v):
-        arm_u = np.clip(u / reach, 0, 1) if reach else np.zeros_like(u)
+        arm_u = u / reach
         layers = Layers(u, v)
         layers.add((np.abs(u) < look['width'] / 2) & (v < look['height']), look['colour'],
                    ID['pole'])
@@ -690,8 +647,7 @@ def vehicle_end(look: dict, facing: str, shade: float) -> Material:
         glass_rows = (v >= look['belt'] + 0.05) & (v < glass_top)
         if facing == 'rear' and look['kind'] != 'car':
             glass_rows &= v > look['height'] - 1.2
-        layers.add(glass_rows & (a < 0.86 - taper),
-                   look['glass'], look['label'])
+        layers.add(glass_rows & (a < 0.86 - taper), look['glass'], look['label'])
         layers.add((v >= 0.2) & (v < 0.42), body * 0.45, look['label'])
         layers.add((v < 0.55) & (a > 0.75), np.float32([0.05, 0.05, 0.06]), look['label'])
         lamp_v = look['lamp_height']
@@ -751,14 +707,18 @@ BUILDING_STYLES = {   # lengths, setbacks, heights (m), chance of a gap, gap len
 
 
 def pick(rng: np.random.Generator, options: list):
+    """One of `options` (lists of tuples or arrays, which rng.choice would reshape)."""
     return options[int(rng.integers(len(options)))]
 
 
 def jitter_hsv(rng: np.random.Generator, h: float, s: float, v: float) -> np.ndarray:
+    """A colour near (h, s, v), so that no two paint jobs are identical."""
     return hsv(h + rng.uniform(-0.02, 0.02), s * rng.uniform(0.8, 1.1), v * rng.uniform(0.85, 1.1))
 
 
 def building_look(rng: np.random.Generator, style: str) -> dict:
+    """Random facade: colour family, storeys and window grid, a shop front (urban) or a
+    pitched roof (suburban houses)."""
     kind = rng.random()
     if kind < 0.5:          # warm plaster, ochre, brick
         wall = hsv(rng.uniform(0.0, 0.13), rng.uniform(0.15, 0.55), rng.uniform(0.45, 0.85))
@@ -913,6 +873,7 @@ def trees(street: Street, side: int, sun: Sun, rng: np.random.Generator) -> list
 
 
 def tree_look(rng: np.random.Generator, big: bool, sun_side: float) -> dict:
+    """Random tree: trunk, crown blobs (metres, relative to the trunk) and colours."""
     radius = rng.uniform(2.0, 4.0) if big else rng.uniform(1.4, 3.0)
     base = rng.uniform(1.8, 3.5)
     blobs = [(rng.uniform(-0.6, 0.6) * radius, base + radius * rng.uniform(0.7, 1.6),
@@ -1063,7 +1024,7 @@ def vehicle_parts(kind: str, rng: np.random.Generator) -> list[dict]:
     cargo_height = rng.uniform(3.2, 3.9)
     cargo = dict(kind=kind, label=label, body=jitter_hsv(rng, *pick(rng, PALETTE['truck'])),
                  glass=glass, width=2.5, height=cargo_height, length=rng.uniform(5, 8),
-                 clearance=0.35, belt=cargo_height - 0.01, cabin=0.01, taper=0.0,
+                 clearance=0.35, belt=cargo_height - 0.01, cabin=0.01, taper=0.0,  # no glass
                  lamp_height=0.8, cabin_from=0.0, cabin_to=0.0, pillar=1.0,
                  wheels=(0.12, 0.85), wheel=0.5)
     cab = dict(kind=kind, label=label, body=paint, glass=glass, width=2.4,
@@ -1121,11 +1082,11 @@ def draw_vehicle(canvas: Canvas, x: float, z: float, parts: list[dict], offsets,
 
 
 def person_look(rng: np.random.Generator, stride: float) -> dict:
+    """Random body height, skin, hair and clothes."""
     skin = hsv(rng.uniform(0.04, 0.09), rng.uniform(0.3, 0.6), rng.uniform(0.3, 0.9))
     bottom = pick(rng, [hsv(0.6, 0.5, 0.35), hsv(0, 0, 0.15), hsv(0.1, 0.3, 0.55),
                         hsv(0, 0, 0.45)])
     return dict(height=rng.uniform(1.55, 1.95), stride=stride, skin=skin, bottom=bottom,
-                helmet=0.0,
                 top=hsv(rng.uniform(0, 1), rng.uniform(0, 0.8), rng.uniform(0.15, 0.9)),
                 hair=hsv(rng.uniform(0.05, 0.12), rng.uniform(0.2, 0.7), rng.uniform(0.05, 0.6)),
                 shoes=hsv(0, 0, rng.uniform(0.05, 0.3)))
@@ -1139,7 +1100,7 @@ def pedestrians(street: Street, sun: Sun, rng: np.random.Generator) -> list[Item
         side = pick(rng, [-1, 1])
         i = 0 if side < 0 else 1
         offset = street.verge[i] + rng.uniform(0.3, max(street.sidewalk[i] - 0.3, 0.4))
-        spots.append((street.kerb(side) + side * offset, rng.uniform(4, 40), rng.uniform(0, 0.06)))
+        spots.append((street.kerb(side) + side * offset, rng.uniform(4, 35), rng.uniform(0, 0.06)))
     if street.crosswalk is not None:
         for _ in range(int(rng.integers(0, 5))):
             spots.append((rng.uniform(street.road_left + 0.5, street.road_right - 0.5),
@@ -1147,61 +1108,14 @@ def pedestrians(street: Street, sun: Sun, rng: np.random.Generator) -> list[Item
     items = []
     for x, z, stride in spots:
         look = person_look(rng, stride)
-        items.append((z, _painter(draw_upright, x=x, z=z, half=0.2 * look['height'],
-                                  top=look['height'], material=person(look, shade))))
+        items.append((z, _painter(draw_person, x=x, z=z, look=look, shade=shade)))
     return items
 
 
-def draw_upright(canvas: Canvas, x: float, z: float, half: float, top: float,
-                 material: Material) -> None:
-    """A front plane centred on x whose material sees u relative to that centre."""
-    front_plane(canvas, z, x - half, x + half, 0, top, lambda u, v: material(u - x, v))
-
-
-def cyclists(street: Street, sun: Sun, rng: np.random.Generator) -> list[Item]:
-    """Riders along the kerb (seen from behind), riders crossing, bicycles parked on the
-    sidewalk (seen from the side)."""
-    shade = sun.shade((0, 0, -1))
-    items = []
-    kerb_lane = street.road_right - 2.2 * street.parking[1]
-    for _ in range(int(rng.integers(0, 3))):
-        x, z = kerb_lane - rng.uniform(0.7, 1.4), rng.uniform(6, 30)
-        look = dict(person_look(rng, 0.0), frame=hsv(rng.uniform(0, 1), 0.6, 0.5), tyre=0.08)
-        look.update(helmet=1.0, hair=hsv(rng.uniform(0, 1), 0.8, 0.9))
-        items.append((z, _painter(draw_rider_rear, x=x, z=z, look=look, shade=shade)))
-    if street.crosswalk is not None and rng.random() < 0.6:
-        z = street.crosswalk + rng.uniform(0.5, 3.0)
-        x = rng.uniform(street.road_left, street.road_right)
-        rider = dict(person_look(rng, 0.0), hair=hsv(rng.uniform(0, 1), 0.8, 0.9))
-        items.append(_bicycle_item(x, z, rider, shade, rng))
-    for _ in range(int(rng.integers(0, 4))):
-        side = pick(rng, [-1, 1])
-        items.append(_bicycle_item(street.lot(side) - side * 0.6, rng.uniform(4, 30), None,
-                                   shade, rng))
-    return items
-
-
-def _bicycle_item(x: float, z: float, rider: dict | None, shade: float,
-                  rng: np.random.Generator) -> Item:
-    look = dict(frame=hsv(rng.uniform(0, 1), rng.uniform(0.3, 0.8), rng.uniform(0.2, 0.7)),
-                spokes=hsv(0, 0, 0.3), tyre_colour=hsv(0, 0, 0.06), tyre=0.07)
-    return z, _painter(draw_bicycle, x=x, z=z, look=look, rider=rider, shade=shade,
-                       flip=rng.random() < 0.5)
-
-
-def draw_bicycle(canvas: Canvas, x: float, z: float, look: dict, rider: dict | None,
-                 shade: float, flip: bool) -> None:
-    look = dict(look, tyre=max(look['tyre'], canvas.camera.metres(1.5, z)))
-    material = bicycle_side(look, shade, rider)
-    direction = -1.0 if flip else 1.0
-    front_plane(canvas, z, x - 1.0, x + 1.0, 0, 1.8 if rider else 1.1,
-                lambda u, v: material(direction * (u - x), v))
-
-
-def draw_rider_rear(canvas: Canvas, x: float, z: float, look: dict, shade: float) -> None:
-    look = dict(look, tyre=max(look['tyre'], canvas.camera.metres(MIN_THIN_PX, z) / 2))
-    draw_upright(canvas, x, z, 0.4, 1.9, rider_rear(look, shade))
-    canvas.add_light(x, 0.8, z, 0.06, (255, 30, 20))
+def draw_person(canvas: Canvas, x: float, z: float, look: dict, shade: float) -> None:
+    material, half = person(look, shade), 0.21 * look['height']
+    front_plane(canvas, z, x - half, x + half, 0, look['height'],
+                lambda u, v: material(u - x, v))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1231,7 +1145,6 @@ def render_scene(height: int, width: int, rng: np.random.Generator) -> Scene:
     items += traffic_lights(street, rng)
     items += vehicles(street, sun, shadows, rng)
     items += pedestrians(street, sun, rng)
-    items += cyclists(street, sun, rng)
     paint_sky(canvas, sun, rng)
     paint_ground(canvas, street, sun, shadows)
     for _, paint in sorted(items, key=lambda item: -item[0]):   # far to near

@@ -3,7 +3,7 @@
 Works on synthetic scenes and on real images with an estimated depth: the label map and the
 light sources are optional refinements (wet roads, snow cover and lit lamps need to know where
 roads and lamps are). All randomness comes from the `rng` argument, so a result is
-reproducible. `severity` in [0, 1] scales the effect; None draws it from `rng`.
+reproducible. `severity` in [0, 1] scales the effect; None draws it from `rng` (0.3 to 0.85).
 """
 from __future__ import annotations
 
@@ -12,10 +12,13 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
+from .scene import ID, SKY_DEPTH
+
 CONDITIONS = ('clear', 'fog', 'night', 'rain', 'snow')
-SKY_FROM_DEPTH = 500.0            # without labels, pixels at least this far are taken as sky
-ROAD, SIDEWALK, BUILDING, WALL, FENCE, POLE = 0, 1, 2, 3, 4, 5
-VEGETATION, TERRAIN, SKY, CAR, TRUCK, BUS = 8, 9, 10, 13, 14, 15
+SKY_FROM_DEPTH = SKY_DEPTH / 2    # without labels, pixels at least this far are taken as sky
+GROUND = [ID['road'], ID['sidewalk']]
+SNOW_CAPPED = [ID[name] for name in ('building', 'wall', 'fence', 'pole', 'vegetation', 'car',
+                                     'truck', 'bus')]
 
 
 def fog(image: np.ndarray, depth: np.ndarray, beta, airlight) -> np.ndarray:
@@ -42,7 +45,7 @@ def render_weather(image: np.ndarray, depth: np.ndarray, condition: str,
         severity = rng.uniform(0.3, 0.85)
     rgb = image.astype(np.float32) / 255.0
     depth = np.asarray(depth, np.float32)
-    sky = label == SKY if label is not None else depth >= SKY_FROM_DEPTH
+    sky = label == ID['sky'] if label is not None else depth >= SKY_FROM_DEPTH
     render = RENDERERS[condition]
     out = render(rgb, depth, sky, rng, float(severity), label=label, lights=lights)
     out += rng.normal(0, 0.01, out.shape).astype(np.float32)
@@ -71,8 +74,8 @@ def _night(rgb, depth, sky, rng, severity, lights=None, **_) -> np.ndarray:
     emitted = _light_layer(lights, h, w)
     pool = cv2.GaussianBlur(emitted, (0, 0), 0.04 * w) * (0.04 * w) ** 2 * 0.06
     lit = albedo * (ambient + pool)
-    glow_rows = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
-    night_sky = np.float32([0.004, 0.006, 0.015]) + glow_rows ** 3 * np.float32([0.03, 0.02, 0.01])
+    down = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]     # city glow low in the sky
+    night_sky = np.float32([0.004, 0.006, 0.015]) + down ** 3 * np.float32([0.03, 0.02, 0.01])
     lit = np.where(sky[..., None], night_sky * rng.uniform(0.6, 1.4), lit)
     glare = (emitted + 0.6 * cv2.GaussianBlur(emitted, (0, 0), 0.008 * w + 0.5)
              + 0.25 * cv2.GaussianBlur(emitted, (0, 0), 0.03 * w))
@@ -109,16 +112,17 @@ def _rain(rgb, depth, sky, rng, severity, label=None, **_) -> np.ndarray:
     out = np.where(sky[..., None], overcast[..., None] * np.float32([0.96, 0.98, 1.0]), out)
     if label is not None:
         out = _wet_ground(out, label, rng, severity)
-    for length, amount, width in ((0.03, 1200, 1), (0.08, 250, 2)):
+    wind = rng.normal(0, 12)                                        # degrees from vertical
+    for length, amount, width in ((0.03, 1200, 1), (0.08, 250, 2)):   # far thin, near long
         streaks = _streaks(rng, depth.shape, int(amount * severity * depth.size / 32768),
-                           length, width, angle=rng.normal(0, 12))
+                           length, width, angle=wind)
         out = out + streaks[..., None] * (0.85 - out) * 0.5
     return _lens_drops(out, rng, int(rng.integers(0, 4 + 4 * severity)))
 
 
 def _wet_ground(rgb, label, rng, severity) -> np.ndarray:
     """Darker wet asphalt mirroring what stands at the end of the road, stronger in puddles."""
-    ground = (label == ROAD) | (label == SIDEWALK)
+    ground = np.isin(label, GROUND)
     h = label.shape[0]
     rows = np.arange(h)[:, None]
     far_edge = np.argmax(ground, axis=0)[None, :]                   # first ground row per column
@@ -127,7 +131,7 @@ def _wet_ground(rgb, label, rng, severity) -> np.ndarray:
     reflection = cv2.blur(reflection, (1, 7))                       # ripples smear vertically
     puddles = np.clip(_smooth_noise(rng, label.shape, 10) * 1.5 - 0.3, 0, 1)
     gloss = (0.25 + 0.35 * severity) * (0.5 + puddles)
-    gloss = np.where(label == ROAD, gloss, 0.5 * gloss)[..., None]
+    gloss = np.where(label == ID['road'], gloss, 0.5 * gloss)[..., None]
     wet = rgb * 0.7 * (1 - gloss) + reflection * gloss
     return np.where(ground[..., None], wet, rgb)
 
@@ -168,8 +172,8 @@ def _snow(rgb, depth, sky, rng, severity, label=None, **_) -> np.ndarray:
     white = rng.uniform(0.8, 0.92) * np.float32([0.97, 0.99, 1.03])
     out = fog(rgb, depth, 0.006 + 0.025 * severity, white)
     out = _desaturate(out, 0.3)
-    out = np.where(sky[..., None], white * (1 - 0.06 * _smooth_noise(rng, depth.shape, 6))[
-        ..., None], out)
+    overcast = white * (1 - 0.06 * _smooth_noise(rng, depth.shape, 6))[..., None]
+    out = np.where(sky[..., None], overcast, out)
     if label is not None:
         out = _snow_cover(out, label, rng, severity)
     for radius, amount, blur in ((0.0, 900, 0.0), (0.006, 150, 0.5), (0.015, 25, 2.0)):
@@ -184,17 +188,17 @@ def _snow_cover(rgb, label, rng, severity) -> np.ndarray:
     h, w = label.shape
     snow = np.float32([0.9, 0.92, 0.96])
     cover_by_class = np.zeros(256, np.float32)
-    cover_by_class[[ROAD, SIDEWALK, TERRAIN, VEGETATION]] = [0.35 + 0.4 * severity, 0.85, 0.95,
-                                                            0.35]
+    cover_by_class[[ID['road'], ID['sidewalk'], ID['terrain'], ID['vegetation']]] = [
+        0.35 + 0.4 * severity, 0.85, 0.95, 0.35]                    # traffic clears the road
     drifts = 0.5 + 0.5 * np.clip(_smooth_noise(rng, (h, w), 6), -1, 1)
     cover = np.clip(cover_by_class[label] * (0.6 + 0.8 * drifts) - 0.1, 0, 1)
-    tops = np.isin(label, [BUILDING, WALL, FENCE, VEGETATION, CAR, TRUCK, BUS, POLE])
-    edge = tops.copy()
-    edge[1:] &= label[1:] != label[:-1]
-    thickness = max(int(round(h / 64)), 1)
-    edge = cv2.dilate(edge.astype(np.uint8), np.ones((2 * thickness + 1, 1), np.uint8),
-                      anchor=(0, 0)).astype(bool) & tops
-    cover = np.maximum(cover, edge * 0.9)
+    capped = np.isin(label, SNOW_CAPPED)
+    top_edge = capped.copy()
+    top_edge[1:] &= label[1:] != label[:-1]
+    thickness = max(int(round(h / 64)), 1)                          # grow the edge downwards
+    cap = cv2.dilate(top_edge.astype(np.uint8), np.ones((thickness + 1, 1), np.uint8),
+                     anchor=(0, thickness)).astype(bool) & capped
+    cover = np.maximum(cover, cap * 0.9)
     brightness = 0.75 + 0.25 * rgb.mean(axis=2, keepdims=True) / max(rgb.mean(), 1e-3)
     snowy = snow * np.clip(brightness, 0.7, 1.05)
     return rgb * (1 - cover[..., None]) + snowy * cover[..., None]
@@ -217,6 +221,7 @@ def _flakes(rng, shape, count: int, radius: float, blur: float) -> np.ndarray:
 
 
 def _desaturate(rgb, amount: float) -> np.ndarray:
+    """Move colours `amount` of the way towards grey (overcast light is flat)."""
     grey = rgb.mean(axis=2, keepdims=True)
     return rgb + (grey - rgb) * amount
 

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from .scene import SKY_DEPTH, render_scene
 from .weather import CONDITIONS, render_weather
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2      # bump whenever scenes or weather change, so old benchmarks mismatch
 MANIFEST = 'synthetic.json'
 ADVERSE = CONDITIONS[1:]
 SPLITS = ('train', 'val')
