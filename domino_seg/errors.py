@@ -17,3 +17,7 @@ class DataError(DominoSegError, FileNotFoundError):
 
 class ConfigError(DominoSegError, ValueError):
     """A config key or value is invalid."""
+
+
+class WeightsError(DominoSegError, FileNotFoundError):
+    """Pretrained weights (CLIP, backbone) are missing or unusable."""

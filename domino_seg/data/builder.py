@@ -41,7 +41,7 @@ def train_pipeline(data: DictConfig, after_load: Sequence[dict] = ()) -> list[di
              ratio_range=tuple(data.ratio_range), keep_ratio=True),
         dict(type='RandomCrop', crop_size=tuple(data.crop_size), cat_max_ratio=0.75),
         dict(type='RandomFlip', prob=0.5),
-        dict(type='PhotoMetricDistortion'),
+        *([dict(type='PhotoMetricDistortion')] if data.photometric_distortion else []),
         dict(type='PackSegInputs', meta_keys=META_KEYS),
     ]
 

@@ -41,6 +41,23 @@ def embed_dim(domain: DictConfig) -> Optional[int]:
     return int(model_cfg['embed_dim'])
 
 
+def check_weights(domain: DictConfig) -> None:
+    """Fail before any model or worker is built when the CLIP weights cannot be found; warn
+    when they are random."""
+    if domain.mode == 'none':
+        return
+    from domino_seg.errors import WeightsError
+    try:
+        clip_generator.resolve_pretrained(domain.clip.arch, domain.clip.pretrained)
+    except (FileNotFoundError, ValueError) as err:
+        raise WeightsError(str(err)) from None
+    if domain.clip.pretrained is None:
+        from mmengine.logging import print_log
+        print_log(f'domain.clip.pretrained is null: CLIP {domain.clip.arch!r} has random weights, '
+                  'so the domain embeddings carry no language meaning (recorded in '
+                  'metrics.json).', logger='current', level=30)
+
+
 def describe(domain: DictConfig) -> dict:
     """What metrics.json records about the domain embeddings."""
     if domain.mode == 'none':

@@ -10,13 +10,21 @@ from omegaconf import DictConfig, OmegaConf
 
 from domino_seg.config import to_mmengine
 from domino_seg.data.builder import check_data, ensure_synthetic, seen_conditions
+from domino_seg.domain import builder as domain_builder
 from domino_seg.errors import DominoSegError
 from domino_seg.evaluation.report import format_table
 
 
-def _runner(cfg: DictConfig):
+def _runner(cfg: DictConfig, train: bool):
+    """Check data and weights (fast, clear errors), then build the Runner and record the
+    resolved config in the work dir."""
     from domino_seg.engine.runner import DominoRunner
-    return DominoRunner.from_cfg(to_mmengine(cfg))
+    ensure_synthetic(cfg.data)
+    check_data(cfg.data, train=train)
+    domain_builder.check_weights(cfg.domain)
+    runner = DominoRunner.from_cfg(to_mmengine(cfg))
+    OmegaConf.save(cfg, osp.join(cfg.work_dir, 'config.yaml'), resolve=True)
+    return runner
 
 
 def _final_report(cfg: DictConfig, title: str) -> dict:
@@ -30,11 +38,7 @@ def _final_report(cfg: DictConfig, title: str) -> dict:
 def train(cfg: DictConfig) -> dict:
     """Train, evaluating every ``schedule.val_interval`` iterations and at the end; returns
     the final report (also in ``<work_dir>/metrics.json``)."""
-    ensure_synthetic(cfg.data)
-    check_data(cfg.data, train=True)
-    runner = _runner(cfg)
-    OmegaConf.save(cfg, osp.join(cfg.work_dir, 'config.yaml'), resolve=True)
-    runner.train()
+    _runner(cfg, train=True).train()
     return _final_report(cfg, 'Final evaluation')
 
 
@@ -43,11 +47,7 @@ def test(cfg: DictConfig) -> dict:
     if not osp.isfile(cfg.checkpoint):
         raise DominoSegError(f'checkpoint={cfg.checkpoint!r} is not a file; pass the .pth that '
                              'tools/train.py wrote (see its work dir).')
-    ensure_synthetic(cfg.data)
-    check_data(cfg.data, train=False)
-    runner = _runner(cfg)
-    OmegaConf.save(cfg, osp.join(cfg.work_dir, 'config.yaml'), resolve=True)
-    runner.test()
+    _runner(cfg, train=False).test()
     return _final_report(cfg, 'Test results')
 
 

@@ -131,3 +131,15 @@ def test_embed_domains_fills_the_cache(tiny_overrides, tmp_path):
     again = run_tool('embed_domains.py', overrides, tmp_path)
     stats = printed_json(again.stdout)
     assert stats['computed'] == 0 and stats['hits'] == images
+
+
+def test_missing_clip_weights_fail_fast_with_instructions(tiny_overrides, tmp_path):
+    import time
+    start = time.perf_counter()
+    result = run_tool('train.py', tiny_overrides + ['domino=head', 'domain=zero_shot',
+                                                    'domain/clip=vit_b16_openai'], tmp_path)
+    elapsed = time.perf_counter() - start
+    assert result.returncode == 2
+    assert 'Traceback' not in result.stderr
+    assert "pretrained='openai'" in result.stderr and 'domain.clip.pretrained=' in result.stderr
+    assert elapsed < 40  # interpreter + imports; the check itself takes milliseconds
