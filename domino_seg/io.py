@@ -6,14 +6,17 @@ import os
 import tempfile
 
 
-def atomic_write_text(path: str, text: str) -> None:
-    """Write to a temporary file beside ``path``, then rename over it (atomic on POSIX)."""
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write to a temporary file beside ``path``, then rename over it (atomic on POSIX), so
+    readers, including other processes, see the old file or the new one, never a part."""
+    path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.')
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.',
+                               suffix='.tmp')
     try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -21,5 +24,5 @@ def atomic_write_text(path: str, text: str) -> None:
         raise
 
 
-def atomic_write_json(path: str, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2) + '\n')
+def atomic_write_json(path, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2) + '\n').encode())

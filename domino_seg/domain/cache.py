@@ -20,12 +20,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
+
+from domino_seg.io import atomic_write_bytes
 
 
 class EmbeddingCache:
@@ -36,7 +36,7 @@ class EmbeddingCache:
         self.dir = Path(root) / hashlib.blake2b(identity_json.encode(), digest_size=8).hexdigest()
         self.dir.mkdir(parents=True, exist_ok=True)
         if not (self.dir / 'identity.json').exists():
-            _write_atomically(self.dir / 'identity.json', identity_json.encode())
+            atomic_write_bytes(self.dir / 'identity.json', identity_json.encode())
 
     @staticmethod
     def key(image: np.ndarray) -> str:
@@ -57,18 +57,7 @@ class EmbeddingCache:
         path.parent.mkdir(exist_ok=True)
         buffer = io.BytesIO()
         np.save(buffer, np.asarray(features, dtype=np.float32), allow_pickle=False)
-        _write_atomically(path, buffer.getvalue())
+        atomic_write_bytes(path, buffer.getvalue())
 
     def _path(self, key: str) -> Path:
         return self.dir / key[:2] / f'{key}.npy'
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    fd, temp_path = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as file:
-            file.write(data)
-        os.replace(temp_path, path)
-    except BaseException:
-        os.unlink(temp_path)
-        raise
