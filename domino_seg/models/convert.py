@@ -22,7 +22,8 @@ def convert_to_domino(model_or_module: nn.Module, embed_dim: int, scope: str = '
     ``'backbone'`` = backbone + neck, ``'full'`` = both. A module that is not a segmentor (a
     decode head, a backbone, a ViT block: it has neither ``backbone`` nor ``decode_head``) is
     converted whole. Wrapped norms keep their parameters, buffers and ``requires_grad``, and the
-    converted model computes exactly what it did before.
+    converted model computes what it did before (up to float32 rounding where eval-mode BN is
+    folded, see :mod:`domino_seg.models.domino_norm`).
 
     ``init_weights`` of mmseg backbones reaches the Domino MLPs (MiT re-initialises every
     ``nn.Linear``, ResNet's ``zero_init_residual`` zeroes whole ``norm3`` modules): convert after
