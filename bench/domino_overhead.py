@@ -2,7 +2,7 @@
 """Domino overhead benchmark: Domino segmentor vs the same segmentor without Domino.
 
 Measures, in one run, on one model (default: SegFormer-B0-sized MiT-b0 + SegFormer head,
-256x512 crops, batch 2):
+192x384 crops, batch 2):
 
 * ``train_ratio``      train-step time (preprocess + forward + loss + backward + AdamW step)
                        Domino / baseline;
@@ -16,7 +16,7 @@ Timings are interleaved (ABBA blocks: A B, B A, A B, ...) after a warm-up, so sl
 machine noise hit both sides equally; each ratio is the ratio of the per-step medians. CUDA is
 synchronised around every timed step. The last line printed is one JSON object.
 
-    python bench/domino_overhead.py             # defaults: ~2.5 min on 2 CPU cores
+    python bench/domino_overhead.py             # defaults: ~1 min on 2 CPU cores
     python bench/domino_overhead.py --device cuda --steps 60 --batch-size 8 \
         --height 512 --width 1024
     python bench/domino_overhead.py --override domino=full --override domino.mlp.hidden=8
@@ -67,8 +67,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='consecutive steps of one side per interleaved block (default 1: '
                              'A B B A A B ..., every step next to one of the other side)')
     parser.add_argument('--batch-size', type=int, default=2)
-    parser.add_argument('--height', type=int, default=256)
-    parser.add_argument('--width', type=int, default=512)
+    # 192x384: a crop a 2-core CPU trains at in well under a second (the step at 256x512 runs
+    # out of cache and is ~3x slower); see bench/README.md for how the ratios move with the crop
+    parser.add_argument('--height', type=int, default=192)
+    parser.add_argument('--width', type=int, default=384)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--clip-device', default='cpu',
                         help="where the on-the-fly CLIP runs (default cpu: DomainEmbedding runs "
