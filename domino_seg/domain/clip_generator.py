@@ -166,29 +166,31 @@ class DomainPromptGenerator:
         return F.normalize(torch.stack(means), dim=-1)
 
 
-def resolve_pretrained(arch: str, pretrained: Optional[str]) -> tuple[Optional[str], dict]:
+def resolve_pretrained(arch: str, pretrained: Optional[str],
+                       key: str = 'domain.clip.pretrained') -> tuple[Optional[str], dict]:
     """``pretrained`` -> (local checkpoint file or None, the open_clip tag config or {}).
 
-    Fails fast (never touches the network) when a tag is not cached or a file does not exist.
+    Fails fast (never touches the network) when a tag is not cached or a file does not exist;
+    the messages name the config ``key`` that set ``pretrained``.
     """
     if pretrained is None:
         return None, {}
     tag_cfg = open_clip.get_pretrained_cfg(arch, pretrained)
     if tag_cfg:
-        return _cached_tag_checkpoint(arch, pretrained, tag_cfg), tag_cfg
+        return _cached_tag_checkpoint(arch, pretrained, tag_cfg, key), tag_cfg
     path = Path(pretrained).expanduser()
     if path.is_file():
         return str(path), {}
     if os.sep in pretrained or '/' in pretrained or path.suffix in CHECKPOINT_SUFFIXES:
         raise FileNotFoundError(f'CLIP checkpoint file not found: {path} '
-                                '(set domain.clip.pretrained to an existing file, a cached '
+                                f'(set {key} to an existing file, a cached '
                                 'open_clip tag, or null for random weights)')
     tags = open_clip.list_pretrained_tags_by_model(arch)
     raise ValueError(f'pretrained={pretrained!r} is neither an open_clip tag of arch {arch!r} '
                      f'(tags: {tags}) nor an existing file')
 
 
-def _cached_tag_checkpoint(arch: str, tag: str, tag_cfg: dict) -> str:
+def _cached_tag_checkpoint(arch: str, tag: str, tag_cfg: dict, key: str) -> str:
     """The tag's weights file in the local HF cache, looked up the way open_clip downloads it
     (a .safetensors twin first); raises with instructions when it is not there."""
     repo_id, filename = os.path.split(tag_cfg.get('hf_hub', ''))
@@ -212,9 +214,9 @@ def _cached_tag_checkpoint(arch: str, tag: str, tag_cfg: dict) -> str:
         f"open_clip.create_model('{arch}', pretrained='{tag}')\" and copy its Hugging Face cache "
         '(~/.cache/huggingface/hub, or $HF_HOME) to this machine;\n'
         '  2. download the checkpoint file and set '
-        'domain.clip.pretrained=/path/to/open_clip_model.safetensors (or '
+        f'{key}=/path/to/open_clip_model.safetensors (or '
         f'open_clip_pytorch_model.bin){quick_gelu};\n'
-        '  3. set domain.clip.pretrained=null to run with random weights (the embeddings then '
+        f'  3. set {key}=null to run with random weights (domain embeddings then '
         'carry no language meaning).')
 
 

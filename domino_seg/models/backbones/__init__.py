@@ -1,0 +1,3 @@
+"""Foundation-model backbones registered in mmseg's MODELS (see README, "Backbones")."""
+from .clip import OpenCLIPResNet, OpenCLIPVisionTransformer  # noqa: F401
+from .dinov2 import DINOv2VisionTransformer  # noqa: F401
