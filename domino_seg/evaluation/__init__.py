@@ -1,3 +1,4 @@
+from domino_seg.evaluation.export import CityscapesExportHook
 from domino_seg.evaluation.metrics import ConditionIoUMetric
 
-__all__ = ['ConditionIoUMetric']
+__all__ = ['CityscapesExportHook', 'ConditionIoUMetric']

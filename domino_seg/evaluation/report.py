@@ -1,9 +1,12 @@
-"""Human-readable tables of a metrics report."""
+"""Human-readable tables of a metrics report; tables and figures for comparisons."""
 from __future__ import annotations
 
+import io
 from typing import Optional, Sequence
 
-from prettytable import PrettyTable
+from prettytable import PrettyTable, TableStyle
+
+from domino_seg.io import atomic_write_bytes
 
 
 def _fmt(value: Optional[float]) -> str:
@@ -20,3 +23,20 @@ def format_table(report: dict, seen_conditions: Sequence[str] = ('cityscapes',))
         table.add_row([name, _fmt(row['mIoU']), _fmt(row['aAcc']), row['num_images']])
     table.add_row(['mean (unseen)', _fmt(report.get('mean_unseen_mIoU')), '', ''])
     return table.get_string()
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
+    """A GitHub-flavoured markdown table (pastes into READMEs, issues and papers' notes)."""
+    table = PrettyTable(list(header))
+    table.set_style(TableStyle.MARKDOWN)
+    table.align = 'r'
+    table.align[header[0]] = 'l'
+    table.add_rows([list(row) for row in rows])
+    return table.get_string()
+
+
+def save_figure(fig, path: str) -> None:
+    """A matplotlib figure as a PNG, written atomically."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format='png', dpi=100)
+    atomic_write_bytes(path, buf.getvalue())

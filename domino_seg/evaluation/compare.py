@@ -1,0 +1,384 @@
+"""Compare finished runs (``tools/compare.py``).
+
+Every ``metrics.json`` under the given folders is one run. Runs whose resolved configs are
+equal except for the seed (and where results go) are one row; its cells are the mean ± sample
+standard deviation over those runs of the mIoU per condition and of the mean over unseen
+conditions, and the Δ column is the difference of means to a baseline row. A row is named by
+the Hydra overrides (``.hydra/overrides.yaml`` in each work dir) whose values differ between
+rows, e.g. ``domino=head domain=zero_shot``.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os.path as osp
+import re
+import statistics
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from domino_seg.errors import ConfigError, DataError
+from domino_seg.evaluation.report import markdown_table, save_figure
+from domino_seg.io import atomic_write_bytes
+
+# keys that never split nor name rows (besides hydra.*): the seed is what rows aggregate over
+IGNORED_KEYS = ('seed', 'work_dir', 'paths.work_dirs', 'resume')
+MEAN_UNSEEN = 'mean unseen'
+_MISSING = object()
+OUTPUT_FILES = ('comparison.md', 'comparison.csv', 'comparison.png')
+
+
+@dataclass
+class Run:
+    """One finished run: its metrics, resolved config and, if Hydra launched it, the command
+    line overrides (key -> value) and the option chosen for each config group."""
+    work_dir: str
+    metrics: dict
+    config: dict
+    overrides: dict = field(default_factory=dict)
+    choices: dict = field(default_factory=dict)
+
+    @property
+    def seen(self) -> set:
+        data = self.config.get('data', {})
+        return set(data.get('seen_conditions', [])) | set(data.get('train_weather', []))
+
+    def miou(self, condition: str) -> Optional[float]:
+        return self.metrics['conditions'].get(condition, {}).get('mIoU')
+
+
+@dataclass
+class Stat:
+    mean: Optional[float]
+    std: Optional[float]  # sample standard deviation; None for fewer than two values
+    n: int
+
+    @classmethod
+    def of(cls, values: Sequence[Optional[float]]) -> 'Stat':
+        values = [v for v in values if v is not None]
+        return cls(statistics.fmean(values) if values else None,
+                   statistics.stdev(values) if len(values) > 1 else None, len(values))
+
+
+@dataclass
+class Row:
+    name: str
+    runs: list
+    cells: dict = field(default_factory=dict)   # condition or MEAN_UNSEEN -> Stat
+    delta: dict = field(default_factory=dict)   # condition or MEAN_UNSEEN -> Δ of means
+
+    @property
+    def seen(self) -> set:
+        return self.runs[0].seen
+
+
+@dataclass
+class Comparison:
+    rows: list
+    conditions: list     # columns, in evaluation order
+    unseen: list         # the conditions MEAN_UNSEEN averages (unseen by every row)
+    baseline: Row
+    warnings: list = field(default_factory=list)
+
+
+def _natural(path: Path) -> list:
+    """Sort key: sweep job folders 2 before 10."""
+    return [int(p) if p.isdigit() else p for p in re.split(r'(\d+)', str(path))]
+
+
+def _ignored(key: str, ignore: Sequence[str]) -> bool:
+    return key.startswith(('hydra.', 'hydra/')) or key == 'hydra' or any(
+        key == k or key.startswith(k + '.') for k in (*IGNORED_KEYS, *ignore))
+
+
+def find_metrics(paths: Sequence[str]) -> list[Path]:
+    """``metrics.json`` files given directly or found under the given folders."""
+    found = []
+    for path in map(Path, paths):
+        if path.is_file():
+            found.append(path)
+        elif path.is_dir():
+            found += sorted(path.rglob('metrics.json'), key=_natural)
+        else:
+            raise DataError(f'{path} does not exist; pass work dirs, sweep dirs '
+                            '(work_dirs/multirun/<time>) or metrics.json files.')
+    if not found:
+        raise DataError(f'no metrics.json under {", ".join(map(str, paths))}; pass the work '
+                        'dirs of finished runs or a sweep dir (work_dirs/multirun/<time>).')
+    return list(dict.fromkeys(p.resolve() for p in found))
+
+
+def read_run(path: Path) -> Run:
+    """The run whose ``metrics.json`` is ``path`` (config from it or ``config.yaml``)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise DataError(f'{path} is not readable JSON ({err}); delete it or rerun that '
+                        'evaluation.') from None
+    if not isinstance(metrics, dict) or not isinstance(metrics.get('conditions'), dict):
+        raise DataError(f'{path} has no "conditions"; it is not a metrics.json written by '
+                        'domino-seg.')
+    work_dir = path.parent
+    config = metrics.get('config')
+    if not config and (work_dir / 'config.yaml').is_file():
+        config = OmegaConf.to_container(OmegaConf.load(work_dir / 'config.yaml'))
+    if not config:
+        raise DataError(f'{path} records no config and {work_dir / "config.yaml"} is missing, '
+                        'so runs cannot be grouped; compare work dirs written by domino-seg.')
+    run = Run(str(work_dir), metrics, config)
+    hydra_dir = work_dir / '.hydra'
+    if (hydra_dir / 'overrides.yaml').is_file():
+        texts = OmegaConf.to_container(OmegaConf.load(hydra_dir / 'overrides.yaml'))
+        for override in OverridesParser.create().parse_overrides(texts):
+            if not override.is_delete():
+                run.overrides[override.key_or_group] = override.get_value_element_as_str()
+    if (hydra_dir / 'hydra.yaml').is_file():
+        hydra_cfg = OmegaConf.load(hydra_dir / 'hydra.yaml')
+        choices = OmegaConf.select(hydra_cfg, 'hydra.runtime.choices', default=None)
+        run.choices = OmegaConf.to_container(choices) if choices is not None else {}
+    return run
+
+
+def _unfinished(run: Run) -> Optional[str]:
+    """Why a training run's metrics are not final, or None."""
+    config = run.config
+    max_iters = config.get('schedule', {}).get('max_iters')
+    if config.get('task') == 'train' and run.metrics.get('iter') != max_iters:
+        return (f'{run.work_dir}: metrics are from iteration {run.metrics.get("iter")} of '
+                f'{max_iters} (unfinished or still running); left out')
+    return None
+
+
+def _flatten(tree, prefix: str = '') -> dict:
+    """{'a': {'b': 1}} -> {'a.b': 1}: configs compared leaf by leaf."""
+    if isinstance(tree, dict):
+        flat = {}
+        for key, value in tree.items():
+            flat.update(_flatten(value, f'{prefix}{key}.'))
+        return flat or {prefix[:-1]: {}}
+    return {prefix[:-1]: tree}
+
+
+def _render(value) -> str:
+    """A config value as one would type it in an override."""
+    if value is None:
+        return 'null'
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return '[' + ','.join(map(_render, value)) + ']'
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(',', ':'))
+    return str(value)
+
+
+def _value(run: Run, key: str) -> str:
+    """The option of group ``key``, else the resolved value of config key ``key``."""
+    if key in run.choices:
+        return _render(run.choices[key]) if run.choices[key] is not None else '-'
+    node = OmegaConf.select(OmegaConf.create(run.config), key, default=_MISSING)
+    if node is _MISSING:
+        return '-'
+    return _render(OmegaConf.to_container(node) if OmegaConf.is_config(node) else node)
+
+
+def _name_groups(groups: list, ignore: Sequence[str]) -> list[str]:
+    """Names from the overrides whose values differ between groups; groups that differ only
+    elsewhere (e.g. an edited config file) also get the differing config keys."""
+    if len(groups) == 1:
+        return [str(groups[0][0].config.get('exp_name', 'all runs'))]
+    candidates = [k for g in groups for run in g for k in run.overrides
+                  if not _ignored(k, ignore)]
+    keys = [k for k in dict.fromkeys(candidates) if len({_value(g[0], k) for g in groups}) > 1]
+    names = [' '.join(f'{k}={_value(g[0], k)}' for k in keys) for g in groups]
+    clashing = [i for i, name in enumerate(names) if not name or names.count(name) > 1]
+    if clashing:
+        flats = [{k: v for k, v in _flatten(g[0].config).items() if not _ignored(k, ignore)}
+                 for g in groups]
+        among = clashing if len(clashing) > 1 else range(len(groups))
+        all_keys = dict.fromkeys(k for i in among for k in flats[i])
+        leaves = [k for k in all_keys if len({_render(flats[i].get(k)) for i in among}) > 1]
+        for i in clashing:
+            names[i] = ' '.join(filter(None, [names[i]] + [
+                f'{k}={_render(flats[i].get(k))}' for k in leaves]))
+    return names
+
+
+def _pick_baseline(rows: list, baseline: Optional[str]) -> Row:
+    """The row named ``baseline``, or the only row having all its ``key=value`` parts; the
+    first row when None."""
+    if baseline is None:
+        return rows[0]
+    exact = [row for row in rows if row.name == baseline]
+    parts = set(baseline.split())
+    matches = exact or [row for row in rows if parts <= set(row.name.split())]
+    if len(matches) != 1:
+        names = '; '.join(row.name for row in rows)
+        raise ConfigError(f'baseline {baseline!r} matches {len(matches)} rows; give the name '
+                          f'of one row, or key=value parts only it has. Rows: {names}.')
+    return matches[0]
+
+
+def compare_runs(paths: Sequence[str], baseline: Optional[str] = None,
+                 ignore: Sequence[str] = ()) -> Comparison:
+    """Read, group and aggregate the runs under ``paths``; ``ignore`` adds config keys that
+    neither split nor name rows."""
+    warnings = []
+    runs = []
+    for path in find_metrics(paths):
+        run = read_run(path)
+        why = _unfinished(run)
+        if why:
+            warnings.append(why)
+        else:
+            runs.append(run)
+    if not runs:
+        raise DataError('no finished run to compare: ' + '; '.join(warnings))
+
+    groups: dict[str, list] = {}
+    for run in runs:
+        flat = {k: v for k, v in _flatten(run.config).items() if not _ignored(k, ignore)}
+        groups.setdefault(json.dumps(flat, sort_keys=True, default=str), []).append(run)
+    groups = list(groups.values())
+    rows = [Row(name, group) for name, group in zip(_name_groups(groups, ignore), groups)]
+
+    conditions = list(dict.fromkeys(c for run in runs for c in run.metrics['conditions']))
+    unseen = [c for c in conditions
+              if all(c not in row.seen and row.runs[0].miou(c) is not None for row in rows)]
+    for row in rows:
+        seeds = [run.config.get('seed') for run in row.runs]
+        if len(set(seeds)) < len(seeds):
+            warnings.append(f'row {row.name!r} has runs with the same seed ({seeds}): '
+                            'repeated runs count twice; ' +
+                            ', '.join(run.work_dir for run in row.runs))
+        for condition in conditions:
+            row.cells[condition] = Stat.of([run.miou(condition) for run in row.runs])
+        row.cells[MEAN_UNSEEN] = Stat.of([_mean_unseen(run, unseen) for run in row.runs])
+    if not unseen:
+        warnings.append('no condition is unseen in training by every row: no mean unseen')
+
+    base = _pick_baseline(rows, baseline)
+    for row in rows:
+        for key, stat in row.cells.items():
+            ref = base.cells[key].mean
+            row.delta[key] = None if stat.mean is None or ref is None else stat.mean - ref
+    return Comparison(rows, conditions, unseen, base, warnings)
+
+
+def _mean_unseen(run: Run, unseen: list) -> Optional[float]:
+    """``mean_unseen_mIoU`` of metrics.json when it averages exactly ``unseen``; otherwise
+    recomputed over ``unseen`` so that every row averages the same conditions."""
+    own = [c for c in run.metrics['conditions'] if c not in run.seen and run.miou(c) is not None]
+    if own == unseen:
+        return run.metrics.get('mean_unseen_mIoU')
+    values = [run.miou(c) for c in unseen if run.miou(c) is not None]
+    return float(np.mean(values)) if values else None
+
+
+def _cell(stat: Stat) -> str:
+    if stat.mean is None:
+        return '-'
+    return f'{stat.mean:.2f}' if stat.std is None else f'{stat.mean:.2f} ± {stat.std:.2f}'
+
+
+def format_markdown(comp: Comparison) -> str:
+    """The table (mean ± std over seeds) and a note saying what the columns mean."""
+    seen_by_all = [c for c in comp.conditions if all(c in row.seen for row in comp.rows)]
+    header = (['configuration', 'seeds'] +
+              [c + (' (seen)' if c in seen_by_all else '') for c in comp.conditions] +
+              [MEAN_UNSEEN, f'Δ {MEAN_UNSEEN}'])
+    marked = False
+    lines = []
+    for row in comp.rows:
+        cells = []
+        for c in comp.conditions:
+            text = _cell(row.cells[c])
+            if c in row.seen and c not in seen_by_all:
+                text, marked = text + ' †', True
+            cells.append(text)
+        delta = row.delta[MEAN_UNSEEN]
+        delta = ('baseline' if row is comp.baseline else
+                 '-' if delta is None else f'{delta:+.2f}')
+        lines.append([row.name, len(row.runs), *cells, _cell(row.cells[MEAN_UNSEEN]), delta])
+    notes = [f'mIoU (%), mean ± sample std over seeds; {MEAN_UNSEEN}: '
+             f'{", ".join(comp.unseen) or "none"}; Δ: difference of means to '
+             f'"{comp.baseline.name}".']
+    if marked:
+        notes.append('† seen in training by that row (data.seen_conditions or '
+                     'data.train_weather).')
+    return markdown_table(header, lines) + '\n\n' + '\n'.join(notes) + '\n'
+
+
+def format_csv(comp: Comparison) -> str:
+    """One line per row: mean, std, Δ for each condition and the mean unseen (full
+    precision; empty when undefined), the seeds and the work dirs."""
+    keys = comp.conditions + [MEAN_UNSEEN]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator='\n')
+    slug = {k: k.replace(' ', '_') for k in keys}
+    writer.writerow(['configuration', 'seeds', 'seed_values'] +
+                    [f'{slug[k]}_{s}' for k in keys for s in ('mean', 'std', 'delta')] +
+                    ['work_dirs'])
+    blank = (lambda v: '' if v is None else repr(v))
+    for row in comp.rows:
+        writer.writerow([row.name, len(row.runs),
+                         ' '.join(str(run.config.get('seed')) for run in row.runs)] +
+                        [blank(x) for k in keys for x in (row.cells[k].mean, row.cells[k].std,
+                                                         row.delta[k])] +
+                        [' '.join(run.work_dir for run in row.runs)])
+    return out.getvalue()
+
+
+def plot_comparison(comp: Comparison):
+    """Grouped bars: conditions (and the mean unseen) x rows, error bars = std over seeds."""
+    from matplotlib.figure import Figure
+    keys = comp.conditions + ([MEAN_UNSEEN] if comp.unseen else [])
+    x = np.arange(len(keys))
+    width = 0.8 / len(comp.rows)
+    fig = Figure(figsize=(max(6.0, 1.1 * len(keys) * max(1, len(comp.rows) / 2)), 4.5),
+                 layout='constrained')
+    ax = fig.subplots()
+    for i, row in enumerate(comp.rows):
+        stats = [row.cells[k] for k in keys]
+        ax.bar(x - 0.4 + width * (i + 0.5), [np.nan if s.mean is None else s.mean for s in stats],
+               width, yerr=[s.std or 0.0 for s in stats], capsize=3,
+               label=f'{row.name} (n={len(row.runs)})')
+    ax.set_xticks(x, [k + (' (seen)' if all(k in r.seen for r in comp.rows) else '')
+                      for k in keys])
+    ax.set_ylabel('mIoU (%)')
+    ax.set_title('mIoU per condition, mean ± std over seeds', fontsize=10)
+    ax.grid(axis='y', alpha=0.3)
+    fig.legend(loc='outside lower center', ncol=min(len(comp.rows), 3), fontsize=8,
+               frameon=False)
+    return fig
+
+
+def write_outputs(comp: Comparison, out_dir: str) -> list[str]:
+    """``comparison.md``, ``comparison.csv`` and ``comparison.png`` in ``out_dir``."""
+    md, csv_path, png = (osp.join(out_dir, name) for name in OUTPUT_FILES)
+    atomic_write_bytes(md, format_markdown(comp).encode())
+    atomic_write_bytes(csv_path, format_csv(comp).encode())
+    save_figure(plot_comparison(comp), png)
+    return [md, csv_path, png]
+
+
+def main(paths: Sequence[str], baseline: Optional[str] = None, out: Optional[str] = None,
+         ignore: Sequence[str] = ()) -> Comparison:
+    """What ``tools/compare.py`` does: print the table and write the three files."""
+    comp = compare_runs(paths, baseline, ignore)
+    for warning in comp.warnings:
+        print(f'warning: {warning}', file=sys.stderr)
+    if out is None:
+        first = Path(paths[0])
+        out = str(first if first.is_dir() else first.parent)
+    print(format_markdown(comp))
+    for path in write_outputs(comp, out):
+        print(f'wrote {path}')
+    return comp

@@ -1,0 +1,197 @@
+"""What a model does in each condition: PNG grids of image, ground truth and predictions
+(``tools/test.py ... visualize=N [compare_checkpoint=PATH]``)."""
+from __future__ import annotations
+
+import copy
+import os.path as osp
+from typing import Optional, Sequence
+
+import mmcv
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
+from tqdm import tqdm
+
+from domino_seg.compat import trusted_checkpoint_loading  # (before mmseg)
+from domino_seg.errors import ConfigError
+from domino_seg.evaluation.report import save_figure
+
+IGNORE_COLOR = (0, 0, 0)
+# the groups that define a model (finetune only in newer runs); data and schedule come from
+# the run being tested
+MODEL_GROUPS = ('model', 'domino', 'domain')
+OPTIONAL_MODEL_GROUPS = ('finetune',)
+
+
+def colorize(label: np.ndarray, palette: Sequence[Sequence[int]]) -> np.ndarray:
+    """trainIds -> RGB with the dataset palette; ignore (255) and unknown ids black."""
+    lut = np.zeros((256, 3), np.uint8)
+    lut[:] = IGNORE_COLOR
+    lut[:len(palette)] = palette
+    return lut[label.astype(np.uint8)]
+
+
+def grid_figure(rows: Sequence[dict], titles: Sequence[str], classes: Sequence[str],
+                palette: Sequence[Sequence[int]], suptitle: str = ''):
+    """One row per sample: its RGB ``image`` then each label map in ``labels`` (same order
+    as ``titles[1:]``); a legend names the classes that appear, in the dataset's colours."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    height, width = rows[0]['image'].shape[:2]
+    panel_w = 3.2
+    panel_h = panel_w * height / width + 0.25
+    fig = Figure(figsize=(panel_w * len(titles), panel_h * len(rows) + 1.0),
+                 layout='constrained')
+    axes = fig.subplots(len(rows), len(titles), squeeze=False)
+    present = set()
+    for r, row in enumerate(rows):
+        panels = [row['image']] + [colorize(label, palette) for label in row['labels']]
+        for label in row['labels']:
+            present.update(np.unique(label).tolist())
+        for c, panel in enumerate(panels):
+            ax = axes[r, c]
+            ax.imshow(panel, interpolation='nearest')
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(titles[c], fontsize=9)
+        axes[r, 0].set_xlabel(row.get('name', ''), fontsize=7)
+    handles = [Patch(color=np.asarray(palette[i]) / 255, label=classes[i])
+               for i in sorted(present) if i < len(classes)]
+    if present - set(range(len(classes))):
+        handles.append(Patch(color=np.asarray(IGNORE_COLOR) / 255, label='ignore'))
+    fig.legend(handles=handles, loc='outside lower center', ncol=min(len(handles), 8),
+               fontsize=7, frameon=False)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    return fig
+
+
+def pick_samples(dataset, num: int) -> dict[str, list[int]]:
+    """``num`` evenly spaced sample indices per condition (all of them if fewer)."""
+    by_condition: dict[str, list[int]] = {}
+    for index in range(len(dataset)):
+        by_condition.setdefault(dataset.get_data_info(index)['condition'], []).append(index)
+    picked = {}
+    for condition, indices in by_condition.items():
+        spots = np.linspace(0, len(indices) - 1, min(num, len(indices))).round().astype(int)
+        picked[condition] = [indices[i] for i in dict.fromkeys(spots.tolist())]
+    return picked
+
+
+@torch.no_grad()
+def predict(model, dataset, index: int):
+    """The model's data sample for one dataset item (through the dataset's own pipeline, so a
+    Domino model gets its domain embedding)."""
+    from mmengine.dataset import pseudo_collate
+    model.eval()
+    return model.test_step(pseudo_collate([dataset[index]]))[0]
+
+
+def describe_model(cfg: DictConfig) -> str:
+    text = f'domino={cfg.domino.scope}'
+    return text + (f', domain={cfg.domain.mode}' if cfg.domain.mode != 'none' else '')
+
+
+def _compare_cfg(cfg: DictConfig) -> DictConfig:
+    """``cfg`` with the model groups of the run that wrote ``cfg.compare_checkpoint``."""
+    path = cfg.compare_checkpoint
+    config = osp.join(osp.dirname(osp.abspath(path)), 'config.yaml')
+    if not osp.isfile(config):
+        raise ConfigError(f'compare_checkpoint={path!r}: no config.yaml beside it, so its model '
+                          'is unknown; pass a checkpoint inside the work dir tools/train.py '
+                          'wrote.')
+    other = OmegaConf.load(config)
+    missing = [key for key in MODEL_GROUPS if key not in other]
+    if missing:
+        raise ConfigError(f'{config} has no {", ".join(missing)} section; it is not a '
+                          'domino-seg run config (compare_checkpoint must come from '
+                          'tools/train.py).')
+    merged = copy.deepcopy(cfg)
+    with open_dict(merged):
+        for key in MODEL_GROUPS + OPTIONAL_MODEL_GROUPS:
+            if key in other:
+                merged[key] = other[key]
+    return merged
+
+
+def check(cfg: DictConfig) -> None:
+    """Fail before testing on a bad ``visualize`` / ``compare_checkpoint``."""
+    from domino_seg.domain import builder as domain_builder
+    num = cfg.get('visualize') or 0
+    if not isinstance(num, int) or num < 0:
+        raise ConfigError(f'visualize={num!r}: give the number of samples per condition, e.g. '
+                          'visualize=4 (0 = off).')
+    path = cfg.get('compare_checkpoint')
+    if path is None:
+        return
+    if not num:
+        raise ConfigError('compare_checkpoint is drawn in the visualization grids only; add '
+                          'visualize=N (samples per condition).')
+    if not osp.isfile(path):
+        raise ConfigError(f'compare_checkpoint={path!r} is not a file; pass a .pth that '
+                          'tools/train.py wrote.')
+    domain_builder.check_weights(_compare_cfg(cfg).domain)
+
+
+def _load_compare(cfg: DictConfig):
+    from mmengine.runner import load_checkpoint
+    from mmseg.registry import DATASETS, MODELS
+
+    from domino_seg.config import to_mmengine
+    other = _compare_cfg(cfg)
+    mm = to_mmengine(other)
+    model = MODELS.build(mm.model)
+    try:
+        with trusted_checkpoint_loading():
+            load_checkpoint(model, cfg.compare_checkpoint, map_location='cpu', strict=True)
+    except RuntimeError as err:
+        raise ConfigError(f'compare_checkpoint={cfg.compare_checkpoint!r} does not fit the model '
+                          f'its config.yaml describes: {err}') from None
+    return describe_model(other), model, DATASETS.build(mm.test_dataloader.dataset)
+
+
+def write_grids(cfg: DictConfig, model, dataset, out_dir: str,
+                compare: Optional[tuple] = None) -> list[str]:
+    """For each condition ``<out_dir>/<condition>.png``: ``cfg.visualize`` samples with image,
+    ground truth, ``model``'s prediction and, given ``compare=(name, model, dataset)``, that
+    model's prediction. Returns the written paths."""
+    meta = dataset.metainfo
+    models = [(describe_model(cfg), model, dataset)] + ([compare] if compare else [])
+    titles = ['image', 'ground truth', f'prediction\n({models[0][0]})']
+    titles += [f'compare_checkpoint\n({name})' for name, _, _ in models[1:]]
+    picked = pick_samples(dataset, cfg.visualize)
+    paths = []
+    bar = tqdm(total=sum(map(len, picked.values())) * len(models), desc='visualize',
+               unit='pred')
+    for condition, indices in picked.items():
+        rows = []
+        for index in indices:
+            samples = []
+            for _, net, data in models:  # same data config: the same index is the same image
+                samples.append(predict(net, data, index))
+                bar.update(1)
+            labels = [samples[0].gt_sem_seg.data[0]] + [s.pred_sem_seg.data[0] for s in samples]
+            rows.append(dict(image=mmcv.imread(samples[0].img_path, channel_order='rgb'),
+                             labels=[label.cpu().numpy() for label in labels],
+                             name=osp.basename(samples[0].img_path)))
+        fig = grid_figure(rows, titles, meta['classes'], meta['palette'], suptitle=condition)
+        path = osp.join(out_dir, f'{condition}.png')
+        save_figure(fig, path)
+        paths.append(path)
+    bar.close()
+    return paths
+
+
+def write_test_grids(cfg: DictConfig, runner) -> list[str]:
+    """The grids of a finished ``tools/test.py`` run (its model and test dataset), written
+    by the main process."""
+    from mmengine.dist import is_main_process
+    if not is_main_process():
+        return []
+    compare = _load_compare(cfg) if cfg.get('compare_checkpoint') else None
+    paths = write_grids(cfg, runner.model, runner.test_dataloader.dataset,
+                        osp.join(cfg.work_dir, 'visualizations'), compare)
+    runner.logger.info(f'visualizations: {", ".join(paths)}')
+    return paths

@@ -1,0 +1,216 @@
+"""Comparison tables from hand-written run folders: grouping, naming, mean ± std, deltas."""
+import csv
+import io
+import json
+import statistics
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+from PIL import Image
+
+from domino_seg.errors import ConfigError, DataError
+from domino_seg.evaluation import compare
+
+CONDITIONS = ('cityscapes', 'fog', 'night')
+
+
+def write_run(folder, seed, mious, overrides=(), choices=None, train_weather=(), iteration=10,
+              **config):
+    """A finished run as tools/train.py leaves it: metrics.json (with the resolved config)
+    and Hydra's .hydra/overrides.yaml and hydra.yaml."""
+    choices = dict(dict(domino='none', domain='none', data='synthetic'), **(choices or {}))
+    cfg = dict(task='train', seed=seed, exp_name='synthetic', work_dir=str(folder),
+               paths=dict(work_dirs=str(folder.parent)), schedule=dict(max_iters=10),
+               data=dict(seen_conditions=['cityscapes'], train_weather=list(train_weather)),
+               domino=dict(scope=choices['domino']), domain=dict(mode=choices['domain']))
+    cfg = OmegaConf.create(cfg)
+    for key, value in config.items():  # e.g. an edited config file: not in the overrides
+        OmegaConf.update(cfg, key, value)
+    cfg = OmegaConf.to_container(cfg)
+    seen = {'cityscapes', *train_weather}
+    unseen = [v for c, v in zip(CONDITIONS, mious) if c not in seen]
+    metrics = dict(conditions={c: dict(mIoU=v, aAcc=50.0, num_images=2, per_class_iou={})
+                               for c, v in zip(CONDITIONS, mious)},
+                   mean_unseen_mIoU=float(np.mean(unseen)) if unseen else None,
+                   checkpoint=str(folder / 'iter_10.pth'), iter=iteration, config=cfg)
+    (folder / '.hydra').mkdir(parents=True)
+    (folder / 'metrics.json').write_text(json.dumps(metrics))
+    (folder / '.hydra' / 'overrides.yaml').write_text(OmegaConf.to_yaml(list(overrides)))
+    (folder / '.hydra' / 'hydra.yaml').write_text(
+        OmegaConf.to_yaml(dict(hydra=dict(runtime=dict(choices=choices)))))
+    return folder
+
+
+# a 2x2 sweep: domino=none,head x seed=0,1 (domain=zero_shot for both)
+SWEEP = {
+    ('none', 0): (60.0, 10.0, 20.0),
+    ('none', 1): (62.0, 14.0, 22.0),
+    ('head', 0): (61.0, 15.0, 25.0),
+    ('head', 1): (63.0, 17.0, 30.0),
+}
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    root = tmp_path / 'multirun' / '20260101_000000'
+    for job, ((scope, seed), mious) in enumerate(SWEEP.items()):
+        write_run(root / str(job), seed, mious,
+                  overrides=[f'domino={scope}', 'domain=zero_shot', f'seed={seed}',
+                             'schedule.max_iters=10'],
+                  choices=dict(domino=scope, domain='zero_shot'))
+    return root
+
+
+def test_seeds_aggregate_into_rows_named_by_the_differing_override(sweep):
+    comp = compare.compare_runs([sweep])
+    assert [row.name for row in comp.rows] == ['domino=none', 'domino=head']
+    assert comp.conditions == list(CONDITIONS) and comp.unseen == ['fog', 'night']
+    assert comp.baseline is comp.rows[0]
+    for row, scope in zip(comp.rows, ('none', 'head')):
+        assert len(row.runs) == 2
+        for i, condition in enumerate(CONDITIONS):
+            values = [SWEEP[scope, seed][i] for seed in (0, 1)]
+            assert row.cells[condition].mean == pytest.approx(statistics.fmean(values))
+            assert row.cells[condition].std == pytest.approx(statistics.stdev(values))
+            assert row.cells[condition].n == 2
+        unseen = [np.mean(SWEEP[scope, seed][1:]) for seed in (0, 1)]
+        assert row.cells[compare.MEAN_UNSEEN].mean == pytest.approx(np.mean(unseen))
+        assert row.cells[compare.MEAN_UNSEEN].std == pytest.approx(np.std(unseen, ddof=1))
+    head = comp.rows[1]
+    # none: unseen means 15, 18 -> 16.5; head: 20, 23.5 -> 21.75
+    assert head.delta[compare.MEAN_UNSEEN] == pytest.approx(5.25)
+    assert head.delta['fog'] == pytest.approx(4.0)
+    assert comp.rows[0].delta['fog'] == 0.0
+
+
+def cells(line):
+    return [c.strip() for c in line.split('|')[1:-1]]
+
+
+def test_markdown_table_rows(sweep):
+    text = compare.format_markdown(compare.compare_runs([sweep]))
+    lines = text.splitlines()
+    assert cells(lines[0]) == ['configuration', 'seeds', 'cityscapes (seen)', 'fog', 'night',
+                               'mean unseen', 'Δ mean unseen']
+    none, head = cells(lines[2]), cells(lines[3])
+    assert none == ['domino=none', '2', '61.00 ± 1.41', '12.00 ± 2.83', '21.00 ± 1.41',
+                    '16.50 ± 2.12', 'baseline']
+    assert head == ['domino=head', '2', '62.00 ± 1.41', '16.00 ± 1.41', '27.50 ± 3.54',
+                    '21.75 ± 2.47', '+5.25']
+    assert 'mean unseen: fog, night' in text and 'to "domino=none"' in text
+
+
+def test_csv_png_and_markdown_files(sweep, tmp_path):
+    comp = compare.compare_runs([sweep], baseline='domino=head')
+    paths = compare.write_outputs(comp, tmp_path / 'out')
+    assert [p.rsplit('/', 1)[1] for p in map(str, paths)] == list(compare.OUTPUT_FILES)
+    rows = list(csv.DictReader(io.StringIO((tmp_path / 'out' / 'comparison.csv').read_text())))
+    assert [r['configuration'] for r in rows] == ['domino=none', 'domino=head']
+    none = rows[0]
+    assert none['seeds'] == '2' and none['seed_values'] == '0 1'
+    assert float(none['fog_mean']) == 12.0
+    assert float(none['fog_std']) == pytest.approx(statistics.stdev([10.0, 14.0]))
+    assert float(none['fog_delta']) == -4.0          # baseline: domino=head
+    assert float(none['mean_unseen_delta']) == pytest.approx(-5.25)
+    assert float(rows[1]['mean_unseen_delta']) == 0.0
+    assert none['work_dirs'].split() == [str(sweep / '0'), str(sweep / '1')]
+    assert (tmp_path / 'out' / 'comparison.md').read_text() == compare.format_markdown(comp)
+    with Image.open(tmp_path / 'out' / 'comparison.png') as png:
+        assert png.format == 'PNG' and png.size[0] > 400
+
+
+def test_bar_chart_has_one_bar_per_row_and_column_with_error_bars(sweep):
+    comp = compare.compare_runs([sweep])
+    from matplotlib.container import BarContainer
+    ax = compare.plot_comparison(comp).axes[0]
+    bars = [c for c in ax.containers if isinstance(c, BarContainer)]
+    assert [b.get_label() for b in bars] == ['domino=none (n=2)', 'domino=head (n=2)']
+    heights = [[p.get_height() for p in b.patches] for b in bars]
+    assert heights[1] == pytest.approx([62.0, 16.0, 27.5, 21.75])  # conditions + mean unseen
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        'cityscapes (seen)', 'fog', 'night', 'mean unseen']
+    assert bars[1].errorbar is not None
+
+
+def test_rows_from_separate_sweeps_are_named_by_every_differing_key(tmp_path):
+    # a baseline sweep (no group overrides) and a Domino sweep with weather augmentation
+    for seed in (0, 1):
+        write_run(tmp_path / 'base' / str(seed), seed, (60.0, 10.0, 20.0), [f'seed={seed}'])
+        write_run(tmp_path / 'text' / str(seed), seed, (60.0, 30.0, 22.0),
+                  ['domino=head', 'domain=text', 'data.train_weather=[fog]', f'seed={seed}'],
+                  dict(domino='head', domain='text'), train_weather=['fog'])
+    comp = compare.compare_runs([tmp_path / 'base', tmp_path / 'text'])
+    assert [row.name for row in comp.rows] == [
+        'domino=none domain=none data.train_weather=[]',
+        'domino=head domain=text data.train_weather=[fog]']
+    # fog is seen by the augmented row: the mean unseen of both rows is over night only
+    assert comp.unseen == ['night']
+    assert comp.rows[1].cells[compare.MEAN_UNSEEN].mean == 22.0
+    assert comp.rows[1].cells[compare.MEAN_UNSEEN].std == 0.0
+    assert comp.rows[1].delta[compare.MEAN_UNSEEN] == pytest.approx(2.0)
+    text = compare.format_markdown(comp)
+    assert '30.00 ± 0.00 †' in text and '† seen in training' in text
+
+
+def test_runs_differing_outside_their_overrides_are_separate_named_rows(tmp_path):
+    write_run(tmp_path / 'a', 0, (60.0, 10.0, 20.0), **{'model.lr': 0.1})
+    write_run(tmp_path / 'b', 0, (61.0, 11.0, 21.0), **{'model.lr': 0.2})
+    comp = compare.compare_runs([tmp_path])
+    assert [row.name for row in comp.rows] == ['model.lr=0.1', 'model.lr=0.2']
+
+
+def test_one_configuration_one_row_without_std_for_a_single_seed(tmp_path):
+    write_run(tmp_path / '0', 3, (60.0, 10.0, 20.0), ['seed=3'])
+    comp = compare.compare_runs([tmp_path])
+    assert [row.name for row in comp.rows] == ['synthetic']
+    row = comp.rows[0]
+    assert row.cells['fog'].mean == 10.0 and row.cells['fog'].std is None
+    assert cells(compare.format_markdown(comp).splitlines()[2]) == [
+        'synthetic', '1', '60.00', '10.00', '20.00', '15.00', 'baseline']
+
+
+def test_baseline_choice_and_ambiguity(sweep, tmp_path):
+    comp = compare.compare_runs([sweep], baseline='domino=head')
+    assert comp.baseline.name == 'domino=head'
+    assert comp.rows[0].delta['fog'] == pytest.approx(-4.0)
+    with pytest.raises(ConfigError, match=r"matches 0 rows.*domino=none; domino=head"):
+        compare.compare_runs([sweep], baseline='domino=full')
+    runs = tmp_path / 'runs'
+    for job, (scope, domain) in enumerate((('none', 'zero_shot'), ('head', 'zero_shot'),
+                                           ('head', 'text'))):
+        write_run(runs / str(job), 0, (60.0, 10.0 + job, 20.0),
+                  [f'domino={scope}', f'domain={domain}'], dict(domino=scope, domain=domain))
+    with pytest.raises(ConfigError, match='matches 2 rows'):
+        compare.compare_runs([runs], baseline='domino=head')
+    comp = compare.compare_runs([runs], baseline='domain=text')
+    assert comp.baseline is comp.rows[2] and comp.rows[0].delta['fog'] == -2.0
+    comp = compare.compare_runs([runs], baseline='domain=zero_shot domino=head')  # any order
+    assert comp.baseline is comp.rows[1]
+
+
+def test_unfinished_runs_are_left_out_with_a_warning(sweep):
+    write_run(sweep / '4', 2, (99.0, 99.0, 99.0), ['domino=none', 'domain=zero_shot', 'seed=2'],
+              dict(domino='none', domain='zero_shot'), iteration=5)
+    comp = compare.compare_runs([sweep])
+    assert len(comp.rows[0].runs) == 2
+    assert any('iteration 5 of 10' in w and str(sweep / '4') in w for w in comp.warnings)
+
+
+def test_repeated_seeds_are_flagged(sweep):
+    write_run(sweep / '4', 1, (62.0, 14.0, 22.0), ['domino=none', 'domain=zero_shot', 'seed=1'],
+              dict(domino='none', domain='zero_shot'))
+    comp = compare.compare_runs([sweep])
+    assert len(comp.rows[0].runs) == 3
+    assert any('same seed' in w for w in comp.warnings)
+
+
+def test_bad_inputs_fail_naming_the_file(tmp_path):
+    with pytest.raises(DataError, match='no metrics.json under'):
+        compare.compare_runs([tmp_path])
+    with pytest.raises(DataError, match='does not exist'):
+        compare.compare_runs([tmp_path / 'nope'])
+    (tmp_path / 'r').mkdir()
+    (tmp_path / 'r' / 'metrics.json').write_text('{"conditions": ')
+    with pytest.raises(DataError, match=r'r/metrics.json is not readable JSON'):
+        compare.compare_runs([tmp_path])

@@ -1,0 +1,161 @@
+"""Official-format export: labelIds mapping, server file names, and cityscapesscripts' own
+pixel-level evaluation of the exported files against domino-seg's metric; end to end,
+tools/test.py with export, visualize and compare_checkpoint on random-weight checkpoints."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mmengine.structures import PixelData
+from mmseg.datasets import CityscapesDataset
+from mmseg.structures import SegDataSample
+from omegaconf import OmegaConf
+from PIL import Image
+
+from domino_seg.errors import ConfigError
+from domino_seg.evaluation.export import (CityscapesExportHook, check_format, export_name,
+                                          to_label_ids)
+from domino_seg.evaluation.metrics import ConditionIoUMetric
+
+cs_labels = pytest.importorskip('cityscapesscripts.helpers.labels')
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_train_ids_map_to_the_official_label_ids():
+    train_ids = np.array([[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], [10, 11, 12, 13, 14, 15, 16, 17, 18,
+                                                             255]], np.uint8)
+    expected = [[cs_labels.trainId2label[t].id if t != 255 else 0 for t in row]
+                for row in train_ids]
+    assert to_label_ids(train_ids).tolist() == expected
+    assert expected[0][:3] == [7, 8, 11] and expected[1][-2] == 33
+
+
+def test_file_names_keep_the_server_prefix():
+    assert export_name('cityscapes', 'frankfurt/frankfurt_000000_000294_leftImg8bit.png') == \
+        'cityscapes/frankfurt/frankfurt_000000_000294_labelIds.png'
+    assert export_name('fog', 'GOPR0475/GOPR0475_frame_000041_rgb_anon.png') == \
+        'fog/GOPR0475/GOPR0475_frame_000041_labelIds.png'
+
+
+def test_unknown_format_or_label_set_is_a_config_error():
+    with pytest.raises(ConfigError, match="export='kitti'.*export=cityscapes"):
+        check_format('kitti', 19)
+    with pytest.raises(ConfigError, match='data.num_classes is 21'):
+        check_format('cityscapes', 21)
+
+
+def noisy_predictions(label, rng):
+    """The label with a third of the pixels replaced by classes 0..9 or rider (12). The
+    synthetic labels never hold rider, train, motorcycle, bicycle: rider is only predicted
+    (IoU 0), the other three are absent from both (left out of the mean). cityscapesscripts
+    and mmseg treat both cases alike, and this data checks it."""
+    pred = np.where(label == 255, 0, label).astype(np.uint8)
+    flip = rng.random(label.shape) < 1 / 3
+    pred[flip] = rng.choice([*range(10), 12], flip.sum())
+    return pred
+
+
+def evaluate_with_cityscapesscripts(pred_dir, gt_files):
+    """cityscapesscripts' pixel-level mIoU (%) of the predictions under ``pred_dir``, each
+    found by the servers' prefix rule; configured in code, no environment variables."""
+    import cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling as cs_eval
+    args = cs_eval.args
+    args.predictionPath, args.predictionWalk = str(pred_dir), None
+    args.evalInstLevelScore = False   # needs *_instanceIds.png
+    args.evalPixelAccuracy = False
+    args.JSONOutput = False
+    args.quiet = True
+    args.colorized = False
+    gt_files = [str(f) for f in gt_files]
+    preds = [cs_eval.getPrediction(args, gt) for gt in gt_files]
+    result = cs_eval.evaluateImgLists(preds, gt_files, args)
+    return result['averageScoreClasses'] * 100
+
+
+def test_exported_files_score_the_same_mIoU_with_cityscapesscripts(tiny_benchmark, tmp_path):
+    rng = np.random.default_rng(0)
+    classes = CityscapesDataset.METAINFO['classes']
+    metric = ConditionIoUMetric(seen_conditions=['cityscapes'])
+    metric.dataset_meta = dict(classes=classes)
+    hook = CityscapesExportHook(str(tmp_path / 'export'))
+    folders = {'cityscapes': (tiny_benchmark / 'cityscapes' / 'leftImg8bit' / 'val',
+                              '_leftImg8bit.png', '_gtFine_labelTrainIds.png')}
+    for condition in ('fog', 'night'):
+        folders[condition] = (tiny_benchmark / 'acdc' / 'rgb_anon' / condition / 'val',
+                              '_rgb_anon.png', '_gt_labelTrainIds.png')
+    gt_label_ids = {}
+    for condition, (img_dir, img_suffix, gt_suffix) in folders.items():
+        samples = []
+        for img in sorted(img_dir.rglob('*' + img_suffix)):
+            gt_path = (str(img).replace('/leftImg8bit/', '/gtFine/').replace('/rgb_anon/', '/gt/')
+                       .replace(img_suffix, gt_suffix))
+            label = np.array(Image.open(gt_path))
+            sample = SegDataSample(metainfo=dict(
+                img_path=str(img), condition=condition,
+                rel_path=str(img.relative_to(img_dir))))
+            sample.gt_sem_seg = PixelData(data=torch.from_numpy(label)[None].long())
+            sample.pred_sem_seg = PixelData(
+                data=torch.from_numpy(noisy_predictions(label, rng))[None].long())
+            samples.append(sample)
+            gt_label_ids.setdefault(condition, []).append(gt_path.replace('labelTrainIds',
+                                                                          'labelIds'))
+        hook.after_test_iter(None, 0, outputs=samples)
+        metric.process({}, [s.to_dict() for s in samples])
+    metric.compute_metrics(metric.results)
+
+    assert len(list((tmp_path / 'export').rglob('*_labelIds.png'))) == 6
+    for condition, gt_files in gt_label_ids.items():
+        row = metric.report['conditions'][condition]
+        assert row['per_class_iou']['train'] is None     # absent from both: left out
+        assert row['per_class_iou']['rider'] == 0.0       # predicted, never in the labels
+        official = evaluate_with_cityscapesscripts(tmp_path / 'export' / condition, gt_files)
+        assert official == pytest.approx(row['mIoU'], rel=1e-6)  # mmseg's IoU is float32
+
+
+def save_random_checkpoint(overrides, folder):
+    """A tiny random model saved as tools/train.py would (checkpoint + config.yaml beside)."""
+    import domino_seg
+    cfg = domino_seg.compose(overrides)
+    model = domino_seg.build_segmentor(cfg)
+    folder.mkdir(parents=True)
+    torch.save(dict(state_dict=model.state_dict(), meta={}), folder / 'iter_2.pth')
+    OmegaConf.save(cfg, folder / 'config.yaml', resolve=True)
+    return folder / 'iter_2.pth'
+
+
+@pytest.mark.slow
+def test_test_tool_writes_grids_and_server_files_that_cityscapesscripts_scores_alike(
+        tiny_overrides, tiny_benchmark, tmp_path):
+    baseline = save_random_checkpoint(tiny_overrides, tmp_path / 'base')
+    domino = save_random_checkpoint(tiny_overrides + [
+        'domino=head', 'domain=zero_shot', f'domain.cache_dir={tmp_path / "cache"}'],
+        tmp_path / 'domino')
+    work_dir = tmp_path / 'test'
+    result = subprocess.run(
+        [sys.executable, str(ROOT / 'tools' / 'test.py'), *tiny_overrides,
+         f'checkpoint={baseline}', 'visualize=2', f'compare_checkpoint={domino}',
+         'export=cityscapes', f'work_dir={work_dir}'],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, HF_HUB_OFFLINE='1', PYTHONWARNINGS='ignore'))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'visualize: 100%' in result.stderr and 'test: ' in result.stderr  # progress bars
+
+    metrics = json.loads((work_dir / 'metrics.json').read_text())
+    for condition in ('cityscapes', 'fog', 'night', 'rain', 'snow'):
+        with Image.open(work_dir / 'visualizations' / f'{condition}.png') as grid:
+            width, height = grid.size
+        assert width > 2 * height  # 4 panels of 2:1 images side by side, 2 rows + legend
+        if condition == 'cityscapes':
+            gt_files = sorted((tiny_benchmark / 'cityscapes' / 'gtFine' / 'val')
+                              .rglob('*_gtFine_labelIds.png'))
+        else:
+            gt_files = sorted((tiny_benchmark / 'acdc' / 'gt' / condition / 'val')
+                              .rglob('*_gt_labelIds.png'))
+        exported = sorted((work_dir / 'export' / condition).rglob('*_labelIds.png'))
+        assert len(exported) == len(gt_files) == 2
+        official = evaluate_with_cityscapesscripts(work_dir / 'export' / condition, gt_files)
+        assert official == pytest.approx(metrics['conditions'][condition]['mIoU'], rel=1e-6)

@@ -1,0 +1,93 @@
+"""A real 2x2 Hydra sweep (domino x seed) compared with tools/compare.py."""
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_tool(tool, args, cwd):
+    env = dict(os.environ, HF_HUB_OFFLINE='1', PYTHONWARNINGS='ignore')
+    return subprocess.run([sys.executable, str(ROOT / 'tools' / tool), *args], cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=900)
+
+
+def cells(line):
+    return [c.strip() for c in line.split('|')[1:-1]]
+
+
+@pytest.mark.slow
+def test_sweep_jobs_are_independent_and_compare_aggregates_them(tiny_overrides, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    common = tiny_overrides + ['domain=zero_shot', f'domain.cache_dir={tmp_path / "cache"}']
+    sweep = run_tool('train.py', ['-m', 'domino=none,head', 'seed=0,1'] + common, tmp_path)
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    sweep_dir, = (tmp_path / 'work_dirs' / 'multirun').iterdir()
+    jobs = [sweep_dir / str(i) for i in range(4)]
+    metrics = [json.loads((job / 'metrics.json').read_text()) for job in jobs]
+    assert [(m['config']['domino']['scope'], m['config']['seed']) for m in metrics] == [
+        ('none', 0), ('none', 1), ('head', 0), ('head', 1)]
+    assert 'domino=head' in OmegaConf.load(jobs[2] / '.hydra' / 'overrides.yaml')
+    # per-condition mIoU reaches TensorBoard
+    events, = jobs[2].glob('*/vis_data/events.out.tfevents.*')
+    scalars = EventAccumulator(str(events)).Reload().Tags()['scalars']
+    assert {'loss', 'lr', 'fog/mIoU', 'cityscapes/mIoU', 'mean_unseen_mIoU'} <= set(scalars)
+
+    # no state leaks between jobs of one process: job 2 (after two baseline jobs) equals the
+    # same configuration run on its own
+    alone = run_tool('train.py', common + ['domino=head', 'seed=0',
+                                           f'work_dir={tmp_path / "alone"}'], tmp_path)
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    assert json.loads((tmp_path / 'alone' / 'metrics.json').read_text())['conditions'] == \
+        metrics[2]['conditions']
+
+    result = run_tool('compare.py', [str(sweep_dir)], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    header = cells(lines[0])
+    assert header[:3] == ['configuration', 'seeds', 'cityscapes (seen)']
+    rows = {cells(line)[0]: dict(zip(header, cells(line))) for line in lines[2:4]}
+    assert list(rows) == ['domino=none', 'domino=head']
+    for name, runs in (('domino=none', metrics[:2]), ('domino=head', metrics[2:])):
+        assert rows[name]['seeds'] == '2'
+        fog = [m['conditions']['fog']['mIoU'] for m in runs]
+        assert rows[name]['fog'] == f'{statistics.fmean(fog):.2f} ± {statistics.stdev(fog):.2f}'
+    unseen = [statistics.fmean(m['mean_unseen_mIoU'] for m in runs)
+              for runs in (metrics[:2], metrics[2:])]
+    assert rows['domino=head']['Δ mean unseen'] == f'{unseen[1] - unseen[0]:+.2f}'
+    table = list(csv.DictReader((sweep_dir / 'comparison.csv').open()))
+    assert float(table[1]['mean_unseen_delta']) == pytest.approx(unseen[1] - unseen[0])
+    assert (sweep_dir / 'comparison.png').stat().st_size > 0
+
+
+def test_runners_of_sequential_jobs_never_share_mmengine_instances(tiny_overrides, tmp_path):
+    """mmengine keys its logger, message hub and visualizer by name + a timestamp in seconds:
+    two sweep jobs started within one second must still get their own."""
+    from unittest import mock
+
+    import domino_seg
+    from domino_seg.engine.runner import DominoRunner
+    runners = []
+    with mock.patch('time.strftime', return_value='20260101_000000'):  # the same second
+        for job in ('0', '1'):
+            cfg = domino_seg.compose(tiny_overrides + [f'work_dir={tmp_path / job}'])
+            runners.append(DominoRunner.from_cfg(domino_seg.to_mmengine(cfg)))
+    first, second = runners
+    assert first.logger is not second.logger
+    assert first.message_hub is not second.message_hub
+    assert first.visualizer is not second.visualizer
+    assert str(tmp_path / '1') in second.visualizer._vis_backends['TensorboardVisBackend'] \
+        ._save_dir
+
+
+def test_compare_without_runs_fails_clearly(tmp_path):
+    result = run_tool('compare.py', [str(tmp_path)], tmp_path)
+    assert result.returncode == 2 and 'Traceback' not in result.stderr
+    assert 'no metrics.json under' in result.stderr and 'sweep dir' in result.stderr

@@ -1,0 +1,32 @@
+"""Compare runs as a table, a CSV and a bar chart:
+
+    python tools/compare.py work_dirs/multirun/<time> [more work or sweep dirs]
+        [--baseline domino=none] [--out DIR] [--ignore KEY ...]
+"""
+import argparse
+
+from domino_seg.engine.run import run_cli
+from domino_seg.evaluation import compare
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Group runs that differ only in the seed, print mIoU per condition as '
+                    'mean ± std with deltas to a baseline row (markdown), and write '
+                    'comparison.md, comparison.csv and comparison.png.')
+    parser.add_argument('paths', nargs='+',
+                        help='work dirs, sweep dirs or metrics.json files (searched '
+                             'recursively for metrics.json)')
+    parser.add_argument('--baseline',
+                        help='the row the Δ column compares to: its name, or key=value parts '
+                             'only it has, e.g. domino=none (default: the first row)')
+    parser.add_argument('--out', help='folder for the three files (default: the first path)')
+    parser.add_argument('--ignore', nargs='*', default=[], metavar='KEY',
+                        help='config keys that neither split nor name rows, besides seed, '
+                             'work_dir, paths.work_dirs and hydra.*')
+    return parser.parse_args(argv)
+
+
+if __name__ == '__main__':
+    args = parse_args()
+    run_cli(lambda: compare.main(args.paths, args.baseline, args.out, args.ignore))
