@@ -69,12 +69,13 @@ _TRUSTED_CHECKPOINT = ContextVar('domino_seg_trusted_checkpoint', default=False)
 
 @contextmanager
 def trusted_checkpoint_loading():
-    """Within this block, local checkpoints load with full unpickling.
+    """Within this block, local checkpoints may hold mmengine's training state.
 
-    torch >= 2.6 loads with ``weights_only=True``, and mmengine 0.10.7 training checkpoints
-    hold pickled objects (``HistoryBuffer``, numpy arrays and dtypes) that it refuses. Only
-    domino-seg's own checkpoints (``load_from``, ``checkpoint=``, resume) are loaded inside
-    this block; everything else, e.g. third-party backbone weights, stays ``weights_only``.
+    mmengine 0.10.7 training checkpoints pickle objects besides tensors (``HistoryBuffer``,
+    numpy arrays, dtypes and scalars) that ``weights_only=True`` refuses. Only domino-seg's own
+    checkpoints (``load_from``, ``checkpoint=``, resume) are loaded inside this block, and even
+    there only those classes are allowed (torch >= 2.5; older torch unpickles fully here);
+    everything else, e.g. third-party backbone or CLIP weights, stays plain ``weights_only``.
     A ContextVar keeps the scope to this thread and this block.
     """
     token = _TRUSTED_CHECKPOINT.set(True)
@@ -84,9 +85,22 @@ def trusted_checkpoint_loading():
         _TRUSTED_CHECKPOINT.reset(token)
 
 
+def _training_state_classes() -> list:
+    """What mmengine's training checkpoints pickle besides tensors and containers
+    (``HistoryBuffer`` pickles its statistics methods by ``getattr``)."""
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+    core = np._core if hasattr(np, '_core') else np.core
+    dtypes = [c for c in vars(getattr(np, 'dtypes', np)).values()
+              if isinstance(c, type) and issubclass(c, np.dtype)]
+    return [core.multiarray._reconstruct, core.multiarray.scalar, np.ndarray, np.dtype,
+            *dtypes, HistoryBuffer, getattr]
+
+
 def _install_checkpoint_loader() -> None:
-    """Replace mmengine's loader for local files by one that passes ``weights_only``
-    explicitly: False inside :func:`trusted_checkpoint_loading`, True elsewhere."""
+    """Replace mmengine's loader for local files by one that always passes
+    ``weights_only=True``, allowing mmengine's training-state classes only inside
+    :func:`trusted_checkpoint_loading`."""
     import torch
     from mmengine.runner.checkpoint import CheckpointLoader
 
@@ -95,8 +109,32 @@ def _install_checkpoint_loader() -> None:
         filename = os.path.expanduser(filename)
         if not os.path.isfile(filename):
             raise FileNotFoundError(f'{filename} can not be found.')
-        return torch.load(filename, map_location=map_location,
-                          weights_only=not _TRUSTED_CHECKPOINT.get())
+        if not _TRUSTED_CHECKPOINT.get():
+            return torch.load(filename, map_location=map_location, weights_only=True)
+        if not hasattr(torch.serialization, 'safe_globals'):  # torch < 2.5
+            return torch.load(filename, map_location=map_location, weights_only=False)
+        with torch.serialization.safe_globals(_training_state_classes()):
+            return torch.load(filename, map_location=map_location, weights_only=True)
+
+
+def _allow_cpu_torchrun() -> None:
+    """mmengine 0.10.7's ``launcher='pytorch'`` calls ``torch.cuda.set_device`` even without
+    a GPU, so torchrun on CPU (gloo) fails; without CUDA, just join the process group."""
+    import torch
+    import torch.distributed as torch_dist
+    from mmengine.dist import utils
+
+    init_on_gpu = utils._init_dist_pytorch
+    if getattr(init_on_gpu, 'domino_seg', False):
+        return
+
+    def init_dist_pytorch(backend, init_backend='torch', **kwargs):
+        if torch.cuda.is_available() or init_backend != 'torch':
+            return init_on_gpu(backend, init_backend=init_backend, **kwargs)
+        torch_dist.init_process_group(backend='gloo', **kwargs)
+
+    init_dist_pytorch.domino_seg = True
+    utils._init_dist_pytorch = init_dist_pytorch
 
 
 def _silence_expected_warnings() -> None:
@@ -110,6 +148,7 @@ def apply() -> None:
     _silence_expected_warnings()
     _install_mmcv_ops_stub()
     _install_checkpoint_loader()
+    _allow_cpu_torchrun()
 
 
 apply()

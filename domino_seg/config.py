@@ -15,8 +15,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from domino_seg.data import builder as data_builder
 from domino_seg.domain import builder as domain_builder
+from domino_seg.engine.resume import run_dir
 from domino_seg.errors import ConfigError
 from domino_seg.models import builder as model_builder
+
+# work_dir: a new folder per run, or the folder of the run that resume= continues
+OmegaConf.register_new_resolver('run_dir', run_dir, replace=True)
 
 CONFIG_DIR = Path(os.environ.get('DOMINO_SEG_CONFIGS', Path(__file__).resolve().parents[1] /
                                  'configs'))
@@ -76,7 +80,8 @@ def to_mmengine(cfg: DictConfig):
         custom_imports=dict(imports=['domino_seg'], allow_failed_imports=False),
         work_dir=str(cfg.work_dir),
         model=model_builder.segmentor_cfg(cfg.model, cfg.domino,
-                                          domain_builder.embed_dim(cfg.domain)),
+                                          domain_builder.embed_dim(cfg.domain),
+                                          cfg.get('finetune'), load_pretrained=task == 'train'),
         val_dataloader=eval_loader, val_evaluator=evaluator, val_cfg=dict(type='ValLoop'),
         test_dataloader=eval_loader, test_evaluator=test_evaluator,
         test_cfg=dict(type='TestLoop'),
@@ -92,17 +97,33 @@ def to_mmengine(cfg: DictConfig):
         ),
         custom_hooks=[dict(type='MetricsJsonHook',
                            config=OmegaConf.to_container(cfg, resolve=True),
-                           extra=dict(domain=domain_builder.describe(cfg.domain)))],
+                           extra=dict(domain=domain_builder.describe(cfg.domain))),
+                      dict(type='EvalProgressHook')],
         env_cfg=dict(cudnn_benchmark=False,
                      mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
                      dist_cfg=dict(backend='nccl' if torch.cuda.is_available() else 'gloo')),
         randomness=dict(seed=cfg.seed, deterministic=cfg.deterministic),
         launcher=cfg.launcher,
+        # DDP (launcher != none); on CPU (gloo) without the GPU id mmengine would pass
+        model_wrapper_cfg=dict(type='MMDistributedDataParallel', broadcast_buffers=False,
+                               **({} if torch.cuda.is_available() else dict(device_ids=None))),
         log_processor=dict(by_epoch=False),
+        # losses, learning rate and per-condition mIoU also go to TensorBoard
+        # (<work_dir>/<timestamp>/vis_data/events.*)
+        visualizer=dict(type='Visualizer', vis_backends=[dict(type='LocalVisBackend'),
+                                                         dict(type='TensorboardVisBackend')]),
+        # mmengine keys its logger, message hub and visualizer by this name (+ a timestamp in
+        # seconds): one per work dir, so sequential sweep jobs in one process never share them
+        experiment_name=os.path.abspath(cfg.work_dir),
         log_level='INFO',
         load_from=cfg.get('checkpoint') if task == 'test' else cfg.get('load_from'),
         resume=False,
     )
+    if task == 'test' and cfg.get('export'):
+        from domino_seg.evaluation.export import check_format
+        check_format(cfg.export, data.num_classes)
+        mm['custom_hooks'].append(dict(type='CityscapesExportHook',
+                                       out_dir=os.path.join(cfg.work_dir, 'export')))
     if task != 'test':  # train, embed_domains
         mm.update(
             train_dataloader=dict(
@@ -113,9 +134,14 @@ def to_mmengine(cfg: DictConfig):
                     data, data_builder.train_pipeline(data, after_load))),
             train_cfg=dict(type='IterBasedTrainLoop', max_iters=schedule.max_iters,
                            val_interval=schedule.val_interval),
-            optim_wrapper=model_builder.optim_wrapper_cfg(cfg.model),
+            # NaN/inf losses are caught before the optimizer step (nan_policy: stop | skip)
+            optim_wrapper=dict(model_builder.optim_wrapper_cfg(cfg.model, cfg.get('finetune')),
+                               type='NonFiniteGuardOptimWrapper', nan_policy=cfg.nan_policy),
             param_scheduler=_param_schedulers(schedule),
         )
+        if torch.cuda.is_available():  # torch's SyncBatchNorm is GPU-only
+            mm['sync_bn'] = 'torch'  # BatchNorm statistics over all processes (launcher != none)
+        mm['custom_hooks'].append(dict(type='RngStateHook'))  # exact resume
     return Config(mm)
 
 

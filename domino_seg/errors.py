@@ -21,3 +21,12 @@ class ConfigError(DominoSegError, ValueError):
 
 class WeightsError(DominoSegError, FileNotFoundError):
     """Pretrained weights (CLIP, backbone) are missing or unusable."""
+
+
+class CheckpointError(DominoSegError, ValueError):
+    """A checkpoint is missing, unreadable, does not fit the configured model, or cannot be
+    written."""
+
+
+class TrainingError(DominoSegError, RuntimeError):
+    """Training cannot go on (e.g. a non-finite loss with ``nan_policy=stop``)."""

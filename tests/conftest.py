@@ -32,3 +32,39 @@ def tiny_overrides(tiny_benchmark, tmp_path):
             'data.img_scale=[128,64]', 'data.crop_size=[64,128]', 'data.num_workers=0',
             'schedule.max_iters=2', 'schedule.val_interval=2', 'schedule.batch_size=2',
             'schedule.test_batch_size=3', 'log_interval=1']
+
+
+# per model config: overrides that shrink it to a CPU-fast size with random init
+TINY_TEXT = '{width:32,heads:2,layers:1}'
+TINY_HEADS = ['model.segmentor.decode_head.channels=16',
+              'model.segmentor.auxiliary_head.channels=16']
+TINY_VIT = ['model.pretrained=null', 'model.embed_dim=32',
+            'model.segmentor.backbone.out_indices=[0,1,2,3]'] + TINY_HEADS
+TINY_MODELS = {
+    'segformer_mit_tiny': [],
+    'clip_vit_b16_upernet': TINY_VIT + [
+        'model.segmentor.backbone.model_cfg={vision_cfg:{width:32,layers:4,head_width:16},'
+        f'text_cfg:{TINY_TEXT},embed_dim:16}}'],
+    'dinov2_vits14_upernet': TINY_VIT + [
+        'model.segmentor.backbone.model_kwargs={embed_dim:32,depth:4,num_heads:2}'],
+    'dinov2_vitb14_upernet': TINY_VIT + [
+        'model.segmentor.backbone.model_kwargs={embed_dim:32,depth:4,num_heads:2}'],
+    'clip_rn50_deeplabv3plus': ['model.pretrained=null'] + TINY_HEADS + [
+        'model.segmentor.backbone.model_cfg={vision_cfg:{width:8,layers:[1,1,1,1]},'
+        f'text_cfg:{TINY_TEXT},embed_dim:16}}',
+        'model.segmentor.decode_head.in_channels=256',
+        'model.segmentor.decode_head.c1_in_channels=32',
+        'model.segmentor.auxiliary_head.in_channels=128'],
+    'resnet50_deeplabv3plus': ['model.pretrained=null'] + TINY_HEADS + [
+        'model.segmentor.backbone.depth=18', '+model.segmentor.backbone.stem_channels=8',
+        '+model.segmentor.backbone.base_channels=8',
+        'model.segmentor.decode_head.in_channels=64',
+        'model.segmentor.decode_head.c1_in_channels=8',
+        'model.segmentor.auxiliary_head.in_channels=32'],
+}
+
+
+@pytest.fixture
+def tiny_model():
+    """Model config name -> overrides that make it tiny (see TINY_MODELS)."""
+    return TINY_MODELS

@@ -31,3 +31,40 @@ def test_pickled_checkpoints_load_only_inside_the_trusted_scope(tmp_path):
     assert isinstance(ckpt['buffer'], HistoryBuffer)
     with pytest.raises(Exception, match='Weights only load failed'):
         _load_checkpoint(str(path))  # the scope ended
+
+
+class _Runs:
+    def __reduce__(self):
+        return (print, ('arbitrary code ran',))
+
+
+def test_trusted_scope_still_refuses_arbitrary_objects(tmp_path, capsys):
+    """Even our own checkpoints load weights_only, with mmengine's training-state classes
+    allowed: a pickled call is refused inside the scope too."""
+    from mmengine.runner.checkpoint import _load_checkpoint
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {}, 'meta': _Runs()}, path)
+    with trusted_checkpoint_loading(), pytest.raises(Exception, match='Weights only load failed'):
+        _load_checkpoint(str(path))
+    assert 'arbitrary code ran' not in capsys.readouterr().out
+
+
+def test_trusted_scope_does_not_reach_other_threads(tmp_path):
+    import threading
+    from mmengine.logging import HistoryBuffer
+    from mmengine.runner.checkpoint import _load_checkpoint
+    path = tmp_path / 'ckpt.pth'
+    torch.save({'buffer': HistoryBuffer([1.0], [1])}, path)
+    errors = []
+
+    def load():
+        try:
+            _load_checkpoint(str(path))
+        except Exception as err:
+            errors.append(err)
+
+    with trusted_checkpoint_loading():
+        thread = threading.Thread(target=load)
+        thread.start()
+        thread.join()
+    assert len(errors) == 1 and 'Weights only load failed' in str(errors[0])

@@ -7,7 +7,7 @@ from hydra.errors import ConfigCompositionException
 import domino_seg
 from domino_seg.config import CONFIG_DIR
 
-GROUPS = ['model', 'data', 'schedule', 'domino', 'domain']
+GROUPS = ['model', 'finetune', 'data', 'schedule', 'domino', 'domain']
 
 
 def options(group):
@@ -20,8 +20,9 @@ def domain_for(domino):
 
 
 @pytest.mark.parametrize('group,option', [(g, o) for g in GROUPS for o in options(g)])
-def test_every_group_option_composes_and_translates(group, option):
-    overrides = [f'{group}={option}'] + (domain_for(option) if group == 'domino' else [])
+def test_every_group_option_composes_and_translates(group, option, tiny_model):
+    overrides = [f'{group}={option}'] + (domain_for(option) if group == 'domino' else []) + \
+        (tiny_model[option] if group == 'model' else [])
     cfg = domino_seg.compose(overrides)
     mm = domino_seg.to_mmengine(cfg)
     assert mm.model.type in ('EncoderDecoder', 'DomainAwareEncoderDecoder')
@@ -40,10 +41,29 @@ def test_every_experiment_composes(exp):
 
 @pytest.mark.parametrize('model', options('model'))
 @pytest.mark.parametrize('domino', options('domino'))
-def test_every_model_builds(model, domino):
-    cfg = domino_seg.compose([f'model={model}', f'domino={domino}'] + domain_for(domino))
+def test_every_model_builds(model, domino, tiny_model):
+    # GPU-sized models at a tiny size (their full size: test_full_size_models_build)
+    cfg = domino_seg.compose([f'model={model}', f'domino={domino}'] + domain_for(domino) +
+                             tiny_model[model])
     segmentor = domino_seg.build_segmentor(cfg)
     assert sum(p.numel() for p in segmentor.parameters()) > 0
+
+
+# parameters (millions) of the full-size models, as in README "Backbones" (19 classes)
+FULL_SIZE_PARAMS = {'segformer_mit_tiny': (0.9, 0.8), 'clip_vit_b16_upernet': (128.3, 87.2),
+                    'clip_rn50_deeplabv3plus': (43.6, 23.5), 'dinov2_vits14_upernet': (54.3, 22.6),
+                    'dinov2_vitb14_upernet': (128.7, 87.6),
+                    'resnet50_deeplabv3plus': (43.6, 23.5)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('model', options('model'))
+def test_full_size_models_build(model):
+    cfg = domino_seg.compose([f'model={model}', 'model.pretrained=null', 'data=cityscapes_acdc'])
+    segmentor = domino_seg.build_segmentor(cfg)
+    millions = [round(sum(p.numel() for p in part.parameters()) / 1e6, 1)
+                for part in (segmentor, segmentor.backbone)]
+    assert tuple(millions) == FULL_SIZE_PARAMS[model]
 
 
 def test_default_is_the_synthetic_benchmark():

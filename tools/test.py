@@ -4,7 +4,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 import domino_seg  # noqa: F401  (compat fixes and registration)
-from domino_seg.engine.run import run_cli, test
+from domino_seg.engine.run import run_cli, run_hydra, test
 
 
 @hydra.main(config_path='../configs', config_name='test', version_base='1.3')
@@ -14,4 +14,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_hydra(main)

@@ -31,8 +31,8 @@ def train_pipeline(data: DictConfig, after_load: Sequence[dict] = ()) -> list[di
     """``after_load`` transforms run on the full-size image, after weather augmentation
     (e.g. the domain embedding)."""
     return [
-        dict(type='LoadImageFromFile'),
-        dict(type='LoadAnnotations'),
+        dict(type='LoadCheckedImage'),
+        dict(type='LoadCheckedAnnotations'),
         dict(type='CheckSegLabels', num_classes=data.num_classes),
         *([dict(type='SyntheticWeather', conditions=list(data.train_weather),
                 prob=data.train_weather_prob)] if data.train_weather else []),
@@ -48,10 +48,10 @@ def train_pipeline(data: DictConfig, after_load: Sequence[dict] = ()) -> list[di
 
 def eval_pipeline(data: DictConfig, after_load: Sequence[dict] = ()) -> list[dict]:
     return [
-        dict(type='LoadImageFromFile'),
+        dict(type='LoadCheckedImage'),
         *after_load,
         dict(type='Resize', scale=tuple(data.img_scale), keep_ratio=True),
-        dict(type='LoadAnnotations'),
+        dict(type='LoadCheckedAnnotations'),
         dict(type='CheckSegLabels', num_classes=data.num_classes),
         dict(type='PackSegInputs', meta_keys=META_KEYS),
     ]

@@ -1,7 +1,9 @@
 """What tools/train.py and tools/test.py do, importable for tests and notebooks."""
 from __future__ import annotations
 
+import difflib
 import json
+import os
 import os.path as osp
 import sys
 from typing import Callable
@@ -11,23 +13,42 @@ from omegaconf import DictConfig, OmegaConf
 from domino_seg.config import to_mmengine
 from domino_seg.data.builder import check_data, ensure_synthetic, seen_conditions
 from domino_seg.domain import builder as domain_builder
-from domino_seg.errors import DominoSegError
+from domino_seg.engine.resume import resume_checkpoint
+from domino_seg.errors import ConfigError, DominoSegError
 from domino_seg.evaluation.report import format_table
 
 
-def _runner(cfg: DictConfig, train: bool):
-    """Check data and weights (fast, clear errors), then build the Runner and record the
-    resolved config in the work dir."""
+def _check_work_dir(work_dir: str) -> None:
+    try:
+        os.makedirs(work_dir, exist_ok=True)
+        with open(osp.join(work_dir, '.write_test'), 'wb'):
+            pass
+        os.remove(osp.join(work_dir, '.write_test'))
+    except OSError as err:
+        raise ConfigError(f'the work dir {work_dir!r} is not writable ({err.strerror}). Set '
+                          'paths.work_dirs=/a/writable/folder (or work_dir=...).') from None
+
+
+def _runner(cfg: DictConfig, train: bool, **mm_updates):
+    """Check the work dir, data and weights (fast, clear errors), then build the Runner
+    (``mm_updates`` amend the mmengine config) and record the resolved config in the work
+    dir."""
     from domino_seg.engine.runner import DominoRunner
+    _check_work_dir(cfg.work_dir)
     ensure_synthetic(cfg.data)
     check_data(cfg.data, train=train)
     domain_builder.check_weights(cfg.domain)
-    runner = DominoRunner.from_cfg(to_mmengine(cfg))
+    mm = to_mmengine(cfg)
+    mm.update(mm_updates)
+    runner = DominoRunner.from_cfg(mm)
     OmegaConf.save(cfg, osp.join(cfg.work_dir, 'config.yaml'), resolve=True)
     return runner
 
 
 def _final_report(cfg: DictConfig, title: str) -> dict:
+    from mmengine.dist import is_main_process
+    if not is_main_process():  # with torchrun, rank 0 writes and prints metrics.json
+        return {}
     path = osp.join(cfg.work_dir, 'metrics.json')
     with open(path) as f:
         report = json.load(f)
@@ -37,18 +58,45 @@ def _final_report(cfg: DictConfig, title: str) -> dict:
 
 def train(cfg: DictConfig) -> dict:
     """Train, evaluating every ``schedule.val_interval`` iterations and at the end; returns
-    the final report (also in ``<work_dir>/metrics.json``)."""
-    _runner(cfg, train=True).train()
+    the final report (also in ``<work_dir>/metrics.json``). With ``resume``, continue the
+    run in ``cfg.work_dir`` from its newest checkpoint (or the one ``resume`` names)."""
+    resume = {}
+    if cfg.get('resume'):
+        if cfg.get('load_from'):
+            raise ConfigError('resume and load_from are both set: resume continues a run '
+                              '(weights, optimizer, schedule), load_from starts a new one from '
+                              'weights. Keep one of them.')
+        resume = dict(resume=True, load_from=resume_checkpoint(cfg.resume, cfg.work_dir))
+    _runner(cfg, train=True, **resume).train()
     return _final_report(cfg, 'Final evaluation')
 
 
 def test(cfg: DictConfig) -> dict:
-    """Evaluate ``cfg.checkpoint`` on every condition of ``data.eval_conditions``."""
+    """Evaluate ``cfg.checkpoint`` on every condition of ``data.eval_conditions``; with
+    ``visualize=N``, then draw N samples per condition (evaluation/visualize.py)."""
+    from domino_seg.evaluation import visualize
     if not osp.isfile(cfg.checkpoint):
         raise DominoSegError(f'checkpoint={cfg.checkpoint!r} is not a file; pass the .pth that '
                              'tools/train.py wrote (see its work dir).')
-    _runner(cfg, train=False).test()
+    visualize.check(cfg)
+    runner = _runner(cfg, train=False)
+    runner.test()
+    if cfg.get('visualize'):
+        visualize.write_test_grids(cfg, runner)
     return _final_report(cfg, 'Test results')
+
+
+def _fail(message: str) -> None:
+    print(f'\nerror: {message}', file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def _user_message(err: DominoSegError) -> str:
+    """The error's own message; an error raised in a DataLoader worker comes back with the
+    worker's traceback in its text, which is cut off."""
+    text = str(err)
+    name = f'{type(err).__module__}.{type(err).__qualname__}: '
+    return text.rsplit(name, 1)[-1].strip() if 'Original Traceback' in text else text
 
 
 def run_cli(job: Callable[[], object]) -> None:
@@ -56,5 +104,38 @@ def run_cli(job: Callable[[], object]) -> None:
     try:
         job()
     except DominoSegError as err:
-        print(f'\nerror: {err}', file=sys.stderr, flush=True)
-        sys.exit(2)
+        _fail(_user_message(err))
+
+
+def _config_message(err: Exception) -> str:
+    """Hydra's message, plus the valid keys for an unknown one (Hydra names the key only)."""
+    cause = err.__cause__ or err.__context__
+    while cause is not None and not isinstance(cause, DominoSegError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is not None:  # raised by a resolver, e.g. run_dir
+        return str(cause)
+    cause = err.__cause__
+    text = str(err).split('\nConfig search path:')[0].replace('\t_base\n', '')
+    parent = getattr(cause, 'parent_node', None)
+    key = str(getattr(cause, 'full_key', '') or '')
+    if parent is not None and hasattr(parent, 'keys') and key:
+        valid = [str(k) for k in parent.keys()]
+        close = difflib.get_close_matches(key.rsplit('.', 1)[-1], valid, n=1)
+        prefix = key.rsplit('.', 1)[0] + '.' if '.' in key else ''
+        text = (text.split('\nTo append')[0] + f' Valid keys here: {", ".join(valid)}' +
+                (f'. Did you mean {prefix}{close[0]}?' if close else '.') +
+                ' (A new key needs a leading +.)')
+    return text.replace('\n', ' ').replace('\t', ' ')
+
+
+def run_hydra(main: Callable[[], None]) -> None:
+    """Run a ``@hydra.main`` entry point so that configuration errors (unknown key or group
+    option, malformed override, missing value) are one paragraph and exit status 2, like a
+    DominoSegError; any other error keeps its full traceback."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+    os.environ['HYDRA_FULL_ERROR'] = '1'  # Hydra raises instead of printing and exiting 1
+    try:
+        main()
+    except (HydraException, OmegaConfBaseException) as err:
+        _fail(_config_message(err))
