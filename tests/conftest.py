@@ -34,6 +34,28 @@ def tiny_overrides(tiny_benchmark, tmp_path):
             'schedule.test_batch_size=3', 'log_interval=1']
 
 
+def _trained_norms(module):
+    """Non-trivial affine parameters and BN statistics, as after pretraining (so identity
+    checks cannot pass by the norms being the identity themselves)."""
+    import torch
+    import torch.nn as nn
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_()
+                if getattr(m, 'running_var', None) is not None:
+                    m.running_mean.normal_(std=0.1)
+                    m.running_var.uniform_(0.5, 2)
+    return module
+
+
+@pytest.fixture
+def pretrained_norms():
+    """A function giving a module's norm layers pretrained-like parameters."""
+    return _trained_norms
+
+
 # per model config: overrides that shrink it to a CPU-fast size with random init
 TINY_TEXT = '{width:32,heads:2,layers:1}'
 TINY_HEADS = ['model.segmentor.decode_head.channels=16',

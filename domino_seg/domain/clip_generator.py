@@ -79,7 +79,7 @@ class DomainPromptGenerator:
         self.bank = prompt_bank
 
         checkpoint, tag_cfg = resolve_pretrained(arch, pretrained)
-        overrides = _deep_merge(open_clip.get_model_config(arch) or {}, model_cfg or {})
+        overrides = deep_merge(open_clip.get_model_config(arch) or {}, model_cfg or {})
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.model, _, self.preprocess = open_clip.create_model_and_transforms(
@@ -220,11 +220,12 @@ def _cached_tag_checkpoint(arch: str, tag: str, tag_cfg: dict, key: str) -> str:
         'carry no language meaning).')
 
 
-def _deep_merge(base: dict, overrides: dict) -> dict:
+def deep_merge(base: dict, overrides: dict) -> dict:
+    """``base`` updated by ``overrides``, nested dicts key by key (open_clip model configs)."""
     merged = dict(base)
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
-            value = _deep_merge(base[key], value)
+            value = deep_merge(base[key], value)
         merged[key] = value
     return merged
 

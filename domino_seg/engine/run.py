@@ -35,10 +35,10 @@ def _runner(cfg: DictConfig, train: bool, **mm_updates):
     dir."""
     from domino_seg.engine.runner import DominoRunner
     _check_work_dir(cfg.work_dir)
+    domain_builder.check_weights(cfg.domain)
+    mm = to_mmengine(cfg)  # resolves backbone weights: fails in seconds, before generation
     ensure_synthetic(cfg.data)
     check_data(cfg.data, train=train)
-    domain_builder.check_weights(cfg.domain)
-    mm = to_mmengine(cfg)
     mm.update(mm_updates)
     runner = DominoRunner.from_cfg(mm)
     OmegaConf.save(cfg, osp.join(cfg.work_dir, 'config.yaml'), resolve=True)

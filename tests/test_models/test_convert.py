@@ -37,19 +37,6 @@ def features(batch=2):
     return [torch.randn(batch, c, s, s) for c, s in [(4, 16), (8, 8), (8, 4), (8, 2)]]
 
 
-def pretrained_norms(module):
-    """Non-trivial affine parameters and running stats, like a trained model."""
-    with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_()
-                if getattr(m, 'running_var', None) is not None:
-                    m.running_mean.normal_(std=0.1)
-                    m.running_var.uniform_(0.5, 2)
-    return module
-
-
 def assert_same_outputs(out, expected):
     """Equal up to float32 rounding: eval-mode BN is folded into one scale and shift, which
     reorders the arithmetic (relative error ~1e-7 on deep ResNet features of magnitude ~10)."""
@@ -59,7 +46,7 @@ def assert_same_outputs(out, expected):
 
 
 @pytest.mark.parametrize('name', HEADS)
-def test_head_is_identity_at_init(name):
+def test_head_is_identity_at_init(name, pretrained_norms):
     torch.manual_seed(0)
     baseline = pretrained_norms(MODELS.build(dict(HEADS[name], **HEAD_COMMON)))
     domino = copy.deepcopy(baseline)
@@ -72,7 +59,7 @@ def test_head_is_identity_at_init(name):
 
 
 @pytest.mark.parametrize('name', BACKBONES)
-def test_backbone_is_identity_at_init(name):
+def test_backbone_is_identity_at_init(name, pretrained_norms):
     torch.manual_seed(0)
     baseline = MODELS.build(BACKBONES[name])
     baseline.init_weights()
@@ -109,7 +96,7 @@ def test_scopes_of_a_segmentor():
         convert_to_domino(build(), EMBED_DIM, scope='neck')
 
 
-def test_baseline_state_dict_loads_into_converted_model():
+def test_baseline_state_dict_loads_into_converted_model(pretrained_norms):
     torch.manual_seed(0)
     cfg = dict(HEADS['uper'], **HEAD_COMMON)
     baseline = pretrained_norms(MODELS.build(cfg)).eval()

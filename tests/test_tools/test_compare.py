@@ -1,23 +1,12 @@
 """A real 2x2 Hydra sweep (domino x seed) compared with tools/compare.py."""
 import csv
 import json
-import os
 import statistics
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_tool(tool, args, cwd):
-    env = dict(os.environ, HF_HUB_OFFLINE='1', PYTHONWARNINGS='ignore')
-    return subprocess.run([sys.executable, str(ROOT / 'tools' / tool), *args], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=900)
-
+from .test_train_test import run_tool
 
 def cells(line):
     return [c.strip() for c in line.split('|')[1:-1]]
@@ -27,7 +16,8 @@ def cells(line):
 def test_sweep_jobs_are_independent_and_compare_aggregates_them(tiny_overrides, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     common = tiny_overrides + ['domain=zero_shot', f'domain.cache_dir={tmp_path / "cache"}']
-    sweep = run_tool('train.py', ['-m', 'domino=none,head', 'seed=0,1'] + common, tmp_path)
+    sweep = run_tool('train.py', ['-m', 'domino=none,head', 'seed=0,1'] + common, tmp_path,
+                     timeout=900)
     assert sweep.returncode == 0, sweep.stderr[-3000:]
     sweep_dir, = (tmp_path / 'work_dirs' / 'multirun').iterdir()
     jobs = [sweep_dir / str(i) for i in range(4)]

@@ -12,10 +12,10 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_tool(tool, overrides, cwd):
+def run_tool(tool, overrides, cwd, timeout=600):
     env = dict(os.environ, HF_HUB_OFFLINE='1', PYTHONWARNINGS='ignore')
     return subprocess.run([sys.executable, str(ROOT / 'tools' / tool), *overrides], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=600)
+                          env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def printed_json(stdout):

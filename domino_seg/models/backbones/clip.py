@@ -16,7 +16,7 @@ from mmseg.registry import MODELS
 from timm.layers import resample_abs_pos_embed
 from torch import Tensor
 
-from domino_seg.domain.clip_generator import _deep_merge, resolve_pretrained
+from domino_seg.domain.clip_generator import deep_merge, resolve_pretrained
 from domino_seg.errors import ConfigError, WeightsError
 
 from ..pretrained import StateDict, log_remap
@@ -30,7 +30,7 @@ def model_config(arch: str, model_cfg: Optional[dict]) -> dict:
     if base is None:
         raise ConfigError(f'model.segmentor.backbone.arch={arch!r} is not an open_clip model; '
                           'see open_clip.list_models(), e.g. ViT-B-16 or RN50.')
-    return _deep_merge(base, model_cfg or {})
+    return deep_merge(base, model_cfg or {})
 
 
 def build_visual(arch: str, model_cfg: Optional[dict]) -> torch.nn.Module:
@@ -111,7 +111,7 @@ class OpenCLIPVisionTransformer(OpenCLIPBackbone):
             raise ConfigError(f'model.segmentor.backbone.arch={arch!r} is not an open_clip ViT; '
                               'use OpenCLIPResNet for the RN models.')
         grid = patch_grid(img_size, (patch, patch))
-        model_cfg = _deep_merge(model_cfg or {},
+        model_cfg = deep_merge(model_cfg or {},
                                 {'vision_cfg': {'image_size': [g * patch for g in grid]}})
         visual = build_visual(arch, model_cfg)
         self.out_indices = check_out_indices(out_indices, len(visual.transformer.resblocks),

@@ -4,7 +4,6 @@ import copy
 
 import pytest
 import torch
-import torch.nn as nn
 
 import domino_seg
 from domino_seg.errors import ConfigError
@@ -93,28 +92,16 @@ def test_non_vit_arch_is_a_config_error(tiny_backbones):
         MODELS.build(dict(tiny_backbones['clip_vit'], arch='ViT-X-99'))
 
 
-def trained_norms(module):
-    """Non-trivial affine parameters and BN statistics, as after pretraining."""
-    with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.LayerNorm)):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_()
-                if getattr(m, 'running_var', None) is not None:
-                    m.running_mean.normal_(std=0.1)
-                    m.running_var.uniform_(0.5, 2)
-    return module
-
-
 @pytest.mark.parametrize('family,num_norms', [
     ('clip_vit', 1 + 2 * 4),            # ln_pre + ln_1, ln_2 of 4 blocks
     ('dinov2', 2 * 4 + 1),              # norm1, norm2 of 4 blocks + the final norm
     ('clip_rn', 3 + 4 * (3 + 1)),       # stem BNs + per stage 3 BNs and the downsample BN
 ])
 @pytest.mark.parametrize('train', [False, True])
-def test_domino_in_backbone_norms_is_identity_at_init(family, num_norms, train, tiny_backbones):
+def test_domino_in_backbone_norms_is_identity_at_init(family, num_norms, train, tiny_backbones,
+                                                      pretrained_norms):
     torch.manual_seed(0)
-    baseline = trained_norms(MODELS.build(tiny_backbones[family])).train(train)
+    baseline = pretrained_norms(MODELS.build(tiny_backbones[family])).train(train)
     converted = copy.deepcopy(baseline)
     assert convert_to_domino(converted, embed_dim=8) == num_norms
     x = torch.randn(2, 3, 64, 128)
