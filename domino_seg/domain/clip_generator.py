@@ -167,17 +167,20 @@ class DomainPromptGenerator:
 
 
 def resolve_pretrained(arch: str, pretrained: Optional[str],
-                       key: str = 'domain.clip.pretrained') -> tuple[Optional[str], dict]:
+                       key: str = 'domain.clip.pretrained',
+                       without: str = 'domain embeddings then carry no language meaning',
+                       ) -> tuple[Optional[str], dict]:
     """``pretrained`` -> (local checkpoint file or None, the open_clip tag config or {}).
 
     Fails fast (never touches the network) when a tag is not cached or a file does not exist;
-    the messages name the config ``key`` that set ``pretrained``.
+    the messages name the config ``key`` that set ``pretrained`` and say what running
+    ``without`` weights means.
     """
     if pretrained is None:
         return None, {}
     tag_cfg = open_clip.get_pretrained_cfg(arch, pretrained)
     if tag_cfg:
-        return _cached_tag_checkpoint(arch, pretrained, tag_cfg, key), tag_cfg
+        return _cached_tag_checkpoint(arch, pretrained, tag_cfg, key, without), tag_cfg
     path = Path(pretrained).expanduser()
     if path.is_file():
         return str(path), {}
@@ -190,7 +193,7 @@ def resolve_pretrained(arch: str, pretrained: Optional[str],
                      f'(tags: {tags}) nor an existing file')
 
 
-def _cached_tag_checkpoint(arch: str, tag: str, tag_cfg: dict, key: str) -> str:
+def _cached_tag_checkpoint(arch: str, tag: str, tag_cfg: dict, key: str, without: str) -> str:
     """The tag's weights file in the local HF cache, looked up the way open_clip downloads it
     (a .safetensors twin first); raises with instructions when it is not there."""
     repo_id, filename = os.path.split(tag_cfg.get('hf_hub', ''))
@@ -216,8 +219,7 @@ def _cached_tag_checkpoint(arch: str, tag: str, tag_cfg: dict, key: str) -> str:
         '  2. download the checkpoint file and set '
         f'{key}=/path/to/open_clip_model.safetensors (or '
         f'open_clip_pytorch_model.bin){quick_gelu};\n'
-        f'  3. set {key}=null to run with random weights (domain embeddings then '
-        'carry no language meaning).')
+        f'  3. set {key}=null to run with random weights ({without}).')
 
 
 def deep_merge(base: dict, overrides: dict) -> dict:

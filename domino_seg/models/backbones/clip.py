@@ -59,7 +59,9 @@ class OpenCLIPBackbone(PretrainedBackbone):
                 f'open_clip weights {arch!r} pretrained={pretrained!r} were trained with '
                 f'QuickGELU: set model.segmentor.backbone.arch={arch}-quickgelu.')
         try:
-            return resolve_pretrained(arch, pretrained, key='model.pretrained')[0]
+            return resolve_pretrained(
+                arch, pretrained, key='model.pretrained',
+                without='the backbone then starts from random initialisation')[0]
         except (FileNotFoundError, ValueError) as err:
             raise WeightsError(str(err)) from None
 

@@ -205,6 +205,7 @@ def test_uncached_library_weights_fail_fast_with_instructions(model, pretrained,
     assert time.perf_counter() - start < 5
     assert message in str(err.value)
     assert 'never downloads' in str(err.value) and 'model.pretrained=' in str(err.value)
+    assert 'language meaning' not in str(err.value)  # that is what domain.clip=null means
 
 
 def test_weights_must_match_the_architecture(tiny_model):
