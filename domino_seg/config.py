@@ -6,6 +6,7 @@ Each config group is read in one place: ``data`` by :mod:`domino_seg.data.builde
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Sequence
@@ -29,14 +30,64 @@ CONFIG_DIR = Path(os.environ.get('DOMINO_SEG_CONFIGS', Path(__file__).resolve().
 def compose(overrides: Sequence[str] = (), config_name: str = 'train') -> DictConfig:
     """The composed, resolved config that ``tools/{config_name}.py`` would get for the same
     command-line overrides (e.g. ``['+exp=acdc_fog', 'schedule.max_iters=10']``)."""
+    cfg = _compose(overrides, config_name)
+    check_value_types(cfg, overrides, config_name)
+    OmegaConf.resolve(cfg)
+    return cfg
+
+
+def _compose(overrides: Sequence[str], config_name: str) -> DictConfig:
+    """Hydra's composition, unresolved; inside a running tool, through that tool's Hydra."""
     from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    if GlobalHydra.instance().is_initialized():
+        return hydra_compose(config_name=config_name, overrides=list(overrides))
     if not CONFIG_DIR.is_dir():
         raise ConfigError(f'config folder {CONFIG_DIR} not found; set DOMINO_SEG_CONFIGS to the '
                           "repository's configs/ folder.")
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base='1.3'):
-        cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
-    OmegaConf.resolve(cfg)
-    return cfg
+        return hydra_compose(config_name=config_name, overrides=list(overrides))
+
+
+def _type_name(value) -> str:
+    return {bool: 'true or false', int: 'an integer', float: 'a number',
+            list: 'a list [a,b,...]'}.get(type(value), type(value).__name__)
+
+
+def check_value_types(cfg: DictConfig, overrides: Sequence[str], config_name: str) -> None:
+    """Raise a ConfigError when a command-line value has another type than the key's default
+    (e.g. ``schedule.max_iters=abc``): the YAML keys are untyped, so Hydra accepts any value
+    and the mistake would otherwise surface as a traceback deep inside mmengine."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    values, choices = {}, []
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        key = override.key_or_group
+        final = OmegaConf.select(cfg, key, default=None, throw_on_missing=False) \
+            if not key.startswith('hydra') else None
+        if override.is_add() or override.is_delete() or key.startswith('hydra') or \
+                final is None or isinstance(final, DictConfig):
+            choices.append(override.input_line)  # a group option, a new key or a sub-config
+        else:
+            values[key] = (override.input_line, final)
+    if not values:
+        return
+    defaults = _compose(choices, config_name)
+    for key, (line, final) in values.items():
+        parent, _, leaf = key.rpartition('.')
+        node = OmegaConf.select(defaults, parent) if parent else defaults
+        if not isinstance(node, DictConfig) or leaf not in node or \
+                OmegaConf.is_interpolation(node, leaf):
+            continue
+        default = node[leaf]
+        default = OmegaConf.to_object(default) if OmegaConf.is_config(default) else default
+        if default is None or isinstance(default, str):
+            continue
+        final = OmegaConf.to_object(final) if OmegaConf.is_config(final) else final
+        expected = (float, int) if type(default) is float else type(default)
+        if isinstance(final, bool) is not isinstance(default, bool) or \
+                not isinstance(final, expected):
+            raise ConfigError(f'{line}: {key} takes {_type_name(default)} (default: '
+                              f'{json.dumps(default)}), got {final!r}.')
 
 
 def _param_schedulers(schedule: DictConfig) -> list[dict]:
@@ -49,14 +100,15 @@ def _param_schedulers(schedule: DictConfig) -> list[dict]:
     return [dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=warmup), poly]
 
 
-def _eval_loader(cfg: DictConfig, after_load: list[dict]) -> dict:
+def _eval_loader(cfg: DictConfig, after_load: list[dict], labels: bool) -> dict:
     data = cfg.data
     return dict(
         batch_size=cfg.schedule.test_batch_size, num_workers=data.num_workers,
         persistent_workers=False,
         sampler=dict(type='DefaultSampler', shuffle=False),
         batch_sampler=dict(type='SubDatasetBatchSampler'),
-        dataset=data_builder.eval_dataset(data, data_builder.eval_pipeline(data, after_load)))
+        dataset=data_builder.eval_dataset(
+            data, data_builder.eval_pipeline(data, after_load, labels), labels))
 
 
 def to_mmengine(cfg: DictConfig):
@@ -68,12 +120,15 @@ def to_mmengine(cfg: DictConfig):
     evaluator = dict(type='ConditionIoUMetric',
                      seen_conditions=data_builder.seen_conditions(data),
                      conditions=list(data.eval_conditions))
-    test_evaluator = dict(evaluator)
+    # tools/test.py evaluate=false: predict a split without public labels, score nothing
+    labels = task != 'test' or cfg.get('evaluate', True)
+    test_evaluator = dict(evaluator) if labels else dict(
+        type='ConditionCountMetric', conditions=list(data.eval_conditions))
     if cfg.get('save_predictions'):
         test_evaluator['output_dir'] = os.path.join(cfg.work_dir, 'predictions')
     domain_transform = domain_builder.transform_cfg(cfg.domain)
     after_load = [domain_transform] if domain_transform else []
-    eval_loader = _eval_loader(cfg, after_load)
+    eval_loader = _eval_loader(cfg, after_load, labels)
 
     mm = dict(
         default_scope='mmseg',

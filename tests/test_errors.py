@@ -3,6 +3,7 @@ fix, exit status 2 and no traceback, through the real entry points (``tools/*.py
 subprocess where Hydra itself is involved, ``run_cli(train/test)`` in-process otherwise)."""
 import errno
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from PIL import Image
 
 import domino_seg
 from domino_seg.engine import run
+from domino_seg.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,6 +120,27 @@ def test_misspelled_config_key_lists_the_valid_ones(tmp_path):
     assert "Could not override 'schedule.max_iter'" in err
     assert 'Valid keys here: name, max_iters, val_interval' in err
     assert 'Did you mean schedule.max_iters?' in err
+
+
+def test_value_of_the_wrong_type_names_the_key_and_its_default(tmp_path):
+    err = tool_fails('train.py', ['schedule.max_iters=abc'], tmp_path)
+    assert 'schedule.max_iters takes an integer (default: 1000), got' in err
+
+
+@pytest.mark.parametrize('override,message', [
+    ('deterministic=1', 'deterministic takes true or false (default: false), got 1'),
+    ('data.crop_size=64', 'data.crop_size takes a list [a,b,...] (default: [128, 256])'),
+    ('schedule.batch_size=2.5', 'schedule.batch_size takes an integer'),
+])
+def test_values_keep_their_default_type(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        domino_seg.compose([override])
+
+
+def test_well_typed_values_and_new_keys_pass():
+    cfg = domino_seg.compose(['domain=zero_shot', 'domain.temperature=1', 'seed=3',
+                              'data.crop_size=[64,128]', '+model.extra=abc'])
+    assert (cfg.domain.temperature, cfg.seed, cfg.model.extra) == (1, 3, 'abc')
 
 
 def test_unknown_group_option_lists_the_valid_ones(tmp_path):

@@ -9,7 +9,7 @@ import domino_seg  # noqa: F401  (compat fixes and registration)
 from domino_seg.data.builder import check_data, ensure_synthetic
 from domino_seg.domain import builder as domain_builder
 from domino_seg.domain.precompute import precompute_embeddings
-from domino_seg.engine.run import run_cli
+from domino_seg.engine.run import checked, run_cli, run_hydra
 from domino_seg.errors import ConfigError
 
 
@@ -34,8 +34,8 @@ def embed(cfg: DictConfig) -> dict:
 
 @hydra.main(config_path='../configs', config_name='embed_domains', version_base='1.3')
 def main(cfg: DictConfig) -> None:
-    run_cli(lambda: embed(cfg))
+    run_cli(lambda: embed(checked(cfg)))
 
 
 if __name__ == '__main__':
-    main()
+    run_hydra(main)

@@ -7,7 +7,7 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 
 from domino_seg.data.synthetic import write_benchmark
-from domino_seg.engine.run import run_cli
+from domino_seg.engine.run import checked, run_cli, run_hydra
 from domino_seg.errors import DataError
 
 
@@ -28,8 +28,8 @@ def make(cfg: DictConfig) -> None:
 
 @hydra.main(config_path='../configs', config_name='make_synthetic', version_base='1.3')
 def main(cfg: DictConfig) -> None:
-    run_cli(lambda: make(cfg))
+    run_cli(lambda: make(checked(cfg)))
 
 
 if __name__ == '__main__':
-    main()
+    run_hydra(main)

@@ -4,13 +4,13 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 import domino_seg  # noqa: F401  (compat fixes and registration)
-from domino_seg.engine.run import run_cli, run_hydra, test
+from domino_seg.engine.run import checked, run_cli, run_hydra, test
 
 
 @hydra.main(config_path='../configs', config_name='test', version_base='1.3')
 def main(cfg: DictConfig) -> None:
     cfg.work_dir = HydraConfig.get().runtime.output_dir
-    run_cli(lambda: test(cfg))
+    run_cli(lambda: test(checked(cfg)))
 
 
 if __name__ == '__main__':

@@ -4,14 +4,14 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 import domino_seg  # noqa: F401  (compat fixes and registration)
-from domino_seg.engine.run import run_cli, run_hydra, train
+from domino_seg.engine.run import checked, run_cli, run_hydra, train
 
 
 @hydra.main(config_path='../configs', config_name='train', version_base='1.3')
 def main(cfg: DictConfig) -> None:
     # multirun jobs each get Hydra's per-job folder as work dir
     cfg.work_dir = HydraConfig.get().runtime.output_dir
-    run_cli(lambda: train(cfg))
+    run_cli(lambda: train(checked(cfg)))
 
 
 if __name__ == '__main__':

@@ -6,16 +6,17 @@ import json
 import os
 import os.path as osp
 import sys
+from pathlib import Path
 from typing import Callable
 
 from omegaconf import DictConfig, OmegaConf
 
-from domino_seg.config import to_mmengine
+from domino_seg.config import check_value_types, to_mmengine
 from domino_seg.data.builder import check_data, ensure_synthetic, seen_conditions
 from domino_seg.domain import builder as domain_builder
 from domino_seg.engine.resume import resume_checkpoint
 from domino_seg.errors import ConfigError, DominoSegError
-from domino_seg.evaluation.report import format_table
+from domino_seg.evaluation.report import count_table, format_table
 
 
 def _check_work_dir(work_dir: str) -> None:
@@ -38,7 +39,7 @@ def _runner(cfg: DictConfig, train: bool, **mm_updates):
     domain_builder.check_weights(cfg.domain)
     mm = to_mmengine(cfg)  # resolves backbone weights: fails in seconds, before generation
     ensure_synthetic(cfg.data)
-    check_data(cfg.data, train=train)
+    check_data(cfg.data, train=train, labels=train or cfg.get('evaluate', True))
     mm.update(mm_updates)
     runner = DominoRunner.from_cfg(mm)
     OmegaConf.save(cfg, osp.join(cfg.work_dir, 'config.yaml'), resolve=True)
@@ -71,19 +72,58 @@ def train(cfg: DictConfig) -> dict:
     return _final_report(cfg, 'Final evaluation')
 
 
+def _check_predict_only(cfg: DictConfig) -> None:
+    """``evaluate=false`` scores nothing, so it must write something."""
+    if not cfg.get('evaluate', True) and not (cfg.get('export') or cfg.get('save_predictions')
+                                              or cfg.get('visualize')):
+        raise ConfigError('evaluate=false scores nothing, so this run would produce nothing: add '
+                          'export=cityscapes (labelIds PNGs for the evaluation servers), '
+                          'save_predictions=true (trainId PNGs) or visualize=N (grids).')
+
+
+def _prediction_report(cfg: DictConfig, runner) -> dict:
+    """What a prediction-only test (``evaluate=false``) wrote: images per condition and the
+    PNGs in each output folder, counted on disk; printed, and returned."""
+    from mmengine.dist import is_main_process
+    if not is_main_process():
+        return {}
+    counts = runner.test_evaluator.metrics[0].counts
+    folders = {name: osp.join(cfg.work_dir, name) for name, on in
+               (('export', cfg.get('export')), ('predictions', cfg.get('save_predictions'))) if on}
+    written = {name: {c: sum(1 for _ in Path(folder, c).rglob('*.png')) for c in counts}
+               for name, folder in folders.items()}
+    print('\nPredictions (evaluate=false: nothing scored, no metrics.json):\n' +
+          count_table(counts, written) +
+          ''.join(f'\n{name}: {folder}' for name, folder in folders.items()), flush=True)
+    return dict(num_images=counts, written=written)
+
+
 def test(cfg: DictConfig) -> dict:
     """Evaluate ``cfg.checkpoint`` on every condition of ``data.eval_conditions``; with
-    ``visualize=N``, then draw N samples per condition (evaluation/visualize.py)."""
+    ``visualize=N``, then draw N samples per condition (evaluation/visualize.py). With
+    ``evaluate=false`` predict only (splits without public labels): no label is read, nothing
+    is scored, and what was exported or saved is reported instead of metrics."""
     from domino_seg.evaluation import visualize
     if not osp.isfile(cfg.checkpoint):
         raise DominoSegError(f'checkpoint={cfg.checkpoint!r} is not a file; pass the .pth that '
                              'tools/train.py wrote (see its work dir).')
+    _check_predict_only(cfg)
     visualize.check(cfg)
     runner = _runner(cfg, train=False)
     runner.test()
     if cfg.get('visualize'):
         visualize.write_test_grids(cfg, runner)
+    if not cfg.get('evaluate', True):
+        return _prediction_report(cfg, runner)
     return _final_report(cfg, 'Test results')
+
+
+def checked(cfg: DictConfig) -> DictConfig:
+    """A tool's config after :func:`check_value_types` against its command line."""
+    from hydra.core.hydra_config import HydraConfig
+    hydra_cfg = HydraConfig.get()
+    check_value_types(cfg, hydra_cfg.overrides.task, hydra_cfg.job.config_name)
+    return cfg
 
 
 def _fail(message: str) -> None:
