@@ -24,6 +24,20 @@ def tiny_benchmark(tmp_path_factory):
 
 
 @pytest.fixture
+def unlabelled_test_split(tiny_benchmark, tmp_path):
+    """Roots ``<tmp>/unlabelled/{cityscapes,acdc}`` holding only a ``test`` split of images
+    (the tiny benchmark's val images) and no label files, like the official test splits."""
+    import shutil
+    root = tmp_path / 'unlabelled'
+    shutil.copytree(tiny_benchmark / 'cityscapes' / 'leftImg8bit' / 'val',
+                    root / 'cityscapes' / 'leftImg8bit' / 'test')
+    for cond in ('fog', 'night', 'rain', 'snow'):
+        shutil.copytree(tiny_benchmark / 'acdc' / 'rgb_anon' / cond / 'val',
+                        root / 'acdc' / 'rgb_anon' / cond / 'test')
+    return root
+
+
+@pytest.fixture
 def tiny_overrides(tiny_benchmark, tmp_path):
     """Overrides that point the default experiment at the tiny benchmark, CPU-fast."""
     return [f'paths.synthetic={tiny_benchmark}', f'paths.work_dirs={tmp_path / "work_dirs"}',

@@ -30,23 +30,27 @@ class ACDCDataset(CityscapesDataset):
     ``<root>/gt/<cond>/<split>/<seq>/<name>_gt_labelTrainIds.png`` (Cityscapes trainIds).
 
     ``condition`` is one of fog/night/rain/snow, ``'all'`` or a list; each sample carries its
-    own condition, so an 'all' split is still scored per condition.
+    own condition, so an 'all' split is still scored per condition. ``labels=False`` reads
+    the images only (e.g. the test split, whose labels are not public).
     """
 
     def __init__(self, data_root: str, condition: Union[str, Sequence[str]] = 'all',
-                 split: str = 'val', **kwargs) -> None:
+                 split: str = 'val', labels: bool = True, **kwargs) -> None:
         self.conditions = parse_conditions(condition)
         self.split = split
+        self.labels = labels
         super().__init__(data_root=data_root, img_suffix=ACDC.img_suffix,
                          seg_map_suffix=ACDC.seg_map_suffix, **kwargs)
 
     def load_data_list(self) -> list[dict]:
         data_list = []
         for cond in self.conditions:
-            check_split(ACDC, self.data_root, self.split, cond)
+            check_split(ACDC, self.data_root, self.split, cond, labels=self.labels)
             img_dir = osp.join(self.data_root, ACDC.img_dir.format(split=self.split, cond=cond))
             ann_dir = osp.join(self.data_root, ACDC.ann_dir.format(split=self.split, cond=cond))
             # mmseg scans ``data_prefix``; point it at one condition at a time.
-            self.data_prefix = dict(img_path=img_dir, seg_map_path=ann_dir)
+            self.data_prefix = dict(img_path=img_dir)
+            if self.labels:
+                self.data_prefix['seg_map_path'] = ann_dir
             data_list += tag_samples(super().load_data_list(), cond, img_dir)
         return data_list

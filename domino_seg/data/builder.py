@@ -46,13 +46,15 @@ def train_pipeline(data: DictConfig, after_load: Sequence[dict] = ()) -> list[di
     ]
 
 
-def eval_pipeline(data: DictConfig, after_load: Sequence[dict] = ()) -> list[dict]:
+def eval_pipeline(data: DictConfig, after_load: Sequence[dict] = (),
+                  labels: bool = True) -> list[dict]:
+    """``labels=False``: images only (prediction on splits without public labels)."""
     return [
         dict(type='LoadCheckedImage'),
         *after_load,
         dict(type='Resize', scale=tuple(data.img_scale), keep_ratio=True),
-        dict(type='LoadCheckedAnnotations'),
-        dict(type='CheckSegLabels', num_classes=data.num_classes),
+        *([dict(type='LoadCheckedAnnotations'),
+           dict(type='CheckSegLabels', num_classes=data.num_classes)] if labels else []),
         dict(type='PackSegInputs', meta_keys=META_KEYS),
     ]
 
@@ -62,32 +64,34 @@ def train_dataset(data: DictConfig, pipeline: list[dict]) -> dict:
                 split=data.train_split, pipeline=pipeline)
 
 
-def eval_dataset(data: DictConfig, pipeline: list[dict]) -> dict:
-    """All evaluated conditions in one ConcatDataset; each sample keeps its condition."""
+def eval_dataset(data: DictConfig, pipeline: list[dict], labels: bool = True) -> dict:
+    """All evaluated conditions in one ConcatDataset; each sample keeps its condition.
+    ``labels=False`` lists the images only (no label folder needed)."""
     _check_conditions(data)
     datasets = []
     for condition in data.eval_conditions:
         if condition == 'cityscapes':
             datasets.append(dict(type='DominoCityscapesDataset', data_root=data.cityscapes_root,
-                                 split=data.eval_split, pipeline=pipeline))
+                                 split=data.eval_split, labels=labels, pipeline=pipeline))
         else:
             datasets.append(dict(type='ACDCDataset', data_root=data.acdc_root,
-                                 condition=condition, split=data.eval_split,
+                                 condition=condition, split=data.eval_split, labels=labels,
                                  pipeline=pipeline))
     return dict(type='ConcatDataset', datasets=datasets)
 
 
-def check_data(data: DictConfig, train: bool = True) -> None:
+def check_data(data: DictConfig, train: bool = True, labels: bool = True) -> None:
     """Check every split the run will read before any model is built, so a wrong path fails
-    in a second with a message instead of deep inside the runner."""
+    in a second with a message instead of deep inside the runner. ``labels=False``: the
+    evaluated splits need images only."""
     _check_conditions(data)
     if train:
         check_split(CITYSCAPES, data.cityscapes_root, data.train_split)
     for condition in data.eval_conditions:
         if condition == 'cityscapes':
-            check_split(CITYSCAPES, data.cityscapes_root, data.eval_split)
+            check_split(CITYSCAPES, data.cityscapes_root, data.eval_split, labels=labels)
         else:
-            check_split(ACDC, data.acdc_root, data.eval_split, condition)
+            check_split(ACDC, data.acdc_root, data.eval_split, condition, labels=labels)
 
 
 def ensure_synthetic(data: DictConfig) -> None:

@@ -24,20 +24,23 @@ class DominoCityscapesDataset(CityscapesDataset):
     """mmseg's CityscapesDataset reading ``<root>/{leftImg8bit,gtFine}/<split>``.
 
     Every sample carries ``condition='cityscapes'`` so per-condition metrics never depend on
-    batch position.
+    batch position. ``labels=False`` reads the images only (e.g. the test split, whose labels
+    are not public).
     """
 
     def __init__(self, data_root: str, split: str = 'val', condition: str = 'cityscapes',
-                 **kwargs) -> None:
+                 labels: bool = True, **kwargs) -> None:
         self.split = split
         self.condition = condition
-        kwargs.setdefault('data_prefix', dict(
-            img_path=CITYSCAPES.img_dir.format(split=split),
-            seg_map_path=CITYSCAPES.ann_dir.format(split=split)))
+        self.labels = labels
+        prefix = dict(img_path=CITYSCAPES.img_dir.format(split=split))
+        if labels:
+            prefix['seg_map_path'] = CITYSCAPES.ann_dir.format(split=split)
+        kwargs.setdefault('data_prefix', prefix)
         super().__init__(data_root=data_root, **kwargs)
 
     def load_data_list(self) -> list[dict]:
-        check_split(CITYSCAPES, self.data_root, self.split)
+        check_split(CITYSCAPES, self.data_root, self.split, labels=self.labels)
         data_list = tag_samples(super().load_data_list(), self.condition,
                                 self.data_prefix['img_path'])
         # Cityscapes' disparity maps give training-time weather augmentation its depth

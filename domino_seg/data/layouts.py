@@ -42,23 +42,25 @@ ACDC = Layout(
     download='https://acdc.vision.ee.ethz.ch (rgb_anon_trainvaltest.zip, gt_trainval.zip)')
 
 
-def _expected(layout: Layout, root: str, split: str, cond: str) -> str:
+def _expected(layout: Layout, root: str, split: str, cond: str, labels: bool) -> str:
     img = osp.join(root, layout.img_dir.format(split=split, cond=cond), '<seq>',
                    '<name>' + layout.img_suffix)
     ann = osp.join(root, layout.ann_dir.format(split=split, cond=cond), '<seq>',
                    '<name>' + layout.seg_map_suffix)
-    return f'{img}\n  {ann}'
+    return f'{img}\n  {ann}' if labels else img
 
 
-def check_split(layout: Layout, root: str, split: str, cond: str = '') -> None:
+def check_split(layout: Layout, root: str, split: str, cond: str = '',
+                labels: bool = True) -> None:
     """Raise a DataError naming the expected layout, download site and config key when the
-    image and label folders of one split are missing or hold no image."""
+    image and (with ``labels``) label folders of one split are missing or hold no image.
+    ``labels=False`` is for prediction-only runs on splits without public labels (test)."""
     img_dir = osp.join(root, layout.img_dir.format(split=split, cond=cond))
     ann_dir = osp.join(root, layout.ann_dir.format(split=split, cond=cond))
     what = f'{layout.name} {cond + " " if cond else ""}{split} split'
     if not osp.isdir(root):
         problem = f'{layout.name} root {root!r} does not exist.'
-    elif not osp.isdir(img_dir) or not osp.isdir(ann_dir):
+    elif not osp.isdir(img_dir) or (labels and not osp.isdir(ann_dir)):
         missing = img_dir if not osp.isdir(img_dir) else ann_dir
         problem = f'the {what} is missing: no folder {missing!r}.'
     elif not _has_file(img_dir, layout.img_suffix):
@@ -67,7 +69,7 @@ def check_split(layout: Layout, root: str, split: str, cond: str = '') -> None:
         return
     raise DataError(
         f'{problem}\n'
-        f'Expected layout:\n  {_expected(layout, root, split, cond)}\n'
+        f'Expected layout:\n  {_expected(layout, root, split, cond, labels)}\n'
         f'Get the data from {layout.download}, then set `{layout.config_key}=/path/to/'
         f'{layout.name.lower()}` (or edit configs/paths/default.yaml). To run without data, '
         f'use the built-in synthetic benchmark (the default: python tools/train.py).')

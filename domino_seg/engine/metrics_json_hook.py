@@ -41,7 +41,7 @@ class MetricsJsonHook(Hook):
             return
         reports = [m.report for m in evaluator.metrics
                    if isinstance(m, ConditionIoUMetric) and m.report is not None]
-        if not reports:
+        if not reports:  # a prediction-only test (evaluate=false) scores nothing
             return
         payload = dict(reports[0], checkpoint=checkpoint, **fields, config=self.config,
                        **self.extra)

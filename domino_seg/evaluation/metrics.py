@@ -1,17 +1,19 @@
-"""Per-condition IoU: one confusion summary per weather condition, whatever the batch size."""
+"""Per-condition IoU: one confusion summary per weather condition, whatever the batch size;
+and, for splits without public labels, per-condition image counts."""
 from __future__ import annotations
 
 import math
 import os
 import os.path as osp
-from collections import defaultdict
-from typing import Optional, Sequence
+from collections import Counter, defaultdict
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
 from domino_seg import compat  # noqa: F401  (before mmseg)
+from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
@@ -22,6 +24,20 @@ from domino_seg.evaluation.report import format_table
 def _pct(value) -> Optional[float]:
     value = float(value)
     return None if math.isnan(value) else value * 100.0
+
+
+def _report_order(conditions: Sequence[str], found: Iterable[str]) -> list[str]:
+    """The configured conditions first (in their order), then any others as found."""
+    found = list(dict.fromkeys(found))
+    return [c for c in conditions if c in found] + [c for c in found if c not in conditions]
+
+
+def save_prediction(output_dir: str, pred: torch.Tensor, sample: dict) -> None:
+    """Write the trainId prediction under ``<output_dir>/<condition>/<relative path>``."""
+    rel = osp.splitext(sample.get('rel_path') or osp.basename(sample['img_path']))[0]
+    path = osp.join(output_dir, sample['condition'], rel + '.png')
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    Image.fromarray(pred.cpu().numpy().astype(np.uint8)).save(path)
 
 
 @METRICS.register_module()
@@ -52,21 +68,13 @@ class ConditionIoUMetric(IoUMetric):
             areas = self.intersect_and_union(pred, label, num_classes, self.ignore_index)
             self.results.append((*areas, sample['condition']))
             if self.output_dir is not None:
-                self._save_prediction(pred, sample)
-
-    def _save_prediction(self, pred: torch.Tensor, sample: dict) -> None:
-        """Write the trainId prediction under ``<output_dir>/<condition>/<relative path>``."""
-        rel = osp.splitext(sample.get('rel_path') or osp.basename(sample['img_path']))[0]
-        path = osp.join(self.output_dir, sample['condition'], rel + '.png')
-        os.makedirs(osp.dirname(path), exist_ok=True)
-        Image.fromarray(pred.cpu().numpy().astype(np.uint8)).save(path)
+                save_prediction(self.output_dir, pred, sample)
 
     def compute_metrics(self, results: list) -> dict:
         by_condition = defaultdict(list)
         for *areas, condition in results:
             by_condition[condition].append(areas)
-        order = [c for c in self.conditions if c in by_condition]
-        order += [c for c in by_condition if c not in order]
+        order = _report_order(self.conditions, by_condition)
         classes = self.dataset_meta['classes']
 
         report = {'conditions': {}}
@@ -94,3 +102,30 @@ class ConditionIoUMetric(IoUMetric):
         if report['mean_unseen_mIoU'] is not None:
             flat['mean_unseen_mIoU'] = report['mean_unseen_mIoU']
         return flat
+
+
+@METRICS.register_module()
+class ConditionCountMetric(BaseMetric):
+    """Prediction only, for splits without public labels (``tools/test.py evaluate=false``):
+    nothing is scored. Counts the predicted images of each condition (``self.counts`` on the
+    main process after ``evaluate``) and, with ``output_dir``, saves the trainId predictions
+    as :class:`ConditionIoUMetric` does."""
+
+    def __init__(self, conditions: Sequence[str] = (), output_dir: Optional[str] = None,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.conditions = tuple(conditions)
+        self.output_dir = output_dir
+        self.counts: Optional[dict] = None
+
+    def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
+        for sample in data_samples:
+            self.results.append(sample['condition'])
+            if self.output_dir is not None:
+                save_prediction(self.output_dir, sample['pred_sem_seg']['data'].squeeze(0),
+                                sample)
+
+    def compute_metrics(self, results: list) -> dict:
+        counts = Counter(results)
+        self.counts = {c: counts[c] for c in _report_order(self.conditions, counts)}
+        return {f'{c}/num_images': n for c, n in self.counts.items()}

@@ -25,6 +25,16 @@ def format_table(report: dict, seen_conditions: Sequence[str] = ('cityscapes',))
     return table.get_string()
 
 
+def count_table(counts: dict, written: dict) -> str:
+    """Rows: each condition; columns: images predicted, then the PNGs written into each
+    output folder (``written``: folder name -> condition -> files)."""
+    table = PrettyTable(['condition', 'images', *(f'{name} PNGs' for name in written)])
+    table.align['condition'] = 'l'
+    for condition, num in counts.items():
+        table.add_row([condition, num, *(files[condition] for files in written.values())])
+    return table.get_string()
+
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
     """A GitHub-flavoured markdown table (pastes into READMEs, issues and papers' notes)."""
     table = PrettyTable(list(header))

@@ -155,11 +155,12 @@ def _load_compare(cfg: DictConfig):
 def write_grids(cfg: DictConfig, model, dataset, out_dir: str,
                 compare: Optional[tuple] = None) -> list[str]:
     """For each condition ``<out_dir>/<condition>.png``: ``cfg.visualize`` samples with image,
-    ground truth, ``model``'s prediction and, given ``compare=(name, model, dataset)``, that
-    model's prediction. Returns the written paths."""
+    ground truth (not with ``evaluate=false``: no labels), ``model``'s prediction and, given
+    ``compare=(name, model, dataset)``, that model's prediction. Returns the written paths."""
     meta = dataset.metainfo
+    with_gt = cfg.get('evaluate', True)
     models = [(describe_model(cfg), model, dataset)] + ([compare] if compare else [])
-    titles = ['image', 'ground truth', f'prediction\n({models[0][0]})']
+    titles = ['image', *(['ground truth'] if with_gt else []), f'prediction\n({models[0][0]})']
     titles += [f'compare_checkpoint\n({name})' for name, _, _ in models[1:]]
     picked = pick_samples(dataset, cfg.visualize)
     paths = []
@@ -172,7 +173,8 @@ def write_grids(cfg: DictConfig, model, dataset, out_dir: str,
             for _, net, data in models:  # same data config: the same index is the same image
                 samples.append(predict(net, data, index))
                 bar.update(1)
-            labels = [samples[0].gt_sem_seg.data[0]] + [s.pred_sem_seg.data[0] for s in samples]
+            labels = ([samples[0].gt_sem_seg.data[0]] if with_gt else []) + \
+                [s.pred_sem_seg.data[0] for s in samples]
             rows.append(dict(image=mmcv.imread(samples[0].img_path, channel_order='rgb'),
                              labels=[label.cpu().numpy() for label in labels],
                              name=osp.basename(samples[0].img_path)))

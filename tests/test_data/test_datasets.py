@@ -66,6 +66,32 @@ def test_empty_acdc_split_is_reported(tiny_benchmark, tmp_path):
         ACDCDataset(data_root=str(root), condition='night', split='val', pipeline=[])
 
 
+def test_split_without_labels_reads_images_only(unlabelled_test_split):
+    root = unlabelled_test_split
+    cs = DominoCityscapesDataset(data_root=str(root / 'cityscapes'), split='test', labels=False,
+                                 pipeline=[dict(type='LoadImageFromFile')])
+    acdc = ACDCDataset(data_root=str(root / 'acdc'), condition='all', split='test',
+                       labels=False, pipeline=[dict(type='LoadImageFromFile')])
+    assert len(cs) == 2 and len(acdc) == 8
+    for ds in (cs, acdc):
+        assert all('seg_map_path' not in ds.get_data_info(i) for i in range(len(ds)))
+        assert ds[0]['img'].shape == (64, 128, 3)
+    with pytest.raises(DataError, match=r"(?s)ACDC fog test split is missing: no folder "
+                                        r"'[^']*/gt/fog/test'.*paths\.acdc"):
+        ACDCDataset(data_root=str(root / 'acdc'), condition='fog', split='test', pipeline=[])
+
+
+def test_split_without_images_names_the_image_layout_only(tmp_path):
+    (tmp_path / 'acdc' / 'rgb_anon').mkdir(parents=True)
+    with pytest.raises(DataError) as err:
+        ACDCDataset(data_root=str(tmp_path / 'acdc'), condition='snow', split='test',
+                    labels=False, pipeline=[])
+    message = str(err.value)
+    assert "ACDC snow test split is missing: no folder '" in message
+    assert 'rgb_anon/snow/test/<seq>/<name>_rgb_anon.png' in message
+    assert '/gt/' not in message and 'paths.acdc' in message
+
+
 def test_out_of_range_label_ids_name_the_file():
     label = np.zeros((2, 3), np.uint8)
     label[0, 0] = 33  # a Cityscapes labelId, not a trainId

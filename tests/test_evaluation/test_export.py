@@ -1,8 +1,10 @@
 """Official-format export: labelIds mapping, server file names, and cityscapesscripts' own
 pixel-level evaluation of the exported files against domino-seg's metric; end to end,
-tools/test.py with export, visualize and compare_checkpoint on random-weight checkpoints."""
+tools/test.py with export, visualize and compare_checkpoint on random-weight checkpoints, and
+prediction only (evaluate=false) on a split without label files."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -159,3 +161,72 @@ def test_test_tool_writes_grids_and_server_files_that_cityscapesscripts_scores_a
         assert len(exported) == len(gt_files) == 2
         official = evaluate_with_cityscapesscripts(work_dir / 'export' / condition, gt_files)
         assert official == pytest.approx(metrics['conditions'][condition]['mIoU'], rel=1e-6)
+
+
+def unlabelled_overrides(tiny_overrides, root):
+    """``+exp=acdc_all`` on the images-only ``test`` split under ``root``, CPU-tiny."""
+    return [o for o in tiny_overrides if not o.startswith(('paths.synthetic', 'data.gen'))] + [
+        '+exp=acdc_all', f'paths.cityscapes={root / "cityscapes"}',
+        f'paths.acdc={root / "acdc"}', 'data.eval_split=test']
+
+
+def run_test_tool(overrides, cwd):
+    return subprocess.run(
+        [sys.executable, str(ROOT / 'tools' / 'test.py'), *overrides], cwd=cwd,
+        capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, HF_HUB_OFFLINE='1', PYTHONWARNINGS='ignore'))
+
+
+@pytest.mark.slow
+def test_predict_only_exports_server_files_for_a_split_without_labels(
+        tiny_overrides, unlabelled_test_split, tmp_path):
+    overrides = unlabelled_overrides(tiny_overrides, unlabelled_test_split)
+    checkpoint = save_random_checkpoint(overrides, tmp_path / 'run')
+    work_dir = tmp_path / 'test'
+    result = run_test_tool(overrides + [f'checkpoint={checkpoint}', 'evaluate=false',
+                                        'export=cityscapes', 'save_predictions=true',
+                                        'visualize=1', f'work_dir={work_dir}'], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not (work_dir / 'metrics.json').exists()  # nothing was scored
+    assert 'nothing scored' in result.stdout and 'mIoU' not in result.stdout
+    assert f'export: {work_dir / "export"}' in result.stdout
+
+    label_ids = {label.id for label in cs_labels.labels if 0 <= label.trainId < 19}
+    to_id = {label.trainId: label.id for label in cs_labels.labels if 0 <= label.trainId < 19}
+    images = {'cityscapes': (unlabelled_test_split / 'cityscapes' / 'leftImg8bit' / 'test',
+                             '_leftImg8bit.png')}
+    for condition in ('fog', 'night', 'rain', 'snow'):
+        images[condition] = (unlabelled_test_split / 'acdc' / 'rgb_anon' / condition / 'test',
+                             '_rgb_anon.png')
+    for condition, (img_dir, suffix) in images.items():
+        # | condition | images | export PNGs | predictions PNGs |
+        assert re.search(rf'\| {condition} +\| +2 +\| +2 +\| +2 +\|', result.stdout), \
+            result.stdout
+        expected = sorted(str(p.relative_to(img_dir))[:-len(suffix)] + '_labelIds.png'
+                          for p in img_dir.rglob('*' + suffix))
+        exported = sorted(str(p.relative_to(work_dir / 'export' / condition))
+                          for p in (work_dir / 'export' / condition).rglob('*.png'))
+        assert exported == expected and len(exported) == 2
+        for name in exported:
+            with Image.open(work_dir / 'export' / condition / name) as png:
+                assert png.mode == 'L' and png.size == (128, 64)
+                ids = np.array(png)
+            assert set(np.unique(ids).tolist()) <= label_ids
+            # the same prediction as the saved trainIds, mapped to labelIds
+            stem = name[:-len('_labelIds.png')] + suffix[:-len('.png')] + '.png'
+            train_ids = np.array(Image.open(work_dir / 'predictions' / condition / stem))
+            assert (ids == np.vectorize(to_id.get)(train_ids)).all()
+        with Image.open(work_dir / 'visualizations' / f'{condition}.png') as grid:
+            width, height = grid.size
+        assert width < 2.8 * height  # image and prediction (~2.3:1), no ground-truth column
+
+
+def test_predict_only_without_an_output_fails_clearly(tiny_overrides, unlabelled_test_split,
+                                                      tmp_path):
+    checkpoint = tmp_path / 'x.pth'
+    checkpoint.write_bytes(b'')  # the check comes before the checkpoint is read
+    result = run_test_tool(unlabelled_overrides(tiny_overrides, unlabelled_test_split) + [
+        f'checkpoint={checkpoint}', 'evaluate=false'], tmp_path)
+    assert result.returncode == 2 and 'Traceback' not in result.stderr
+    assert 'evaluate=false scores nothing, so this run would produce nothing: add ' \
+           'export=cityscapes' in result.stderr
