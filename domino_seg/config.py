@@ -184,7 +184,7 @@ def to_mmengine(cfg: DictConfig):
             train_dataloader=dict(
                 batch_size=schedule.batch_size, num_workers=data.num_workers,
                 persistent_workers=data.num_workers > 0,
-                sampler=dict(type='InfiniteSampler', shuffle=True),
+                sampler=data_builder.train_sampler(data),
                 dataset=data_builder.train_dataset(
                     data, data_builder.train_pipeline(data, after_load))),
             train_cfg=dict(type='IterBasedTrainLoop', max_iters=schedule.max_iters,

@@ -31,12 +31,15 @@ def test_every_group_option_composes_and_translates(group, option, tiny_model):
 
 @pytest.mark.parametrize('exp', options('exp'))
 def test_every_experiment_composes(exp):
-    cfg = domino_seg.compose([f'+exp={exp}'])
+    # (backbone weights are not on this machine; whether they are found is tested elsewhere)
+    cfg = domino_seg.compose([f'+exp={exp}', 'model.pretrained=null'])
     assert cfg.exp_name == exp
     mm = domino_seg.to_mmengine(cfg)
     conditions = [d.get('condition', 'cityscapes') for d in mm.test_dataloader.dataset.datasets]
     assert conditions == list(cfg.data.eval_conditions)
-    assert conditions[0] == 'cityscapes' and (exp == 'acdc_all' or exp[5:] in conditions)
+    assert conditions[0] == 'cityscapes'
+    if exp in ('acdc_fog', 'acdc_night', 'acdc_rain', 'acdc_snow'):  # the data-only presets
+        assert conditions == ['cityscapes', exp[5:]]
 
 
 @pytest.mark.parametrize('model', options('model'))

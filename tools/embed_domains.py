@@ -24,7 +24,7 @@ def embed(cfg: DictConfig) -> dict:
     ensure_synthetic(cfg.data)
     check_data(cfg.data, train=True)
     mm = domino_seg.to_mmengine(cfg)
-    datasets = [mm.train_dataloader.dataset, *mm.test_dataloader.dataset.datasets]
+    datasets = [*mm.train_dataloader.dataset.datasets, *mm.test_dataloader.dataset.datasets]
     stats = precompute_embeddings([d.to_dict() for d in datasets], transform, progress=True)
     print(json.dumps(stats, indent=2))
     print(f'cache: {cfg.domain.cache_dir} ({stats["computed"]} computed, {stats["hits"]} '

@@ -6,7 +6,7 @@ import hydra
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 
-from domino_seg.data.synthetic import write_benchmark
+from domino_seg.data.synthetic import generated_folder, write_benchmark
 from domino_seg.engine.run import checked, run_cli, run_hydra
 from domino_seg.errors import DataError
 
@@ -16,13 +16,18 @@ def make(cfg: DictConfig) -> None:
         out = write_benchmark(to_absolute_path(cfg.out), num_train=cfg.num_train,
                               num_val=cfg.num_val, height=cfg.height, width=cfg.width,
                               seed=cfg.seed, conditions=tuple(cfg.conditions),
-                              progress=cfg.progress, overwrite=cfg.overwrite)
-    except FileExistsError as err:
+                              generated=tuple(cfg.generated), progress=cfg.progress,
+                              overwrite=cfg.overwrite)
+    except (FileExistsError, ValueError) as err:
         raise DataError(str(err)) from None
     conditions = ', '.join(cfg.conditions)
+    generated = ''.join(f'\n  {generated_folder(out, c).relative_to(out)}/  {c}: '
+                        f'{cfg.num_train} train (labels: cityscapes/gtFine/train)'
+                        for c in cfg.generated)
     print(f'Synthetic benchmark in {out}:\n'
           f'  cityscapes/  clear: {cfg.num_train} train, {cfg.num_val} val\n'
-          f'  acdc/        {conditions}: {cfg.num_train} train, {cfg.num_val} val each\n'
+          f'  acdc/        {conditions}: {cfg.num_train} train, {cfg.num_val} val each'
+          f'{generated}\n'
           f'  {cfg.height}x{cfg.width} px, seed {cfg.seed}')
 
 

@@ -9,7 +9,8 @@ from mmseg.datasets import CityscapesDataset
 from mmseg.registry import DATASETS
 
 from domino_seg.data.cityscapes import tag_samples
-from domino_seg.data.layouts import ACDC, ACDC_CONDITIONS, check_split
+from domino_seg.conditions import ACDC_CONDITIONS
+from domino_seg.data.layouts import ACDC, check_split
 from domino_seg.errors import ConfigError
 
 

@@ -5,10 +5,12 @@ from typing import Sequence
 
 from omegaconf import DictConfig
 
-from domino_seg.data.layouts import ACDC, ACDC_CONDITIONS, CITYSCAPES, check_split
+from domino_seg import conditions
+from domino_seg.conditions import EVAL_CONDITIONS
+from domino_seg.data import sources as train_sources
+from domino_seg.data.layouts import ACDC, CITYSCAPES, check_split
 from domino_seg.errors import ConfigError
 
-EVAL_CONDITIONS = ('cityscapes',) + ACDC_CONDITIONS
 # metainfo each sample carries into its SegDataSample (besides mmseg's defaults)
 META_KEYS = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape', 'scale_factor',
              'flip', 'flip_direction', 'reduce_zero_label', 'condition', 'rel_path',
@@ -23,8 +25,8 @@ def _check_conditions(data: DictConfig) -> None:
 
 
 def seen_conditions(data: DictConfig) -> list[str]:
-    """Conditions the model trains on: ``data.seen_conditions`` plus augmented weather."""
-    return list(dict.fromkeys([*data.seen_conditions, *data.train_weather]))
+    """Conditions the model trains on (see :func:`domino_seg.conditions.seen_conditions`)."""
+    return conditions.seen_conditions(data)
 
 
 def train_pipeline(data: DictConfig, after_load: Sequence[dict] = ()) -> list[dict]:
@@ -33,6 +35,7 @@ def train_pipeline(data: DictConfig, after_load: Sequence[dict] = ()) -> list[di
     return [
         dict(type='LoadCheckedImage'),
         dict(type='LoadCheckedAnnotations'),
+        dict(type='MatchLabelToImage'),
         dict(type='CheckSegLabels', num_classes=data.num_classes),
         *([dict(type='SyntheticWeather', conditions=list(data.train_weather),
                 prob=data.train_weather_prob)] if data.train_weather else []),
@@ -60,8 +63,15 @@ def eval_pipeline(data: DictConfig, after_load: Sequence[dict] = (),
 
 
 def train_dataset(data: DictConfig, pipeline: list[dict]) -> dict:
-    return dict(type='DominoCityscapesDataset', data_root=data.cityscapes_root,
-                split=data.train_split, pipeline=pipeline)
+    """Every training source in one ConcatDataset; each sample keeps its source's condition."""
+    return dict(type='ConcatDataset', datasets=[
+        train_sources.dataset_cfg(source, pipeline) for source in train_sources.train_sources(data)])
+
+
+def train_sampler(data: DictConfig) -> dict:
+    """Draws sources with their ``weight`` (default: in proportion to their size)."""
+    return dict(type='SourceWeightedSampler',
+                weights=train_sources.sampler_weights(train_sources.train_sources(data)))
 
 
 def eval_dataset(data: DictConfig, pipeline: list[dict], labels: bool = True) -> dict:
@@ -86,7 +96,8 @@ def check_data(data: DictConfig, train: bool = True, labels: bool = True) -> Non
     evaluated splits need images only."""
     _check_conditions(data)
     if train:
-        check_split(CITYSCAPES, data.cityscapes_root, data.train_split)
+        for source in train_sources.train_sources(data):
+            train_sources.check_source(source)
     for condition in data.eval_conditions:
         if condition == 'cityscapes':
             check_split(CITYSCAPES, data.cityscapes_root, data.eval_split, labels=labels)

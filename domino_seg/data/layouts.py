@@ -11,7 +11,6 @@ from pathlib import Path
 
 from domino_seg.errors import DataError
 
-ACDC_CONDITIONS = ('fog', 'night', 'rain', 'snow')
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Evaluation batches that never mix sub-datasets.
+"""Samplers: training draws from several sources with chosen probabilities; evaluation
+batches never mix sub-datasets.
 
 mmseg's test-time preprocessor needs every image of a batch to have one size, and Cityscapes
 (2048x1024) and ACDC (1920x1080) differ. Grouping batches by sub-dataset of the evaluation
@@ -8,12 +9,43 @@ near the border and so make the numbers depend on the batch size.
 from __future__ import annotations
 
 import bisect
-from typing import Iterator
+from typing import Iterator, Optional, Sequence
 
+import torch
 from domino_seg import compat  # noqa: F401  (before mmseg)
-from mmengine.dataset import ConcatDataset
+from mmengine.dataset import ConcatDataset, InfiniteSampler
 from mmseg.registry import DATA_SAMPLERS
 from torch.utils.data import BatchSampler, Sampler
+
+
+@DATA_SAMPLERS.register_module()
+class SourceWeightedSampler(InfiniteSampler):
+    """mmengine's InfiniteSampler over a ConcatDataset of training sources, drawing source
+    ``i`` with probability ``weights[i] / sum(weights)`` (samples of a source uniformly, with
+    replacement). ``weights=None`` is the plain shuffle, i.e. sources in proportion to their
+    size. Seeding, rank slicing and resume replay are InfiniteSampler's."""
+
+    def __init__(self, dataset: ConcatDataset, weights: Optional[Sequence[float]] = None,
+                 seed: Optional[int] = None) -> None:
+        self.sample_weights = None
+        if weights is not None:
+            sizes = [len(d) for d in dataset.datasets]
+            if len(weights) != len(sizes):
+                raise ValueError(f'{len(weights)} source weights for {len(sizes)} sources')
+            self.sample_weights = torch.cat([torch.full((size,), weight / size,
+                                                        dtype=torch.float64)
+                                             for weight, size in zip(weights, sizes)])
+        super().__init__(dataset, shuffle=True, seed=seed)
+
+    def _infinite_indices(self) -> Iterator[int]:
+        if self.sample_weights is None:
+            yield from super()._infinite_indices()
+            return
+        generator = torch.Generator()
+        generator.manual_seed(self.seed)
+        while True:
+            yield from torch.multinomial(self.sample_weights, self.size, replacement=True,
+                                         generator=generator).tolist()
 
 
 @DATA_SAMPLERS.register_module()

@@ -1,8 +1,10 @@
-"""Pipeline transforms: label checks and training-time weather augmentation."""
+"""Pipeline transforms: label checks, generated-image labels and training-time weather
+augmentation."""
 from __future__ import annotations
 
 from contextlib import contextmanager
 
+import cv2
 import numpy as np
 
 from domino_seg import compat  # noqa: F401  (before mmseg)
@@ -10,6 +12,7 @@ from mmcv.transforms import BaseTransform, LoadImageFromFile
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
 
+from domino_seg.conditions import ACDC_CONDITIONS
 from domino_seg.data.synthetic import SKY_DEPTH, read_cityscapes_depth, render_weather
 from domino_seg.errors import ConfigError, DataError
 
@@ -42,6 +45,22 @@ class LoadCheckedAnnotations(LoadAnnotations):
     def transform(self, results: dict) -> dict:
         with _readable(results['seg_map_path'], 'label'):
             return super().transform(results)
+
+
+@TRANSFORMS.register_module()
+class MatchLabelToImage(BaseTransform):
+    """Resize the label map of a sample flagged ``match_label_to_image`` (a generated image,
+    whose generator may work at another resolution than its Cityscapes label) to the image
+    with nearest neighbour, so ids stay ids. Other samples pass unchanged, so a size mismatch
+    in a real dataset is still an error (CheckSegLabels)."""
+
+    def transform(self, results: dict) -> dict:
+        height, width = results['img'].shape[:2]
+        label = results['gt_seg_map']
+        if results.get('match_label_to_image') and label.shape[:2] != (height, width):
+            results['gt_seg_map'] = cv2.resize(label, (width, height),
+                                               interpolation=cv2.INTER_NEAREST)
+        return results
 
 
 @TRANSFORMS.register_module()
@@ -84,9 +103,10 @@ def ground_plane_depth(height: int, width: int, horizon: float = 0.45) -> np.nda
 
 @TRANSFORMS.register_module()
 class SyntheticWeather(BaseTransform):
-    """Training-time weather augmentation: with probability ``prob`` re-render the clear image
-    in one of ``conditions`` with the synthetic weather renderers and relabel the sample's
-    ``condition``, so domain-aware training sees labelled weather domains.
+    """Training-time weather augmentation: with probability ``prob`` re-render a clear
+    (Cityscapes) image in one of ``conditions`` with the synthetic weather renderers and relabel
+    the sample's ``condition``, so domain-aware training sees labelled weather domains. Samples
+    of other training sources (already foggy, at night, ...) pass unchanged.
 
     Depth comes from the sample's Cityscapes disparity map when the dataset has one
     (``disparity_path``), else from a ground-plane prior. Place it after LoadAnnotations (snow
@@ -94,7 +114,7 @@ class SyntheticWeather(BaseTransform):
     """
 
     def __init__(self, conditions, prob: float = 0.5) -> None:
-        unknown = [c for c in conditions if c not in ('fog', 'night', 'rain', 'snow')]
+        unknown = [c for c in conditions if c not in ACDC_CONDITIONS]
         if unknown or not conditions:
             raise ConfigError(f'data.train_weather has unknown condition(s) {unknown}; valid: '
                               'fog, night, rain, snow.')
@@ -102,6 +122,8 @@ class SyntheticWeather(BaseTransform):
         self.prob = prob
 
     def transform(self, results: dict) -> dict:
+        if results.get('condition', 'cityscapes') != 'cityscapes':
+            return results
         # numpy's global RNG is seeded per worker by mmengine: reproducible per seed
         if np.random.rand() >= self.prob:
             return results

@@ -52,7 +52,7 @@ def test_train_weather_augments_and_counts_as_seen():
     cfg = domino_seg.compose(['data.train_weather=[fog,night]', 'domain=text',
                               'domino=head'])
     mm = domino_seg.to_mmengine(cfg)
-    types = [t['type'] for t in mm.train_dataloader.dataset.pipeline]
+    types = [t['type'] for t in mm.train_dataloader.dataset.datasets[0].pipeline]
     assert types.index('SyntheticWeather') < types.index('DomainEmbedding') < \
         types.index('RandomResize')
     assert mm.val_evaluator.seen_conditions == ['cityscapes', 'fog', 'night']

@@ -34,8 +34,9 @@ def test_pipeline_puts_embeddings_in_metainfo_and_cache_skips_clip(tiny_override
     cfg = composed(tiny_overrides, 'domino=head', 'domain=zero_shot',
                    f'domain.cache_dir={tmp_path / "cache"}')
     mm = domino_seg.to_mmengine(cfg)
-    dataset = DATASETS.build(mm.train_dataloader.dataset)
-    transform = next(t for t in dataset.pipeline.transforms if isinstance(t, DomainEmbedding))
+    dataset = DATASETS.build(mm.train_dataloader.dataset)  # one source: Cityscapes train
+    transform = next(t for t in dataset.datasets[0].pipeline.transforms
+                     if isinstance(t, DomainEmbedding))
 
     first = [dataset[i] for i in range(len(dataset))]
     assert transform.misses == len(dataset) and transform.hits == 0

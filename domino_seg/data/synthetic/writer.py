@@ -1,7 +1,10 @@
 """Write the synthetic benchmark in the real Cityscapes and ACDC on-disk layouts.
 
 Clear scenes go to ``cityscapes/`` (images, trainId and labelId maps, disparity so depth is
-recoverable for weather augmentation), adverse scenes to ``acdc/<condition>/``. Every sample is
+recoverable for weather augmentation), adverse scenes to ``acdc/<condition>/``. Optionally the
+clear training scenes are also rendered in other conditions as a *generated* set in the layout
+a layout-to-image model writes (ALDM: ``generated/cityscapes_<condition>/<city>_<seq>_<frame>.png``,
+paired with the Cityscapes train labels by name). Every sample is
 seeded by (seed, split, condition, index), so it does not depend on what else is generated or
 in which order. The benchmark is written to a temporary sibling folder and renamed into place
 with its manifest last, so a half-written folder is never taken for a complete one.
@@ -86,33 +89,45 @@ def acdc_stem(split: str, condition: str, index: int) -> tuple[str, str]:
     return sequence, f'{sequence}_frame_{index // ACDC_SEQUENCES:06d}'
 
 
-def _params(num_train, num_val, height, width, seed, conditions) -> dict:
-    conditions = list(conditions)
-    unknown = sorted(set(conditions) - set(ADVERSE))
+def _params(num_train, num_val, height, width, seed, conditions, generated=()) -> dict:
+    conditions, generated = list(conditions), list(generated)
+    unknown = sorted(set(conditions + generated) - set(ADVERSE))
     if unknown:
         raise ValueError(f'unknown conditions {unknown}; the benchmark has {list(ADVERSE)}')
     if min(num_train, num_val) < 0 or min(height, width) < 16:
         raise ValueError('num_train/num_val must be >= 0 and height/width >= 16, got '
                          f'{num_train}, {num_val}, {height}, {width}')
-    return dict(num_train=int(num_train), num_val=int(num_val), height=int(height),
-                width=int(width), seed=int(seed), conditions=conditions)
+    params = dict(num_train=int(num_train), num_val=int(num_val), height=int(height),
+                  width=int(width), seed=int(seed), conditions=conditions)
+    if generated:  # (absent otherwise, so benchmarks written before the option stay valid)
+        params['generated'] = generated
+    return params
 
 
 def _counts(params: dict) -> dict:
     per_split = {'train': params['num_train'], 'val': params['num_val']}
-    return {'cityscapes': dict(per_split),
-            'acdc': {condition: dict(per_split) for condition in params['conditions']}}
+    counts = {'cityscapes': dict(per_split),
+              'acdc': {condition: dict(per_split) for condition in params['conditions']}}
+    if params.get('generated'):
+        counts['generated'] = {condition: params['num_train']
+                               for condition in params['generated']}
+    return counts
+
+
+def generated_folder(root: str | os.PathLike, condition: str) -> Path:
+    """The folder of one generated domain (ALDM's ``<out>_<domain>``)."""
+    return Path(root) / 'generated' / f'cityscapes_{condition}'
 
 
 def benchmark_is_complete(out_dir: str | os.PathLike, num_train: int = 300, num_val: int = 40,
                           height: int = 128, width: int = 256, seed: int = 0,
-                          conditions=ADVERSE) -> bool:
+                          conditions=ADVERSE, generated=()) -> bool:
     """Whether `out_dir` holds a finished benchmark generated with exactly these parameters."""
     try:
         manifest = json.loads((Path(out_dir) / MANIFEST).read_text())
     except (OSError, ValueError):
         return False
-    params = _params(num_train, num_val, height, width, seed, conditions)
+    params = _params(num_train, num_val, height, width, seed, conditions, generated)
     if manifest.get('version') != GENERATOR_VERSION or manifest.get('params') != params:
         return False
     return _image_counts(Path(out_dir), params) == _counts(params)
@@ -121,23 +136,30 @@ def benchmark_is_complete(out_dir: str | os.PathLike, num_train: int = 300, num_
 def _image_counts(root: Path, params: dict) -> dict:
     def count(folder: Path, suffix: str) -> int:
         return sum(1 for _ in folder.rglob('*' + suffix)) if folder.is_dir() else 0
-    return {'cityscapes': {split: count(root / 'cityscapes/leftImg8bit' / split,
-                                        '_leftImg8bit.png') for split in SPLITS},
-            'acdc': {cond: {split: count(root / 'acdc/rgb_anon' / cond / split, '_rgb_anon.png')
-                            for split in SPLITS} for cond in params['conditions']}}
+    counts = {'cityscapes': {split: count(root / 'cityscapes/leftImg8bit' / split,
+                                          '_leftImg8bit.png') for split in SPLITS},
+              'acdc': {cond: {split: count(root / 'acdc/rgb_anon' / cond / split,
+                                           '_rgb_anon.png')
+                              for split in SPLITS} for cond in params['conditions']}}
+    if params.get('generated'):
+        counts['generated'] = {cond: count(generated_folder(root, cond), '.png')
+                               for cond in params['generated']}
+    return counts
 
 
 def write_benchmark(out_dir: str | os.PathLike, num_train: int = 300, num_val: int = 40,
                     height: int = 128, width: int = 256, seed: int = 0,
-                    conditions=ADVERSE, progress: bool = True, overwrite: bool = False) -> Path:
+                    conditions=ADVERSE, generated=(), progress: bool = True,
+                    overwrite: bool = False) -> Path:
     """Generate the benchmark into `out_dir` (a no-op when it is already complete with the
-    same parameters) and return its path.
+    same parameters) and return its path. ``generated`` conditions add a generated set of the
+    clear training scenes in those conditions (see :func:`generated_folder`).
 
     An existing, non-empty `out_dir` that is incomplete or was made with other parameters is
     an error unless `overwrite`, which replaces it (only if it looks like a benchmark).
     """
     out = Path(out_dir).absolute()
-    params = _params(num_train, num_val, height, width, seed, conditions)
+    params = _params(num_train, num_val, height, width, seed, conditions, generated)
     if benchmark_is_complete(out, **params):
         return out
     if out.exists() and not out.is_dir():
@@ -165,8 +187,8 @@ def write_benchmark(out_dir: str | os.PathLike, num_train: int = 300, num_val: i
 
 def _remove_old_benchmark(out: Path) -> None:
     """Delete a previous (partial) benchmark; refuse folders holding anything else."""
-    foreign = sorted(p.name for p in out.iterdir() if p.name not in ('cityscapes', 'acdc',
-                                                                      MANIFEST))
+    foreign = sorted(p.name for p in out.iterdir()
+                     if p.name not in ('cityscapes', 'acdc', 'generated', MANIFEST))
     if foreign:
         raise FileExistsError(f'refusing to overwrite {out}: it holds {foreign}, which the '
                               'synthetic benchmark does not write')
@@ -191,14 +213,33 @@ def _write_samples(root: Path, params: dict, progress: bool) -> None:
     jobs = [(split, 'clear', i) for split in SPLITS for i in range(per_split[split])]
     jobs += [(split, cond, i) for cond in params['conditions'] for split in SPLITS
              for i in range(per_split[split])]
+    jobs += [('generated', cond, i) for cond in params.get('generated', [])
+             for i in range(params['num_train'])]
     size = (params['height'], params['width'])
     for split, condition, index in tqdm(jobs, desc='synthetic benchmark', unit='img',
                                         disable=not progress):
+        if split == 'generated':
+            image = render_generated(params['seed'], condition, index, *size)
+            _imwrite(generated_folder(root, condition) / f'{cityscapes_stem("train", index)[1]}'
+                     '.png', image[..., ::-1])
+            continue
         image, label, depth = render_sample(params['seed'], split, condition, index, *size)
         if condition == 'clear':
             _write_cityscapes(root / 'cityscapes', split, index, image, label, depth)
         else:
             _write_acdc(root / 'acdc', split, condition, index, image, label)
+
+
+def render_generated(seed: int, condition: str, index: int, height: int,
+                     width: int) -> np.ndarray:
+    """The index-th clear training scene (same layout and label as the Cityscapes train
+    sample) rendered in ``condition``, as a layout-to-image model would generate it."""
+    scene_rng = np.random.default_rng([seed, SPLITS.index('train'), CONDITIONS.index('clear'),
+                                       index])
+    scene = render_scene(height, width, scene_rng)
+    weather_rng = np.random.default_rng([seed, len(SPLITS), CONDITIONS.index(condition), index])
+    return render_weather(scene.image, scene.depth, condition, weather_rng, label=scene.label,
+                          lights=scene.lights)
 
 
 def _write_cityscapes(root: Path, split: str, index: int, image, label, depth) -> None:

@@ -1,0 +1,104 @@
+"""Training sources: the labelled datasets a run trains on, each of one known condition.
+
+``data.train_sources`` lists them; every sample keeps its source's condition in its metainfo,
+so ``domain=text`` gives each domain its own embedding. Kinds:
+
+* ``cityscapes``: a Cityscapes split (condition ``cityscapes``, i.e. clear);
+* ``acdc``: the split of one ACDC condition (``condition``: fog, night, rain or snow);
+* ``generated``: a folder of images generated from Cityscapes label maps in one ``condition``
+  (see :mod:`domino_seg.data.generated`), labelled by the Cityscapes ``split`` labels under
+  ``labels_root`` (default ``data.cityscapes_root``).
+
+``weight`` is the probability of drawing from a source (normalised over the sources); with no
+weights, sources are drawn in proportion to their size.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+from domino_seg.conditions import ACDC_CONDITIONS
+from domino_seg.data.generated import scan_generated
+from domino_seg.data.layouts import ACDC, CITYSCAPES, check_split
+from domino_seg.errors import ConfigError
+
+KINDS = ('cityscapes', 'acdc', 'generated')
+KEYS = {'cityscapes': ('kind', 'root', 'split', 'weight'),
+        'acdc': ('kind', 'root', 'split', 'condition', 'weight'),
+        'generated': ('kind', 'root', 'split', 'condition', 'labels_root', 'weight')}
+
+
+def train_sources(data: DictConfig) -> list[dict]:
+    """``data.train_sources`` as checked plain dicts (each with every key of its kind)."""
+    sources = OmegaConf.to_container(data.train_sources, resolve=True) \
+        if data.get('train_sources') else None
+    if not sources or not isinstance(sources, list):
+        raise ConfigError('data.train_sources must be a non-empty list of sources, e.g. '
+                          '[{kind: cityscapes, root: data/cityscapes}]; kinds: '
+                          f'{", ".join(KINDS)}.')
+    checked = [_checked(i, source, data) for i, source in enumerate(sources)]
+    weights = [source['weight'] for source in checked]
+    if any(w is not None for w in weights) and None in weights:
+        raise ConfigError('data.train_sources: give every source a weight, or none (then '
+                          f'sources are drawn in proportion to their size); got {weights}.')
+    return checked
+
+
+def _checked(index: int, source, data: DictConfig) -> dict:
+    key = f'data.train_sources[{index}]'
+    if not isinstance(source, dict) or source.get('kind') not in KINDS:
+        raise ConfigError(f'{key}={source!r}: each source is a mapping with a kind, one of '
+                          f'{", ".join(KINDS)}.')
+    kind = source['kind']
+    unknown = sorted(set(source) - set(KEYS[kind]))
+    if unknown:
+        raise ConfigError(f'{key} ({kind}) has unknown key(s) {unknown}; a {kind} source '
+                          f'takes {", ".join(KEYS[kind])}.')
+    if not source.get('root'):
+        raise ConfigError(f'{key}.root is not set: the folder of this {kind} source.')
+    checked = {'split': 'train', 'weight': None, **source}
+    if kind != 'cityscapes' and checked.get('condition') not in ACDC_CONDITIONS:
+        raise ConfigError(f'{key}.condition={checked.get("condition")!r}: a {kind} source '
+                          f'needs its condition, one of {", ".join(ACDC_CONDITIONS)}.')
+    if kind == 'generated':
+        checked.setdefault('labels_root', None)
+        checked['labels_root'] = checked['labels_root'] or data.cityscapes_root
+    weight = checked['weight']
+    if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float))
+                               or weight <= 0):
+        raise ConfigError(f'{key}.weight={weight!r}: a weight is a number > 0 (or null for '
+                          'all sources: in proportion to their size).')
+    return checked
+
+
+def dataset_cfg(source: dict, pipeline: list[dict]) -> dict:
+    """The mmseg dataset of one checked source."""
+    if source['kind'] == 'cityscapes':
+        return dict(type='DominoCityscapesDataset', data_root=source['root'],
+                    split=source['split'], pipeline=pipeline)
+    if source['kind'] == 'acdc':
+        return dict(type='ACDCDataset', data_root=source['root'], condition=source['condition'],
+                    split=source['split'], pipeline=pipeline)
+    return dict(type='GeneratedDataset', data_root=source['root'],
+                condition=source['condition'], labels_root=source['labels_root'],
+                split=source['split'], pipeline=pipeline)
+
+
+def sampler_weights(sources: list[dict]) -> Optional[list[float]]:
+    """Normalised per-source draw probabilities, or None (in proportion to size)."""
+    weights = [source['weight'] for source in sources]
+    if weights[0] is None:
+        return None
+    return [w / sum(weights) for w in weights]
+
+
+def check_source(source: dict) -> None:
+    """Fail in a second, naming the folder and the expected layout, when a source's data is
+    missing or empty."""
+    if source['kind'] == 'cityscapes':
+        check_split(CITYSCAPES, source['root'], source['split'])
+    elif source['kind'] == 'acdc':
+        check_split(ACDC, source['root'], source['split'], source['condition'])
+    else:
+        scan_generated(source['root'], source['labels_root'], source['split'])
