@@ -200,6 +200,17 @@ def to_mmengine(cfg: DictConfig):
     return Config(mm)
 
 
+def build_dataset(cfg: DictConfig, split: str = 'train'):
+    """The dataset a run trains on (``'train'``: every training source in one ConcatDataset)
+    or evaluates on (``'test'``: one sub-dataset per evaluated condition), as mmengine builds
+    it; ``get_data_info(i)['condition']`` is each sample's condition."""
+    from mmengine.registry import DATASETS, init_default_scope
+    if split not in ('train', 'test'):
+        raise ConfigError(f"split={split!r}: choose 'train' or 'test'.")
+    init_default_scope('mmseg')
+    return DATASETS.build(to_mmengine(cfg)[f'{split}_dataloader'].dataset)
+
+
 def build_segmentor(cfg: DictConfig):
     """The mmseg segmentor a composed config describes (weights initialised, CPU)."""
     from mmengine.logging import MMLogger

@@ -23,6 +23,7 @@ from typing import Optional, Sequence
 import numpy as np
 from omegaconf import OmegaConf
 
+from domino_seg.conditions import seen_conditions
 from domino_seg.errors import ConfigError, DataError
 from domino_seg.evaluation.report import markdown_table, save_figure
 from domino_seg.io import atomic_write_bytes
@@ -46,8 +47,7 @@ class Run:
 
     @property
     def seen(self) -> set:
-        data = self.config.get('data', {})
-        return set(data.get('seen_conditions', [])) | set(data.get('train_weather', []))
+        return set(seen_conditions(self.config.get('data', {})))
 
     def miou(self, condition: str) -> Optional[float]:
         return self.metrics['conditions'].get(condition, {}).get('mIoU')
@@ -72,6 +72,9 @@ class Row:
     runs: list
     cells: dict = field(default_factory=dict)   # condition or MEAN_UNSEEN -> Stat
     delta: dict = field(default_factory=dict)   # condition or MEAN_UNSEEN -> Δ of means
+    # condition or MEAN_UNSEEN -> Stat of the per-seed differences to the baseline's run of
+    # the same seed (paired: the seed's shared data order and initialisation cancel out)
+    paired: dict = field(default_factory=dict)
 
     @property
     def seen(self) -> set:
@@ -258,18 +261,32 @@ def compare_runs(paths: Sequence[str], baseline: Optional[str] = None,
             warnings.append(f'row {row.name!r} has runs with the same seed ({seeds}): '
                             'repeated runs count twice; ' +
                             ', '.join(run.work_dir for run in row.runs))
-        for condition in conditions:
-            row.cells[condition] = Stat.of([run.miou(condition) for run in row.runs])
-        row.cells[MEAN_UNSEEN] = Stat.of([_mean_unseen(run, unseen) for run in row.runs])
+        for key in (*conditions, MEAN_UNSEEN):
+            row.cells[key] = Stat.of([_score(run, key, unseen) for run in row.runs])
     if not unseen:
         warnings.append('no condition is unseen in training by every row: no mean unseen')
 
     base = _pick_baseline(rows, baseline)
+    base_by_seed = {run.config.get('seed'): run for run in base.runs}
     for row in rows:
+        pairs = [(run, base_by_seed[run.config.get('seed')]) for run in row.runs
+                 if run.config.get('seed') in base_by_seed]
         for key, stat in row.cells.items():
             ref = base.cells[key].mean
             row.delta[key] = None if stat.mean is None or ref is None else stat.mean - ref
+            row.paired[key] = Stat.of([_difference(_score(run, key, unseen),
+                                                   _score(ref_run, key, unseen))
+                                       for run, ref_run in pairs])
     return Comparison(rows, conditions, unseen, base, warnings)
+
+
+def _score(run: Run, key: str, unseen: list) -> Optional[float]:
+    """A run's mIoU of one condition, or its mean over ``unseen`` for MEAN_UNSEEN."""
+    return _mean_unseen(run, unseen) if key == MEAN_UNSEEN else run.miou(key)
+
+
+def _difference(value: Optional[float], ref: Optional[float]) -> Optional[float]:
+    return None if value is None or ref is None else value - ref
 
 
 def _mean_unseen(run: Run, unseen: list) -> Optional[float]:
@@ -282,10 +299,11 @@ def _mean_unseen(run: Run, unseen: list) -> Optional[float]:
     return float(np.mean(values)) if values else None
 
 
-def _cell(stat: Stat) -> str:
+def _cell(stat: Stat, sign: str = '') -> str:
     if stat.mean is None:
         return '-'
-    return f'{stat.mean:.2f}' if stat.std is None else f'{stat.mean:.2f} ± {stat.std:.2f}'
+    mean = f'{stat.mean:{sign}.2f}'
+    return mean if stat.std is None else f'{mean} ± {stat.std:.2f}'
 
 
 def format_markdown(comp: Comparison) -> str:
@@ -311,9 +329,25 @@ def format_markdown(comp: Comparison) -> str:
              f'{", ".join(comp.unseen) or "none"}; Δ: difference of means to '
              f'"{comp.baseline.name}".']
     if marked:
-        notes.append('† seen in training by that row (data.seen_conditions or '
-                     'data.train_weather).')
-    return markdown_table(header, lines) + '\n\n' + '\n'.join(notes) + '\n'
+        notes.append('† seen in training by that row (its training sources, '
+                     'data.train_weather or data.seen_conditions).')
+    return markdown_table(header, lines) + '\n\n' + '\n'.join(notes) + '\n' + \
+        _paired_markdown(comp)
+
+
+def _paired_markdown(comp: Comparison) -> str:
+    """The per-seed differences to the baseline (rows sharing seeds with it), or ''."""
+    rows = [row for row in comp.rows
+            if row is not comp.baseline and any(s.n for s in row.paired.values())]
+    if not rows:
+        return ''
+    header = ['configuration', 'paired seeds', *comp.conditions, MEAN_UNSEEN]
+    lines = [[row.name, max(s.n for s in row.paired.values()),
+              *(_cell(row.paired[k], '+') for k in (*comp.conditions, MEAN_UNSEEN))]
+             for row in rows]
+    return (f'\nPaired per-seed difference to "{comp.baseline.name}" (mIoU points; mean ± '
+            'sample std over the seeds both rows ran):\n\n' + markdown_table(header, lines) +
+            '\n')
 
 
 def format_csv(comp: Comparison) -> str:
@@ -323,15 +357,16 @@ def format_csv(comp: Comparison) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator='\n')
     slug = {k: k.replace(' ', '_') for k in keys}
+    stats = ('mean', 'std', 'delta', 'paired_delta_mean', 'paired_delta_std')
     writer.writerow(['configuration', 'seeds', 'seed_values'] +
-                    [f'{slug[k]}_{s}' for k in keys for s in ('mean', 'std', 'delta')] +
-                    ['work_dirs'])
+                    [f'{slug[k]}_{s}' for k in keys for s in stats] + ['work_dirs'])
     blank = (lambda v: '' if v is None else repr(v))
     for row in comp.rows:
         writer.writerow([row.name, len(row.runs),
                          ' '.join(str(run.config.get('seed')) for run in row.runs)] +
-                        [blank(x) for k in keys for x in (row.cells[k].mean, row.cells[k].std,
-                                                         row.delta[k])] +
+                        [blank(x) for k in keys
+                         for x in (row.cells[k].mean, row.cells[k].std, row.delta[k],
+                                   row.paired[k].mean, row.paired[k].std)] +
                         [' '.join(run.work_dir for run in row.runs)])
     return out.getvalue()
 

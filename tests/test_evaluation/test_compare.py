@@ -214,3 +214,32 @@ def test_bad_inputs_fail_naming_the_file(tmp_path):
     (tmp_path / 'r' / 'metrics.json').write_text('{"conditions": ')
     with pytest.raises(DataError, match=r'r/metrics.json is not readable JSON'):
         compare.compare_runs([tmp_path])
+
+
+def test_paired_per_seed_differences_to_the_baseline(sweep):
+    """Each row's runs minus the baseline's run of the same seed, then mean ± std."""
+    comp = compare.compare_runs([sweep], baseline='domino=none')
+    none, head = comp.rows
+    by_seed = {run.config['seed']: run for run in none.runs}
+    fog = [run.miou('fog') - by_seed[run.config['seed']].miou('fog') for run in head.runs]
+    assert head.paired['fog'].mean == pytest.approx(statistics.fmean(fog))
+    assert head.paired['fog'].std == pytest.approx(statistics.stdev(fog))
+    assert none.paired['fog'].mean == 0 and none.paired['fog'].std == 0
+    text = compare.format_markdown(comp)
+    paired = text.split('Paired per-seed difference to "domino=none"')[1].splitlines()
+    row = cells(next(line for line in paired if line.startswith('| domino=head')))
+    assert row[0:2] == ['domino=head', '2']  # then cityscapes, fog, night, mean unseen
+    assert row[3] == f'{statistics.fmean(fog):+.2f} ± {statistics.stdev(fog):.2f}'
+    csv_row = list(csv.DictReader(io.StringIO(compare.format_csv(comp))))[1]
+    assert float(csv_row['fog_paired_delta_mean']) == pytest.approx(statistics.fmean(fog))
+
+
+def test_training_sources_make_their_conditions_seen(tmp_path):
+    write_run(tmp_path / 'a', 0, [60, 10, 20])
+    config = json.loads((tmp_path / 'a' / 'metrics.json').read_text())
+    config['config']['data']['train_sources'] = [{'kind': 'cityscapes', 'root': 'x'},
+                                                 {'kind': 'acdc', 'root': 'y',
+                                                  'condition': 'night'}]
+    (tmp_path / 'a' / 'metrics.json').write_text(json.dumps(config))
+    comp = compare.compare_runs([tmp_path])
+    assert comp.rows[0].seen == {'cityscapes', 'night'} and comp.unseen == ['fog']
