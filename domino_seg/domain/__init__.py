@@ -1,4 +1,5 @@
-"""Domain embeddings for Domino: prompt bank, CLIP generator, feature cache, pipeline transform.
+"""Domain embeddings for Domino: prompt bank, generator (open_clip or Hugging Face text encoder),
+feature cache, pipeline transform.
 
 Importing this package registers the ``DomainEmbedding`` transform in mmseg's TRANSFORMS.
 """

@@ -7,14 +7,35 @@ import open_clip
 from omegaconf import DictConfig, OmegaConf
 
 from domino_seg.domain import clip_generator  # noqa: F401  (registers the tiny CLIP config)
+from domino_seg.domain import text_encoder as hf_text
+from domino_seg.errors import ConfigError, WeightsError
+
+
+def _hf_folder(domain: DictConfig) -> Optional[str]:
+    """The checked model folder of a Hugging Face text encoder (domain/text_encoder=minilm),
+    or None when CLIP's text tower embeds the prompts. Configs saved before the text_encoder
+    group existed have none."""
+    encoder = domain.get('text_encoder')
+    if encoder is None or encoder.backend != 'hf':
+        return None
+    if domain.mode != 'text':
+        raise ConfigError(f'domain={domain.mode} needs an image tower, and the text encoder '
+                          f'domain/text_encoder ({encoder.name}) has none: use domain=text '
+                          'with it, or domain/text_encoder=clip to embed images with CLIP.')
+    folder = hf_text.model_folder(encoder.path, encoder.package)
+    return str(hf_text.check_folder(folder))
 
 
 def generator_cfg(domain: DictConfig) -> dict:
     """Keyword arguments of DomainPromptGenerator for this domain config."""
+    common = dict(mode=domain.mode, temperature=domain.temperature,
+                  prompt_bank=domain.prompt_bank)
+    folder = _hf_folder(domain)
+    if folder is not None:
+        return dict(common, text_encoder=dict(folder=folder))
     clip = OmegaConf.to_container(domain.clip, resolve=True)
-    return dict(arch=clip['arch'], pretrained=clip['pretrained'], model_cfg=clip['model_cfg'],
-                seed=clip['seed'], mode=domain.mode, temperature=domain.temperature,
-                prompt_bank=domain.prompt_bank)
+    return dict(common, arch=clip['arch'], pretrained=clip['pretrained'],
+                model_cfg=clip['model_cfg'], seed=clip['seed'])
 
 
 def transform_cfg(domain: DictConfig) -> Optional[dict]:
@@ -26,27 +47,28 @@ def transform_cfg(domain: DictConfig) -> Optional[dict]:
 
 
 def embed_dim(domain: DictConfig) -> Optional[int]:
-    """Size of the domain embedding, known from the CLIP config without building CLIP."""
+    """Size of the domain embedding, known from the encoder's config without building it."""
     if domain.mode == 'none':
         return None
+    folder = _hf_folder(domain)
+    if folder is not None:
+        return hf_text.embed_dim(folder)
     clip = domain.clip
     overrides = OmegaConf.to_container(clip.model_cfg, resolve=True) if clip.model_cfg else {}
     if 'embed_dim' in overrides:
         return int(overrides['embed_dim'])
     model_cfg = open_clip.get_model_config(clip.arch)
     if model_cfg is None:
-        from domino_seg.errors import ConfigError
         raise ConfigError(f'domain.clip.arch={clip.arch!r} is not an open_clip model; choose '
                           'one of open_clip.list_models(), e.g. ViT-B-16.')
     return int(model_cfg['embed_dim'])
 
 
 def check_weights(domain: DictConfig) -> None:
-    """Fail before any model or worker is built when the CLIP weights cannot be found; warn
-    when they are random."""
-    if domain.mode == 'none':
+    """Fail before any model or worker is built when the encoder's weights cannot be found;
+    warn when they are random."""
+    if domain.mode == 'none' or _hf_folder(domain) is not None:
         return
-    from domino_seg.errors import WeightsError
     try:
         clip_generator.resolve_pretrained(domain.clip.arch, domain.clip.pretrained)
     except (FileNotFoundError, ValueError) as err:
@@ -59,9 +81,15 @@ def check_weights(domain: DictConfig) -> None:
 
 
 def describe(domain: DictConfig) -> dict:
-    """What metrics.json records about the domain embeddings."""
+    """What metrics.json records about the domain embeddings: the mode, the encoder that made
+    them, its weights and whether they carry language meaning."""
     if domain.mode == 'none':
         return dict(mode='none')
-    return dict(mode=domain.mode, clip_arch=domain.clip.arch,
-                clip_pretrained=domain.clip.pretrained,
-                has_language_meaning=domain.clip.pretrained is not None)
+    folder = _hf_folder(domain)
+    if folder is not None:
+        return dict(mode=domain.mode, encoder=f'hf:{domain.text_encoder.name}', weights=folder,
+                    has_language_meaning=hf_text.HFTextEncoder.has_language_meaning)
+    clip = domain.clip
+    weights = clip.pretrained if clip.pretrained is not None else f'random:seed={clip.seed}'
+    return dict(mode=domain.mode, encoder=f'open_clip:{clip.arch}', weights=weights,
+                has_language_meaning=clip.pretrained is not None)

@@ -1,6 +1,8 @@
-"""CLIP domain prompt generator: turns an image or a condition label into a domain embedding.
+"""Domain prompt generator: turns an image or a condition label into a domain embedding.
 
-Domino's normalisation layers predict their scale/shift from this embedding. Modes:
+Domino's normalisation layers predict their scale/shift from this embedding, made by an encoder
+backend: open_clip (text and image towers) or a Hugging Face sentence encoder (text only, see
+``text_encoder``); each says its width and whether it carries language meaning. Modes:
 
 * ``text``: a condition label -> mean of its normalised prompt embeddings (renormalised);
 * ``zero_shot``: image -> softmax(cos(image, conditions) / temperature) -> probability-weighted
@@ -32,6 +34,7 @@ from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
 from PIL import Image
 
 from .prompts import PromptBank, load_prompt_bank
+from .text_encoder import HFTextEncoder
 
 MODES = ('text', 'zero_shot', 'image', 'none')
 IMAGE_MODES = ('zero_shot', 'image')
@@ -43,8 +46,64 @@ CHECKPOINT_SUFFIXES = ('.bin', '.pt', '.pth', '.safetensors')
 open_clip.add_model_config(Path(__file__).with_name('model_configs'))
 
 
+class OpenClipEncoder:
+    """An open_clip model (text and image towers), built once under a fixed seed.
+
+    Args: as the CLIP arguments of DomainPromptGenerator.
+    """
+
+    def __init__(self, arch: str, pretrained: Optional[str], model_cfg: Optional[dict],
+                 device: torch.device, seed: int):
+        checkpoint, tag_cfg = resolve_pretrained(arch, pretrained)
+        config = deep_merge(open_clip.get_model_config(arch) or {}, model_cfg or {})
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.model, _, self.preprocess = open_clip.create_model_and_transforms(
+                arch, pretrained=checkpoint, device=device,
+                force_quick_gelu=tag_cfg.get('quick_gelu', False),
+                image_mean=tag_cfg.get('mean'), image_std=tag_cfg.get('std'),
+                image_interpolation=tag_cfg.get('interpolation'),
+                image_resize_mode=tag_cfg.get('resize_mode'),
+                **{key: config[key] for key in (model_cfg or {})})
+        self.model.eval().requires_grad_(False)
+        self.tokenizer = open_clip.get_tokenizer(arch, context_length=self.model.context_length)
+        self.device = device
+        self.embed_dim = int(config['embed_dim'])
+        self.has_language_meaning = pretrained is not None
+
+        if tag_cfg:
+            weights = f'tag:{pretrained}'
+        elif checkpoint:
+            weights = f'sha256:{_file_sha256(checkpoint)}'
+        else:
+            weights = f'random:seed={seed}'
+        # everything the CLIP image features depend on; the embedding cache is keyed by it
+        self.identity = {'arch': arch, 'model_cfg': model_cfg or {}, 'weights': weights}
+        if not self.has_language_meaning:
+            print_log(f'DomainPromptGenerator: arch {arch!r} has random weights (pretrained=None); '
+                      'its domain embeddings carry no language meaning.',
+                      logger='current', level=logging.WARNING)
+
+    def encode_text(self, prompts: Sequence[str]) -> torch.Tensor:
+        """Prompts -> normalised CLIP text embeddings, float32 CPU Tensor[N, D], one batch."""
+        with torch.no_grad():
+            features = self.model.encode_text(self.tokenizer(list(prompts)).to(self.device),
+                                              normalize=True)
+        return features.float().cpu()
+
+    def encode_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """RGB images -> normalised CLIP image embeddings, float32 CPU Tensor[N, D]."""
+        batch = torch.stack([self.preprocess(image) for image in images])
+        with torch.no_grad():
+            features = self.model.encode_image(batch.to(self.device), normalize=True)
+        return features.float().cpu()
+
+
 class DomainPromptGenerator:
-    """Builds the CLIP model once and embeds images or condition labels for one ``mode``.
+    """Builds the encoder once and embeds images or condition labels for one ``mode``.
+
+    The encoder is open_clip's (text and image towers) or, with ``text_encoder``, a Hugging
+    Face sentence-embedding model (text only, so mode ``text`` only; no CLIP is built).
 
     Args:
         arch: open_clip model name ('ViT-B-16', TINY_CLIP, ...).
@@ -57,66 +116,51 @@ class DomainPromptGenerator:
         prompt_bank: a PromptBank, a bank YAML path, or None for the default weather bank.
         device: where CLIP runs; outputs are always float32 CPU tensors.
         seed: seed for building the model (fixes random weights across processes).
+        text_encoder: HFTextEncoder kwargs (``folder``) to embed the prompts with instead of
+            CLIP; the CLIP arguments are then unused.
     """
 
     def __init__(self, arch: str = TINY_CLIP, pretrained: Optional[str] = None,
                  model_cfg: Optional[dict] = None, mode: str = DEFAULT_MODE,
                  temperature: float = 0.01,
                  prompt_bank: Union[PromptBank, str, Path, None] = None,
-                 device: Union[str, torch.device] = 'cpu', seed: int = 0):
+                 device: Union[str, torch.device] = 'cpu', seed: int = 0,
+                 text_encoder: Optional[dict] = None):
         if mode not in MODES:
             raise ValueError(f'unknown domain embedding mode {mode!r}; choose one of {MODES}')
         if temperature <= 0:
             raise ValueError(f'temperature must be > 0, got {temperature}')
+        if text_encoder is not None and mode in IMAGE_MODES:
+            raise ValueError(f'mode {mode!r} needs an image tower, which the text encoder '
+                             f'{text_encoder} does not have; use mode text')
         self.mode = mode
         self.temperature = float(temperature)
-        self.device = torch.device(device)
-        self.has_language_meaning = pretrained is not None and mode != 'none'
+        self.has_language_meaning = False
         if mode == 'none':
             return
         if not isinstance(prompt_bank, PromptBank):
             prompt_bank = load_prompt_bank(prompt_bank)
         self.bank = prompt_bank
-
-        checkpoint, tag_cfg = resolve_pretrained(arch, pretrained)
-        overrides = deep_merge(open_clip.get_model_config(arch) or {}, model_cfg or {})
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.model, _, self.preprocess = open_clip.create_model_and_transforms(
-                arch, pretrained=checkpoint, device=self.device,
-                force_quick_gelu=tag_cfg.get('quick_gelu', False),
-                image_mean=tag_cfg.get('mean'), image_std=tag_cfg.get('std'),
-                image_interpolation=tag_cfg.get('interpolation'),
-                image_resize_mode=tag_cfg.get('resize_mode'),
-                **{key: overrides[key] for key in (model_cfg or {})})
-        self.model.eval().requires_grad_(False)
-        self.tokenizer = open_clip.get_tokenizer(arch, context_length=self.model.context_length)
-
-        if tag_cfg:
-            weights = f'tag:{pretrained}'
-        elif checkpoint:
-            weights = f'sha256:{_file_sha256(checkpoint)}'
-        else:
-            weights = f'random:seed={seed}'
-        # everything the CLIP image features depend on; the embedding cache is keyed by it
-        self.identity = {'arch': arch, 'model_cfg': model_cfg or {}, 'weights': weights}
-
+        self.encoder = (HFTextEncoder(**text_encoder) if text_encoder is not None else
+                        OpenClipEncoder(arch, pretrained, model_cfg, torch.device(device), seed))
+        self.has_language_meaning = self.encoder.has_language_meaning
         self.condition_embeddings = self._embed_bank()
-        if not self.has_language_meaning:
-            print_log(f'DomainPromptGenerator: arch {arch!r} has random weights (pretrained=None); '
-                      'its domain embeddings carry no language meaning.',
-                      logger='current', level=logging.WARNING)
 
     @property
     def embed_dim(self) -> int:
-        return 0 if self.mode == 'none' else self.condition_embeddings.shape[1]
+        return 0 if self.mode == 'none' else self.encoder.embed_dim
+
+    @property
+    def identity(self) -> dict:
+        """What the CLIP image features depend on (the embedding cache's key)."""
+        return self.encoder.identity
 
     @property
     def conditions(self) -> list[str]:
         return self.bank.conditions
 
     def embed_conditions(self, labels: Sequence[str]) -> torch.Tensor:
-        """Condition labels -> their text embeddings, Tensor[N, D] (any mode with CLIP)."""
+        """Condition labels -> their text embeddings, Tensor[N, D] (any mode but none)."""
         if self.mode == 'none':
             return torch.zeros(len(labels), 0)
         unknown = [label for label in labels if label not in self.bank.prompts]
@@ -139,10 +183,9 @@ class DomainPromptGenerator:
                        channel_order: str = 'bgr') -> torch.Tensor:
         """Normalised CLIP image embeddings, Tensor[N, D]: the per-image quantity worth caching,
         since the ``image``/``zero_shot`` outputs follow from it without another CLIP pass."""
-        batch = torch.stack([self.preprocess(_to_pil(image, channel_order)) for image in images])
-        with torch.no_grad():
-            features = self.model.encode_image(batch.to(self.device), normalize=True)
-        return features.float().cpu()
+        if self.mode not in IMAGE_MODES:
+            raise ValueError(f"mode {self.mode!r} does not embed images; use embed_conditions")
+        return self.encoder.encode_images([_to_pil(image, channel_order) for image in images])
 
     def embed_from_features(self, features: torch.Tensor) -> torch.Tensor:
         """Image features (from ``image_features`` or the cache) -> this mode's embeddings."""
@@ -159,9 +202,8 @@ class DomainPromptGenerator:
     def _embed_bank(self) -> torch.Tensor:
         """Every condition's prompts, encoded in one batch -> Tensor[C, D] of normalised means."""
         prompt_lists = list(self.bank.prompts.values())
-        tokens = self.tokenizer([prompt for prompts in prompt_lists for prompt in prompts])
-        with torch.no_grad():
-            features = self.model.encode_text(tokens.to(self.device), normalize=True).float().cpu()
+        features = self.encoder.encode_text([prompt for prompts in prompt_lists
+                                             for prompt in prompts])
         means = [chunk.mean(0) for chunk in features.split([len(p) for p in prompt_lists])]
         return F.normalize(torch.stack(means), dim=-1)
 

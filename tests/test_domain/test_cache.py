@@ -85,7 +85,7 @@ def make_transform(cache_dir, **generator):
     transform = DomainEmbedding(generator={'mode': 'zero_shot', **generator},
                                 cache_dir=str(cache_dir))
     forwards = []
-    model = transform.generator.model
+    model = transform.generator.encoder.model
     encode_image = model.encode_image
     model.encode_image = lambda *args, **kwargs: forwards.append(1) or encode_image(*args, **kwargs)
     return transform, forwards
@@ -152,7 +152,7 @@ def test_model_changes_miss(tmp_path, change):
 def test_weights_file_change_misses(tmp_path):
     img = image(0)
     checkpoint = tmp_path / 'clip.pt'
-    source = DomainPromptGenerator(mode='image', seed=5).model.state_dict()
+    source = DomainPromptGenerator(mode='image', seed=5).encoder.model.state_dict()
     torch.save(source, checkpoint)
     embed(make_transform(tmp_path / 'cache', pretrained=str(checkpoint))[0], img)
     torch.save({name: value + 0.01 for name, value in source.items()}, checkpoint)

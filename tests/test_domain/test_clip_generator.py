@@ -36,17 +36,17 @@ def images():
 
 def features_by_hand(generator, images_bgr):
     rgb = [Image.fromarray(np.ascontiguousarray(image[..., ::-1])) for image in images_bgr]
-    batch = torch.stack([generator.preprocess(image) for image in rgb])
+    batch = torch.stack([generator.encoder.preprocess(image) for image in rgb])
     with torch.no_grad():
-        return F.normalize(generator.model.encode_image(batch), dim=-1)
+        return F.normalize(generator.encoder.model.encode_image(batch), dim=-1)
 
 
 def test_text_is_normalised_mean_of_prompt_embeddings(generators):
     generator = generators['text']
     assert generator.embed_dim == 64 and generator.conditions == BANK.conditions
     with torch.no_grad():
-        tokens = generator.tokenizer(list(BANK.prompts['fog']))
-        prompts = F.normalize(generator.model.encode_text(tokens), dim=-1)
+        tokens = generator.encoder.tokenizer(list(BANK.prompts['fog']))
+        prompts = F.normalize(generator.encoder.model.encode_text(tokens), dim=-1)
     expected = F.normalize(prompts.mean(0), dim=0)
     embeddings = generator.embed_conditions(['fog', 'clear', 'fog'])
     assert embeddings.shape == (3, 64) and embeddings.dtype == torch.float32
@@ -113,8 +113,8 @@ def test_random_weights_are_reproducible_and_leave_global_rng_alone(generators):
 
 def test_model_cfg_is_deep_merged():
     generator = build('text', model_cfg={'vision_cfg': {'layers': 1}})
-    assert len(generator.model.visual.transformer.resblocks) == 1
-    assert generator.model.visual.transformer.width == 64
+    assert len(generator.encoder.model.visual.transformer.resblocks) == 1
+    assert generator.encoder.model.visual.transformer.width == 64
     assert generator.identity['model_cfg'] == {'vision_cfg': {'layers': 1}}
 
 
@@ -131,7 +131,7 @@ def test_errors_for_labels_modes_and_temperature(generators, images):
 
 @pytest.mark.parametrize('suffix', ['.pt', '.safetensors'])
 def test_local_checkpoint_loads_through_open_clip(generators, tmp_path, suffix):
-    source = generators['image'].model
+    source = generators['image'].encoder.model
     path = tmp_path / f'tiny{suffix}'
     if suffix == '.safetensors':
         from safetensors.torch import save_file
@@ -139,7 +139,7 @@ def test_local_checkpoint_loads_through_open_clip(generators, tmp_path, suffix):
     else:
         torch.save(source.state_dict(), path)
     loaded = build('image', pretrained=str(path), seed=123)  # seed 123 alone: other weights
-    loaded_state = loaded.model.state_dict()
+    loaded_state = loaded.encoder.model.state_dict()
     assert loaded_state.keys() == source.state_dict().keys()
     for name, expected in source.state_dict().items():
         assert torch.equal(expected, loaded_state[name]), name
@@ -149,7 +149,7 @@ def test_local_checkpoint_loads_through_open_clip(generators, tmp_path, suffix):
 
 def test_pickled_objects_in_checkpoints_are_refused(generators, tmp_path):
     path = tmp_path / 'evil.pt'
-    state_dict = generators['image'].model.state_dict()
+    state_dict = generators['image'].encoder.model.state_dict()
     torch.save({'state_dict': state_dict, 'extra': Image.new('RGB', (1, 1))}, path)
     with pytest.raises(Exception, match='Weights only load failed|weights_only'):
         build('image', pretrained=str(path))
@@ -164,7 +164,8 @@ def test_cached_tag_loads_from_hf_cache_with_tag_preprocessing(generators, tmp_p
     snapshot.mkdir(parents=True)
     (tmp_path / 'models--fake--tiny' / 'refs').mkdir()
     (tmp_path / 'models--fake--tiny' / 'refs' / 'main').write_text('abc123')
-    save_file(generators['image'].model.state_dict(), str(snapshot / 'open_clip_model.safetensors'))
+    save_file(generators['image'].encoder.model.state_dict(),
+              str(snapshot / 'open_clip_model.safetensors'))
     monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_CACHE', str(tmp_path))
     tag_cfg = {'hf_hub': 'fake/tiny/', 'mean': (0.5, 0.5, 0.5), 'std': (0.5, 0.5, 0.5),
                'resize_mode': 'squash', 'quick_gelu': True}
@@ -172,11 +173,13 @@ def test_cached_tag_loads_from_hf_cache_with_tag_preprocessing(generators, tmp_p
                         lambda arch, tag: tag_cfg if tag == 'fake-tag' else {})
     loaded = build('image', pretrained='fake-tag', seed=123)
     assert loaded.identity['weights'] == 'tag:fake-tag' and loaded.has_language_meaning
-    assert torch.equal(loaded.model.logit_scale, generators['image'].model.logit_scale)
-    preprocess_cfg = open_clip.get_model_preprocess_cfg(loaded.model)
+    assert torch.equal(loaded.encoder.model.logit_scale,
+                       generators['image'].encoder.model.logit_scale)
+    preprocess_cfg = open_clip.get_model_preprocess_cfg(loaded.encoder.model)
     assert preprocess_cfg['resize_mode'] == 'squash'
     assert tuple(preprocess_cfg['mean']) == (0.5, 0.5, 0.5)
-    assert type(loaded.model.visual.transformer.resblocks[0].mlp.gelu).__name__ == 'QuickGELU'
+    gelu = loaded.encoder.model.visual.transformer.resblocks[0].mlp.gelu
+    assert type(gelu).__name__ == 'QuickGELU'
 
 
 def test_uncached_tag_fails_fast_with_instructions(tmp_path, monkeypatch):

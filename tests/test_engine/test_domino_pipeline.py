@@ -44,7 +44,7 @@ def test_pipeline_puts_embeddings_in_metainfo_and_cache_skips_clip(tiny_override
     assert embedding.shape == (64,) and embedding.dtype == torch.float32
 
     calls = []
-    transform.generator.model.encode_image = lambda *a, **k: calls.append(1)  # must not run
+    transform.generator.encoder.model.encode_image = lambda *a, **k: calls.append(1)  # must not run
     second = [dataset[i] for i in range(len(dataset))]
     assert calls == [] and transform.hits == len(dataset)
     for a, b in zip(first, second):
