@@ -86,7 +86,8 @@ class ConditionIoUMetric(IoUMetric):
     Conditions come from each sample, never from its position in a batch, so the numbers are
     exact for any batch size and for batches that mix conditions. Classes absent from both
     prediction and ground truth of a condition get IoU ``None`` and are left out of its mean,
-    as in mmseg (unless ``nan_to_num`` is set). ``mean_unseen_mIoU`` averages the conditions not in ``seen_conditions``.
+    as in mmseg (unless ``nan_to_num`` is set). ``mean_unseen_mIoU`` averages the conditions
+    not in ``seen_conditions``.
 
     After ``evaluate`` the full report (per-class IoU, image counts) is in ``self.report`` on
     the main process; the flat scalars returned go to mmengine's loggers.
