@@ -5,7 +5,9 @@ package is enough. Each fix is idempotent and touches only what it names.
 """
 from __future__ import annotations
 
-import importlib.util
+import ast
+import importlib
+import importlib.abc
 import os
 import sys
 import types
@@ -13,55 +15,125 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 
+class MissingCompiledOpError(ModuleNotFoundError):
+    """An ``mmcv.ops`` op that needs mmcv's compiled extension, which mmcv-lite lacks.
+
+    A ModuleNotFoundError because that is what mmseg's guarded imports
+    (``try: from mmcv.ops import X except ModuleNotFoundError``) expect under mmcv-lite."""
+
+
+def _missing_op_message(what: str, cause: ImportError) -> str:
+    if getattr(cause, 'name', None) == 'mmcv._ext':
+        return (f'{what} needs the compiled mmcv extension (mmcv._ext), which mmcv-lite does '
+                'not have: install full mmcv instead of mmcv-lite to use it (pip uninstall '
+                'mmcv-lite && mim install "mmcv==2.1.0", see mmcv\'s install guide).')
+    return f'{what} could not be imported: {cause}'
+
+
+def _unavailable(name: str, message: str) -> type:
+    """A stand-in for a missing op that fails, with ``message``, only when called (a class:
+    mmcv's layer builders accept classes only)."""
+    def __new__(cls, *args, **kwargs):
+        raise MissingCompiledOpError(message, name='mmcv._ext')
+
+    return type(name, (), {'__new__': __new__, '__doc__': message, '__module__': 'mmcv.ops'})
+
+
+def _ops_exports(ops_dir: str) -> dict:
+    """The ops full mmcv's ``mmcv/ops/__init__.py`` imports: name -> (submodule, attribute)."""
+    with open(os.path.join(ops_dir, '__init__.py'), encoding='utf-8') as f:
+        tree = ast.parse(f.read())
+    return {alias.asname or alias.name: (node.module, alias.name)
+            for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 1
+            for alias in node.names}
+
+
+def _registered_names(path: str) -> list:
+    """The names a module of ``mmcv.ops`` registers with ``@MODELS.register_module(...)``."""
+    with open(path, encoding='utf-8') as f:
+        tree = ast.parse(f.read())
+    names = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ClassDef):
+            continue
+        for deco in node.decorator_list:
+            if isinstance(deco, ast.Call) and getattr(deco.func, 'attr', '') == 'register_module':
+                given = deco.args[:1] + [k.value for k in deco.keywords if k.arg == 'name']
+                names += [a.value for a in given if isinstance(a, ast.Constant)] or [node.name]
+    return names
+
+
+class _MissingOpFinder(importlib.abc.MetaPathFinder):
+    """``from mmcv.ops import X`` of a missing op raises :class:`MissingCompiledOpError`.
+
+    Python tries a missing package attribute as a submodule ``mmcv.ops.X`` and lets a
+    ModuleNotFoundError for another module name propagate, so the attribute itself can stay
+    absent (``hasattr`` False) while the import fails as under plain mmcv-lite."""
+
+    def __init__(self, missing: dict) -> None:
+        self.missing = missing
+
+    def find_spec(self, fullname, path=None, target=None):
+        package, _, name = fullname.rpartition('.')
+        if package == 'mmcv.ops' and name in self.missing:
+            raise MissingCompiledOpError(self.missing[name], name='mmcv._ext')
+        return None
+
+
 def _install_mmcv_ops_stub() -> None:
-    """Make ``import mmcv.ops`` work under mmcv-lite.
+    """Make ``import mmcv.ops`` work under mmcv-lite, otherwise as upstream.
 
     mmcv-lite ships the Python files of ``mmcv.ops`` but not the compiled ``mmcv._ext``, and
-    ``mmcv/ops/__init__.py`` imports the extension eagerly. mmseg 1.2.2 imports
-    ``mmcv.ops.point_sample`` (pure torch) and ``sigmoid_focal_loss`` unguarded, so
-    ``import mmseg.models`` fails. We register a package for ``mmcv.ops`` that exposes the pure
-    torch ``point_sample`` module; every other op raises ImportError, which mmseg's guarded
-    imports (CCHead, PSAHead) already handle by falling back to ``None``.
+    ``mmcv/ops/__init__.py`` imports every op eagerly, so it fails as a whole; mmseg 1.2.2
+    imports ``mmcv.ops.point_sample`` unguarded, so ``import mmseg.models`` fails. We register
+    a package for ``mmcv.ops`` holding every op whose module imports without the extension
+    (``point_sample``, ``CrissCrossAttention``, ...), as full mmcv would. An op that needs the
+    extension is absent (``hasattr`` False, ``getattr(..., None)`` None, the AttributeError
+    says how to get it); importing it raises :class:`MissingCompiledOpError`, which mmseg's
+    guarded imports (PSAHead) handle; the layers those modules register (``DCN``, ``DCNv2``,
+    ``MMSyncBN``, ...) are registered as stand-ins that raise it when a config builds them.
+    The only other stand-in is ``sigmoid_focal_loss``: mmseg's FocalLoss imports it unguarded
+    (it calls it for CUDA tensors only).
     """
     try:
         import mmcv.ops  # noqa: F401  full mmcv with compiled ops: nothing to do
         return
-    except ImportError:
-        pass
+    except ModuleNotFoundError as err:
+        if err.name != 'mmcv._ext':
+            raise
     import mmcv
+    from mmengine.registry import MODELS
 
     ops_dir = os.path.join(os.path.dirname(mmcv.__file__), 'ops')
-    stub = types.ModuleType('mmcv.ops')
+    stub = types.ModuleType('mmcv.ops', 'mmcv.ops under mmcv-lite (domino-seg): the ops that '
+                                        'need no compiled extension.')
     stub.__path__ = [ops_dir]
-    stub.__doc__ = 'domino-seg stub: mmcv-lite has no compiled ops; only point_sample works.'
     sys.modules['mmcv.ops'] = stub
     mmcv.ops = stub
 
-    spec = importlib.util.spec_from_file_location('mmcv.ops.point_sample',
-                                                  os.path.join(ops_dir, 'point_sample.py'))
-    point_sample_mod = importlib.util.module_from_spec(spec)
-    sys.modules['mmcv.ops.point_sample'] = point_sample_mod
-    spec.loader.exec_module(point_sample_mod)
-    stub.point_sample = point_sample_mod.point_sample
-    stub.bilinear_grid_sample = point_sample_mod.bilinear_grid_sample
-
-    def sigmoid_focal_loss(*args, **kwargs):
-        raise RuntimeError(
-            'mmcv.ops.sigmoid_focal_loss needs the compiled mmcv extension, which mmcv-lite '
-            'does not have. Install full mmcv (see the mmcv install guide) to use FocalLoss on '
-            'CUDA.')
-
-    stub.sigmoid_focal_loss = sigmoid_focal_loss
+    missing, failed_modules = {}, {}
+    for name, (module, attr) in _ops_exports(ops_dir).items():
+        try:
+            setattr(stub, name, getattr(importlib.import_module(f'mmcv.ops.{module}'), attr))
+        except ImportError as err:
+            missing[name] = _missing_op_message(f'mmcv.ops.{name}', err)
+            failed_modules.setdefault(module, err)
+    if 'sigmoid_focal_loss' in missing:
+        stub.sigmoid_focal_loss = _unavailable('sigmoid_focal_loss',
+                                               missing['sigmoid_focal_loss'])
 
     def __getattr__(name):
-        # mmseg guards optional ops with `except ModuleNotFoundError`; dunder lookups (inspect,
-        # hasattr) must still see a plain AttributeError.
-        if name.startswith('__'):
-            raise AttributeError(name)
-        raise ModuleNotFoundError(f'mmcv.ops.{name} needs the compiled mmcv extension '
-                                  '(mmcv-lite is installed); install full mmcv to use it.')
+        text = missing.get(name, f"module 'mmcv.ops' has no attribute '{name}'")
+        raise AttributeError(text, name=name, obj=stub)
 
     stub.__getattr__ = __getattr__
+    sys.meta_path.insert(0, _MissingOpFinder(missing))
+
+    for module, err in failed_modules.items():
+        for name in _registered_names(os.path.join(ops_dir, module + '.py')):
+            if name not in MODELS.module_dict:
+                MODELS.register_module(name=name, module=_unavailable(name, _missing_op_message(
+                    f"The layer type '{name}' (mmcv.ops.{module})", err)))
 
 
 _TRUSTED_CHECKPOINT = ContextVar('domino_seg_trusted_checkpoint', default=False)
@@ -117,6 +189,23 @@ def _install_checkpoint_loader() -> None:
             return torch.load(filename, map_location=map_location, weights_only=True)
 
 
+def _restore_numpy_aliases() -> None:
+    """numpy 2.4 removed ``np.in1d`` (deprecated since 2.0 in favour of ``np.isin``), which
+    cityscapesscripts 2.2 / 2.3 still call in their pixel-level evaluation (the default
+    instance-level scores and the pixel accuracy), so ``csEvalPixelLevelSemanticLabeling`` and
+    mmseg's ``CityscapesMetric`` crash. Restore it as numpy defined it: ``isin`` of the
+    flattened array. ``tools/cs_eval.py`` runs cityscapesscripts' command with this fix."""
+    import numpy as np
+    if hasattr(np, 'in1d'):
+        return
+
+    def in1d(ar1, ar2, assume_unique=False, invert=False, *, kind=None):
+        return np.isin(np.ravel(ar1), ar2, assume_unique=assume_unique, invert=invert,
+                       kind=kind)
+
+    np.in1d = in1d
+
+
 def _allow_cpu_torchrun() -> None:
     """mmengine 0.10.7's ``launcher='pytorch'`` calls ``torch.cuda.set_device`` even without
     a GPU, so torchrun on CPU (gloo) fails; without CUDA, just join the process group."""
@@ -147,6 +236,7 @@ def _silence_expected_warnings() -> None:
 def apply() -> None:
     _silence_expected_warnings()
     _install_mmcv_ops_stub()
+    _restore_numpy_aliases()
     _install_checkpoint_loader()
     _allow_cpu_torchrun()
 

@@ -7,9 +7,9 @@ from domino_seg.compat import trusted_checkpoint_loading
 
 def test_mmseg_models_import_and_guarded_ops_fall_back():
     import mmseg.models  # noqa: F401
-    from mmseg.models.decode_heads import cc_head
+    from mmseg.models.decode_heads import psa_head
     from mmcv.ops import point_sample
-    assert cc_head.CrissCrossAttention is None
+    assert psa_head.PSAMask is None
     out = point_sample(torch.zeros(1, 2, 4, 4), torch.full((1, 3, 2), 0.5))
     assert out.shape == (1, 2, 3)
 

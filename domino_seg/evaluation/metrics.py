@@ -6,7 +6,8 @@ import math
 import os
 import os.path as osp
 from collections import Counter, defaultdict
-from typing import Iterable, Optional, Sequence
+from numbers import Real
+from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -18,12 +19,50 @@ from mmengine.logging import print_log
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 
+from domino_seg.errors import ConfigError
 from domino_seg.evaluation.report import format_table
+
+IOU_METRICS = ('mIoU', 'mDice', 'mFscore')  # mmseg IoUMetric's iou_metrics
 
 
 def _pct(value) -> Optional[float]:
     value = float(value)
     return None if math.isnan(value) else value * 100.0
+
+
+def _mean_pct(values) -> Optional[float]:
+    """The mean over classes in %, leaving out NaN (classes absent from prediction and label,
+    unless ``nan_to_num`` replaced them), as mmseg; None when all are NaN."""
+    values = np.asarray(values, dtype=np.float64)
+    return None if np.isnan(values).all() else _pct(np.nanmean(values))
+
+
+def _check_options(metrics: list, nan_to_num, beta, format_only: bool, unknown: dict) -> None:
+    """mmseg IoUMetric's options that ConditionIoUMetric keeps, or a clear error."""
+    name = 'ConditionIoUMetric'
+    if unknown:
+        raise ConfigError(
+            f'{name} got unknown arguments {sorted(unknown)}; it takes seen_conditions, '
+            'conditions and mmseg IoUMetric\'s iou_metrics, nan_to_num, beta, ignore_index, '
+            'output_dir, collect_device, prefix.')
+    if format_only:
+        raise ConfigError(
+            f'{name}(format_only=True): this metric scores against labels; to only predict '
+            'and save files (e.g. a split without public labels) use ConditionCountMetric, '
+            'which tools/test.py evaluate=false configures.')
+    if not set(metrics) <= set(IOU_METRICS):
+        raise ConfigError(f'{name}(iou_metrics={metrics!r}): supported are '
+                          f'{", ".join(IOU_METRICS)} (mIoU is always reported).')
+    if nan_to_num is not None and not _is_number(nan_to_num):
+        raise ConfigError(f'{name}(nan_to_num={nan_to_num!r}): expected a number (the '
+                          'fraction absent classes count as, e.g. 0) or None.')
+    if not _is_number(beta) or beta <= 0:
+        raise ConfigError(f'{name}(beta={beta!r}): expected a number > 0 (the weight of '
+                          'recall in the F-score).')
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
 
 
 def _report_order(conditions: Sequence[str], found: Iterable[str]) -> list[str]:
@@ -47,15 +86,30 @@ class ConditionIoUMetric(IoUMetric):
     Conditions come from each sample, never from its position in a batch, so the numbers are
     exact for any batch size and for batches that mix conditions. Classes absent from both
     prediction and ground truth of a condition get IoU ``None`` and are left out of its mean,
-    as in mmseg. ``mean_unseen_mIoU`` averages the conditions not in ``seen_conditions``.
+    as in mmseg (unless ``nan_to_num`` is set). ``mean_unseen_mIoU`` averages the conditions
+    not in ``seen_conditions``.
 
     After ``evaluate`` the full report (per-class IoU, image counts) is in ``self.report`` on
     the main process; the flat scalars returned go to mmengine's loggers.
+
+    mmseg IoUMetric's options keep their meaning: ``iou_metrics`` adds ``mDice`` and
+    ``mFscore`` (with ``mPrecision``, ``mRecall``) to each condition's mIoU; ``nan_to_num``
+    replaces the NaN of absent classes (a fraction: 0 counts them as 0 %) before the means;
+    ``beta`` weights recall in the F-score. ``format_only`` is refused (ConditionCountMetric
+    predicts without labels), as are unknown arguments, which mmseg would ignore.
     """
 
     def __init__(self, seen_conditions: Sequence[str] = ('cityscapes',),
-                 conditions: Sequence[str] = (), **kwargs) -> None:
-        super().__init__(iou_metrics=['mIoU'], **kwargs)
+                 conditions: Sequence[str] = (), iou_metrics: Union[str, Sequence[str]] = 'mIoU',
+                 nan_to_num: Optional[float] = None, beta: float = 1, format_only: bool = False,
+                 ignore_index: int = 255, collect_device: str = 'cpu',
+                 output_dir: Optional[str] = None, prefix: Optional[str] = None,
+                 **unknown) -> None:
+        metrics = [iou_metrics] if isinstance(iou_metrics, str) else list(iou_metrics)
+        _check_options(metrics, nan_to_num, beta, format_only, unknown)
+        super().__init__(ignore_index=ignore_index, nan_to_num=nan_to_num, beta=beta,
+                         iou_metrics=['mIoU'] + [m for m in metrics if m != 'mIoU'],
+                         collect_device=collect_device, output_dir=output_dir, prefix=prefix)
         self.seen_conditions = tuple(seen_conditions)
         self.conditions = tuple(conditions)  # report order; others follow as seen
         self.report: Optional[dict] = None
@@ -80,14 +134,16 @@ class ConditionIoUMetric(IoUMetric):
         report = {'conditions': {}}
         for condition in order:
             inter, union, pred_area, label_area = (sum(a) for a in zip(*by_condition[condition]))
-            scores = self.total_area_to_metrics(inter, union, pred_area, label_area, ['mIoU'])
-            iou = np.asarray(scores['IoU'], dtype=np.float64)
-            report['conditions'][condition] = {
-                'mIoU': _pct(np.nanmean(iou)) if not np.isnan(iou).all() else None,
+            scores = self.total_area_to_metrics(inter, union, pred_area, label_area,
+                                                self.metrics, self.nan_to_num, self.beta)
+            row = report['conditions'][condition] = {
+                'mIoU': _mean_pct(scores['IoU']),
                 'aAcc': _pct(scores['aAcc']),
                 'num_images': len(by_condition[condition]),
-                'per_class_iou': {name: _pct(v) for name, v in zip(classes, iou)},
+                'per_class_iou': {name: _pct(v) for name, v in zip(classes, scores['IoU'])},
             }
+            row.update({f'm{key}': _mean_pct(value) for key, value in scores.items()
+                        if key not in ('aAcc', 'IoU', 'Acc')})  # mDice, mFscore, ...
         unseen = [report['conditions'][c]['mIoU'] for c in order
                   if c not in self.seen_conditions]
         unseen = [v for v in unseen if v is not None]
@@ -97,8 +153,8 @@ class ConditionIoUMetric(IoUMetric):
 
         flat = {}
         for condition, row in report['conditions'].items():
-            flat[f'{condition}/mIoU'] = row['mIoU']
-            flat[f'{condition}/aAcc'] = row['aAcc']
+            flat.update({f'{condition}/{key}': value for key, value in row.items()
+                         if key not in ('num_images', 'per_class_iou')})
         if report['mean_unseen_mIoU'] is not None:
             flat['mean_unseen_mIoU'] = report['mean_unseen_mIoU']
         return flat

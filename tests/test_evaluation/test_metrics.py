@@ -104,3 +104,62 @@ def test_predictions_are_saved_mirroring_relative_paths(tmp_path):
     m.process({}, [s])
     written = tmp_path / 'fog' / 'GOPR0001' / 'GOPR0001_frame_000001_rgb_anon.png'
     assert np.array_equal(np.array(Image.open(written)), [[0, 1], [2, 3]])
+
+
+# mmseg IoUMetric's options, on the small case above: label 0 0 1 1, pred 0 1 1 1
+SMALL = [sample([[0, 1, 1, 1]], [[0, 0, 1, 1]], 'night')]
+
+
+def evaluated(**kwargs):
+    m = metric(**kwargs)
+    m.process({}, SMALL)
+    return m.compute_metrics(m.results), m.report['conditions']['night']
+
+
+def test_nan_to_num_counts_absent_classes_in_the_mean():
+    _, row = evaluated(nan_to_num=0)
+    assert row['per_class_iou'] == {'a': 50.0, 'b': pytest.approx(200 / 3), 'c': 0.0, 'd': 0.0}
+    assert row['mIoU'] == pytest.approx((50 + 200 / 3) / 4)
+    _, row = evaluated(nan_to_num=1)
+    assert row['mIoU'] == pytest.approx((50 + 200 / 3 + 200) / 4)
+
+
+def test_dice_and_fscore_of_a_small_case():
+    # a: tp 1, pred 1, label 2; b: tp 2, pred 3, label 2; c, d absent (left out)
+    out, row = evaluated(iou_metrics=['mIoU', 'mDice', 'mFscore'])
+    assert row['mIoU'] == pytest.approx((50 + 200 / 3) / 2)
+    assert row['mDice'] == pytest.approx((2 / 3 + 4 / 5) / 2 * 100)
+    assert row['mPrecision'] == pytest.approx((1 + 2 / 3) / 2 * 100)
+    assert row['mRecall'] == pytest.approx((1 / 2 + 1) / 2 * 100)
+    assert row['mFscore'] == pytest.approx((2 / 3 + 4 / 5) / 2 * 100)  # F1 = Dice
+    assert out['night/mDice'] == row['mDice'] and out['night/mIoU'] == row['mIoU']
+    # beta=2: F = 5 P R / (4 P + R)
+    _, row = evaluated(iou_metrics='mFscore', beta=2)
+    assert row['mFscore'] == pytest.approx((2.5 / 4.5 + 10 / 11) / 2 * 100)
+    assert 'mDice' not in row and row['mIoU'] == pytest.approx((50 + 200 / 3) / 2)
+
+
+def test_default_report_keys_are_unchanged():
+    out, row = evaluated()
+    assert set(row) == {'mIoU', 'aAcc', 'num_images', 'per_class_iou'}
+    assert set(out) == {'night/mIoU', 'night/aAcc', 'mean_unseen_mIoU'}
+
+
+def test_options_build_through_the_registry():
+    from mmseg.registry import METRICS
+    m = METRICS.build(dict(type='ConditionIoUMetric', iou_metrics=['mDice'], nan_to_num=0))
+    assert m.metrics == ['mIoU', 'mDice'] and m.nan_to_num == 0
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(format_only=True), r'format_only=True\): this metric scores against labels; .*'
+                             r'use ConditionCountMetric, which tools/test.py evaluate=false'),
+    (dict(iou_metrics=['mAP']), r"iou_metrics=\['mAP'\]\): supported are mIoU, mDice, mFscore"),
+    (dict(nan_to_num='zero'), r"nan_to_num='zero'\): expected a number"),
+    (dict(beta=0), r'beta=0\): expected a number > 0'),
+    (dict(iou_metric='mDice'), r"unknown arguments \['iou_metric'\]; it takes .*iou_metrics"),
+])
+def test_unsupported_options_are_config_errors(kwargs, message):
+    from domino_seg.errors import ConfigError
+    with pytest.raises(ConfigError, match=r'ConditionIoUMetric.*' + message):
+        metric(**kwargs)
