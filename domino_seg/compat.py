@@ -189,23 +189,6 @@ def _install_checkpoint_loader() -> None:
             return torch.load(filename, map_location=map_location, weights_only=True)
 
 
-def _restore_numpy_aliases() -> None:
-    """numpy 2.4 removed ``np.in1d`` (deprecated since 2.0 in favour of ``np.isin``), which
-    cityscapesscripts 2.2 / 2.3 still call in their pixel-level evaluation (the default
-    instance-level scores and the pixel accuracy), so ``csEvalPixelLevelSemanticLabeling`` and
-    mmseg's ``CityscapesMetric`` crash. Restore it as numpy defined it: ``isin`` of the
-    flattened array. ``tools/cs_eval.py`` runs cityscapesscripts' command with this fix."""
-    import numpy as np
-    if hasattr(np, 'in1d'):
-        return
-
-    def in1d(ar1, ar2, assume_unique=False, invert=False, *, kind=None):
-        return np.isin(np.ravel(ar1), ar2, assume_unique=assume_unique, invert=invert,
-                       kind=kind)
-
-    np.in1d = in1d
-
-
 def _allow_cpu_torchrun() -> None:
     """mmengine 0.10.7's ``launcher='pytorch'`` calls ``torch.cuda.set_device`` even without
     a GPU, so torchrun on CPU (gloo) fails; without CUDA, just join the process group."""
@@ -236,7 +219,6 @@ def _silence_expected_warnings() -> None:
 def apply() -> None:
     _silence_expected_warnings()
     _install_mmcv_ops_stub()
-    _restore_numpy_aliases()
     _install_checkpoint_loader()
     _allow_cpu_torchrun()
 
