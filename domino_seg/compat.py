@@ -1,7 +1,10 @@
 """Every fix domino-seg needs for modern torch / numpy / mmcv-lite, each with its reason.
 
 Imported by ``domino_seg/__init__.py`` before anything from mmseg, so that importing the
-package is enough. Each fix is idempotent and touches only what it names.
+package is enough. Each fix is idempotent and touches only what it names. One reaches beyond
+domino-seg on purpose: mmengine's loader for local checkpoint files is replaced for the whole
+process, always ``weights_only=True``, even when ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` is set
+(see :func:`_install_checkpoint_loader`).
 """
 from __future__ import annotations
 
@@ -128,8 +131,11 @@ _LEGACY_MAGIC = b'\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19'  # older torch.save: 
 def _unreadable(filename: str, err: Exception) -> Optional[str]:
     """Why ``torch.load(weights_only=True)`` failed on ``filename``, with the fix, as a
     CheckpointError message; None for errors that are not about the file."""
-    with open(filename, 'rb') as f:
-        head = f.read(4096)
+    try:
+        with open(filename, 'rb') as f:
+            head = f.read(4096)
+    except OSError as err:
+        return f'checkpoint {filename} cannot be read: {err.strerror or err}.'
     if not head:
         return (f'checkpoint {filename} cannot be read: the file is empty. Copy it again or use '
                 'another one, e.g. the previous iter_N.pth of the run.')
@@ -190,9 +196,10 @@ def _install_checkpoint_loader() -> None:
     CheckpointError saying why.
 
     ``weights_only=True`` is passed explicitly, so ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` (which
-    only changes calls that leave ``weights_only`` unset) does not turn it off: importing
-    domino_seg makes every local-file ``load_checkpoint`` of mmengine in the process load this
-    way, since one crafted checkpoint would otherwise run code whatever the variable says.
+    only changes ``torch.load`` calls that leave ``weights_only`` unset) does not turn it off:
+    after ``import domino_seg`` every local-file ``load_checkpoint`` of mmengine in the process
+    loads this way. Deliberately: the variable is meant for trusted old files, but set in an
+    environment it would let any crafted checkpoint given to a tool run code.
     """
     import torch
     from mmengine.runner.checkpoint import CheckpointLoader

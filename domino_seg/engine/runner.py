@@ -80,7 +80,8 @@ class DominoRunner(Runner):
 
     * ``load_from``/``checkpoint=``/resume checkpoints may hold mmengine's training state (see
       ``compat``), must fit the configured model (only Domino's identity-initialised layers
-      may be missing, and only when not resuming), and unreadable files are clear errors;
+      may be missing, and only when not resuming), are read by :func:`read_checkpoint` (no
+      ``meta['config']`` for resume to execute) and, to resume, must hold training state;
     * checkpoints are written to a temporary file and renamed into place, so a crash or a full
       disk never leaves a truncated checkpoint, and ``last_checkpoint`` is updated only after;
     * ``randomness.deterministic`` only warns for ops without a deterministic implementation
