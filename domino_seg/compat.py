@@ -79,8 +79,9 @@ def trusted_checkpoint_loading():
 
     mmengine 0.10.7 training checkpoints pickle objects besides tensors (``HistoryBuffer``,
     numpy arrays, dtypes and scalars) that ``weights_only=True`` refuses. Only domino-seg's own
-    checkpoints (``load_from``, ``checkpoint=``, resume) are loaded inside this block, and even
-    there only those classes are allowed; everything else, e.g. third-party backbone or CLIP
+    checkpoints (``load_from``, ``checkpoint=``, resume, ``compare_checkpoint``) are loaded
+    inside this block, and even there only those classes are allowed, and ``getattr`` only for
+    HistoryBuffer's statistics methods; everything else, e.g. third-party backbone or CLIP
     weights, stays plain ``weights_only``. A ContextVar keeps the scope to this thread and this
     block.
     """
@@ -134,8 +135,8 @@ def _unreadable(filename: str, err: Exception) -> Optional[str]:
     try:
         with open(filename, 'rb') as f:
             head = f.read(4096)
-    except OSError as err:
-        return f'checkpoint {filename} cannot be read: {err.strerror or err}.'
+    except OSError as error:
+        return f'checkpoint {filename} cannot be read: {error.strerror or error}.'
     if not head:
         return (f'checkpoint {filename} cannot be read: the file is empty. Copy it again or use '
                 'another one, e.g. the previous iter_N.pth of the run.')
@@ -160,7 +161,8 @@ def _unreadable(filename: str, err: Exception) -> Optional[str]:
                 "['state_dict']}, 'weights.pth'), and pass that file.")
     if isinstance(err, EOFError) or 'PytorchStreamReader' in text or 'inline_container' in text:
         # truncated, or a zip archive torch did not write
-        reason = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+        reason = (text.strip().splitlines()[0].split('. This is an internal')[0]
+                  if text.strip() else type(err).__name__)
         return (f'checkpoint {filename} cannot be read ({reason}): it is truncated or not a '
                 'PyTorch checkpoint. Copy it again or use another one, e.g. the previous '
                 'iter_N.pth of the run.')
