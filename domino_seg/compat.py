@@ -1,7 +1,10 @@
 """Every fix domino-seg needs for modern torch / numpy / mmcv-lite, each with its reason.
 
 Imported by ``domino_seg/__init__.py`` before anything from mmseg, so that importing the
-package is enough. Each fix is idempotent and touches only what it names.
+package is enough. Each fix is idempotent and touches only what it names. One reaches beyond
+domino-seg on purpose: mmengine's loader for local checkpoint files is replaced for the whole
+process, always ``weights_only=True``, even when ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` is set
+(see :func:`_install_checkpoint_loader`).
 """
 from __future__ import annotations
 
@@ -9,10 +12,13 @@ import ast
 import importlib
 import importlib.abc
 import os
+import pickle
+import re
 import sys
 import types
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Optional
 
 
 class MissingCompiledOpError(ModuleNotFoundError):
@@ -145,10 +151,11 @@ def trusted_checkpoint_loading():
 
     mmengine 0.10.7 training checkpoints pickle objects besides tensors (``HistoryBuffer``,
     numpy arrays, dtypes and scalars) that ``weights_only=True`` refuses. Only domino-seg's own
-    checkpoints (``load_from``, ``checkpoint=``, resume) are loaded inside this block, and even
-    there only those classes are allowed (torch >= 2.5; older torch unpickles fully here);
-    everything else, e.g. third-party backbone or CLIP weights, stays plain ``weights_only``.
-    A ContextVar keeps the scope to this thread and this block.
+    checkpoints (``load_from``, ``checkpoint=``, resume, ``compare_checkpoint``) are loaded
+    inside this block, and even there only those classes are allowed, and ``getattr`` only for
+    HistoryBuffer's statistics methods; everything else, e.g. third-party backbone or CLIP
+    weights, stays plain ``weights_only``. A ContextVar keeps the scope to this thread and this
+    block.
     """
     token = _TRUSTED_CHECKPOINT.set(True)
     try:
@@ -157,36 +164,137 @@ def trusted_checkpoint_loading():
         _TRUSTED_CHECKPOINT.reset(token)
 
 
-def _training_state_classes() -> list:
-    """What mmengine's training checkpoints pickle besides tensors and containers
-    (``HistoryBuffer`` pickles its statistics methods by ``getattr``)."""
+# what HistoryBuffer.__getstate__ pickles: its default statistics methods (_set_default_statistics)
+_HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')
+
+
+def _history_buffer_statistic(obj, name):
+    """Stands in for ``builtins.getattr`` while unpickling training state.
+
+    Pickle protocol 2 (torch.save's) stores ``HistoryBuffer.mean`` as ``getattr(HistoryBuffer,
+    'mean')``. The real getattr would hand a crafted file everything reachable from an allowed
+    class (``HistoryBuffer.__init__.__globals__``, ``getattr.__self__.eval``), enough to
+    overwrite module globals and run code; this one returns those four methods and nothing else.
+    """
+    from mmengine.logging import HistoryBuffer
+    if obj is HistoryBuffer and name in _HISTORY_BUFFER_STATISTICS:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(f"getattr({obj!r}, {name!r}); only HistoryBuffer's statistics "
+                                 f'methods ({", ".join(_HISTORY_BUFFER_STATISTICS)}) may be '
+                                 'looked up')
+
+
+def _training_state_globals() -> list:
+    """What mmengine's training checkpoints pickle besides tensors and containers, for
+    ``torch.serialization.safe_globals`` (which matches a global by the ``module.qualname``
+    the pickle names: the restricted getattr is registered as ``builtins.getattr``)."""
     import numpy as np
     from mmengine.logging import HistoryBuffer
     core = np._core if hasattr(np, '_core') else np.core
     dtypes = [c for c in vars(getattr(np, 'dtypes', np)).values()
               if isinstance(c, type) and issubclass(c, np.dtype)]
     return [core.multiarray._reconstruct, core.multiarray.scalar, np.ndarray, np.dtype,
-            *dtypes, HistoryBuffer, getattr]
+            *dtypes, HistoryBuffer, (_history_buffer_statistic, 'builtins.getattr')]
+
+
+_ZIP_MAGIC = b'PK\x03\x04'  # torch.save's format since torch 1.6
+_LEGACY_MAGIC = b'\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19'  # older torch.save: its magic number
+
+
+def _unreadable(filename: str, err: Exception) -> Optional[str]:
+    """Why ``torch.load(weights_only=True)`` failed on ``filename``, with the fix, as a
+    CheckpointError message; None for errors that are not about the file."""
+    try:
+        with open(filename, 'rb') as f:
+            head = f.read(4096)
+    except OSError as error:
+        return f'checkpoint {filename} cannot be read: {error.strerror or error}.'
+    if not head:
+        return (f'checkpoint {filename} cannot be read: the file is empty. Copy it again or use '
+                'another one, e.g. the previous iter_N.pth of the run.')
+    if not head.startswith((_ZIP_MAGIC, _LEGACY_MAGIC)):
+        kind = ('a plain pickle (pickle.dump), not torch.save' if head[:1] == b'\x80' else
+                'text' if _is_text(head) else 'some other binary format')
+        return (f'checkpoint {filename} is not a PyTorch checkpoint: torch.save writes a zip '
+                f'archive, and this file is {kind}. Pass a .pth written by tools/train.py (or '
+                'weights saved with torch.save).')
+    text = str(err)
+    if 'Weights only load failed' in text or isinstance(err, pickle.UnpicklingError):
+        refused = _refused_globals(filename)
+        reason = re.search(r'WeightsUnpickler error:\s*(.*?)(?:\n\s*\n|$)', text, re.S)
+        what = ', '.join(refused) or (reason.group(1).strip() if reason else text.split('\n')[0])
+        hint = (" domino-seg's own training checkpoints hold such objects (mmengine's training "
+                'state): they load through load_from=, checkpoint= or resume, not as backbone '
+                'weights.' if 'mmengine.logging.history_buffer.HistoryBuffer' in refused else '')
+        return (f'checkpoint {filename} holds pickled objects that domino-seg does not unpickle '
+                f'({what}): loading them could run code.{hint} Only if you trust where the file '
+                'comes from, extract its tensors in a separate Python session and save them '
+                "alone, e.g. torch.save({'state_dict': torch.load(path, weights_only=False)"
+                "['state_dict']}, 'weights.pth'), and pass that file.")
+    if isinstance(err, EOFError) or 'PytorchStreamReader' in text or 'inline_container' in text:
+        # truncated, or a zip archive torch did not write
+        reason = (text.strip().splitlines()[0].split('. This is an internal')[0]
+                  if text.strip() else type(err).__name__)
+        return (f'checkpoint {filename} cannot be read ({reason}): it is truncated or not a '
+                'PyTorch checkpoint. Copy it again or use another one, e.g. the previous '
+                'iter_N.pth of the run.')
+    return None
+
+
+def _refused_globals(filename: str) -> list:
+    """The globals of ``filename`` that the current scope does not allow (read without
+    unpickling); empty when they cannot be listed (older torch format)."""
+    import torch
+    try:
+        found = torch.serialization.get_unsafe_globals_in_checkpoint(filename)
+    except Exception:
+        return []
+    allowed = {entry[1] if isinstance(entry, tuple) else
+               f'{entry.__module__}.{entry.__qualname__}' for entry in _training_state_globals()
+               } if _TRUSTED_CHECKPOINT.get() else set()
+    return sorted(name for name in found if name not in allowed)
+
+
+def _is_text(head: bytes) -> bool:
+    try:
+        head.decode('utf-8')
+    except UnicodeDecodeError as err:
+        return err.start > len(head) - 4  # only a character cut at the end
+    return True
 
 
 def _install_checkpoint_loader() -> None:
     """Replace mmengine's loader for local files by one that always passes
     ``weights_only=True``, allowing mmengine's training-state classes only inside
-    :func:`trusted_checkpoint_loading`."""
+    :func:`trusted_checkpoint_loading`, and that turns an unreadable file into a
+    CheckpointError saying why.
+
+    ``weights_only=True`` is passed explicitly, so ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` (which
+    only changes ``torch.load`` calls that leave ``weights_only`` unset) does not turn it off:
+    after ``import domino_seg`` every local-file ``load_checkpoint`` of mmengine in the process
+    loads this way. Deliberately: the variable is meant for trusted old files, but set in an
+    environment it would let any crafted checkpoint given to a tool run code.
+    """
     import torch
     from mmengine.runner.checkpoint import CheckpointLoader
+
+    from domino_seg.errors import CheckpointError
 
     @CheckpointLoader.register_scheme(prefixes='', force=True)
     def load_from_local(filename, map_location):
         filename = os.path.expanduser(filename)
         if not os.path.isfile(filename):
             raise FileNotFoundError(f'{filename} can not be found.')
-        if not _TRUSTED_CHECKPOINT.get():
-            return torch.load(filename, map_location=map_location, weights_only=True)
-        if not hasattr(torch.serialization, 'safe_globals'):  # torch < 2.5
-            return torch.load(filename, map_location=map_location, weights_only=False)
-        with torch.serialization.safe_globals(_training_state_classes()):
-            return torch.load(filename, map_location=map_location, weights_only=True)
+        try:
+            if not _TRUSTED_CHECKPOINT.get():
+                return torch.load(filename, map_location=map_location, weights_only=True)
+            with torch.serialization.safe_globals(_training_state_globals()):
+                return torch.load(filename, map_location=map_location, weights_only=True)
+        except Exception as err:
+            message = _unreadable(filename, err)
+            if message is None:
+                raise
+            raise CheckpointError(message) from None
 
 
 def _allow_cpu_torchrun() -> None:

@@ -6,13 +6,13 @@ import errno
 import os
 import os.path as osp
 import re
-from contextlib import contextmanager
 
 import torch
 from domino_seg.compat import trusted_checkpoint_loading  # (before mmseg)
 from mmengine.dist import is_main_process
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
+from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
 from mmseg.registry import RUNNERS
 
 from domino_seg.errors import CheckpointError
@@ -52,13 +52,36 @@ def check_fits(model: torch.nn.Module, state_dict: dict, filename: str,
             'holds config.yaml), or another checkpoint.')
 
 
+def read_checkpoint(filename: str, map_location='cpu') -> dict:
+    """One of domino-seg's own checkpoints (``load_from``, ``checkpoint=``, resume,
+    ``compare_checkpoint``), read with mmengine's training state allowed (``compat``, whose
+    loader also explains unreadable files), checked to hold a state dict, and without
+    ``meta['config']``: mmengine's ``Runner.resume`` would execute it (``Config.fromstring``)."""
+    if not osp.isfile(filename):
+        raise CheckpointError(f'checkpoint {filename} is not a file; pass a .pth that '
+                              'tools/train.py wrote (see its work dir).')
+    with trusted_checkpoint_loading():
+        checkpoint = _load_checkpoint(filename, map_location=map_location)
+    state_dict = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    if not (isinstance(state_dict, dict) and isinstance(meta, (dict, type(None)))
+            and all(isinstance(v, torch.Tensor) for v in state_dict.values())):
+        raise CheckpointError(
+            f'checkpoint {filename} holds no model weights (a dict of tensors, alone or under '
+            "'state_dict', and an optional 'meta' dict); pass a .pth that tools/train.py wrote.")
+    if meta is not None:
+        meta.pop('config', None)
+    return checkpoint
+
+
 @RUNNERS.register_module()
 class DominoRunner(Runner):
     """mmengine's Runner, except that
 
     * ``load_from``/``checkpoint=``/resume checkpoints may hold mmengine's training state (see
       ``compat``), must fit the configured model (only Domino's identity-initialised layers
-      may be missing, and only when not resuming), and unreadable files are clear errors;
+      may be missing, and only when not resuming), are read by :func:`read_checkpoint` (no
+      ``meta['config']`` for resume to execute) and, to resume, must hold training state;
     * checkpoints are written to a temporary file and renamed into place, so a crash or a full
       disk never leaves a truncated checkpoint, and ``last_checkpoint`` is updated only after;
     * ``randomness.deterministic`` only warns for ops without a deterministic implementation
@@ -67,38 +90,29 @@ class DominoRunner(Runner):
 
     _resuming = False
 
-    @contextmanager
-    def _loading(self, filename):
-        if not osp.isfile(filename):
-            raise CheckpointError(f'checkpoint {filename} is not a file; pass a .pth that '
-                                  'tools/train.py wrote (see its work dir).')
-        try:
-            with trusted_checkpoint_loading():
-                yield
-        except (EOFError, RuntimeError) as err:  # truncated zip, not a torch file
-            raise CheckpointError(f'checkpoint {filename} cannot be read ({err}); it is '
-                                  'truncated or not a PyTorch checkpoint. Use another one, '
-                                  'e.g. the previous iter_*.pth of the run.') from None
-        except Exception as err:
-            if 'Weights only load failed' not in str(err):
-                raise
-            raise CheckpointError(
-                f'checkpoint {filename} holds pickled objects beyond model weights and '
-                "mmengine's training state, which domino-seg does not unpickle (arbitrary "
-                'code could run). If you trust the file, re-save only its weights: '
-                "torch.save({'state_dict': torch.load(f, weights_only=False)['state_dict']}, "
-                'new_file).') from None
-
     def load_checkpoint(self, filename, map_location='cpu', strict=False,
                         revise_keys=[(r'^module.', '')]):
-        with self._loading(filename):
-            checkpoint = super().load_checkpoint(filename, map_location, strict, revise_keys)
+        """mmengine's ``Runner.load_checkpoint``, with domino-seg's checks between reading the
+        file and using it (hooks and the model see only a checked checkpoint)."""
+        checkpoint = read_checkpoint(filename, map_location)
+        if self._resuming:
+            meta = checkpoint.get('meta') or {}
+            if not (all(isinstance(meta.get(key), int) for key in ('epoch', 'iter'))
+                    and isinstance(checkpoint.get('message_hub'), dict)):
+                raise CheckpointError(
+                    f'checkpoint {filename} holds no training state to resume (meta.iter, '
+                    'message_hub): tools/train.py did not write it. To start a new run from '
+                    f'its weights, pass load_from={filename} instead of resume.')
+        self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self.model.module if is_model_wrapper(self.model) else self.model
         state_dict = checkpoint.get('state_dict', checkpoint)
         for pattern, replacement in revise_keys:
             state_dict = {re.sub(pattern, replacement, k): v for k, v in state_dict.items()}
         check_fits(model, state_dict, filename,
                    set() if self._resuming else domino_added_keys(model))
+        checkpoint = _load_checkpoint_to_model(model, checkpoint, strict, revise_keys=revise_keys)
+        self._has_loaded = True
+        self.logger.info(f'Load checkpoint from {filename}')
         return checkpoint
 
     def resume(self, filename, *args, **kwargs):

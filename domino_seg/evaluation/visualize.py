@@ -12,7 +12,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from tqdm import tqdm
 
-from domino_seg.compat import trusted_checkpoint_loading  # (before mmseg)
+from domino_seg import compat  # noqa: F401  (before mmseg)
 from domino_seg.errors import ConfigError
 from domino_seg.evaluation.report import save_figure
 
@@ -136,16 +136,17 @@ def check(cfg: DictConfig) -> None:
 
 
 def _load_compare(cfg: DictConfig):
-    from mmengine.runner import load_checkpoint
+    from mmengine.runner.checkpoint import _load_checkpoint_to_model
     from mmseg.registry import DATASETS, MODELS
 
     from domino_seg.config import to_mmengine
+    from domino_seg.engine.runner import read_checkpoint
     other = _compare_cfg(cfg)
     mm = to_mmengine(other)
     model = MODELS.build(mm.model)
+    checkpoint = read_checkpoint(cfg.compare_checkpoint)
     try:
-        with trusted_checkpoint_loading():
-            load_checkpoint(model, cfg.compare_checkpoint, map_location='cpu', strict=True)
+        _load_checkpoint_to_model(model, checkpoint, strict=True)
     except RuntimeError as err:
         raise ConfigError(f'compare_checkpoint={cfg.compare_checkpoint!r} does not fit the model '
                           f'its config.yaml describes: {err}') from None

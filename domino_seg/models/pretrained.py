@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import logging
 import os.path as osp
-import pickle
-import re
 from typing import Callable, Dict, Iterable, Optional
 from urllib.parse import urlparse
 
@@ -107,23 +105,16 @@ def read_state_dict(path: str) -> StateDict:
     ``module.`` (DataParallel) prefix. Never unpickles arbitrary objects."""
     from mmengine.runner.checkpoint import CheckpointLoader
     from safetensors.torch import load_file
-    try:
-        if path.endswith('.safetensors'):
+    if path.endswith('.safetensors'):
+        try:
             checkpoint = load_file(path)
-        else:  # weights_only=True (compat's loader for local files)
-            checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu')
-    except pickle.UnpicklingError as err:
-        found = re.search(r'GLOBAL (\S+)', str(err))
-        raise WeightsError(
-            f'cannot read backbone weights {path}: it pickles objects besides tensors'
-            f'{f" ({found.group(1)})" if found else ""}, and weights are only loaded with '
-            'torch.load(weights_only=True). Save the tensors alone (torch.save(state_dict, '
-            'path) or a .safetensors file).') from None
-    except Exception as err:  # truncated file, not a checkpoint at all
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else ''
-        raise WeightsError(
-            f'cannot read backbone weights {path}: {type(err).__name__}: {reason}. Expected a '
-            'state dict saved with torch.save or a .safetensors file.') from None
+        except Exception as err:  # truncated, or not a safetensors file at all
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else ''
+            raise WeightsError(
+                f'cannot read backbone weights {path}: {type(err).__name__}: {reason}. Expected '
+                'a .safetensors file (or a state dict saved with torch.save).') from None
+    else:  # weights_only=True; compat's loader explains a file it cannot read
+        checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu')
     for key in ('state_dict', 'model'):
         if isinstance(checkpoint, dict) and isinstance(checkpoint.get(key), dict):
             checkpoint = checkpoint[key]
