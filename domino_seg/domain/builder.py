@@ -1,12 +1,17 @@
 """The one place that reads the ``domain`` config group."""
 from __future__ import annotations
 
-from typing import Optional
+import os
+import tempfile
+from typing import Optional, Sequence
 
 import open_clip
 from omegaconf import DictConfig, OmegaConf
 
 from domino_seg.domain import clip_generator  # noqa: F401  (registers the tiny CLIP config)
+from domino_seg.domain.prompts import PromptBankError, load_prompt_bank
+from domino_seg.domain.transforms import DEFAULT_CONDITION_ALIASES
+from domino_seg.errors import ConfigError
 
 
 def generator_cfg(domain: DictConfig) -> dict:
@@ -35,7 +40,6 @@ def embed_dim(domain: DictConfig) -> Optional[int]:
         return int(overrides['embed_dim'])
     model_cfg = open_clip.get_model_config(clip.arch)
     if model_cfg is None:
-        from domino_seg.errors import ConfigError
         raise ConfigError(f'domain.clip.arch={clip.arch!r} is not an open_clip model; choose '
                           'one of open_clip.list_models(), e.g. ViT-B-16.')
     return int(model_cfg['embed_dim'])
@@ -56,6 +60,40 @@ def check_weights(domain: DictConfig) -> None:
         print_log(f'domain.clip.pretrained is null: CLIP {domain.clip.arch!r} has random weights, '
                   'so the domain embeddings carry no language meaning (recorded in '
                   'metrics.json).', logger='current', level=30)
+
+
+def check_domain(domain: DictConfig, conditions: Sequence[str] = ()) -> None:
+    """Everything the DomainEmbedding transform will need, checked before any model or
+    data-loader worker is built (where a problem would be a traceback, or a worker's): the
+    CLIP weights (:func:`check_weights`), the prompt bank, which in ``text`` mode must name
+    each of the dataset ``conditions`` the run embeds, and a writable ``cache_dir``."""
+    if domain.mode == 'none':
+        return
+    check_weights(domain)
+    try:
+        bank = load_prompt_bank(domain.prompt_bank)
+    except PromptBankError as err:
+        raise ConfigError(f'domain.prompt_bank: {err}. Fix the file (its format is described '
+                          'at the top of configs/domain/prompts/weather.yaml) or set '
+                          'domain.prompt_bank=null for the default weather bank.') from None
+    if domain.mode == 'text':
+        needed = dict.fromkeys(DEFAULT_CONDITION_ALIASES.get(c, c) for c in conditions)
+        missing = [c for c in needed if c not in bank.prompts]
+        if missing:
+            raise ConfigError(
+                f'domain.prompt_bank: the bank {bank.source} has no condition(s) {missing}, '
+                f'which domain=text embeds for this run (its conditions: {bank.conditions}; '
+                'cityscapes samples use "clear"). Add them under `conditions:` in the bank or '
+                'set domain.prompt_bank=null for the default weather bank.')
+    if domain.mode in clip_generator.IMAGE_MODES and domain.cache_dir is not None:
+        try:
+            os.makedirs(domain.cache_dir, exist_ok=True)
+            tempfile.TemporaryFile(dir=domain.cache_dir).close()
+        except OSError as err:
+            raise ConfigError(
+                f'domain.cache_dir={domain.cache_dir!r} cannot hold the embedding cache '
+                f'({err.strerror}). Set domain.cache_dir=/a/writable/folder, or '
+                'domain.cache_dir=null to compute the embeddings without a cache.') from None
 
 
 def describe(domain: DictConfig) -> dict:

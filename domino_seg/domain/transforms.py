@@ -10,6 +10,8 @@ from mmcv.transforms import BaseTransform
 from domino_seg import compat  # noqa: F401  (must precede mmseg)
 from mmseg.registry import TRANSFORMS
 
+from domino_seg.errors import WeightsError
+
 from .cache import EmbeddingCache
 from .clip_generator import DEFAULT_MODE, IMAGE_MODES, MODES, DomainPromptGenerator
 
@@ -76,6 +78,13 @@ class DomainEmbedding(BaseTransform):
             embedding = self.generator.embed_conditions([label])[0]
         else:
             embedding = self.generator.embed_from_features(self._image_features(results['img']))[0]
+        if not torch.isfinite(embedding).all():
+            clip = self.generator_cfg
+            raise WeightsError(
+                f'the domain embedding of {results.get("img_path")} holds NaN/inf: CLIP '
+                f'{clip.get("arch")!r} (domain.clip.pretrained={clip.get("pretrained")!r}, '
+                f'model_cfg={clip.get("model_cfg")}) computes non-finite outputs. Check that '
+                'weights file (download it again) and the domain.clip.model_cfg overrides.')
         results['domain_embedding'] = embedding.float().contiguous()
         return results
 
@@ -85,13 +94,14 @@ class DomainEmbedding(BaseTransform):
             self.misses += 1
             return generator.image_features([image])
         key = self._cache.key(image)
-        cached = self._cache.load(key)
+        cached = self._cache.load(key, dim=generator.embed_dim)
         if cached is not None:
             self.hits += 1
             return torch.from_numpy(cached)[None]
         self.misses += 1
         features = generator.image_features([image])
-        self._cache.save(key, features[0].numpy())
+        if torch.isfinite(features).all():  # never cache what transform() rejects
+            self._cache.save(key, features[0].numpy())
         return features
 
     def __getstate__(self):
