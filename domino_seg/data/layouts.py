@@ -93,12 +93,14 @@ def scan(folder: str, suffix: str) -> list[str]:
     found = []
 
     def loop(link: str, detail: str) -> DataError:
-        return DataError(f'{link} is a symbolic link loop ({detail}), so the dataset scan of '
-                         f'{folder} would never end. Remove the link (rm {link}) or point it '
-                         'at a folder outside the one that holds it.')
+        return DataError(f'{link} is a symbolic link loop ({detail}): the dataset scan of '
+                         f'{folder} would follow it forever. Remove the link (rm {link}) or '
+                         'point it at a folder outside the one that holds it.')
 
     def visit(path: str, ancestors: frozenset) -> None:
-        for entry in os.scandir(path):
+        with os.scandir(path) as entries:
+            entries = list(entries)
+        for entry in entries:
             try:
                 is_dir = entry.is_dir()
                 is_file = not is_dir and entry.is_file()
@@ -121,9 +123,8 @@ def check_labels(layout: Layout, what: str, ann_dir: str, images: list[str]) -> 
     mid-training); and a split whose labels are all ignore would train with loss 0 and score
     nothing: up to ``LABEL_SAMPLE`` label files spread over the split are read until one has
     a class."""
-    found = set(scan(ann_dir, layout.seg_map_suffix))
     wanted = [image[:-len(layout.img_suffix)] + layout.seg_map_suffix for image in sorted(images)]
-    missing = [osp.join(ann_dir, label) for label in wanted if label not in found]
+    missing = [path for label in wanted if not osp.isfile(path := osp.join(ann_dir, label))]
     if missing:
         label_ids = layout.seg_map_suffix.replace('TrainIds', 'Ids')
         only_ids = label_ids != layout.seg_map_suffix and \

@@ -143,10 +143,10 @@ def test_one_label_with_a_class_is_enough(bench):
     check_split(CITYSCAPES, str(root / 'cityscapes'), 'train')
 
 
-@pytest.mark.parametrize('where', ['leftImg8bit', 'gtFine'])
-def test_symlink_loop_in_a_split_folder(bench, fails, where):
+def test_symlink_loop_in_a_split_folder(bench, fails):
+    """mmseg's scan of the image folder would fail with ELOOP (a traceback)."""
     root, overrides = bench
-    city = root / 'cityscapes' / where / 'train' / 'pixelburg'
+    city = root / 'cityscapes' / 'leftImg8bit' / 'train' / 'pixelburg'
     os.symlink('..', city / 'back')  # -> the split folder, which holds it
     err = fails(lambda: run.train(domino_seg.compose(overrides)))
     assert f'{city}/back is a symbolic link loop (it leads back to {city.parent}, which ' \
