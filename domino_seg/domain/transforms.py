@@ -83,8 +83,9 @@ class DomainEmbedding(BaseTransform):
             raise WeightsError(
                 f'the domain embedding of {results.get("img_path")} holds NaN/inf: CLIP '
                 f'{clip.get("arch")!r} (domain.clip.pretrained={clip.get("pretrained")!r}, '
-                f'model_cfg={clip.get("model_cfg")}) computes non-finite outputs. Check that '
-                'weights file (download it again) and the domain.clip.model_cfg overrides.')
+                f'model_cfg={clip.get("model_cfg")}) computes non-finite outputs. Check its '
+                'weights (a damaged file: download it again) and the domain.clip.model_cfg '
+                'overrides.')
         results['domain_embedding'] = embedding.float().contiguous()
         return results
 
