@@ -7,21 +7,24 @@ Each config group is read in one place: ``data`` by :mod:`domino_seg.data.builde
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from domino_seg.data import builder as data_builder
 from domino_seg.domain import builder as domain_builder
-from domino_seg.engine.resume import run_dir
+from domino_seg.engine.resume import run_dir, writable_dir
 from domino_seg.errors import ConfigError
 from domino_seg.models import builder as model_builder
 
 # work_dir: a new folder per run, or the folder of the run that resume= continues
 OmegaConf.register_new_resolver('run_dir', run_dir, replace=True)
+# hydra.run.dir: an unusable work_dir= fails with a message before Hydra creates the folder
+OmegaConf.register_new_resolver('writable_dir', writable_dir, replace=True)
 
 CONFIG_DIR = Path(os.environ.get('DOMINO_SEG_CONFIGS', Path(__file__).resolve().parents[1] /
                                  'configs'))
@@ -33,6 +36,7 @@ def compose(overrides: Sequence[str] = (), config_name: str = 'train') -> DictCo
     cfg = _compose(overrides, config_name)
     check_value_types(cfg, overrides, config_name)
     OmegaConf.resolve(cfg)
+    check_value_ranges(cfg)
     return cfg
 
 
@@ -88,6 +92,62 @@ def check_value_types(cfg: DictConfig, overrides: Sequence[str], config_name: st
                 not isinstance(final, expected):
             raise ConfigError(f'{line}: {key} takes {_type_name(default)} (default: '
                               f'{json.dumps(default)}), got {final!r}.')
+
+
+def _integer(low: int, high: int | None = None) -> tuple[Callable[[object], bool], str]:
+    return (lambda v: type(v) is int and v >= low and (high is None or v <= high),
+            f'an integer >= {low}' if high is None else f'an integer in {low}..{high}')
+
+
+def _number(low: float, high: float, low_open: bool = False) -> tuple[Callable, str]:
+    def ok(v):
+        return type(v) in (int, float) and math.isfinite(v) and \
+            (v > low if low_open else v >= low) and v <= high
+    return ok, (f'a number > {low}' if math.isinf(high) else f'a number in {low}..{high}')
+
+
+def _pair(low: int, what: str) -> tuple[Callable[[object], bool], str]:
+    return (lambda v: isinstance(v, list) and len(v) == 2 and all(type(x) is int and x >= low
+                                                                  for x in v),
+            f'two integers >= {low} ({what})')
+
+
+def _ratio_range(v) -> bool:
+    return isinstance(v, list) and len(v) == 2 and \
+        all(type(x) in (int, float) and math.isfinite(x) and x > 0 for x in v) and v[0] <= v[1]
+
+
+# key -> (is the value allowed, the allowed values in words); keys a config lacks are skipped
+VALUE_RANGES: dict[str, tuple[Callable[[object], bool], str]] = {
+    'seed': _integer(0, 2 ** 32 - 1),  # numpy's seed range
+    'log_interval': _integer(1),
+    'schedule.max_iters': _integer(1),
+    'schedule.val_interval': _integer(1),
+    'schedule.batch_size': _integer(1),
+    'schedule.test_batch_size': _integer(1),
+    'schedule.warmup_iters': _integer(0),
+    'data.num_workers': _integer(0),
+    'data.num_classes': _integer(1, 255),  # 8-bit label maps, 255 = ignore
+    # the models downsample by 32
+    'data.img_scale': _pair(32, '[w,h] in pixels'),
+    'data.crop_size': _pair(32, '[h,w] in pixels'),
+    'data.ratio_range': (_ratio_range, '[min,max] with 0 < min <= max'),
+    'data.train_weather_prob': _number(0, 1),
+    'domain.temperature': _number(0, math.inf, low_open=True),
+}
+
+
+def check_value_ranges(cfg: DictConfig) -> None:
+    """Raise a ConfigError naming the key, its value and the allowed range when a numeric key
+    of ``VALUE_RANGES`` is out of range (e.g. ``schedule.max_iters=0``, ``seed=-1``), before
+    mmengine or the data loader meets it as a traceback or a silently empty run."""
+    for key, (allowed, text) in VALUE_RANGES.items():
+        value = OmegaConf.select(cfg, key, default=KeyError)
+        if value is KeyError:
+            continue
+        value = OmegaConf.to_object(value) if OmegaConf.is_config(value) else value
+        if not allowed(value):
+            raise ConfigError(f'{key}={json.dumps(value)} is out of range: {key} takes {text}.')
 
 
 def _param_schedulers(schedule: DictConfig) -> list[dict]:

@@ -1,5 +1,9 @@
 """Shared fixtures. Tests are CPU-only and offline."""
 import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 os.environ.setdefault('CUDA_VISIBLE_DEVICES', '')
@@ -12,6 +16,7 @@ from mmengine.registry import init_default_scope  # noqa: E402
 init_default_scope('mmseg')  # as the Runner does: types in configs resolve in mmseg's registries
 
 TINY = dict(num_train=4, num_val=2, height=64, width=128, seed=0)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope='session')
@@ -46,6 +51,51 @@ def tiny_overrides(tiny_benchmark, tmp_path):
             'data.img_scale=[128,64]', 'data.crop_size=[64,128]', 'data.num_workers=0',
             'schedule.max_iters=2', 'schedule.val_interval=2', 'schedule.batch_size=2',
             'schedule.test_batch_size=3', 'log_interval=1']
+
+
+@pytest.fixture
+def overrides(tiny_overrides, tmp_path):
+    """tiny_overrides, one iteration, into ``<tmp>/run``."""
+    return tiny_overrides + ['schedule.max_iters=1', f'work_dir={tmp_path / "run"}']
+
+
+@pytest.fixture
+def bench(tiny_benchmark, tmp_path, overrides):
+    """A private copy of the tiny benchmark to break, and overrides that read it as is."""
+    root = tmp_path / 'bench'
+    shutil.copytree(tiny_benchmark, root)
+    cfg = [o for o in overrides if not o.startswith('paths.synthetic')]
+    return root, cfg + [f'paths.synthetic={root}', 'data.generate=null']
+
+
+@pytest.fixture
+def fails(capsys):
+    """``fails(job)``: run ``job`` through ``run_cli`` as the tools do, assert exit status 2 and
+    one ``error:`` paragraph without a traceback, and return stderr."""
+    from domino_seg.engine import run
+
+    def fails(job):
+        with pytest.raises(SystemExit) as exit:
+            run.run_cli(job)
+        assert exit.value.code == 2
+        err = capsys.readouterr().err
+        assert 'Traceback' not in err and '\nerror: ' in err
+        return err
+    return fails
+
+
+@pytest.fixture
+def tool_fails():
+    """``tool_fails(tool, overrides, cwd)``: run ``tools/<tool>`` in a subprocess, assert exit
+    status 2 without a traceback, and return stderr."""
+    def tool_fails(tool, overrides, cwd):
+        result = subprocess.run([sys.executable, str(ROOT / 'tools' / tool), *overrides],
+                                cwd=cwd, capture_output=True, text=True, timeout=300,
+                                env=dict(os.environ, HF_HUB_OFFLINE='1'))
+        assert result.returncode == 2, result.stderr[-3000:]
+        assert 'Traceback' not in result.stderr
+        return result.stderr
+    return tool_fails
 
 
 def _trained_norms(module):

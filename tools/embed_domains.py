@@ -20,7 +20,7 @@ def embed(cfg: DictConfig) -> dict:
                           'use domain=zero_shot or domain=image.')
     if not cfg.domain.cache_dir:
         raise ConfigError('domain.cache_dir is null; set it to where the cache should live.')
-    domain_builder.check_weights(cfg.domain)
+    domain_builder.check_domain(cfg.domain)
     ensure_synthetic(cfg.data)
     check_data(cfg.data, train=True)
     mm = domino_seg.to_mmengine(cfg)

@@ -2,8 +2,6 @@
 augmentation."""
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import cv2
 import numpy as np
 
@@ -13,20 +11,9 @@ from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
 
 from domino_seg.conditions import ACDC_CONDITIONS
+from domino_seg.data.layouts import check_label_file, readable
 from domino_seg.data.synthetic import SKY_DEPTH, read_cityscapes_depth, render_weather
 from domino_seg.errors import ConfigError, DataError
-
-
-@contextmanager
-def _readable(path: str, what: str):
-    """mmcv reports an undecodable file with a bare assertion, PIL with 'image file is
-    truncated': both become a DataError naming the file."""
-    try:
-        yield
-    except (AssertionError, OSError, ValueError) as err:
-        raise DataError(f'{what} file {path} cannot be read ({err}): it is truncated, empty or '
-                        'not a PNG/JPEG (e.g. a half-copied dataset). Copy it again from the '
-                        'original dataset.') from None
 
 
 @TRANSFORMS.register_module()
@@ -34,16 +21,18 @@ class LoadCheckedImage(LoadImageFromFile):
     """mmcv's LoadImageFromFile; an unreadable image is a DataError naming the file."""
 
     def transform(self, results: dict) -> dict:
-        with _readable(results['img_path'], 'image'):
+        with readable(results['img_path'], 'image'):
             return super().transform(results)
 
 
 @TRANSFORMS.register_module()
 class LoadCheckedAnnotations(LoadAnnotations):
-    """mmseg's LoadAnnotations; an unreadable label map is a DataError naming the file."""
+    """mmseg's LoadAnnotations; an unreadable, colour or 16-bit label map with ids above 255
+    is a DataError naming the file."""
 
     def transform(self, results: dict) -> dict:
-        with _readable(results['seg_map_path'], 'label'):
+        with readable(results['seg_map_path'], 'label'):
+            check_label_file(results['seg_map_path'])
             return super().transform(results)
 
 

@@ -1,13 +1,17 @@
 """The one place that reads the ``domain`` config group."""
 from __future__ import annotations
 
-from typing import Optional
+import os
+import tempfile
+from typing import Optional, Sequence
 
 import open_clip
 from omegaconf import DictConfig, OmegaConf
 
+from domino_seg.conditions import DOMAIN_OF_CONDITION
 from domino_seg.domain import clip_generator  # noqa: F401  (registers the tiny CLIP config)
 from domino_seg.domain import text_encoder as hf_text
+from domino_seg.domain.prompts import PromptBankError, load_prompt_bank
 from domino_seg.errors import ConfigError, WeightsError
 
 
@@ -78,6 +82,40 @@ def check_weights(domain: DictConfig) -> None:
         print_log(f'domain.clip.pretrained is null: CLIP {domain.clip.arch!r} has random weights, '
                   'so the domain embeddings carry no language meaning (recorded in '
                   'metrics.json).', logger='current', level=30)
+
+
+def check_domain(domain: DictConfig, conditions: Sequence[str] = ()) -> None:
+    """Everything the DomainEmbedding transform will need, checked before any model or
+    data-loader worker is built (where a problem would be a traceback, or a worker's): the
+    CLIP weights (:func:`check_weights`), the prompt bank, which in ``text`` mode must name
+    each of the dataset ``conditions`` the run embeds, and a writable ``cache_dir``."""
+    if domain.mode == 'none':
+        return
+    check_weights(domain)
+    try:
+        bank = load_prompt_bank(domain.prompt_bank)
+    except PromptBankError as err:
+        raise ConfigError(f'domain.prompt_bank: {err}. Fix the file (its format is described '
+                          'at the top of configs/domain/prompts/weather.yaml) or set '
+                          'domain.prompt_bank=null for the default weather bank.') from None
+    if domain.mode == 'text':
+        needed = dict.fromkeys(DOMAIN_OF_CONDITION.get(c, c) for c in conditions)
+        missing = [c for c in needed if c not in bank.prompts]
+        if missing:
+            raise ConfigError(
+                f'domain.prompt_bank: the bank {bank.source} has no condition(s) {missing}, '
+                f'which domain=text embeds for this run (its conditions: {bank.conditions}; '
+                'cityscapes samples use "clear"). Add them under `conditions:` in the bank or '
+                'set domain.prompt_bank=null for the default weather bank.')
+    if domain.mode in clip_generator.IMAGE_MODES and domain.cache_dir is not None:
+        try:
+            os.makedirs(domain.cache_dir, exist_ok=True)
+            tempfile.TemporaryFile(dir=domain.cache_dir).close()
+        except OSError as err:
+            raise ConfigError(
+                f'domain.cache_dir={domain.cache_dir!r} cannot hold the embedding cache '
+                f'({err.strerror}). Set domain.cache_dir=/a/writable/folder, or '
+                'domain.cache_dir=null to compute the embeddings without a cache.') from None
 
 
 def describe(domain: DictConfig) -> dict:

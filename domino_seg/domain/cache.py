@@ -13,17 +13,21 @@ path, so a cache stays valid when the dataset moves.
 
 Entries are written to a temp file in the same folder and renamed into place (``os.replace`` is
 atomic), so concurrent dataloader workers never read a partial file; reads use
-``np.load(allow_pickle=False)``.
+``np.load(allow_pickle=False)``. An entry of another shape than the generator's features or with
+NaN/inf values (a damaged or foreign file) is a miss, with a warning naming the file: it is
+recomputed and overwritten.
 """
 from __future__ import annotations
 
 import hashlib
 import io
 import json
+import logging
 from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
+from mmengine.logging import print_log
 
 from domino_seg.io import atomic_write_bytes
 
@@ -45,12 +49,23 @@ class EmbeddingCache:
         digest.update(np.ascontiguousarray(image))
         return digest.hexdigest()
 
-    def load(self, key: str) -> Optional[np.ndarray]:
-        """The cached features, or None on a miss (an unreadable file counts as a miss)."""
+    def load(self, key: str, dim: Optional[int] = None) -> Optional[np.ndarray]:
+        """The cached features, or None on a miss. An unreadable file counts as a miss, and so
+        does one that holds NaN/inf or (with ``dim``) is not a vector of ``dim`` values."""
+        path = self._path(key)
         try:
-            return np.load(self._path(key), allow_pickle=False)
+            features = np.load(path, allow_pickle=False)
         except (OSError, ValueError):
             return None
+        if dim is not None and features.shape != (dim,):
+            problem = f'shape {features.shape} instead of ({dim},)'
+        elif not np.issubdtype(features.dtype, np.floating) or not np.isfinite(features).all():
+            problem = 'non-finite (NaN/inf) or non-float values'
+        else:
+            return features
+        print_log(f'embedding cache file {path} is corrupt ({problem}); recomputing it.',
+                  logger='current', level=logging.WARNING)
+        return None
 
     def save(self, key: str, features: np.ndarray) -> None:
         path = self._path(key)

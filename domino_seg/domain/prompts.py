@@ -14,11 +14,13 @@ from typing import Union
 
 import yaml
 
+from domino_seg.errors import ConfigError
+
 DEFAULT_PROMPT_BANK = Path(__file__).resolve().parents[2] / 'configs/domain/prompts/weather.yaml'
 BANK_KEYS = ('templates', 'conditions', 'prompts')
 
 
-class PromptBankError(ValueError):
+class PromptBankError(ConfigError):
     """A prompt bank file that cannot be used; the message names the file and the key."""
 
 
@@ -78,6 +80,8 @@ def prompt_bank_from_dict(data, source: str = '<dict>') -> PromptBank:
             fail(f'{key} must be a non-empty string or a list of non-empty strings, got {value!r}')
         return values
 
+    if data is None:
+        fail(f'the file is empty; expected a mapping with keys {list(BANK_KEYS)}')
     if not isinstance(data, dict):
         fail(f'expected a mapping with keys {list(BANK_KEYS)}, got {type(data).__name__}')
     unknown = sorted(set(data) - set(BANK_KEYS))

@@ -10,10 +10,13 @@ from mmcv.transforms import BaseTransform
 from domino_seg import compat  # noqa: F401  (must precede mmseg)
 from mmseg.registry import TRANSFORMS
 
+from domino_seg.errors import WeightsError
+
+from domino_seg.conditions import DOMAIN_OF_CONDITION
+
 from .cache import EmbeddingCache
 from .clip_generator import DEFAULT_MODE, IMAGE_MODES, MODES, DomainPromptGenerator
 
-DEFAULT_CONDITION_ALIASES = {'cityscapes': 'clear'}
 
 
 @TRANSFORMS.register_module()
@@ -44,7 +47,7 @@ class DomainEmbedding(BaseTransform):
         if self.mode not in MODES:
             raise ValueError(f'unknown domain embedding mode {self.mode!r}; choose one of {MODES}')
         self.cache_dir = cache_dir
-        self.condition_aliases = dict(DEFAULT_CONDITION_ALIASES if condition_aliases is None
+        self.condition_aliases = dict(DOMAIN_OF_CONDITION if condition_aliases is None
                                       else condition_aliases)
         self.hits = 0
         self.misses = 0
@@ -76,6 +79,14 @@ class DomainEmbedding(BaseTransform):
             embedding = self.generator.embed_conditions([label])[0]
         else:
             embedding = self.generator.embed_from_features(self._image_features(results['img']))[0]
+        if not torch.isfinite(embedding).all():
+            clip = self.generator_cfg
+            raise WeightsError(
+                f'the domain embedding of {results.get("img_path")} holds NaN/inf: CLIP '
+                f'{clip.get("arch")!r} (domain.clip.pretrained={clip.get("pretrained")!r}, '
+                f'model_cfg={clip.get("model_cfg")}) computes non-finite outputs. Check its '
+                'weights (a damaged file: download it again) and the domain.clip.model_cfg '
+                'overrides.')
         results['domain_embedding'] = embedding.float().contiguous()
         return results
 
@@ -85,13 +96,14 @@ class DomainEmbedding(BaseTransform):
             self.misses += 1
             return generator.image_features([image])
         key = self._cache.key(image)
-        cached = self._cache.load(key)
+        cached = self._cache.load(key, dim=generator.embed_dim)
         if cached is not None:
             self.hits += 1
             return torch.from_numpy(cached)[None]
         self.misses += 1
         features = generator.image_features([image])
-        self._cache.save(key, features[0].numpy())
+        if torch.isfinite(features).all():  # never cache what transform() rejects
+            self._cache.save(key, features[0].numpy())
         return features
 
     def __getstate__(self):

@@ -42,6 +42,13 @@ def run_dir(experiment_dir: str, timestamp: str, resume: Union[bool, str, None])
     return osp.join(experiment_dir, timestamp)
 
 
+def writable_dir(folder: str) -> str:
+    """``folder``, checked as :func:`run_dir` checks its parent (the ``writable_dir`` resolver of
+    ``hydra.run.dir``: an explicit ``work_dir=`` naming a file fails here, not in Hydra's mkdir)."""
+    _check_writable(folder)
+    return folder
+
+
 def _check_writable(folder: str) -> None:
     """Fail before Hydra creates the run folder when it cannot be created."""
     existing = osp.abspath(folder)
@@ -49,7 +56,8 @@ def _check_writable(folder: str) -> None:
         existing = osp.dirname(existing)
     if not osp.isdir(existing) or not os.access(existing, os.W_OK):
         raise ConfigError(f'the work dir {folder!r} cannot be created: {existing!r} is not a '
-                          'writable folder. Set paths.work_dirs=/a/writable/folder.')
+                          'writable folder. Set paths.work_dirs=/a/writable/folder (or '
+                          'work_dir=<a new folder>).')
 
 
 def resume_checkpoint(resume: Union[bool, str], work_dir: str) -> str:

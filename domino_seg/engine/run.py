@@ -11,7 +11,7 @@ from typing import Callable
 
 from omegaconf import DictConfig, OmegaConf
 
-from domino_seg.config import check_value_types, to_mmengine
+from domino_seg.config import check_value_ranges, check_value_types, to_mmengine
 from domino_seg.data.builder import check_data, ensure_synthetic, seen_conditions
 from domino_seg.domain import builder as domain_builder
 from domino_seg.engine.resume import resume_checkpoint
@@ -31,12 +31,13 @@ def _check_work_dir(work_dir: str) -> None:
 
 
 def _runner(cfg: DictConfig, train: bool, **mm_updates):
-    """Check the work dir, data and weights (fast, clear errors), then build the Runner
-    (``mm_updates`` amend the mmengine config) and record the resolved config in the work
-    dir."""
+    """Check the work dir, the domain embedding's inputs, data and weights (fast, clear
+    errors), then build the Runner (``mm_updates`` amend the mmengine config) and record the
+    resolved config in the work dir."""
     from domino_seg.engine.runner import DominoRunner
     _check_work_dir(cfg.work_dir)
-    domain_builder.check_weights(cfg.domain)
+    domain_builder.check_domain(cfg.domain, [*(seen_conditions(cfg.data) if train else []),
+                                             *cfg.data.eval_conditions])
     mm = to_mmengine(cfg)  # resolves backbone weights: fails in seconds, before generation
     ensure_synthetic(cfg.data)
     check_data(cfg.data, train=train, labels=train or cfg.get('evaluate', True))
@@ -119,10 +120,12 @@ def test(cfg: DictConfig) -> dict:
 
 
 def checked(cfg: DictConfig) -> DictConfig:
-    """A tool's config after :func:`check_value_types` against its command line."""
+    """A tool's config after :func:`check_value_types` against its command line and
+    :func:`check_value_ranges`."""
     from hydra.core.hydra_config import HydraConfig
     hydra_cfg = HydraConfig.get()
     check_value_types(cfg, hydra_cfg.overrides.task, hydra_cfg.job.config_name)
+    check_value_ranges(cfg)
     return cfg
 
 
