@@ -126,7 +126,7 @@ def test_corrupt_cache_entry_is_recomputed_with_a_warning(tmp_path, warnings_log
 
 def test_non_finite_clip_output_is_an_error_and_not_cached(tmp_path):
     checkpoint = tmp_path / 'clip_nan.pt'
-    weights = DomainEmbedding(generator={'mode': 'image'}).generator.model.state_dict()
+    weights = DomainEmbedding(generator={'mode': 'image'}).generator.encoder.model.state_dict()
     torch.save({name: value * float('nan') if value.is_floating_point() else value
                 for name, value in weights.items()}, checkpoint)
     transform = DomainEmbedding(generator={'mode': 'zero_shot', 'pretrained': str(checkpoint)},

@@ -96,7 +96,7 @@ def test_width_flows_to_domino_without_loading_weights(monkeypatch):
     segmentor = domino_seg.build_segmentor(cfg)
     assert segmentor.domain_encoder[0].in_features == 384
     mm = domino_seg.to_mmengine(cfg)
-    transform, = [t for t in mm.train_dataloader.dataset.pipeline
+    transform, = [t for t in mm.train_dataloader.dataset.datasets[0].pipeline
                   if t['type'] == 'DomainEmbedding']
     assert transform.generator == dict(mode='text', temperature=0.01, prompt_bank=None,
                                        text_encoder=dict(folder=str(MINILM)))
