@@ -1,7 +1,10 @@
-"""Write ``metrics.json`` after every evaluation, so the work dir always holds the numbers of
-the latest evaluated checkpoint."""
+"""The run's record in its work dir: ``config.yaml`` (the resolved config) once the checkpoint
+has loaded and fits the model, and ``metrics.json`` after every evaluation, so the work dir
+always holds the numbers of the latest evaluated checkpoint."""
 from __future__ import annotations
 
+import errno
+import json
 import os.path as osp
 from typing import Optional
 
@@ -9,14 +12,18 @@ from domino_seg import compat  # noqa: F401  (before mmseg)
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
+from omegaconf import OmegaConf
 
+from domino_seg.errors import DominoSegError
 from domino_seg.evaluation.metrics import ConditionIoUMetric
-from domino_seg.io import atomic_write_json
+from domino_seg.io import atomic_write_bytes, atomic_write_json
 
 
 @HOOKS.register_module()
 class MetricsJsonHook(Hook):
-    """Collects the :class:`ConditionIoUMetric` report and writes
+    """Writes ``config`` to ``config.yaml`` before training or testing starts (after the
+    checkpoint loaded: a resume refused for not fitting keeps the run's record), and collects
+    the :class:`ConditionIoUMetric` report into
     ``{"conditions", "mean_unseen_mIoU", "checkpoint", ["iter",] "config", **extra}``."""
 
     priority = 'LOW'
@@ -26,6 +33,18 @@ class MetricsJsonHook(Hook):
         self.filename = filename
         self.config = config or {}
         self.extra = extra or {}
+
+    def before_train(self, runner) -> None:
+        self._record_config(runner)
+
+    def before_test(self, runner) -> None:
+        self._record_config(runner)
+
+    def _record_config(self, runner) -> None:
+        if is_main_process():
+            path = osp.join(runner.work_dir, 'config.yaml')
+            self._save(path, OmegaConf.to_yaml(json.loads(json.dumps(self.config))).encode(),
+                       runner)
 
     def after_val_epoch(self, runner, metrics=None) -> None:
         # the CheckpointHook saved this iteration's checkpoint just before validation
@@ -46,5 +65,26 @@ class MetricsJsonHook(Hook):
         payload = dict(reports[0], checkpoint=checkpoint, **fields, config=self.config,
                        **self.extra)
         path = osp.join(runner.work_dir, self.filename)
-        atomic_write_json(path, payload)
+        self._save(path, payload, runner)
         runner.logger.info(f'metrics written to {path}')
+
+    @staticmethod
+    def _save(path: str, content, runner) -> None:
+        """Write atomically (bytes, or an object as JSON); a failure, e.g. a full disk, is a
+        clear error: the previous file is intact and the checkpoints are saved."""
+        try:
+            if isinstance(content, bytes):
+                atomic_write_bytes(path, content)
+            else:
+                atomic_write_json(path, content)
+        except OSError as err:
+            reason = 'the disk is full' if err.errno == errno.ENOSPC else err.strerror or err
+            previous = (f'the previous {osp.basename(path)} is intact' if osp.exists(path) else
+                        f'there is no earlier {osp.basename(path)}')
+            training = bool(runner.cfg.get('train_cfg'))
+            raise DominoSegError(
+                f'could not write {path}: {reason}. Nothing was half-written: {previous}'
+                f'{", and the checkpoints are saved" if training else ""}. Free space (or set '
+                'paths.work_dirs to another disk) and ' +
+                (f'continue with resume={runner.work_dir} (it evaluates again).' if training
+                 else 'run tools/test.py again.')) from None
