@@ -6,7 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os.path as osp
-from typing import Optional
+from typing import Callable, Optional
 
 from domino_seg import compat  # noqa: F401  (before mmseg)
 from mmengine.dist import is_main_process
@@ -42,9 +42,10 @@ class MetricsJsonHook(Hook):
 
     def _record_config(self, runner) -> None:
         if is_main_process():
+            yaml = OmegaConf.to_yaml(json.loads(json.dumps(self.config)))
             path = osp.join(runner.work_dir, 'config.yaml')
-            self._save(path, OmegaConf.to_yaml(json.loads(json.dumps(self.config))).encode(),
-                       runner)
+            _save(path, lambda: atomic_write_bytes(path, yaml.encode()),
+                  'run the same command again.')
 
     def after_val_epoch(self, runner, metrics=None) -> None:
         # the CheckpointHook saved this iteration's checkpoint just before validation
@@ -65,26 +66,22 @@ class MetricsJsonHook(Hook):
         payload = dict(reports[0], checkpoint=checkpoint, **fields, config=self.config,
                        **self.extra)
         path = osp.join(runner.work_dir, self.filename)
-        self._save(path, payload, runner)
+        _save(path, lambda: atomic_write_json(path, payload),
+              f'continue with resume={runner.work_dir} (it evaluates again); the checkpoints '
+              'are saved.' if fields else 'run tools/test.py again.')
         runner.logger.info(f'metrics written to {path}')
 
-    @staticmethod
-    def _save(path: str, content, runner) -> None:
-        """Write atomically (bytes, or an object as JSON); a failure, e.g. a full disk, is a
-        clear error: the previous file is intact and the checkpoints are saved."""
-        try:
-            if isinstance(content, bytes):
-                atomic_write_bytes(path, content)
-            else:
-                atomic_write_json(path, content)
-        except OSError as err:
-            reason = 'the disk is full' if err.errno == errno.ENOSPC else err.strerror or err
-            previous = (f'the previous {osp.basename(path)} is intact' if osp.exists(path) else
-                        f'there is no earlier {osp.basename(path)}')
-            training = bool(runner.cfg.get('train_cfg'))
-            raise DominoSegError(
-                f'could not write {path}: {reason}. Nothing was half-written: {previous}'
-                f'{", and the checkpoints are saved" if training else ""}. Free space (or set '
-                'paths.work_dirs to another disk) and ' +
-                (f'continue with resume={runner.work_dir} (it evaluates again).' if training
-                 else 'run tools/test.py again.')) from None
+
+def _save(path: str, write: Callable[[], None], fix: str) -> None:
+    """``write`` ``path`` (atomically); a failure, e.g. a full disk, is a clear error ending
+    with ``fix``: nothing was half-written."""
+    try:
+        write()
+    except OSError as err:
+        reason = 'the disk is full' if err.errno == errno.ENOSPC else err.strerror or err
+        name = osp.basename(path)
+        previous = (f'the previous {name} is intact' if osp.exists(path) else
+                    f'there is no earlier {name}')
+        raise DominoSegError(f'could not write {path}: {reason}. Nothing was half-written: '
+                             f'{previous}. Free space (or set paths.work_dirs to another disk) '
+                             f'and {fix}') from None

@@ -54,9 +54,10 @@ def checkpoint_iter(path: str) -> Optional[int]:
 
 def run_dir(experiment_dir: str, timestamp: str, resume: Union[bool, str, None]) -> str:
     """The work dir of a run (the ``run_dir`` config resolver): a new
-    ``<experiment_dir>/<timestamp>`` (a :func:`run_stamp`) unless ``resume`` names a run (a folder or one of its
-    checkpoints) or is true, which takes the folder under ``experiment_dir`` whose newest
-    checkpoint is the most recent. When nothing is found, a new folder; ``train`` then says why.
+    ``<experiment_dir>/<timestamp>`` (a :func:`run_stamp`) unless ``resume`` names a run (a
+    folder or one of its checkpoints) or is true, which takes the folder under
+    ``experiment_dir`` whose newest checkpoint is the most recent. When nothing is found, a
+    new folder; ``train`` then says why.
     """
     _check_writable(experiment_dir)
     if isinstance(resume, str) and osp.exists(resume):
@@ -129,9 +130,9 @@ def claim_work_dir(work_dir: str, resume: Union[bool, str, None] = None,
     """Create ``work_dir`` (exclusively when it is new), or accept an existing one that holds
     no run, or the run ``resume`` continues; a ConfigError otherwise, before anything in it is
     written. ``runs_in_subfolders``: a sweep dir, whose job folders hold the runs."""
-    _check_writable(osp.dirname(osp.abspath(work_dir)))
-    os.makedirs(osp.dirname(osp.abspath(work_dir)), exist_ok=True)
+    _check_writable(work_dir)
     try:
+        os.makedirs(osp.dirname(osp.abspath(work_dir)), exist_ok=True)
         os.mkdir(work_dir)
         return
     except FileExistsError:
@@ -139,9 +140,6 @@ def claim_work_dir(work_dir: str, resume: Union[bool, str, None] = None,
     except OSError as err:
         raise ConfigError(f'the work dir {work_dir!r} cannot be created ({err.strerror}). Set '
                           'paths.work_dirs=/a/writable/folder (or work_dir=...).') from None
-    if not osp.isdir(work_dir):
-        raise ConfigError(f'the work dir {work_dir!r} is a file, not a folder. Choose another '
-                          'work_dir (or leave it out: each run then gets a new folder).')
     if resumed_folder(resume, work_dir) == osp.abspath(work_dir):
         return
     folders = [work_dir] + (sorted(glob(osp.join(escape(work_dir), '*', ''))) if
@@ -172,7 +170,7 @@ def lock_work_dir(work_dir: str) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as err:
         os.close(fd)
-        if err.errno in (errno.EAGAIN, errno.EACCES):
+        if err.errno == errno.EWOULDBLOCK:
             raise ConfigError(
                 f'the work dir {work_dir} is in use by another running process (started at the '
                 'same time, or the run itself is still training). Wait for it to end, or choose '

@@ -190,15 +190,21 @@ class ClaimWorkDir(Callback):
     into warnings, so its errors exit here (:func:`run_cli`)."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
-        run_cli(lambda: self._claim(config, OmegaConf.select(config, 'hydra.run.dir'), False))
+        run_cli(lambda: self._claim(config, 'hydra.run.dir'))
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        run_cli(lambda: self._claim(config, OmegaConf.select(config, 'hydra.sweep.dir'), True))
+        run_cli(lambda: self._claim(config, 'hydra.sweep.dir'))
 
     @staticmethod
-    def _claim(config: DictConfig, folder: str, sweep: bool) -> None:
-        if not sweep and osp.abspath(folder) != osp.abspath(config.work_dir):
-            return  # Hydra does not run in the work dir (tools/embed_domains.py)
+    def _claim(config: DictConfig, key: str) -> None:
+        from omegaconf.errors import OmegaConfBaseException
+        sweep = key == 'hydra.sweep.dir'
+        try:
+            folder = OmegaConf.select(config, key)
+            if not sweep and osp.abspath(folder) != osp.abspath(config.work_dir):
+                return  # Hydra does not run in the work dir (tools/embed_domains.py)
+        except OmegaConfBaseException:
+            return  # Hydra resolves it next, and run_hydra reports the error
         launcher, resume = config.get('launcher', 'none'), config.get('resume')
         if launcher != 'none' and not sweep and not resume and \
                 OmegaConf.is_interpolation(config, 'work_dir'):

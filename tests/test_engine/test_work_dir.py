@@ -87,7 +87,9 @@ def test_a_sweep_dir_holding_runs_is_refused(tmp_path):
 
 def test_a_work_dir_that_is_a_file_is_refused(tmp_path):
     (tmp_path / 'f').write_text('')
-    with pytest.raises(ConfigError, match='is a file, not a folder'):
+    with pytest.raises(ConfigError, match=re.escape(
+            f"the work dir '{tmp_path}/f' cannot be created: '{tmp_path}/f' is not a writable "
+            'folder.')):
         claim_work_dir(str(tmp_path / 'f'))
 
 
@@ -191,8 +193,8 @@ def test_disk_full_while_writing_metrics_keeps_the_previous_ones(tmp_path, tiny_
                                                'data.eval_conditions=[cityscapes,fog]'])
     err = fails(lambda: run.train(cfg), capsys)
     assert (f'could not write {folder}/metrics.json: the disk is full. Nothing was '
-            'half-written: the previous metrics.json is intact, and the checkpoints are saved. '
-            'Free space (or set paths.work_dirs to another disk) and continue with '
-            f'resume={folder} (it evaluates again).') in err
+            'half-written: the previous metrics.json is intact. Free space (or set '
+            f'paths.work_dirs to another disk) and continue with resume={folder} (it evaluates '
+            'again); the checkpoints are saved.') in err
     assert json.loads((folder / 'metrics.json').read_text())['iter'] == 1
     assert (folder / 'iter_2.pth').exists()
