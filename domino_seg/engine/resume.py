@@ -150,8 +150,10 @@ def claim_work_dir(work_dir: str, resume: Union[bool, str, None] = None,
         raise ConfigError(
             f'{what}={work_dir} already holds a run ({", ".join(used[:3])}'
             f'{", ..." if len(used) > 3 else ""}); a new run would overwrite it. To continue '
-            f'that run pass resume={work_dir if not runs_in_subfolders else "true"}; for a new '
-            f'run choose another {what} (or leave it out: each run then gets a new folder).')
+            + (f'that run pass resume={work_dir}' if not runs_in_subfolders else
+               'its runs add resume=true') +
+            f'; for a new run choose another {what} (or leave it out: each run then gets a new '
+            'folder).')
 
 
 _locks: dict[str, int] = {}
