@@ -17,14 +17,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from domino_seg.data import builder as data_builder
 from domino_seg.domain import builder as domain_builder
-from domino_seg.engine.resume import run_dir, writable_dir
+from domino_seg.engine.resume import run_dir, run_stamp
 from domino_seg.errors import ConfigError
 from domino_seg.models import builder as model_builder
 
 # work_dir: a new folder per run, or the folder of the run that resume= continues
 OmegaConf.register_new_resolver('run_dir', run_dir, replace=True)
-# hydra.run.dir: an unusable work_dir= fails with a message before Hydra creates the folder
-OmegaConf.register_new_resolver('writable_dir', writable_dir, replace=True)
+# the name of a new run folder; cached, so every use in one config (and Hydra's copies) agrees
+OmegaConf.register_new_resolver('run_stamp', run_stamp, use_cache=True, replace=True)
+# keys whose default is a bool that also take a path
+BOOL_OR_PATH = ('resume',)
 
 CONFIG_DIR = Path(os.environ.get('DOMINO_SEG_CONFIGS', Path(__file__).resolve().parents[1] /
                                  'configs'))
@@ -87,10 +89,13 @@ def check_value_types(cfg: DictConfig, overrides: Sequence[str], config_name: st
         if default is None or isinstance(default, str):
             continue
         final = OmegaConf.to_object(final) if OmegaConf.is_config(final) else final
+        if key in BOOL_OR_PATH and isinstance(final, str):
+            continue
         expected = (float, int) if type(default) is float else type(default)
         if isinstance(final, bool) is not isinstance(default, bool) or \
                 not isinstance(final, expected):
-            raise ConfigError(f'{line}: {key} takes {_type_name(default)} (default: '
+            takes = 'true, false or a path' if key in BOOL_OR_PATH else _type_name(default)
+            raise ConfigError(f'{line}: {key} takes {takes} (default: '
                               f'{json.dumps(default)}), got {final!r}.')
 
 

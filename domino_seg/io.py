@@ -1,17 +1,22 @@
 """Writing files so that a crash never leaves a half-written one behind."""
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import tempfile
 
 
 def atomic_write_bytes(path, data: bytes) -> None:
     """Write to a temporary file beside ``path``, then rename over it (atomic on POSIX), so
-    readers, including other processes, see the old file or the new one, never a part."""
+    readers, including other processes, see the old file or the new one, never a part.
+    Without the space for ``data`` on the disk, ENOSPC before anything is written."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
+    if shutil.disk_usage(folder).free < len(data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.',
                                suffix='.tmp')
     try:

@@ -1,22 +1,29 @@
-"""Write ``metrics.json`` after every evaluation, so the work dir always holds the numbers of
-the latest evaluated checkpoint."""
+"""The run's record in its work dir: ``config.yaml`` (the resolved config) once the checkpoint
+has loaded and fits the model, and ``metrics.json`` after every evaluation, so the work dir
+always holds the numbers of the latest evaluated checkpoint."""
 from __future__ import annotations
 
+import errno
+import json
 import os.path as osp
-from typing import Optional
+from typing import Callable, Optional
 
 from domino_seg import compat  # noqa: F401  (before mmseg)
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
+from omegaconf import OmegaConf
 
+from domino_seg.errors import DominoSegError
 from domino_seg.evaluation.metrics import ConditionIoUMetric
-from domino_seg.io import atomic_write_json
+from domino_seg.io import atomic_write_bytes, atomic_write_json
 
 
 @HOOKS.register_module()
 class MetricsJsonHook(Hook):
-    """Collects the :class:`ConditionIoUMetric` report and writes
+    """Writes ``config`` to ``config.yaml`` before training or testing starts (after the
+    checkpoint loaded: a resume refused for not fitting keeps the run's record), and collects
+    the :class:`ConditionIoUMetric` report into
     ``{"conditions", "mean_unseen_mIoU", "checkpoint", ["iter",] "config", **extra}``."""
 
     priority = 'LOW'
@@ -26,6 +33,19 @@ class MetricsJsonHook(Hook):
         self.filename = filename
         self.config = config or {}
         self.extra = extra or {}
+
+    def before_train(self, runner) -> None:
+        self._record_config(runner)
+
+    def before_test(self, runner) -> None:
+        self._record_config(runner)
+
+    def _record_config(self, runner) -> None:
+        if is_main_process():
+            yaml = OmegaConf.to_yaml(json.loads(json.dumps(self.config)))
+            path = osp.join(runner.work_dir, 'config.yaml')
+            _save(path, lambda: atomic_write_bytes(path, yaml.encode()),
+                  'run the same command again.')
 
     def after_val_epoch(self, runner, metrics=None) -> None:
         # the CheckpointHook saved this iteration's checkpoint just before validation
@@ -46,5 +66,22 @@ class MetricsJsonHook(Hook):
         payload = dict(reports[0], checkpoint=checkpoint, **fields, config=self.config,
                        **self.extra)
         path = osp.join(runner.work_dir, self.filename)
-        atomic_write_json(path, payload)
+        _save(path, lambda: atomic_write_json(path, payload),
+              f'continue with resume={runner.work_dir} (it evaluates again); the checkpoints '
+              'are saved.' if fields else 'run tools/test.py again.')
         runner.logger.info(f'metrics written to {path}')
+
+
+def _save(path: str, write: Callable[[], None], fix: str) -> None:
+    """``write`` ``path`` (atomically); a failure, e.g. a full disk, is a clear error ending
+    with ``fix``: nothing was half-written."""
+    try:
+        write()
+    except OSError as err:
+        reason = 'the disk is full' if err.errno == errno.ENOSPC else err.strerror or err
+        name = osp.basename(path)
+        previous = (f'the previous {name} is intact' if osp.exists(path) else
+                    f'there is no earlier {name}')
+        raise DominoSegError(f'could not write {path}: {reason}. Nothing was half-written: '
+                             f'{previous}. Free space (or set paths.work_dirs to another disk) '
+                             f'and {fix}') from None

@@ -1,20 +1,42 @@
-"""Which folder and checkpoint ``resume=`` continues from.
+"""Which folder a run writes into and which checkpoint ``resume=`` continues from.
 
-Every run writes into its own folder ``<paths.work_dirs>/<exp_name>/<timestamp>/``; a resumed run
-continues in the folder of the run it resumes, so its checkpoints, logs and metrics.json stay
-together. Checkpoints are written atomically, so the newest ``iter_N.pth`` is always complete.
+Every run writes into its own folder ``<paths.work_dirs>/<exp_name>/<run stamp>/`` (date, time
+to the millisecond and process id, so runs started at once never share one), claimed before
+anything is written: a folder that already holds a run is only ever reused by resuming that
+run. A resumed run continues in the folder of the run it resumes, so its checkpoints, logs and
+metrics.json stay together, and only with the config that run recorded. Checkpoints are
+written atomically, so the newest ``iter_N.pth`` is always complete.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
+import json
 import os
 import os.path as osp
 import re
+from datetime import datetime
 from glob import escape, glob
 from typing import Optional, Union
+
+from omegaconf import DictConfig, OmegaConf
 
 from domino_seg.errors import CheckpointError, ConfigError
 
 _ITER = re.compile(r'iter_(\d+)\.pth$')
+# what a run writes into its work dir (Hydra's .hydra/ alone is not a run: a failed start)
+RUN_FILES = ('config.yaml', 'metrics.json', 'last_checkpoint', 'iter_*.pth')
+# keys a resumed run may change: where runs live and how this one is found, and load_from,
+# which resume replaces (the run's own weights)
+RESUME_MAY_CHANGE = ('resume', 'work_dir', 'paths.work_dirs', 'load_from')
+
+
+def run_stamp() -> str:
+    """The default name of a new run folder (the ``run_stamp`` resolver, cached per config):
+    ``YYYYmmdd_HHMMSS_mmm_<pid>``, sortable by start time and distinct for runs started in the
+    same millisecond."""
+    now = datetime.now()
+    return f'{now:%Y%m%d_%H%M%S}_{now.microsecond // 1000:03d}_{os.getpid()}'
 
 
 def latest_checkpoint(run_dir: str) -> Optional[str]:
@@ -24,11 +46,18 @@ def latest_checkpoint(run_dir: str) -> Optional[str]:
     return max(found)[1] if found else None
 
 
+def checkpoint_iter(path: str) -> Optional[int]:
+    """N of a checkpoint named ``iter_N.pth`` (as training writes them), else None."""
+    m = _ITER.search(path)
+    return int(m.group(1)) if m else None
+
+
 def run_dir(experiment_dir: str, timestamp: str, resume: Union[bool, str, None]) -> str:
     """The work dir of a run (the ``run_dir`` config resolver): a new
-    ``<experiment_dir>/<timestamp>`` unless ``resume`` names a run (a folder or one of its
-    checkpoints) or is true, which takes the folder under ``experiment_dir`` whose newest
-    checkpoint is the most recent. When nothing is found, a new folder; ``train`` then says why.
+    ``<experiment_dir>/<timestamp>`` (a :func:`run_stamp`) unless ``resume`` names a run (a
+    folder or one of its checkpoints) or is true, which takes the folder under
+    ``experiment_dir`` whose newest checkpoint is the most recent. When nothing is found, a
+    new folder; ``train`` then says why.
     """
     _check_writable(experiment_dir)
     if isinstance(resume, str) and osp.exists(resume):
@@ -40,13 +69,6 @@ def run_dir(experiment_dir: str, timestamp: str, resume: Union[bool, str, None])
         if runs:
             return max(runs)[1]
     return osp.join(experiment_dir, timestamp)
-
-
-def writable_dir(folder: str) -> str:
-    """``folder``, checked as :func:`run_dir` checks its parent (the ``writable_dir`` resolver of
-    ``hydra.run.dir``: an explicit ``work_dir=`` naming a file fails here, not in Hydra's mkdir)."""
-    _check_writable(folder)
-    return folder
 
 
 def _check_writable(folder: str) -> None:
@@ -78,3 +100,118 @@ def resume_checkpoint(resume: Union[bool, str], work_dir: str) -> str:
             'exp_name and paths.work_dirs (they locate the runs of an experiment), or start '
             'a new run without resume.')
     return checkpoint
+
+
+# the variable that holds a process's rank, per launcher (read before torch.distributed starts)
+_RANK_VARIABLE = {'pytorch': 'RANK', 'slurm': 'SLURM_PROCID', 'mpi': 'OMPI_COMM_WORLD_RANK'}
+
+
+def is_first_process(launcher: str) -> bool:
+    """Whether this is rank 0, which claims the work dir the processes of a run share."""
+    variable = _RANK_VARIABLE.get(launcher)
+    return variable is None or os.environ.get(variable, '0') == '0'
+
+
+def resumed_folder(resume: Union[bool, str, None], work_dir: str) -> Optional[str]:
+    """The folder of the run ``resume`` continues (``work_dir`` for ``resume=true``), or None."""
+    if not resume:
+        return None
+    if isinstance(resume, str) and osp.isfile(resume):
+        return osp.dirname(osp.abspath(resume))
+    return osp.abspath(resume if isinstance(resume, str) else work_dir)
+
+
+def run_files(folder: str) -> list[str]:
+    """The files in ``folder`` that show a run wrote there (see RUN_FILES)."""
+    return sorted(hit for pattern in RUN_FILES for hit in glob(osp.join(escape(folder), pattern)))
+
+
+def claim_work_dir(work_dir: str, resume: Union[bool, str, None] = None,
+                   runs_in_subfolders: bool = False) -> None:
+    """Create ``work_dir`` (exclusively when it is new), or accept an existing one that holds
+    no run, or the run ``resume`` continues; a ConfigError otherwise, before anything in it is
+    written. ``runs_in_subfolders``: a sweep dir, whose job folders hold the runs."""
+    _check_writable(work_dir)
+    try:
+        os.makedirs(osp.dirname(osp.abspath(work_dir)), exist_ok=True)
+        os.mkdir(work_dir)
+        return
+    except FileExistsError:
+        pass
+    except OSError as err:
+        raise ConfigError(f'the work dir {work_dir!r} cannot be created ({err.strerror}). Set '
+                          'paths.work_dirs=/a/writable/folder (or work_dir=...).') from None
+    if resumed_folder(resume, work_dir) == osp.abspath(work_dir):
+        return
+    folders = [work_dir] + (sorted(glob(osp.join(escape(work_dir), '*', ''))) if
+                            runs_in_subfolders else [])
+    used = [f for folder in folders for f in run_files(folder)]
+    if used:
+        what = 'hydra.sweep.dir' if runs_in_subfolders else 'work_dir'
+        raise ConfigError(
+            f'{what}={work_dir} already holds a run ({", ".join(used[:3])}'
+            f'{", ..." if len(used) > 3 else ""}); a new run would overwrite it. To continue '
+            + (f'that run pass resume={work_dir}' if not runs_in_subfolders else
+               'its runs add resume=true') +
+            f'; for a new run choose another {what} (or leave it out: each run then gets a new '
+            'folder).')
+
+
+_locks: dict[str, int] = {}
+
+
+def lock_work_dir(work_dir: str) -> None:
+    """Hold an exclusive lock on ``work_dir`` for the life of this process (released even by
+    ``kill -9``), so that a second process (a run started at the same time, or a resume while
+    the run still trains) fails instead of writing into the same folder. Where the file system
+    has no locks (some network mounts) this does nothing."""
+    path = osp.abspath(work_dir)
+    if path in _locks:
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        os.close(fd)
+        if err.errno == errno.EWOULDBLOCK:
+            raise ConfigError(
+                f'the work dir {work_dir} is in use by another running process (started at the '
+                'same time, or the run itself is still training). Wait for it to end, or choose '
+                'another work_dir.') from None
+        return
+    _locks[path] = fd
+
+
+def check_same_config(cfg: DictConfig, checkpoint: str) -> None:
+    """A ConfigError listing the keys (old -> new value) in which ``cfg`` differs from the
+    config the run of ``checkpoint`` recorded (its ``config.yaml``), except RESUME_MAY_CHANGE:
+    a resume continues that run exactly, so it must not be another experiment, model or
+    schedule (and must not overwrite that run's record with one)."""
+    from domino_seg.evaluation.compare import _flatten, _render
+    recorded = osp.join(osp.dirname(osp.abspath(checkpoint)), 'config.yaml')
+    if not osp.isfile(recorded):
+        return  # a checkpoint from elsewhere: only its fit to the model is checked
+    old = _flatten(OmegaConf.to_container(OmegaConf.load(recorded)))
+    new = _flatten(OmegaConf.to_container(cfg, resolve=True))
+    keep = [k for k in sorted(old.keys() | new.keys())
+            if not any(k == p or k.startswith(p + '.') for p in RESUME_MAY_CHANGE)]
+    missing = object()
+    changed = [f'{k}: {_render(old[k]) if k in old else "(absent)"} -> '
+               f'{_render(new[k]) if k in new else "(absent)"}'
+               for k in keep if old.get(k, missing) != new.get(k, missing)]
+    if changed:
+        raise ConfigError(
+            f'resume: the config differs from the one the run recorded in {recorded} in '
+            f'{len(changed)} key(s): {"; ".join(changed[:8])}{"; ..." if len(changed) > 8 else ""}'
+            '. A resume continues that run exactly: pass the same experiment and overrides as '
+            'the interrupted run (see its config.yaml). To train with the new settings start a '
+            f'new run (without resume), e.g. from its weights with load_from={checkpoint}.')
+
+
+def metrics_iter(work_dir: str) -> Optional[int]:
+    """The iteration the run's ``metrics.json`` reports, or None (none yet, or unreadable)."""
+    try:
+        with open(osp.join(work_dir, 'metrics.json')) as f:
+            return json.load(f).get('iter')
+    except (OSError, ValueError, AttributeError):
+        return None

@@ -9,19 +9,27 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from omegaconf import DictConfig, OmegaConf
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, read_write
 
 from domino_seg.config import check_value_ranges, check_value_types, to_mmengine
 from domino_seg.data.builder import check_data, ensure_synthetic, seen_conditions
 from domino_seg.domain import builder as domain_builder
-from domino_seg.engine.resume import resume_checkpoint
+from domino_seg.engine.resume import (check_same_config, checkpoint_iter, claim_work_dir,
+                                      is_first_process, lock_work_dir, metrics_iter,
+                                      resume_checkpoint, resumed_folder)
 from domino_seg.errors import ConfigError, DominoSegError
 from domino_seg.evaluation.report import count_table, format_table
 
 
-def _check_work_dir(work_dir: str) -> None:
+def _check_work_dir(cfg: DictConfig) -> None:
+    """Claim the work dir (rank 0; see :func:`claim_work_dir`) and check it is writable."""
+    work_dir = cfg.work_dir
     try:
-        os.makedirs(work_dir, exist_ok=True)
+        if is_first_process(cfg.get('launcher', 'none')):
+            claim_work_dir(work_dir, cfg.get('resume'))
+        else:  # rank 0 claims the folder the processes share
+            os.makedirs(work_dir, exist_ok=True)
         with open(osp.join(work_dir, '.write_test'), 'wb'):
             pass
         os.remove(osp.join(work_dir, '.write_test'))
@@ -32,19 +40,18 @@ def _check_work_dir(work_dir: str) -> None:
 
 def _runner(cfg: DictConfig, train: bool, **mm_updates):
     """Check the work dir, the domain embedding's inputs, data and weights (fast, clear
-    errors), then build the Runner (``mm_updates`` amend the mmengine config) and record the
-    resolved config in the work dir."""
+    errors), then build the Runner (``mm_updates`` amend the mmengine config). The resolved
+    config is recorded in the work dir once the checkpoint has loaded and fits
+    (MetricsJsonHook)."""
     from domino_seg.engine.runner import DominoRunner
-    _check_work_dir(cfg.work_dir)
+    _check_work_dir(cfg)
     domain_builder.check_domain(cfg.domain, [*(seen_conditions(cfg.data) if train else []),
                                              *cfg.data.eval_conditions])
     mm = to_mmengine(cfg)  # resolves backbone weights: fails in seconds, before generation
     ensure_synthetic(cfg.data)
     check_data(cfg.data, train=train, labels=train or cfg.get('evaluate', True))
     mm.update(mm_updates)
-    runner = DominoRunner.from_cfg(mm)
-    OmegaConf.save(cfg, osp.join(cfg.work_dir, 'config.yaml'), resolve=True)
-    return runner
+    return DominoRunner.from_cfg(mm)
 
 
 def _final_report(cfg: DictConfig, title: str) -> dict:
@@ -61,15 +68,24 @@ def _final_report(cfg: DictConfig, title: str) -> dict:
 def train(cfg: DictConfig) -> dict:
     """Train, evaluating every ``schedule.val_interval`` iterations and at the end; returns
     the final report (also in ``<work_dir>/metrics.json``). With ``resume``, continue the
-    run in ``cfg.work_dir`` from its newest checkpoint (or the one ``resume`` names)."""
-    resume = {}
+    run in ``cfg.work_dir`` from its newest checkpoint (or the one ``resume`` names), with the
+    config that run recorded; a run interrupted after its last checkpoint only gets its
+    final evaluation."""
+    resume, finished = {}, False
     if cfg.get('resume'):
         if cfg.get('load_from'):
             raise ConfigError('resume and load_from are both set: resume continues a run '
                               '(weights, optimizer, schedule), load_from starts a new one from '
                               'weights. Keep one of them.')
-        resume = dict(resume=True, load_from=resume_checkpoint(cfg.resume, cfg.work_dir))
-    _runner(cfg, train=True, **resume).train()
+        checkpoint = resume_checkpoint(cfg.resume, cfg.work_dir)
+        check_same_config(cfg, checkpoint)
+        resume = dict(resume=True, load_from=checkpoint)
+        finished = (checkpoint_iter(checkpoint) or 0) >= cfg.schedule.max_iters
+    runner = _runner(cfg, train=True, **resume)
+    if not finished:
+        runner.train()
+    elif metrics_iter(cfg.work_dir) != cfg.schedule.max_iters:
+        runner.val()  # the final evaluation the interrupted run did not finish
     return _final_report(cfg, 'Final evaluation')
 
 
@@ -169,6 +185,45 @@ def _config_message(err: Exception) -> str:
                 (f'. Did you mean {prefix}{close[0]}?' if close else '.') +
                 ' (A new key needs a leading +.)')
     return text.replace('\n', ' ').replace('\t', ' ')
+
+
+class ClaimWorkDir(Callback):
+    """Hydra callback (configs/hydra/default.yaml): claim the work dir of a run, or the dir of
+    a sweep, and lock it for this process, before Hydra writes ``.hydra/`` into it, so that a
+    refused run leaves the other run's files as they were. Hydra turns a callback's exceptions
+    into warnings, so its errors exit here (:func:`run_cli`)."""
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        run_cli(lambda: self._claim(config, 'hydra.run.dir'))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        run_cli(lambda: self._claim(config, 'hydra.sweep.dir'))
+
+    @staticmethod
+    def _claim(config: DictConfig, key: str) -> None:
+        from omegaconf.errors import OmegaConfBaseException
+        sweep = key == 'hydra.sweep.dir'
+        try:
+            folder = OmegaConf.select(config, key)
+            if not sweep and osp.abspath(folder) != osp.abspath(config.work_dir):
+                return  # Hydra does not run in the work dir (tools/embed_domains.py)
+        except OmegaConfBaseException:
+            return  # Hydra resolves it next, and run_hydra reports the error
+        launcher, resume = config.get('launcher', 'none'), config.get('resume')
+        if launcher != 'none' and not sweep and not resume and \
+                OmegaConf.is_interpolation(config, 'work_dir'):
+            raise ConfigError(f'launcher={launcher} starts several processes and each would '
+                              'name its own new work dir: pass the same work_dir=<folder> to '
+                              'all of them, e.g. work_dir=work_dirs/my_run.')
+        first = is_first_process(launcher)
+        if not first or (not sweep and resumed_folder(resume, folder) == osp.abspath(folder)):
+            # Hydra's record (.hydra/) is written by rank 0 when a run starts; a resume (even
+            # one refused for another config) keeps it
+            with read_write(config.hydra):
+                config.hydra.output_subdir = None
+        if first:
+            claim_work_dir(folder, resume, runs_in_subfolders=sweep)
+            lock_work_dir(folder)
 
 
 def run_hydra(main: Callable[[], None]) -> None:

@@ -1,0 +1,200 @@
+"""Work dirs are claimed, never shared: new names are distinct per process, a folder holding a
+run is refused unless that run is resumed, a locked folder is refused, a resume must keep the
+recorded config, and a full disk while writing metrics.json is a clear error."""
+import errno
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+from omegaconf import OmegaConf
+
+import domino_seg
+from domino_seg import io
+from domino_seg.engine import run
+from domino_seg.engine.resume import (check_same_config, claim_work_dir, lock_work_dir,
+                                      run_stamp)
+from domino_seg.errors import ConfigError
+
+
+def fails(job, capsys):
+    with pytest.raises(SystemExit) as exit:
+        run.run_cli(job)
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert 'Traceback' not in err and '\nerror: ' in err
+    return err
+
+
+def test_default_names_differ_between_processes_started_at_once():
+    code = 'from domino_seg.engine.resume import run_stamp; print(run_stamp())'
+    procs = [subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    names = [p.communicate()[0].strip() for p in procs]
+    assert names[0] != names[1]
+    assert all(re.fullmatch(r'\d{8}_\d{6}_\d{3}_\d+', name) for name in names)
+    assert run_stamp().endswith(f'_{os.getpid()}')
+
+
+def test_one_config_names_one_folder(tmp_path):
+    """The resolver is cached: resolving twice (Hydra does) gives the same folder."""
+    cfg = domino_seg.compose([f'paths.work_dirs={tmp_path}'])
+    assert cfg.work_dir.startswith(f'{tmp_path}/synthetic/')
+    raw = OmegaConf.create({'a': '${run_stamp:}', 'b': '${run_stamp:}'})
+    assert raw.a == raw.b == raw.a
+
+
+def test_a_new_folder_is_created_an_empty_one_accepted(tmp_path):
+    claim_work_dir(str(tmp_path / 'a' / 'run'))
+    assert (tmp_path / 'a' / 'run').is_dir()
+    (tmp_path / 'empty' / '.hydra').mkdir(parents=True)  # a start that failed before training
+    claim_work_dir(str(tmp_path / 'empty'))
+
+
+@pytest.mark.parametrize('name', ['config.yaml', 'metrics.json', 'iter_4.pth',
+                                  'last_checkpoint'])
+def test_a_folder_holding_a_run_is_refused_unless_resumed(tmp_path, name):
+    (tmp_path / 'run').mkdir()
+    (tmp_path / 'run' / name).write_text('x')
+    with pytest.raises(ConfigError) as err:
+        claim_work_dir(str(tmp_path / 'run'), False)
+    assert str(err.value) == (
+        f'work_dir={tmp_path}/run already holds a run ({tmp_path}/run/{name}); a new run would '
+        f'overwrite it. To continue that run pass resume={tmp_path}/run; for a new run choose '
+        'another work_dir (or leave it out: each run then gets a new folder).')
+    claim_work_dir(str(tmp_path / 'run'), True)
+    claim_work_dir(str(tmp_path / 'run'), str(tmp_path / 'run'))
+    if name.endswith('.pth'):
+        claim_work_dir(str(tmp_path / 'run'), str(tmp_path / 'run' / name))
+    with pytest.raises(ConfigError):  # resuming another run into this one
+        claim_work_dir(str(tmp_path / 'run'), str(tmp_path))
+
+
+def test_a_sweep_dir_holding_runs_is_refused(tmp_path):
+    (tmp_path / 'sweep' / '1').mkdir(parents=True)
+    claim_work_dir(str(tmp_path / 'sweep'), runs_in_subfolders=True)
+    (tmp_path / 'sweep' / '1' / 'metrics.json').write_text('{}')
+    with pytest.raises(ConfigError, match=re.escape(
+            f'hydra.sweep.dir={tmp_path}/sweep already holds a run ({tmp_path}/sweep/1/'
+            'metrics.json)')):
+        claim_work_dir(str(tmp_path / 'sweep'), runs_in_subfolders=True)
+    claim_work_dir(str(tmp_path / 'sweep'), True, runs_in_subfolders=True)  # resume the jobs
+
+
+def test_a_work_dir_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / 'f').write_text('')
+    with pytest.raises(ConfigError, match=re.escape(
+            f"the work dir '{tmp_path}/f' cannot be created: '{tmp_path}/f' is not a writable "
+            'folder.')):
+        claim_work_dir(str(tmp_path / 'f'))
+
+
+def test_a_locked_work_dir_is_refused_to_another_process(tmp_path):
+    lock_work_dir(str(tmp_path))
+    lock_work_dir(str(tmp_path))  # this process holds it already
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(fd)
+    code = f'from domino_seg.engine.resume import lock_work_dir; lock_work_dir({str(tmp_path)!r})'
+    other = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert other.returncode == 1
+    assert f'the work dir {tmp_path} is in use by another running process' in other.stderr
+
+
+def test_resume_values_take_true_false_or_a_path(tmp_path):
+    assert domino_seg.compose([f'resume={tmp_path}']).resume == str(tmp_path)
+    assert domino_seg.compose([f'resume={tmp_path}']).work_dir == str(tmp_path)
+    assert domino_seg.compose(['resume=true']).resume is True
+    with pytest.raises(ConfigError, match=re.escape(
+            'resume=3: resume takes true, false or a path (default: false), got 3.')):
+        domino_seg.compose(['resume=3'])
+
+
+def recorded_run(tmp_path, overrides):
+    """A run folder holding the config ``overrides`` give, a checkpoint and metrics."""
+    folder = tmp_path / 'recorded'
+    folder.mkdir()
+    cfg = domino_seg.compose(overrides + [f'work_dir={folder}'])
+    OmegaConf.save(cfg, folder / 'config.yaml')
+    (folder / 'iter_2.pth').write_bytes(b'weights')
+    (folder / 'metrics.json').write_text('{"iter": 2}')
+    return folder
+
+
+def test_resume_keeps_the_recorded_config(tmp_path, tiny_overrides):
+    folder = recorded_run(tmp_path, tiny_overrides + ['load_from=x.pth'])
+    same = domino_seg.compose(tiny_overrides + [f'resume={folder}', 'paths.work_dirs=/x'])
+    check_same_config(same, str(folder / 'iter_2.pth'))  # resume replaces load_from
+    other = domino_seg.compose(tiny_overrides + [
+        f'resume={folder}', 'model.segmentor.decode_head.channels=16', 'seed=3'])
+    with pytest.raises(ConfigError) as err:
+        check_same_config(other, str(folder / 'iter_2.pth'))
+    assert str(err.value).startswith(
+        f'resume: the config differs from the one the run recorded in {folder}/config.yaml in '
+        '2 key(s): model.segmentor.decode_head.channels: 128 -> 16; seed: 0 -> 3. A resume '
+        'continues that run exactly')
+    assert f'load_from={folder}/iter_2.pth' in str(err.value)
+
+
+def test_resume_into_another_experiment_changes_nothing(tmp_path, tiny_overrides, capsys):
+    common = [o for o in tiny_overrides if not o.startswith('data.generate.')]
+    fog = recorded_run(tmp_path, common + ['+exp=acdc_fog'])
+    before = {p: p.read_bytes() for p in fog.iterdir()}
+    night = domino_seg.compose(common + ['+exp=acdc_night', f'work_dir={fog}', 'resume=true'])
+    err = fails(lambda: run.train(night), capsys)
+    assert 'data.eval_conditions: [cityscapes,fog] -> [cityscapes,night]' in err
+    assert 'exp_name: acdc_fog -> acdc_night' in err
+    assert {p: p.read_bytes() for p in fog.iterdir()} == before
+
+
+def test_a_resume_that_does_not_fit_leaves_no_config_behind(tmp_path, tiny_overrides, capsys):
+    import torch
+    folder = tmp_path / 'run'
+    folder.mkdir()
+    other = domino_seg.build_segmentor(domino_seg.compose(tiny_overrides +
+                                                          ['data.num_classes=5']))
+    torch.save({'state_dict': other.state_dict(), 'meta': {'iter': 1}}, folder / 'iter_1.pth')
+    cfg = domino_seg.compose(tiny_overrides + [f'resume={folder}'])
+    err = fails(lambda: run.train(cfg), capsys)
+    assert f'checkpoint {folder}/iter_1.pth does not fit the configured model' in err
+    assert not (folder / 'config.yaml').exists()
+
+
+def test_free_space_is_checked_before_writing(tmp_path, monkeypatch):
+    (tmp_path / 'metrics.json').write_text('old')
+    monkeypatch.setattr(shutil, 'disk_usage', lambda folder: shutil._ntuple_diskusage(10, 10, 3))
+    with pytest.raises(OSError) as err:
+        io.atomic_write_json(tmp_path / 'metrics.json', {'iter': 2})
+    assert err.value.errno == errno.ENOSPC
+    assert os.listdir(tmp_path) == ['metrics.json']
+    assert (tmp_path / 'metrics.json').read_text() == 'old'
+
+
+@pytest.mark.slow
+def test_disk_full_while_writing_metrics_keeps_the_previous_ones(tmp_path, tiny_overrides,
+                                                                 capsys, monkeypatch):
+    write = io.atomic_write_bytes
+
+    def disk_full_at_iter_2(path, data):
+        if str(path).endswith('metrics.json') and b'"iter": 2' in data:
+            raise OSError(errno.ENOSPC, 'No space left on device', str(path))
+        write(path, data)
+
+    monkeypatch.setattr(io, 'atomic_write_bytes', disk_full_at_iter_2)
+    folder = tmp_path / 'run'
+    cfg = domino_seg.compose(tiny_overrides + ['schedule.val_interval=1', f'work_dir={folder}',
+                                               'data.eval_conditions=[cityscapes,fog]'])
+    err = fails(lambda: run.train(cfg), capsys)
+    assert (f'could not write {folder}/metrics.json: the disk is full. Nothing was '
+            'half-written: the previous metrics.json is intact. Free space (or set '
+            f'paths.work_dirs to another disk) and continue with resume={folder} (it evaluates '
+            'again); the checkpoints are saved.') in err
+    assert json.loads((folder / 'metrics.json').read_text())['iter'] == 1
+    assert (folder / 'iter_2.pth').exists()
