@@ -160,7 +160,8 @@ def test_a_resume_that_does_not_fit_leaves_no_config_behind(tmp_path, tiny_overr
     folder.mkdir()
     other = domino_seg.build_segmentor(domino_seg.compose(tiny_overrides +
                                                           ['data.num_classes=5']))
-    torch.save({'state_dict': other.state_dict(), 'meta': {'iter': 1}}, folder / 'iter_1.pth')
+    torch.save({'state_dict': other.state_dict(), 'meta': {'epoch': 0, 'iter': 1},
+                'message_hub': {}}, folder / 'iter_1.pth')
     cfg = domino_seg.compose(tiny_overrides + [f'resume={folder}'])
     err = fails(lambda: run.train(cfg), capsys)
     assert f'checkpoint {folder}/iter_1.pth does not fit the configured model' in err
