@@ -21,15 +21,6 @@ from domino_seg.engine.resume import (check_same_config, claim_work_dir, lock_wo
 from domino_seg.errors import ConfigError
 
 
-def fails(job, capsys):
-    with pytest.raises(SystemExit) as exit:
-        run.run_cli(job)
-    assert exit.value.code == 2
-    err = capsys.readouterr().err
-    assert 'Traceback' not in err and '\nerror: ' in err
-    return err
-
-
 def test_default_names_differ_between_processes_started_at_once():
     code = 'from domino_seg.engine.resume import run_stamp; print(run_stamp())'
     procs = [subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, text=True)
@@ -143,18 +134,18 @@ def test_resume_keeps_the_recorded_config(tmp_path, tiny_overrides):
     assert f'load_from={folder}/iter_2.pth' in str(err.value)
 
 
-def test_resume_into_another_experiment_changes_nothing(tmp_path, tiny_overrides, capsys):
+def test_resume_into_another_experiment_changes_nothing(tmp_path, tiny_overrides, fails):
     common = [o for o in tiny_overrides if not o.startswith('data.generate.')]
     fog = recorded_run(tmp_path, common + ['+exp=acdc_fog'])
     before = {p: p.read_bytes() for p in fog.iterdir()}
     night = domino_seg.compose(common + ['+exp=acdc_night', f'work_dir={fog}', 'resume=true'])
-    err = fails(lambda: run.train(night), capsys)
+    err = fails(lambda: run.train(night))
     assert 'data.eval_conditions: [cityscapes,fog] -> [cityscapes,night]' in err
     assert 'exp_name: acdc_fog -> acdc_night' in err
     assert {p: p.read_bytes() for p in fog.iterdir()} == before
 
 
-def test_a_resume_that_does_not_fit_leaves_no_config_behind(tmp_path, tiny_overrides, capsys):
+def test_a_resume_that_does_not_fit_leaves_no_config_behind(tmp_path, tiny_overrides, fails):
     import torch
     folder = tmp_path / 'run'
     folder.mkdir()
@@ -163,7 +154,7 @@ def test_a_resume_that_does_not_fit_leaves_no_config_behind(tmp_path, tiny_overr
     torch.save({'state_dict': other.state_dict(), 'meta': {'epoch': 0, 'iter': 1},
                 'message_hub': {}}, folder / 'iter_1.pth')
     cfg = domino_seg.compose(tiny_overrides + [f'resume={folder}'])
-    err = fails(lambda: run.train(cfg), capsys)
+    err = fails(lambda: run.train(cfg))
     assert f'checkpoint {folder}/iter_1.pth does not fit the configured model' in err
     assert not (folder / 'config.yaml').exists()
 
@@ -180,7 +171,7 @@ def test_free_space_is_checked_before_writing(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_disk_full_while_writing_metrics_keeps_the_previous_ones(tmp_path, tiny_overrides,
-                                                                 capsys, monkeypatch):
+                                                                 fails, monkeypatch):
     write = io.atomic_write_bytes
 
     def disk_full_at_iter_2(path, data):
@@ -192,7 +183,7 @@ def test_disk_full_while_writing_metrics_keeps_the_previous_ones(tmp_path, tiny_
     folder = tmp_path / 'run'
     cfg = domino_seg.compose(tiny_overrides + ['schedule.val_interval=1', f'work_dir={folder}',
                                                'data.eval_conditions=[cityscapes,fog]'])
-    err = fails(lambda: run.train(cfg), capsys)
+    err = fails(lambda: run.train(cfg))
     assert (f'could not write {folder}/metrics.json: the disk is full. Nothing was '
             'half-written: the previous metrics.json is intact. Free space (or set '
             f'paths.work_dirs to another disk) and continue with resume={folder} (it evaluates '
