@@ -20,6 +20,9 @@ def atomic_write_bytes(path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.',
                                suffix='.tmp')
     try:
+        # mkstemp creates 0600; the file gets the mode open() would give it (umask applied),
+        # so colleagues can read results as they can read checkpoints
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
         os.replace(tmp, path)
@@ -27,6 +30,12 @@ def atomic_write_bytes(path, data: bytes) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _umask() -> int:
+    umask = os.umask(0o022)  # reading the umask means setting it; put it back at once
+    os.umask(umask)
+    return umask
 
 
 def atomic_write_json(path, obj) -> None:
