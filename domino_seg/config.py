@@ -6,6 +6,7 @@ Each config group is read in one place: ``data`` by :mod:`domino_seg.data.builde
 """
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import os
@@ -65,8 +66,10 @@ def check_value_types(cfg: DictConfig, overrides: Sequence[str], config_name: st
     (e.g. ``schedule.max_iters=abc``): the YAML keys are untyped, so Hydra accepts any value
     and the mistake would otherwise surface as a traceback deep inside mmengine."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    _check_new_keys(parsed, config_name)
     values, choices = {}, []
-    for override in OverridesParser.create().parse_overrides(list(overrides)):
+    for override in parsed:
         key = override.key_or_group
         final = OmegaConf.select(cfg, key, default=None, throw_on_missing=False) \
             if not key.startswith('hydra') else None
@@ -97,6 +100,36 @@ def check_value_types(cfg: DictConfig, overrides: Sequence[str], config_name: st
             takes = 'true, false or a path' if key in BOOL_OR_PATH else _type_name(default)
             raise ConfigError(f'{line}: {key} takes {takes} (default: '
                               f'{json.dumps(default)}), got {final!r}.')
+
+
+# mmseg / open_clip dicts passed on as they are: a new key there is a new argument
+OPEN_KEYS = ('model.segmentor.', 'model.optimizer.', 'model.paramwise_cfg.',
+             'domain.clip.model_cfg.')
+
+
+def _check_new_keys(parsed: list, config_name: str) -> None:
+    """A ``+key=value`` must add a key something reads: outside the mmseg dicts (OPEN_KEYS)
+    every key the project reads is in the YAML, so a new one is a typo that would be ignored
+    (``+schedule.max_iter=20``)."""
+    added = [o for o in parsed if o.is_add() and not o.key_or_group.startswith('hydra')
+             and not (CONFIG_DIR / o.key_or_group).is_dir()  # a group: +exp=...
+             and not (o.key_or_group + '.').startswith(OPEN_KEYS)]
+    if not added:
+        return
+    base = _compose([o.input_line for o in parsed if o not in added], config_name)
+    for override in added:
+        parent, _, leaf = override.key_or_group.rpartition('.')
+        node = OmegaConf.select(base, parent, default=None) if parent else base
+        valid = [str(k) for k in node.keys()] if isinstance(node, DictConfig) else []
+        close = difflib.get_close_matches(leaf, valid, n=1)
+        raise ConfigError(
+            f'{override.input_line}: {override.key_or_group} is not a key of this config, so '
+            'nothing would read it and the run would silently ignore it.' +
+            (f' Did you mean {parent + "." if parent else ""}{close[0]} (without +)?'
+             if close else '') +
+            (f' Valid keys here: {", ".join(valid)}.' if valid else '') +
+            ' New keys are for the mmseg dicts only: ' + ', '.join(k + '*' for k in OPEN_KEYS)
+            + '.')
 
 
 def _integer(low: int, high: int | None = None) -> tuple[Callable[[object], bool], str]:

@@ -100,8 +100,28 @@ def test_values_keep_their_default_type(override, message):
 
 def test_well_typed_values_and_new_keys_pass():
     cfg = domino_seg.compose(['domain=zero_shot', 'domain.temperature=1', 'seed=3',
-                              'data.crop_size=[64,128]', '+model.extra=abc'])
-    assert (cfg.domain.temperature, cfg.seed, cfg.model.extra) == (1, 3, 'abc')
+                              'data.crop_size=[64,128]',
+                              '+model.segmentor.backbone.with_cp=false'])
+    assert (cfg.domain.temperature, cfg.seed) == (1, 3)
+    assert cfg.model.segmentor.backbone.with_cp is False  # a new mmseg argument
+
+
+@pytest.mark.parametrize('override,message', [
+    ('+schedule.max_iter=20', 'Did you mean schedule.max_iters (without +)?'),
+    ('+seeds=3', 'Did you mean seed (without +)?'),
+    ('+model.extra=abc', 'Valid keys here: name, pretrained, segmentor, optimizer'),
+    ('+data.train_weather_probability=0.2', 'Did you mean data.train_weather_prob'),
+])
+def test_new_keys_outside_the_mmseg_dicts_are_errors(override, message):
+    with pytest.raises(ConfigError) as err:
+        domino_seg.compose([override])
+    assert 'nothing would read it' in str(err.value) and message in str(err.value)
+
+
+def test_a_misspelled_new_key_stops_the_tool(tmp_path, tool_fails):
+    err = tool_fails('train.py', ['+schedule.max_iter=20'], tmp_path)
+    assert 'schedule.max_iter is not a key' in err and 'schedule.max_iters' in err
+    assert not (tmp_path / 'work_dirs').exists()
 
 
 def test_unknown_group_option_lists_the_valid_ones(tmp_path, tool_fails):
@@ -195,3 +215,13 @@ def test_disk_full_while_saving_keeps_the_previous_checkpoint(overrides, tmp_pat
     assert (run_dir / 'last_checkpoint').read_text() == str(run_dir / 'iter_1.pth')
     with trusted_checkpoint_loading():
         assert _load_checkpoint(str(run_dir / 'iter_1.pth'))['meta']['iter'] == 1
+
+
+@pytest.mark.parametrize('overrides', [
+    ['schedule.max_iters=abc'],                                   # a value of the wrong type
+    ['schedule.max_iters=0'],                                     # out of range
+    ['model=clip_vit_b16_upernet'],                               # weights not on this machine
+])
+def test_a_failed_start_leaves_no_run_folder(tmp_path, tool_fails, overrides):
+    tool_fails('train.py', overrides + [f'paths.work_dirs={tmp_path / "runs"}'], tmp_path)
+    assert not (tmp_path / 'runs').exists()

@@ -15,6 +15,7 @@ import json
 import os
 import os.path as osp
 import re
+import shutil
 from datetime import datetime
 from glob import escape, glob
 from typing import Optional, Union
@@ -133,8 +134,12 @@ def claim_work_dir(work_dir: str, resume: Union[bool, str, None] = None,
     written. ``runs_in_subfolders``: a sweep dir, whose job folders hold the runs."""
     _check_writable(work_dir)
     try:
+        created = osp.abspath(work_dir)  # the outermost folder this claim creates
+        while not osp.exists(osp.dirname(created)):
+            created = osp.dirname(created)
         os.makedirs(osp.dirname(osp.abspath(work_dir)), exist_ok=True)
         os.mkdir(work_dir)
+        _created.append(created)
         return
     except FileExistsError:
         pass
@@ -158,6 +163,19 @@ def claim_work_dir(work_dir: str, resume: Union[bool, str, None] = None,
 
 
 _locks: dict[str, int] = {}
+_created: list[str] = []  # folders this process created for its work dirs (claim_work_dir)
+
+
+def remove_unstarted_work_dirs() -> None:
+    """Remove the work dirs this process created that hold nothing but Hydra's record of the
+    start (``.hydra/``, a sweep's ``multirun.yaml``), so that a start that failed (a bad value,
+    missing weights or data) leaves no empty run folder behind."""
+    for folder in _created:
+        files = [osp.relpath(osp.join(path, name), folder)
+                 for path, _, names in os.walk(folder) for name in names]
+        if all('.hydra' in f.split(os.sep) or f == 'multirun.yaml' for f in files):
+            shutil.rmtree(folder, ignore_errors=True)
+    _created.clear()
 
 
 def lock_work_dir(work_dir: str) -> None:

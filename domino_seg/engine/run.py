@@ -17,7 +17,8 @@ from domino_seg.data.builder import check_data, ensure_synthetic, seen_condition
 from domino_seg.domain import builder as domain_builder
 from domino_seg.engine.resume import (check_same_config, checkpoint_iter, claim_work_dir,
                                       is_first_process, lock_work_dir, metrics_iter,
-                                      resume_checkpoint, resumed_folder)
+                                      remove_unstarted_work_dirs, resume_checkpoint,
+                                      resumed_folder)
 from domino_seg.errors import ConfigError, DominoSegError
 from domino_seg.evaluation.report import count_table, format_table
 
@@ -146,6 +147,7 @@ def checked(cfg: DictConfig) -> DictConfig:
 
 
 def _fail(message: str) -> None:
+    remove_unstarted_work_dirs()
     print(f'\nerror: {message}', file=sys.stderr, flush=True)
     sys.exit(2)
 
