@@ -298,6 +298,35 @@ def to_mmengine(cfg: DictConfig):
     return Config(mm)
 
 
+# the groups that describe a trained model (finetune: absent from configs before it existed)
+MODEL_GROUPS = ('model', 'domino', 'domain')
+OPTIONAL_MODEL_GROUPS = ('finetune',)
+
+
+def with_recorded_model(cfg: DictConfig, checkpoint: str, key: str,
+                        keep: Sequence[str] = ()) -> DictConfig:
+    """``cfg`` with the model groups (MODEL_GROUPS) of the run that wrote ``checkpoint``, read
+    from the ``config.yaml`` beside it, except the groups in ``keep``; ``key`` names the config
+    key that gave ``checkpoint`` in the errors."""
+    import copy
+    from omegaconf import open_dict
+    config = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), 'config.yaml')
+    if not os.path.isfile(config):
+        raise ConfigError(f'{key}={checkpoint!r}: no config.yaml beside it, so its model is '
+                          'unknown; pass a checkpoint inside the work dir tools/train.py wrote.')
+    recorded = OmegaConf.load(config)
+    missing = [group for group in MODEL_GROUPS if group not in recorded]
+    if missing:
+        raise ConfigError(f'{config} has no {", ".join(missing)} section; it is not a '
+                          f'domino-seg run config ({key} must come from tools/train.py).')
+    merged = copy.deepcopy(cfg)
+    with open_dict(merged):
+        for group in MODEL_GROUPS + OPTIONAL_MODEL_GROUPS:
+            if group in recorded and group not in keep:
+                merged[group] = recorded[group]
+    return merged
+
+
 def build_dataset(cfg: DictConfig, split: str = 'train'):
     """The dataset a run trains on (``'train'``: every training source in one ConcatDataset)
     or evaluates on (``'test'``: one sub-dataset per evaluated condition), as mmengine builds

@@ -4,13 +4,15 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 import domino_seg  # noqa: F401  (compat fixes and registration)
-from domino_seg.engine.run import checked, run_cli, run_hydra, test
+from domino_seg.engine.run import checked, run_cli, run_hydra, test, with_checkpoint_model
 
 
 @hydra.main(config_path='../configs', config_name='test', version_base='1.3')
 def main(cfg: DictConfig) -> None:
     cfg.work_dir = HydraConfig.get().runtime.output_dir
-    run_cli(lambda: test(checked(cfg)))
+    # the model settings come with the checkpoint (config.yaml beside it) unless given here
+    run_cli(lambda: test(with_checkpoint_model(checked(cfg),
+                                               HydraConfig.get().overrides.task)))
 
 
 if __name__ == '__main__':

@@ -12,7 +12,8 @@ from typing import Callable
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from domino_seg.config import check_value_ranges, check_value_types, to_mmengine
+from domino_seg.config import (MODEL_GROUPS, OPTIONAL_MODEL_GROUPS, check_value_ranges,
+                               check_value_types, to_mmengine, with_recorded_model)
 from domino_seg.data.builder import check_data, ensure_synthetic, seen_conditions
 from domino_seg.domain import builder as domain_builder
 from domino_seg.engine.resume import (check_same_config, checkpoint_iter, claim_work_dir,
@@ -144,6 +145,27 @@ def checked(cfg: DictConfig) -> DictConfig:
     check_value_types(cfg, hydra_cfg.overrides.task, hydra_cfg.job.config_name)
     check_value_ranges(cfg)
     return cfg
+
+
+def with_checkpoint_model(cfg: DictConfig, overrides) -> DictConfig:
+    """tools/test.py: ``cfg`` with the model, finetune, domino and domain groups the run that
+    wrote ``cfg.checkpoint`` recorded (the ``config.yaml`` beside it), except the groups the
+    command line ``overrides`` set; says which it used. A checkpoint without a config.yaml
+    beside it (e.g. an mmseg one) keeps ``cfg`` as composed."""
+    import re
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    recorded = osp.join(osp.dirname(osp.abspath(cfg.checkpoint)), 'config.yaml')
+    if not osp.isfile(recorded):
+        return cfg
+    given = {re.split(r'[./]', o.key_or_group)[0]
+             for o in OverridesParser.create().parse_overrides(list(overrides))}
+    keep = [group for group in MODEL_GROUPS + OPTIONAL_MODEL_GROUPS if group in given]
+    merged = with_recorded_model(cfg, cfg.checkpoint, 'checkpoint', keep)
+    domino, domain = merged.domino.scope, merged.domain.mode
+    print(f'checkpoint={cfg.checkpoint}: model {merged.model.get("name", "?")}, '
+          f'domino={domino}, domain={domain}, as recorded in {recorded}'
+          + (f' (from the command line: {", ".join(keep)})' if keep else ''), flush=True)
+    return merged
 
 
 def _fail(message: str) -> None:

@@ -2,14 +2,13 @@
 (``tools/test.py ... visualize=N [compare_checkpoint=PATH]``)."""
 from __future__ import annotations
 
-import copy
 import os.path as osp
 from typing import Optional, Sequence
 
 import mmcv
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig
 from tqdm import tqdm
 
 from domino_seg import compat  # noqa: F401  (before mmseg)
@@ -17,10 +16,6 @@ from domino_seg.errors import ConfigError
 from domino_seg.evaluation.report import save_figure
 
 IGNORE_COLOR = (0, 0, 0)
-# the groups that define a model (finetune only in newer runs); data and schedule come from
-# the run being tested
-MODEL_GROUPS = ('model', 'domino', 'domain')
-OPTIONAL_MODEL_GROUPS = ('finetune',)
 
 
 def colorize(label: np.ndarray, palette: Sequence[Sequence[int]]) -> np.ndarray:
@@ -96,24 +91,8 @@ def describe_model(cfg: DictConfig) -> str:
 
 def _compare_cfg(cfg: DictConfig) -> DictConfig:
     """``cfg`` with the model groups of the run that wrote ``cfg.compare_checkpoint``."""
-    path = cfg.compare_checkpoint
-    config = osp.join(osp.dirname(osp.abspath(path)), 'config.yaml')
-    if not osp.isfile(config):
-        raise ConfigError(f'compare_checkpoint={path!r}: no config.yaml beside it, so its model '
-                          'is unknown; pass a checkpoint inside the work dir tools/train.py '
-                          'wrote.')
-    other = OmegaConf.load(config)
-    missing = [key for key in MODEL_GROUPS if key not in other]
-    if missing:
-        raise ConfigError(f'{config} has no {", ".join(missing)} section; it is not a '
-                          'domino-seg run config (compare_checkpoint must come from '
-                          'tools/train.py).')
-    merged = copy.deepcopy(cfg)
-    with open_dict(merged):
-        for key in MODEL_GROUPS + OPTIONAL_MODEL_GROUPS:
-            if key in other:
-                merged[key] = other[key]
-    return merged
+    from domino_seg.config import with_recorded_model
+    return with_recorded_model(cfg, cfg.compare_checkpoint, 'compare_checkpoint')
 
 
 def check(cfg: DictConfig) -> None:

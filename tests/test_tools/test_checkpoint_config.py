@@ -1,0 +1,30 @@
+"""tools/test.py takes the model settings of a checkpoint from the config.yaml beside it."""
+import json
+
+import pytest
+
+from .test_train_test import only_dir, run_tool
+
+
+@pytest.mark.slow
+def test_a_checkpoint_brings_its_model_settings(tiny_overrides, tmp_path):
+    train = run_tool('train.py', tiny_overrides + ['domino=head', 'domain=text',
+                                                   'data.train_weather=[fog]'], tmp_path)
+    assert train.returncode == 0, train.stderr[-3000:]
+    run = only_dir(tmp_path / 'work_dirs' / 'synthetic')
+    trained = json.loads((run / 'metrics.json').read_text())
+
+    test = run_tool('test.py', tiny_overrides + [f'checkpoint={run / "iter_2.pth"}'], tmp_path)
+    assert test.returncode == 0, test.stderr[-3000:]
+    assert (f'checkpoint={run / "iter_2.pth"}: model segformer_mit_tiny, domino=head, '
+            f'domain=text, as recorded in {run / "config.yaml"}') in test.stdout
+    tested = json.loads((only_dir(tmp_path / 'work_dirs' / 'test' / 'synthetic') /
+                         'metrics.json').read_text())
+    assert tested['conditions'] == trained['conditions']
+
+    # a group given on the command line wins (here: one the checkpoint does not fit)
+    other = run_tool('test.py', tiny_overrides + [f'checkpoint={run / "iter_2.pth"}',
+                                                  'domino=none', 'domain=none'], tmp_path)
+    assert other.returncode == 2 and 'Traceback' not in other.stderr
+    assert '(from the command line: domino, domain)' in other.stdout
+    assert 'does not fit the configured model' in other.stderr
