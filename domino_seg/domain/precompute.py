@@ -6,6 +6,7 @@ only reads cached features. Only ``image``/``zero_shot`` modes have anything to 
 from __future__ import annotations
 
 import copy
+import os
 
 from mmcv.transforms import LoadImageFromFile
 from tqdm import tqdm
@@ -45,7 +46,7 @@ def precompute_embeddings(dataset_cfgs: list[dict], transform_cfg: dict,
     for dataset_cfg in dataset_cfgs:
         dataset_cfg = {**copy.deepcopy(dataset_cfg), 'pipeline': [LoadImageFromFile(), transform]}
         dataset = DATASETS.build(dataset_cfg)
-        name = _describe(dataset_cfg)
+        name = describe_dataset(dataset_cfg)
         hits, misses = transform.hits, transform.misses
         for index in tqdm(range(len(dataset)), desc=f'embed {name}', disable=not progress):
             dataset[index]
@@ -57,6 +58,11 @@ def precompute_embeddings(dataset_cfgs: list[dict], transform_cfg: dict,
     return stats
 
 
-def _describe(dataset_cfg: dict) -> str:
+def describe_dataset(dataset_cfg: dict) -> str:
+    """E.g. ``ACDCDataset fog val (data/acdc)``: a name that tells the splits and conditions of
+    an experiment apart."""
+    parts = [dataset_cfg['type'], dataset_cfg.get('condition'), dataset_cfg.get('split')]
     prefix = dataset_cfg.get('data_prefix', {}).get('img_path', '')
-    return f"{dataset_cfg['type']}({dataset_cfg.get('data_root', '')}/{prefix})"
+    root = dataset_cfg.get('data_root', '')
+    where = os.path.join(root, prefix) if prefix else root
+    return ' '.join(str(p) for p in parts if p) + f' ({where})'

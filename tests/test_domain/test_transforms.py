@@ -110,6 +110,13 @@ def test_precompute_fills_the_cache_then_hits(tmp_path):
     assert second['datasets'][1]['dataset'].endswith('val/img)')
 
 
+def test_each_split_and_condition_is_named():
+    from domino_seg.domain.precompute import describe_dataset
+    names = [describe_dataset(dict(type='ACDCDataset', data_root='data/acdc', condition=c,
+                                   split='val')) for c in ('fog', 'night')]
+    assert names == ['ACDCDataset fog val (data/acdc)', 'ACDCDataset night val (data/acdc)']
+
+
 def test_precompute_skips_modes_without_images(tmp_path):
     stats = precompute_embeddings([make_dataset(tmp_path, 1)], dict(generator=dict(mode='text')),
                                   progress=False)
