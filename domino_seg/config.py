@@ -224,7 +224,9 @@ def to_mmengine(cfg: DictConfig):
         type='ConditionCountMetric', conditions=list(data.eval_conditions))
     if cfg.get('save_predictions'):
         test_evaluator['output_dir'] = os.path.join(cfg.work_dir, 'predictions')
-    domain_transform = domain_builder.transform_cfg(cfg.domain)
+    # without Domino layers nothing reads the embeddings: no encoder is built
+    domain_transform = domain_builder.transform_cfg(cfg.domain) \
+        if cfg.domino.scope != 'none' else None
     after_load = [domain_transform] if domain_transform else []
     eval_loader = _eval_loader(cfg, after_load, labels)
 

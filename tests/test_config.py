@@ -95,3 +95,13 @@ def test_unknown_group_option_lists_the_valid_ones():
 
 def test_configs_live_in_the_repository():
     assert CONFIG_DIR == Path(__file__).resolve().parents[1] / 'configs'
+
+
+def test_no_domain_embedding_without_domino():
+    """domino=none reads no embedding, so none is computed (no CLIP is built)."""
+    for domino, expected in (('none', False), ('head', True)):
+        mm = domino_seg.to_mmengine(domino_seg.compose([f'domino={domino}', 'domain=text']))
+        types = [t['type'] for t in mm.train_dataloader.dataset.datasets[0].pipeline]
+        assert ('DomainEmbedding' in types) is expected
+        assert ('DomainEmbedding' in [t['type'] for t in mm.test_dataloader.dataset.datasets[0]
+                                      .pipeline]) is expected

@@ -47,8 +47,9 @@ def _runner(cfg: DictConfig, train: bool, **mm_updates):
     (MetricsJsonHook)."""
     from domino_seg.engine.runner import DominoRunner
     _check_work_dir(cfg)
-    domain_builder.check_domain(cfg.domain, [*(seen_conditions(cfg.data) if train else []),
-                                             *cfg.data.eval_conditions])
+    if cfg.domino.scope != 'none':  # (otherwise no embedding is computed)
+        domain_builder.check_domain(cfg.domain, [*(seen_conditions(cfg.data) if train else []),
+                                                 *cfg.data.eval_conditions])
     mm = to_mmengine(cfg)  # resolves backbone weights: fails in seconds, before generation
     ensure_synthetic(cfg.data)
     check_data(cfg.data, train=train, labels=train or cfg.get('evaluate', True))
