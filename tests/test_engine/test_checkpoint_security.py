@@ -206,6 +206,9 @@ def test_no_crafted_checkpoint_runs_code_at_any_entry_point(tiny_overrides, tmp_
     # resume=true picks the newest checkpoint of the newest run: a copy of the run, plus evil
     shutil.copytree(genuine_dir, tmp_path / 'work_dirs' / 'resumed' / 'run')
     shutil.copy(evil, tmp_path / 'work_dirs' / 'resumed' / 'run' / 'iter_3.pth')
+    recorded = tmp_path / 'work_dirs' / 'resumed' / 'run' / 'config.yaml'  # the same experiment
+    recorded.write_text(recorded.read_text().replace('exp_name: synthetic', 'exp_name: resumed'))
+    (recorded.parent / 'metrics.json').unlink()  # its final evaluation is due: iter_3 is loaded
     # compare_checkpoint needs the config.yaml of the run that wrote it
     (tmp_path / 'other_run').mkdir()
     shutil.copy(genuine_dir / 'config.yaml', tmp_path / 'other_run')
