@@ -62,6 +62,11 @@ def _final_report(cfg: DictConfig, title: str) -> dict:
     if not is_main_process():  # with torchrun, rank 0 writes and prints metrics.json
         return {}
     path = osp.join(cfg.work_dir, 'metrics.json')
+    if not osp.isfile(path):  # e.g. resumed from a checkpoint at max_iters not named iter_N
+        raise DominoSegError(f'{cfg.work_dir} has no metrics.json: this run was not evaluated. '
+                             'Evaluate its last checkpoint with tools/test.py '
+                             f'checkpoint={cfg.work_dir}/iter_{cfg.schedule.max_iters}.pth (or '
+                             'the checkpoint you resumed from).')
     with open(path) as f:
         report = json.load(f)
     print(f'\n{title} ({path}):\n' + format_table(report, seen_conditions(cfg.data)), flush=True)

@@ -190,3 +190,11 @@ def test_disk_full_while_writing_metrics_keeps_the_previous_ones(tmp_path, tiny_
             'again); the checkpoints are saved.') in err
     assert json.loads((folder / 'metrics.json').read_text())['iter'] == 1
     assert (folder / 'iter_2.pth').exists()
+
+
+def test_a_run_without_metrics_says_how_to_evaluate_it(tmp_path, tiny_overrides, fails):
+    cfg = domino_seg.compose(tiny_overrides + [f'work_dir={tmp_path / "run"}'])
+    (tmp_path / 'run').mkdir()
+    err = fails(lambda: run._final_report(cfg, 'Final evaluation'))
+    assert f'{tmp_path / "run"} has no metrics.json' in err
+    assert f'tools/test.py checkpoint={tmp_path / "run"}/iter_2.pth' in err
