@@ -200,7 +200,9 @@ def _name_groups(groups: list, ignore: Sequence[str]) -> list[str]:
     candidates = [k for g in groups for run in g for k in run.overrides
                   if not _ignored(k, ignore)]
     keys = [k for k in dict.fromkeys(candidates) if len({_value(g[0], k) for g in groups}) > 1]
-    names = [' '.join(f'{k}={_value(g[0], k)}' for k in keys) for g in groups]
+    # a group a row does not have (domain/text_encoder under domain=none) names nothing
+    names = [' '.join(f'{k}={v}' for k in keys if (v := _value(g[0], k)) != '-')
+             for g in groups]
     clashing = [i for i, name in enumerate(names) if not name or names.count(name) > 1]
     if clashing:
         flats = [{k: v for k, v in _flatten(g[0].config).items() if not _ignored(k, ignore)}

@@ -243,3 +243,14 @@ def test_training_sources_make_their_conditions_seen(tmp_path):
     (tmp_path / 'a' / 'metrics.json').write_text(json.dumps(config))
     comp = compare.compare_runs([tmp_path])
     assert comp.rows[0].seen == {'cityscapes', 'night'} and comp.unseen == ['fog']
+
+
+def test_a_group_a_row_lacks_does_not_name_it(tmp_path):
+    write_run(tmp_path / 'base', 0, [60, 10, 20], ['domino=none', 'domain=none'],
+              choices={'domain/text_encoder': None})
+    write_run(tmp_path / 'minilm', 0, [61, 12, 22],
+              ['domino=head', 'domain=text', 'domain/text_encoder=minilm'],
+              choices=dict(domino='head', domain='text', **{'domain/text_encoder': 'minilm'}))
+    comp = compare.compare_runs([tmp_path], baseline='domino=none')
+    assert [row.name for row in comp.rows] == [
+        'domino=none domain=none', 'domino=head domain=text domain/text_encoder=minilm']
