@@ -205,17 +205,17 @@ def check_same_config(cfg: DictConfig, checkpoint: str) -> None:
     config the run of ``checkpoint`` recorded (its ``config.yaml``), except RESUME_MAY_CHANGE:
     a resume continues that run exactly, so it must not be another experiment, model or
     schedule (and must not overwrite that run's record with one)."""
-    from domino_seg.evaluation.compare import _flatten, _render
+    from domino_seg.evaluation.compare import flatten_config, render_value
     recorded = osp.join(osp.dirname(osp.abspath(checkpoint)), 'config.yaml')
     if not osp.isfile(recorded):
         return  # a checkpoint from elsewhere: only its fit to the model is checked
-    old = _flatten(OmegaConf.to_container(OmegaConf.load(recorded)))
-    new = _flatten(OmegaConf.to_container(cfg, resolve=True))
+    old = flatten_config(OmegaConf.to_container(OmegaConf.load(recorded)))
+    new = flatten_config(OmegaConf.to_container(cfg, resolve=True))
     keep = [k for k in sorted(old.keys() | new.keys())
             if not any(k == p or k.startswith(p + '.') for p in RESUME_MAY_CHANGE)]
     missing = object()
-    changed = [f'{k}: {_render(old[k]) if k in old else "(absent)"} -> '
-               f'{_render(new[k]) if k in new else "(absent)"}'
+    changed = [f'{k}: {render_value(old[k]) if k in old else "(absent)"} -> '
+               f'{render_value(new[k]) if k in new else "(absent)"}'
                for k in keep if old.get(k, missing) != new.get(k, missing)]
     if changed:
         raise ConfigError(

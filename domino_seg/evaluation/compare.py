@@ -159,24 +159,24 @@ def _unfinished(run: Run) -> Optional[str]:
     return None
 
 
-def _flatten(tree, prefix: str = '') -> dict:
+def flatten_config(tree, prefix: str = '') -> dict:
     """{'a': {'b': 1}} -> {'a.b': 1}: configs compared leaf by leaf."""
     if isinstance(tree, dict):
         flat = {}
         for key, value in tree.items():
-            flat.update(_flatten(value, f'{prefix}{key}.'))
+            flat.update(flatten_config(value, f'{prefix}{key}.'))
         return flat or {prefix[:-1]: {}}
     return {prefix[:-1]: tree}
 
 
-def _render(value) -> str:
+def render_value(value) -> str:
     """A config value as one would type it in an override."""
     if value is None:
         return 'null'
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, (list, tuple)):
-        return '[' + ','.join(map(_render, value)) + ']'
+        return '[' + ','.join(map(render_value, value)) + ']'
     if isinstance(value, dict):
         return json.dumps(value, separators=(',', ':'))
     return str(value)
@@ -185,11 +185,11 @@ def _render(value) -> str:
 def _value(run: Run, key: str) -> str:
     """The option of group ``key``, else the resolved value of config key ``key``."""
     if key in run.choices:
-        return _render(run.choices[key]) if run.choices[key] is not None else '-'
+        return render_value(run.choices[key]) if run.choices[key] is not None else '-'
     node = OmegaConf.select(OmegaConf.create(run.config), key, default=_MISSING)
     if node is _MISSING:
         return '-'
-    return _render(OmegaConf.to_container(node) if OmegaConf.is_config(node) else node)
+    return render_value(OmegaConf.to_container(node) if OmegaConf.is_config(node) else node)
 
 
 def _name_groups(groups: list, ignore: Sequence[str]) -> list[str]:
@@ -205,14 +205,14 @@ def _name_groups(groups: list, ignore: Sequence[str]) -> list[str]:
              for g in groups]
     clashing = [i for i, name in enumerate(names) if not name or names.count(name) > 1]
     if clashing:
-        flats = [{k: v for k, v in _flatten(g[0].config).items() if not _ignored(k, ignore)}
+        flats = [{k: v for k, v in flatten_config(g[0].config).items() if not _ignored(k, ignore)}
                  for g in groups]
         among = clashing if len(clashing) > 1 else range(len(groups))
         all_keys = dict.fromkeys(k for i in among for k in flats[i])
-        leaves = [k for k in all_keys if len({_render(flats[i].get(k)) for i in among}) > 1]
+        leaves = [k for k in all_keys if len({render_value(flats[i].get(k)) for i in among}) > 1]
         for i in clashing:
             names[i] = ' '.join(filter(None, [names[i]] + [
-                f'{k}={_render(flats[i].get(k))}' for k in leaves]))
+                f'{k}={render_value(flats[i].get(k))}' for k in leaves]))
     return names
 
 
@@ -249,7 +249,7 @@ def compare_runs(paths: Sequence[str], baseline: Optional[str] = None,
 
     groups: dict[str, list] = {}
     for run in runs:
-        flat = {k: v for k, v in _flatten(run.config).items() if not _ignored(k, ignore)}
+        flat = {k: v for k, v in flatten_config(run.config).items() if not _ignored(k, ignore)}
         groups.setdefault(json.dumps(flat, sort_keys=True, default=str), []).append(run)
     groups = list(groups.values())
     rows = [Row(name, group) for name, group in zip(_name_groups(groups, ignore), groups)]
