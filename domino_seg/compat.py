@@ -317,15 +317,9 @@ def _allow_cpu_torchrun() -> None:
     utils._init_dist_pytorch = init_dist_pytorch
 
 
-def _silence_expected_warnings() -> None:
-    """mmcv-lite warns on every import that it lacks MultiScaleDeformableAttention (a compiled
-    op no domino-seg model uses); the stub above already explains missing ops when used."""
-    import warnings
-    warnings.filterwarnings('ignore', message='Fail to import ``MultiScaleDeformableAttention``')
-
-
 def apply() -> None:
-    _silence_expected_warnings()
+    from domino_seg.console import silence_upstream_warnings
+    silence_upstream_warnings()
     _install_mmcv_ops_stub()
     _install_checkpoint_loader()
     _allow_cpu_torchrun()

@@ -242,7 +242,7 @@ def to_mmengine(cfg: DictConfig):
         test_cfg=dict(type='TestLoop'),
         default_hooks=dict(
             timer=dict(type='IterTimerHook'),
-            logger=dict(type='LoggerHook', interval=cfg.log_interval,
+            logger=dict(type='FinalIterLoggerHook', interval=cfg.log_interval,
                         log_metric_by_epoch=False),
             param_scheduler=dict(type='ParamSchedulerHook'),
             checkpoint=dict(type='CheckpointHook', by_epoch=False,
@@ -271,6 +271,7 @@ def to_mmengine(cfg: DictConfig):
         # seconds): one per work dir, so sequential sweep jobs in one process never share them
         experiment_name=os.path.abspath(cfg.work_dir),
         log_level='INFO',
+        verbose=bool(cfg.get('verbose', False)),  # DominoRunner: the console's detail
         load_from=cfg.get('checkpoint') if task == 'test' else cfg.get('load_from'),
         resume=False,
     )

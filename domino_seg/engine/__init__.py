@@ -1,8 +1,9 @@
+from domino_seg.engine.logger_hook import FinalIterLoggerHook
 from domino_seg.engine.metrics_json_hook import MetricsJsonHook
 from domino_seg.engine.nan_guard import NonFiniteGuardOptimWrapper
 from domino_seg.engine.progress_hook import EvalProgressHook
 from domino_seg.engine.rng_state_hook import RngStateHook
 from domino_seg.engine.runner import DominoRunner
 
-__all__ = ['DominoRunner', 'EvalProgressHook', 'MetricsJsonHook', 'NonFiniteGuardOptimWrapper',
+__all__ = ['DominoRunner', 'EvalProgressHook', 'FinalIterLoggerHook', 'MetricsJsonHook', 'NonFiniteGuardOptimWrapper',
            'RngStateHook']

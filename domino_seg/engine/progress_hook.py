@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from domino_seg import compat  # noqa: F401  (before mmseg)
+from domino_seg.console import progress_bar_enabled
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
@@ -10,8 +11,9 @@ from tqdm import tqdm
 
 @HOOKS.register_module()
 class EvalProgressHook(Hook):
-    """tqdm bar over the batches of each validation and test run (on stderr, main process):
-    evaluating every condition of a real benchmark takes minutes between log lines."""
+    """tqdm bar over the batches of each validation and test run (on stderr, main process,
+    a terminal only): evaluating every condition of a real benchmark takes minutes between
+    log lines."""
 
     priority = 'VERY_LOW'
 
@@ -19,7 +21,7 @@ class EvalProgressHook(Hook):
         self._bar = None
 
     def _start(self, total: int, desc: str) -> None:
-        if is_main_process():
+        if is_main_process() and progress_bar_enabled():
             self._bar = tqdm(total=total, desc=desc, unit='batch', leave=False)
 
     def _step(self) -> None:

@@ -54,7 +54,11 @@ def _runner(cfg: DictConfig, train: bool, **mm_updates):
     ensure_synthetic(cfg.data)
     check_data(cfg.data, train=train, labels=train or cfg.get('evaluate', True))
     mm.update(mm_updates)
-    return DominoRunner.from_cfg(mm)
+    runner = DominoRunner.from_cfg(mm)
+    runner.logger.info(f'{cfg.task} {cfg.exp_name}: model {cfg.model.get("name", "?")}, '
+                       f'domino={cfg.domino.scope}, domain={cfg.domain.mode}; '
+                       f'work dir {cfg.work_dir}')
+    return runner
 
 
 def _final_report(cfg: DictConfig, title: str) -> dict:

@@ -15,6 +15,7 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
 from mmseg.registry import RUNNERS
 
+from domino_seg import console
 from domino_seg.errors import CheckpointError
 from domino_seg.io import atomic_write_bytes
 from domino_seg.models.domino_norm import DominoNorm
@@ -85,10 +86,27 @@ class DominoRunner(Runner):
     * checkpoints are written to a temporary file and renamed into place, so a crash or a full
       disk never leaves a truncated checkpoint, and ``last_checkpoint`` is updated only after;
     * ``randomness.deterministic`` only warns for ops without a deterministic implementation
-      (several CUDA backward passes of mmseg models), instead of failing.
+      (several CUDA backward passes of mmseg models), instead of failing;
+    * the console is short (``console.quiet``; the config key ``verbose`` prints everything)
+      and names the device; ``experiment_name`` is the work dir, already unique per run
+      (mmengine would append a second timestamp).
     """
 
     _resuming = False
+
+    @property
+    def experiment_name(self) -> str:
+        return self.work_dir
+
+    def build_logger(self, *args, **kwargs):
+        logger = super().build_logger(*args, **kwargs)
+        console.quiet(logger, verbose=bool(self.cfg.get('verbose', False)))
+        return logger
+
+    def _log_env(self, env_cfg: dict) -> None:
+        super()._log_env(env_cfg)
+        self.logger.info(f'{console.device_line(self._world_size)}; full log: '
+                         f'{osp.join(self._log_dir, self.timestamp)}.log')
 
     def load_checkpoint(self, filename, map_location='cpu', strict=False,
                         revise_keys=[(r'^module.', '')]):

@@ -99,6 +99,8 @@ class ConditionIoUMetric(IoUMetric):
     predicts without labels), as are unknown arguments, which mmseg would ignore.
     """
 
+    default_prefix = ''  # the names are '<condition>/<metric>' already
+
     def __init__(self, seen_conditions: Sequence[str] = ('cityscapes',),
                  conditions: Sequence[str] = (), iou_metrics: Union[str, Sequence[str]] = 'mIoU',
                  nan_to_num: Optional[float] = None, beta: float = 1, format_only: bool = False,
@@ -166,6 +168,8 @@ class ConditionCountMetric(BaseMetric):
     nothing is scored. Counts the predicted images of each condition (``self.counts`` on the
     main process after ``evaluate``) and, with ``output_dir``, saves the trainId predictions
     as :class:`ConditionIoUMetric` does."""
+
+    default_prefix = ''
 
     def __init__(self, conditions: Sequence[str] = (), output_dir: Optional[str] = None,
                  **kwargs) -> None:

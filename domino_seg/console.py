@@ -1,0 +1,119 @@
+"""What a run prints on the console: a short, readable log; everything else goes to the log
+file (``verbose=true`` prints it all). Upstream noise is filtered here, in one place."""
+from __future__ import annotations
+
+import logging
+import re
+import sys
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+# messages that only repeat what the log file and config.yaml hold (start of the message)
+FILE_ONLY = (
+    '\n' + '-' * 60 + '\nSystem environment:',  # mmengine's environment dump
+    'Config:\n',  # the mmengine config, in full
+    'Hooks will be executed in the following order',
+    'paramwise_options -- ',  # one line per parameter (DefaultOptimWrapperConstructor)
+    'Exp name: ',  # the work dir, again at every epoch of the train loader
+    'Distributed training is not used, all SyncBatchNorm',
+)
+# upstream deprecation notices about code that is not ours, dropped from console and file
+UPSTREAM_NOISE = (
+    '"FileClient" will be deprecated in future',
+    '"HardDiskBackend" is the alias of "LocalBackend"',
+)
+EVAL_PROGRESS = ('Iter(val) [', 'Iter(test) [')
+# Python warnings of the same kind (message start). mmcv-lite lacks MultiScaleDeformableAttention
+# (a compiled op no domino-seg model uses; compat's stub explains missing ops when used)
+UPSTREAM_WARNINGS = (
+    'Fail to import ``MultiScaleDeformableAttention``',
+    '``build_loss`` would be deprecated soon',
+)
+
+
+def silence_upstream_warnings() -> None:
+    import warnings
+    for message in UPSTREAM_WARNINGS:
+        warnings.filterwarnings('ignore', message=re.escape(message))
+
+
+def progress_bar_enabled() -> bool:
+    """Evaluation progress is a tqdm bar on a terminal, and mmengine's ``Iter(val)`` lines
+    anywhere else (a bar in a Slurm log is a wall of carriage returns): never both."""
+    return sys.stderr.isatty()
+
+
+class DropUpstreamNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(UPSTREAM_NOISE)
+
+
+class FileOnly(logging.Filter):
+    """Keeps the console short: config dumps and per-parameter lines go to the log file."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = str(record.msg)
+        if msg.startswith(FILE_ONLY):
+            return False
+        if msg.startswith(EVAL_PROGRESS) and progress_bar_enabled():
+            return False
+        return True
+
+
+def quiet(logger: logging.Logger, verbose: bool) -> None:
+    """Filter mmengine's logger: upstream deprecations everywhere and, unless ``verbose``,
+    the file-only messages on the console (its stream handlers)."""
+    if not any(isinstance(f, DropUpstreamNoise) for f in logger.filters):
+        logger.addFilter(DropUpstreamNoise())
+    for handler in logger.handlers:
+        if type(handler) is logging.StreamHandler and not verbose and \
+                not any(isinstance(f, FileOnly) for f in handler.filters):
+            handler.addFilter(FileOnly())
+
+
+def device_line(world_size: int) -> str:
+    """The device this process runs on, by name (mmengine reports "GPU number" even on CPU)."""
+    import torch
+    if torch.cuda.is_available():
+        index = torch.cuda.current_device()
+        device = f'cuda:{index} ({torch.cuda.get_device_name(index)})'
+    else:
+        device = f'cpu ({torch.get_num_threads()} threads)'
+    return f'device: {device}; processes: {world_size}'
+
+
+def _sweep_size(config: DictConfig) -> int | None:
+    """The number of jobs a basic Hydra sweep launches (command-line and
+    ``hydra.sweeper.params`` sweeps), or None when it cannot be counted here."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    lines = list(config.hydra.overrides.task)
+    params = config.hydra.sweeper.get('params') or {}
+    lines += [f'{key}={value}' for key, value in params.items()]
+    try:
+        total = 1
+        for override in OverridesParser.create().parse_overrides(lines):
+            if override.is_sweep_override():
+                total *= len(list(override.sweep_string_iterator()))
+        return total
+    except Exception:  # e.g. a glob over group options: Hydra expands it later
+        return None
+
+
+class SweepProgress(Callback):
+    """Hydra callback (configs/hydra/default.yaml): in a sweep, each job starts with
+    ``job k/N: <its overrides>`` (Hydra's own launcher lines are off)."""
+
+    def __init__(self) -> None:
+        self.total: int | None = None
+        self.sweeping = False
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        self.sweeping, self.total = True, _sweep_size(config)
+
+    def on_job_start(self, config: DictConfig, **kwargs) -> None:
+        if not self.sweeping:
+            return
+        of = f'/{self.total}' if self.total else ''
+        print(f'\njob {config.hydra.job.num + 1}{of}: '
+              f'{" ".join(config.hydra.overrides.task) or "-"}', flush=True)

@@ -1,0 +1,95 @@
+"""The console of a run is short; the log file keeps everything."""
+import logging
+import subprocess
+import sys
+
+import pytest
+from omegaconf import OmegaConf
+
+from domino_seg import console
+
+ROOT = console.__file__.rsplit('/domino_seg/', 1)[0]
+
+
+def _logger(name, verbose, tmp_path):
+    logger = logging.Logger(name)
+    stream, file = logging.StreamHandler(), logging.FileHandler(tmp_path / f'{name}.log')
+    logger.addHandler(stream)
+    logger.addHandler(file)
+    console.quiet(logger, verbose)
+    return logger, stream, file
+
+
+@pytest.mark.parametrize('verbose', [False, True])
+def test_file_only_messages_reach_the_console_only_when_verbose(tmp_path, verbose, capsys,
+                                                                monkeypatch):
+    monkeypatch.setattr(console, 'progress_bar_enabled', lambda: True)
+    logger, stream, file = _logger(f'v{verbose}', verbose, tmp_path)
+    stream.setStream(sys.stdout)
+    for msg in ('Config:\nmodel = dict()', 'paramwise_options -- backbone.x:lr=0.1',
+                'Iter(val) [3/25]  eta', 'Iter(train) [3/3]  loss: 1.0',
+                '"FileClient" will be deprecated in future. Please use io functions'):
+        logger.info(msg)
+    file.flush()
+    out = capsys.readouterr().out
+    written = (tmp_path / f'v{verbose}.log').read_text()
+    assert 'Iter(train) [3/3]' in out and 'Iter(train) [3/3]' in written
+    for msg in ('Config:', 'paramwise_options', 'Iter(val)'):
+        assert msg in written and (msg in out) is verbose
+    assert 'FileClient' not in out + written  # upstream noise: nowhere
+
+
+def test_evaluation_progress_lines_stay_when_there_is_no_progress_bar(tmp_path, capsys,
+                                                                       monkeypatch):
+    monkeypatch.setattr(console, 'progress_bar_enabled', lambda: False)
+    logger, stream, _ = _logger('nobar', False, tmp_path)
+    stream.setStream(sys.stdout)
+    logger.info('Iter(val) [3/25]  eta')
+    assert 'Iter(val) [3/25]' in capsys.readouterr().out
+
+
+def test_quiet_twice_adds_one_filter_each(tmp_path):
+    logger, stream, file = _logger('twice', False, tmp_path)
+    console.quiet(logger, False)
+    assert len(logger.filters) == 1 and len(stream.filters) == 1 and not file.filters
+
+
+@pytest.mark.parametrize('task, params, total', [
+    (['seed=0,1,2', 'domino=head,full'], {}, 6),
+    (['seed=range(0,4)'], {}, 4),
+    (['seed=0'], {'domino': 'head,full,none'}, 3),
+    (['seed=0'], {}, 1),
+])
+def test_sweep_size_counts_the_jobs(task, params, total):
+    config = OmegaConf.create({'hydra': {'overrides': {'task': task},
+                                         'sweeper': {'params': params}}})
+    assert console._sweep_size(config) == total
+
+
+@pytest.mark.slow
+def test_a_tiny_sweep_prints_a_short_log(tiny_overrides, tmp_path):
+    """Two jobs (the second with Domino and the tiny CLIP): each starts with "job k/2", at most
+    a few lines come before its first iteration, and no upstream noise reaches the console;
+    the log file still holds the config dump and the per-parameter lines."""
+    args = [o for o in tiny_overrides if not o.startswith(('log_interval', 'schedule.max_iters',
+                                                          'schedule.val_interval'))]
+    result = subprocess.run(
+        [sys.executable, 'tools/train.py', '-m', *args, 'domino=none,head', 'domain=text',
+         'schedule.max_iters=3', 'schedule.val_interval=3', 'data.eval_conditions=[cityscapes]',
+         f'hydra.sweep.dir={tmp_path / "sweep"}'],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = (result.stdout + result.stderr).splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith('job ')]
+    assert [lines[i].split(':')[0] for i in starts] == ['job 1/2', 'job 2/2']
+    first_iter = [i for i, line in enumerate(lines) if 'Iter(train) [3/3]' in line]
+    assert len(first_iter) == 2  # a run shorter than log_interval logs its last iteration
+    assert first_iter[0] - starts[0] < 150 and first_iter[1] - starts[1] < 150
+    assert first_iter[0] - starts[0] < 15  # (measured: 5)
+    text = '\n'.join(lines)
+    for noise in ('GPU number', 'paramwise_options', 'Config:', 'FileClient', 'HardDiskBackend',
+                  'Parsing model identifier', 'prefix is not set', 'build_loss', 'Exp name'):
+        assert noise not in text, noise
+    assert text.count('device: cpu') == 2
+    log = next((tmp_path / 'sweep' / '1').glob('*/*.log')).read_text()
+    assert 'Config:' in log and 'paramwise_options' in log
