@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from domino_seg import tool_help
 from domino_seg.data import builder as data_builder
 from domino_seg.domain import builder as domain_builder
 from domino_seg.engine.resume import run_dir, run_stamp
@@ -26,6 +27,8 @@ from domino_seg.models import builder as model_builder
 OmegaConf.register_new_resolver('run_dir', run_dir, replace=True)
 # the name of a new run folder; cached, so every use in one config (and Hydra's copies) agrees
 OmegaConf.register_new_resolver('run_stamp', run_stamp, use_cache=True, replace=True)
+# each tool's --help (hydra.help.template in its YAML)
+OmegaConf.register_new_resolver('tool_help', tool_help.help_text, replace=True)
 # keys whose default is a bool that also take a path
 BOOL_OR_PATH = ('resume',)
 
