@@ -55,9 +55,10 @@ def _runner(cfg: DictConfig, train: bool, **mm_updates):
     check_data(cfg.data, train=train, labels=train or cfg.get('evaluate', True))
     mm.update(mm_updates)
     runner = DominoRunner.from_cfg(mm)
+    crop = f', crop {cfg.data.crop_size[0]}x{cfg.data.crop_size[1]}' if train else ''
     runner.logger.info(f'{cfg.task} {cfg.exp_name}: model {cfg.model.get("name", "?")}, '
-                       f'domino={cfg.domino.scope}, domain={cfg.domain.mode}; '
-                       f'work dir {cfg.work_dir}')
+                       f'domino={cfg.domino.scope}, domain={cfg.domain.mode}, '
+                       f'data={cfg.data.name}{crop}; work dir {cfg.work_dir}')
     return runner
 
 

@@ -93,6 +93,7 @@ class DominoRunner(Runner):
     """
 
     _resuming = False
+    _said_checkpoint_size = False
 
     @property
     def experiment_name(self) -> str:
@@ -121,6 +122,11 @@ class DominoRunner(Runner):
                     f'checkpoint {filename} holds no training state to resume (meta.iter, '
                     'message_hub): tools/train.py did not write it. To start a new run from '
                     f'its weights, pass load_from={filename} instead of resume.')
+            if 'optimizer' not in checkpoint:
+                raise CheckpointError(
+                    f'checkpoint {filename} holds the weights only (schedule.save_optimizer='
+                    'false), so the run cannot continue exactly. Start a new run from its '
+                    f'weights with load_from={filename} instead of resume.')
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self.model.module if is_model_wrapper(self.model) else self.model
         state_dict = checkpoint.get('state_dict', checkpoint)
@@ -160,6 +166,13 @@ class DominoRunner(Runner):
                 'resume=true.') from None
         # the CheckpointHook rewrites it with the same path right after
         atomic_write_bytes(osp.join(self.work_dir, 'last_checkpoint'), final.encode())
+        if not self._said_checkpoint_size:
+            self._said_checkpoint_size = True
+            full = kwargs.get('save_optimizer', True)
+            self.logger.info(
+                f'{filename}: {osp.getsize(final) / 2 ** 20:.1f} MB, ' +
+                ('weights and optimizer state (to resume); schedule.save_optimizer=false keeps '
+                 'the weights only' if full else 'weights only (schedule.save_optimizer=false)'))
 
     def _last_checkpoint(self):
         try:

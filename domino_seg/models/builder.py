@@ -1,9 +1,11 @@
 """The one place that reads the ``model``, ``domino`` and ``finetune`` config groups."""
 from __future__ import annotations
 
+import logging
 from typing import Optional
 
 import torch.nn as nn
+from mmengine.logging import print_log
 from mmengine.optim import DefaultOptimWrapperConstructor
 from omegaconf import DictConfig, OmegaConf
 
@@ -11,6 +13,7 @@ from domino_seg.errors import ConfigError
 from mmseg.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
 
 from .domino_norm import NORM_TYPES, DominoNorm
+
 from .pretrained import resolve_weights
 
 TRAIN_BACKBONE = ('all', 'norms', 'none')
@@ -26,6 +29,8 @@ def segmentor_cfg(model: DictConfig, domino: DictConfig, embed_dim: Optional[int
     if model.get('pretrained') and load_pretrained:
         seg['backbone']['init_cfg'] = dict(
             type='Pretrained', checkpoint=resolve_weights(str(model.pretrained), seg['backbone']))
+    elif load_pretrained:
+        _warn_if_random(model)
     train_backbone = finetune.train_backbone if finetune else 'all'
     if train_backbone not in TRAIN_BACKBONE:
         raise ConfigError(f'finetune.train_backbone={train_backbone!r}: choose one of '
@@ -120,3 +125,15 @@ class FinetuneOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         for group in params:
             layer = layer_of.get(id(group['params'][0]), top)
             group['lr'] = group.get('lr', self.base_lr) * self.layer_decay_rate ** (top - layer)
+
+
+def _warn_if_random(model: DictConfig) -> None:
+    """A foundation backbone (its model/ config names weights) trained from random weights is
+    rarely meant: say so, as the tiny CLIP does."""
+    from domino_seg.config import CONFIG_DIR
+    path = CONFIG_DIR / 'model' / f'{model.get("name")}.yaml'
+    default = OmegaConf.load(path).get('pretrained') if path.is_file() else None
+    if default:
+        print_log(f'model.pretrained is null: the {model.name} backbone starts from random '
+                  f'weights, not {default!r} (the model/ default), so this run fine-tunes no '
+                  'foundation model.', logger='current', level=logging.WARNING)

@@ -1,0 +1,29 @@
+"""models/builder.py: what building a segmentor config says about its weights."""
+import pytest
+
+from domino_seg import compose
+from domino_seg.models import builder
+
+
+def _log_of_building(overrides, capsys, load_pretrained=True):
+    cfg = compose(overrides)
+    builder.segmentor_cfg(cfg.model, cfg.domino, None, cfg.finetune,
+                          load_pretrained=load_pretrained)
+    captured = capsys.readouterr()
+    return captured.out + captured.err
+
+
+@pytest.mark.parametrize('model', ['dinov2_vitb14_upernet', 'clip_vit_b16_upernet'])
+def test_a_foundation_backbone_without_weights_warns(model, capsys):
+    text = _log_of_building([f'model={model}', 'model.pretrained=null'], capsys)
+    assert f'model.pretrained is null: the {model} backbone starts from random weights' in text
+
+
+@pytest.mark.parametrize('overrides, load_pretrained', [
+    ([], True),  # the CPU default has no pretrained weights to miss
+    (['model=dinov2_vitb14_upernet', 'model.pretrained=null'], False),  # a checkpoint follows
+])
+def test_no_warning_when_random_weights_are_the_default_or_replaced(overrides, load_pretrained,
+                                                                    capsys):
+    assert 'starts from random weights' not in _log_of_building(overrides, capsys,
+                                                                load_pretrained)
