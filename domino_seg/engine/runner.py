@@ -122,11 +122,6 @@ class DominoRunner(Runner):
                     f'checkpoint {filename} holds no training state to resume (meta.iter, '
                     'message_hub): tools/train.py did not write it. To start a new run from '
                     f'its weights, pass load_from={filename} instead of resume.')
-            if 'optimizer' not in checkpoint:
-                raise CheckpointError(
-                    f'checkpoint {filename} holds the weights only (schedule.save_optimizer='
-                    'false), so the run cannot continue exactly. Start a new run from its '
-                    f'weights with load_from={filename} instead of resume.')
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self.model.module if is_model_wrapper(self.model) else self.model
         state_dict = checkpoint.get('state_dict', checkpoint)
@@ -134,6 +129,11 @@ class DominoRunner(Runner):
             state_dict = {re.sub(pattern, replacement, k): v for k, v in state_dict.items()}
         check_fits(model, state_dict, filename,
                    set() if self._resuming else domino_added_keys(model))
+        if self._resuming and 'optimizer' not in checkpoint:
+            raise CheckpointError(
+                f'checkpoint {filename} holds the weights only (schedule.save_optimizer=false), '
+                'so the run cannot continue exactly. Start a new run from its weights with '
+                f'load_from={filename} instead of resume.')
         checkpoint = _load_checkpoint_to_model(model, checkpoint, strict, revise_keys=revise_keys)
         self._has_loaded = True
         self.logger.info(f'Load checkpoint from {filename}')
