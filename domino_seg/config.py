@@ -105,6 +105,21 @@ def check_value_types(cfg: DictConfig, overrides: Sequence[str], config_name: st
                               f'{json.dumps(default)}), got {final!r}.')
 
 
+# renamed top-level keys: old -> (new, what it does); the old name on a command line is an
+# error that names the new one (Hydra would only call it unknown)
+RENAMED = {'export': ('submission', 'submission=cityscapes writes the labelIds PNGs for the '
+                      'evaluation servers, into <work_dir>/submission/')}
+
+
+def renamed_key(key: str, valid: Sequence[str]) -> str | None:
+    """The error for ``key`` when it is a renamed key whose new name is in ``valid`` (the
+    keys of this config), else None."""
+    new, what = RENAMED.get(key, (None, ''))
+    if new not in valid:
+        return None
+    return f'{key}= was renamed to {new}= (same values): {what}.'
+
+
 # mmseg / open_clip dicts passed on as they are: a new key there is a new argument
 OPEN_KEYS = ('model.segmentor.', 'model.optimizer.', 'model.paramwise_cfg.',
              'domain.clip.model_cfg.')
@@ -124,6 +139,9 @@ def _check_new_keys(parsed: list, config_name: str) -> None:
         parent, _, leaf = override.key_or_group.rpartition('.')
         node = OmegaConf.select(base, parent, default=None) if parent else base
         valid = [str(k) for k in node.keys()] if isinstance(node, DictConfig) else []
+        renamed = renamed_key(override.key_or_group, valid)
+        if renamed:
+            raise ConfigError(f'{override.input_line}: {renamed}')
         close = difflib.get_close_matches(leaf, valid, n=1)
         raise ConfigError(
             f'{override.input_line}: {override.key_or_group} is not a key of this config, so '
@@ -225,8 +243,12 @@ def to_mmengine(cfg: DictConfig):
     labels = task != 'test' or cfg.get('evaluate', True)
     test_evaluator = dict(evaluator) if labels else dict(
         type='ConditionCountMetric', conditions=list(data.eval_conditions))
+    if cfg.get('prediction_colors') and not cfg.get('save_predictions'):
+        raise ConfigError('prediction_colors=true writes a colour PNG beside each saved '
+                          'prediction, but none is saved: add save_predictions=true.')
     if cfg.get('save_predictions'):
-        test_evaluator['output_dir'] = os.path.join(cfg.work_dir, 'predictions')
+        test_evaluator.update(output_dir=os.path.join(cfg.work_dir, 'predictions'),
+                              prediction_colors=bool(cfg.get('prediction_colors')))
     # without Domino layers nothing reads the embeddings: no encoder is built
     domain_transform = domain_builder.transform_cfg(cfg.domain) \
         if cfg.domino.scope != 'none' else None
@@ -280,11 +302,11 @@ def to_mmengine(cfg: DictConfig):
         load_from=cfg.get('checkpoint') if task == 'test' else cfg.get('load_from'),
         resume=False,
     )
-    if task == 'test' and cfg.get('export'):
-        from domino_seg.evaluation.export import check_format
-        check_format(cfg.export, data.num_classes)
-        mm['custom_hooks'].append(dict(type='CityscapesExportHook',
-                                       out_dir=os.path.join(cfg.work_dir, 'export')))
+    if task == 'test' and cfg.get('submission'):
+        from domino_seg.evaluation.submission import check_format
+        check_format(cfg.submission, data.num_classes)
+        mm['custom_hooks'].append(dict(type='CityscapesSubmissionHook',
+                                       out_dir=os.path.join(cfg.work_dir, 'submission')))
     if task != 'test':  # train, embed_domains
         mm.update(
             train_dataloader=dict(

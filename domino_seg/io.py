@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import tempfile
+from io import BytesIO
 
 
 def atomic_write_bytes(path, data: bytes) -> None:
@@ -40,3 +41,11 @@ def _umask() -> int:
 
 def atomic_write_json(path, obj) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2) + '\n').encode())
+
+
+def atomic_write_png(path, array) -> None:
+    """``array`` (H x W uint8, or H x W x 3 RGB) as a PNG, written atomically."""
+    from PIL import Image
+    buf = BytesIO()
+    Image.fromarray(array).save(buf, format='PNG')
+    atomic_write_bytes(path, buf.getvalue())

@@ -6,6 +6,7 @@ from hydra.errors import ConfigCompositionException
 
 import domino_seg
 from domino_seg.config import CONFIG_DIR
+from domino_seg.errors import ConfigError
 
 GROUPS = ['model', 'finetune', 'data', 'schedule', 'domino', 'domain']
 
@@ -80,6 +81,25 @@ def test_test_config_shares_training_overrides():
     cfg = domino_seg.compose(['+exp=acdc_fog', 'checkpoint=x.pth'], config_name='test')
     assert cfg.task == 'test' and cfg.checkpoint == 'x.pth'
     assert list(cfg.data.eval_conditions) == ['cityscapes', 'fog']
+
+
+def test_saved_predictions_and_their_colours_configure_the_test_metric(tmp_path):
+    cfg = domino_seg.compose(['checkpoint=x.pth', f'work_dir={tmp_path}', 'save_predictions=true',
+                              'prediction_colors=true', 'submission=cityscapes'],
+                             config_name='test')
+    mm = domino_seg.to_mmengine(cfg)
+    assert mm.test_evaluator.output_dir == str(tmp_path / 'predictions')
+    assert mm.test_evaluator.prediction_colors is True
+    assert dict(type='CityscapesSubmissionHook', out_dir=str(tmp_path / 'submission')) in \
+        mm.custom_hooks
+
+
+def test_prediction_colors_without_saved_predictions_is_an_error():
+    cfg = domino_seg.compose(['checkpoint=x.pth', 'prediction_colors=true'], config_name='test')
+    with pytest.raises(ConfigError, match=r'prediction_colors=true writes a colour PNG beside '
+                                          r'each saved prediction, but none is saved: add '
+                                          r'save_predictions=true\.'):
+        domino_seg.to_mmengine(cfg)
 
 
 def test_unknown_key_is_rejected():

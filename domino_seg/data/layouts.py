@@ -48,6 +48,16 @@ ACDC = Layout(
     download='https://acdc.vision.ee.ethz.ch (rgb_anon_trainvaltest.zip, gt_trainval.zip)')
 
 
+def image_stem(rel_path: str) -> str:
+    """An image's path without its image-type suffix (``_leftImg8bit.png``, ``_rgb_anon.png``;
+    any other name loses its extension only): the part that the files written for it (label
+    maps, submissions) keep, so that they are named as label files, not as images."""
+    for layout in (CITYSCAPES, ACDC):
+        if rel_path.endswith(layout.img_suffix):
+            return rel_path[:-len(layout.img_suffix)]
+    return osp.splitext(rel_path)[0]
+
+
 def _expected(layout: Layout, root: str, split: str, cond: str, labels: bool) -> str:
     img = osp.join(root, layout.img_dir.format(split=split, cond=cond), '<seq>',
                    '<name>' + layout.img_suffix)

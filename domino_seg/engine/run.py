@@ -13,7 +13,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from domino_seg.config import (MODEL_GROUPS, OPTIONAL_MODEL_GROUPS, check_value_ranges,
-                               check_value_types, to_mmengine, with_recorded_model)
+                               check_value_types, renamed_key, to_mmengine,
+                               with_recorded_model)
 from domino_seg.data.builder import check_data, ensure_synthetic, seen_conditions
 from domino_seg.domain import builder as domain_builder
 from domino_seg.engine.resume import (check_same_config, checkpoint_iter, claim_work_dir,
@@ -104,27 +105,53 @@ def train(cfg: DictConfig) -> dict:
 
 def _check_predict_only(cfg: DictConfig) -> None:
     """``evaluate=false`` scores nothing, so it must write something."""
-    if not cfg.get('evaluate', True) and not (cfg.get('export') or cfg.get('save_predictions')
-                                              or cfg.get('visualize')):
+    if not cfg.get('evaluate', True) and not (cfg.get('submission') or
+                                              cfg.get('save_predictions') or
+                                              cfg.get('visualize')):
         raise ConfigError('evaluate=false scores nothing, so this run would produce nothing: add '
-                          'export=cityscapes (labelIds PNGs for the evaluation servers), '
+                          'submission=cityscapes (labelIds PNGs for the evaluation servers), '
                           'save_predictions=true (trainId PNGs) or visualize=N (grids).')
+
+
+def _output_folders(cfg: DictConfig) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """The PNG folders of this test: name -> (folder, how the names of its files end)."""
+    from domino_seg.evaluation.metrics import COLOR_SUFFIX, LABEL_SUFFIX
+    from domino_seg.evaluation.submission import SUFFIX
+    outputs = {}
+    if cfg.get('submission'):
+        outputs['submission'] = (SUFFIX,)
+    if cfg.get('save_predictions'):
+        outputs['predictions'] = (LABEL_SUFFIX,) + \
+            ((COLOR_SUFFIX,) if cfg.get('prediction_colors') else ())
+    return {name: (osp.join(cfg.work_dir, name), ends) for name, ends in outputs.items()}
+
+
+def _count(folder: str, end: str) -> int:
+    return sum(1 for _ in Path(folder).rglob('*' + end))
+
+
+def _print_outputs(cfg: DictConfig) -> None:
+    """Where the PNGs went, a line per folder with its files of each kind counted on disk,
+    e.g. ``predictions: <work_dir>/predictions (10 *_labelTrainIds.png)``."""
+    from mmengine.dist import is_main_process
+    folders = _output_folders(cfg)
+    if folders and is_main_process():
+        print('\n'.join(f'{name}: {folder} (' +
+                        ', '.join(f'{_count(folder, end)} *{end}' for end in ends) + ')'
+                        for name, (folder, ends) in folders.items()), flush=True)
 
 
 def _prediction_report(cfg: DictConfig, runner) -> dict:
     """What a prediction-only test (``evaluate=false``) wrote: images per condition and the
-    PNGs in each output folder, counted on disk; printed, and returned."""
+    label maps in each output folder, counted on disk; printed, and returned."""
     from mmengine.dist import is_main_process
     if not is_main_process():
         return {}
     counts = runner.test_evaluator.metrics[0].counts
-    folders = {name: osp.join(cfg.work_dir, name) for name, on in
-               (('export', cfg.get('export')), ('predictions', cfg.get('save_predictions'))) if on}
-    written = {name: {c: sum(1 for _ in Path(folder, c).rglob('*.png')) for c in counts}
-               for name, folder in folders.items()}
+    written = {name: {c: _count(osp.join(folder, c), ends[0]) for c in counts}
+               for name, (folder, ends) in _output_folders(cfg).items()}
     print('\nPredictions (evaluate=false: nothing scored, no metrics.json):\n' +
-          count_table(counts, written) +
-          ''.join(f'\n{name}: {folder}' for name, folder in folders.items()), flush=True)
+          count_table(counts, written), flush=True)
     return dict(num_images=counts, written=written)
 
 
@@ -132,7 +159,8 @@ def test(cfg: DictConfig) -> dict:
     """Evaluate ``cfg.checkpoint`` on every condition of ``data.eval_conditions``; with
     ``visualize=N``, then draw N samples per condition (evaluation/visualize.py). With
     ``evaluate=false`` predict only (splits without public labels): no label is read, nothing
-    is scored, and what was exported or saved is reported instead of metrics."""
+    is scored, and what was written is reported instead of metrics. Ends with where the
+    saved predictions and submission files went."""
     from domino_seg.evaluation import visualize
     if not osp.isfile(cfg.checkpoint):
         raise DominoSegError(f'checkpoint={cfg.checkpoint!r} is not a file; pass the .pth that '
@@ -143,9 +171,10 @@ def test(cfg: DictConfig) -> dict:
     runner.test()
     if cfg.get('visualize'):
         visualize.write_test_grids(cfg, runner)
-    if not cfg.get('evaluate', True):
-        return _prediction_report(cfg, runner)
-    return _final_report(cfg, 'Test results')
+    report = _final_report(cfg, 'Test results') if cfg.get('evaluate', True) else \
+        _prediction_report(cfg, runner)
+    _print_outputs(cfg)
+    return report
 
 
 def checked(cfg: DictConfig) -> DictConfig:
@@ -214,6 +243,9 @@ def _config_message(err: Exception) -> str:
     key = str(getattr(cause, 'full_key', '') or '')
     if parent is not None and hasattr(parent, 'keys') and key:
         valid = [str(k) for k in parent.keys()]
+        renamed = renamed_key(key, valid)
+        if renamed:
+            return renamed
         close = difflib.get_close_matches(key.rsplit('.', 1)[-1], valid, n=1)
         prefix = key.rsplit('.', 1)[0] + '.' if '.' in key else ''
         text = (text.split('\nTo append')[0] + f' Valid keys here: {", ".join(valid)}' +

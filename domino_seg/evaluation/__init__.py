@@ -1,4 +1,4 @@
-from domino_seg.evaluation.export import CityscapesExportHook
 from domino_seg.evaluation.metrics import ConditionIoUMetric
+from domino_seg.evaluation.submission import CityscapesSubmissionHook
 
-__all__ = ['CityscapesExportHook', 'ConditionIoUMetric']
+__all__ = ['CityscapesSubmissionHook', 'ConditionIoUMetric']

@@ -3,7 +3,6 @@ and, for splits without public labels, per-condition image counts."""
 from __future__ import annotations
 
 import math
-import os
 import os.path as osp
 from collections import Counter, defaultdict
 from numbers import Real
@@ -11,7 +10,6 @@ from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from PIL import Image
 
 from domino_seg import compat  # noqa: F401  (before mmseg)
 from mmengine.evaluator import BaseMetric
@@ -19,8 +17,11 @@ from mmengine.logging import print_log
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 
+from domino_seg.data.layouts import image_stem
 from domino_seg.errors import ConfigError
 from domino_seg.evaluation.report import format_table
+from domino_seg.evaluation.visualize import colorize
+from domino_seg.io import atomic_write_png
 
 IOU_METRICS = ('mIoU', 'mDice', 'mFscore')  # mmseg IoUMetric's iou_metrics
 
@@ -43,8 +44,8 @@ def _check_options(metrics: list, nan_to_num, beta, format_only: bool, unknown: 
     if unknown:
         raise ConfigError(
             f'{name} got unknown arguments {sorted(unknown)}; it takes seen_conditions, '
-            'conditions and mmseg IoUMetric\'s iou_metrics, nan_to_num, beta, ignore_index, '
-            'output_dir, collect_device, prefix.')
+            'conditions, prediction_colors and mmseg IoUMetric\'s iou_metrics, nan_to_num, '
+            'beta, ignore_index, output_dir, collect_device, prefix.')
     if format_only:
         raise ConfigError(
             f'{name}(format_only=True): this metric scores against labels; to only predict '
@@ -71,12 +72,27 @@ def _report_order(conditions: Sequence[str], found: Iterable[str]) -> list[str]:
     return [c for c in conditions if c in found] + [c for c in found if c not in conditions]
 
 
-def save_prediction(output_dir: str, pred: torch.Tensor, sample: dict) -> None:
-    """Write the trainId prediction under ``<output_dir>/<condition>/<relative path>``."""
-    rel = osp.splitext(sample.get('rel_path') or osp.basename(sample['img_path']))[0]
-    path = osp.join(output_dir, sample['condition'], rel + '.png')
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    Image.fromarray(pred.cpu().numpy().astype(np.uint8)).save(path)
+LABEL_SUFFIX = '_labelTrainIds.png'  # as Cityscapes' *_gtFine_labelTrainIds.png
+COLOR_SUFFIX = '_color.png'          # as Cityscapes' *_gtFine_color.png
+
+
+def save_prediction(output_dir: str, pred: torch.Tensor, sample: dict,
+                    palette: Optional[Sequence[Sequence[int]]] = None) -> None:
+    """Write the trainId prediction as ``<output_dir>/<condition>/<stem>_labelTrainIds.png``
+    (``<stem>``: the image's relative path without ``_leftImg8bit.png`` / ``_rgb_anon.png``),
+    named as a label map since it is one; with a ``palette``, also ``<stem>_color.png`` (RGB,
+    ignore black) to look at, as a trainId map looks black in an image viewer."""
+    stem = osp.join(output_dir, sample['condition'],
+                    image_stem(sample.get('rel_path') or osp.basename(sample['img_path'])))
+    train_ids = pred.cpu().numpy().astype(np.uint8)
+    atomic_write_png(stem + LABEL_SUFFIX, train_ids)
+    if palette is not None:
+        atomic_write_png(stem + COLOR_SUFFIX, colorize(train_ids, palette))
+
+
+def _palette(metric: BaseMetric) -> Optional[Sequence[Sequence[int]]]:
+    """The dataset's palette (the Cityscapes one) when the metric saves colour PNGs."""
+    return metric.dataset_meta['palette'] if metric.prediction_colors else None
 
 
 @METRICS.register_module()
@@ -97,6 +113,9 @@ class ConditionIoUMetric(IoUMetric):
     replaces the NaN of absent classes (a fraction: 0 counts them as 0 %) before the means;
     ``beta`` weights recall in the F-score. ``format_only`` is refused (ConditionCountMetric
     predicts without labels), as are unknown arguments, which mmseg would ignore.
+
+    ``output_dir`` saves each prediction (:func:`save_prediction`), with a colour PNG beside it
+    when ``prediction_colors``.
     """
 
     default_prefix = ''  # the names are '<condition>/<metric>' already
@@ -106,7 +125,7 @@ class ConditionIoUMetric(IoUMetric):
                  nan_to_num: Optional[float] = None, beta: float = 1, format_only: bool = False,
                  ignore_index: int = 255, collect_device: str = 'cpu',
                  output_dir: Optional[str] = None, prefix: Optional[str] = None,
-                 **unknown) -> None:
+                 prediction_colors: bool = False, **unknown) -> None:
         metrics = [iou_metrics] if isinstance(iou_metrics, str) else list(iou_metrics)
         _check_options(metrics, nan_to_num, beta, format_only, unknown)
         super().__init__(ignore_index=ignore_index, nan_to_num=nan_to_num, beta=beta,
@@ -114,6 +133,7 @@ class ConditionIoUMetric(IoUMetric):
                          collect_device=collect_device, output_dir=output_dir, prefix=prefix)
         self.seen_conditions = tuple(seen_conditions)
         self.conditions = tuple(conditions)  # report order; others follow as seen
+        self.prediction_colors = prediction_colors
         self.report: Optional[dict] = None
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
@@ -124,7 +144,7 @@ class ConditionIoUMetric(IoUMetric):
             areas = self.intersect_and_union(pred, label, num_classes, self.ignore_index)
             self.results.append((*areas, sample['condition']))
             if self.output_dir is not None:
-                save_prediction(self.output_dir, pred, sample)
+                save_prediction(self.output_dir, pred, sample, _palette(self))
 
     def compute_metrics(self, results: list) -> dict:
         by_condition = defaultdict(list)
@@ -167,15 +187,16 @@ class ConditionCountMetric(BaseMetric):
     """Prediction only, for splits without public labels (``tools/test.py evaluate=false``):
     nothing is scored. Counts the predicted images of each condition (``self.counts`` on the
     main process after ``evaluate``) and, with ``output_dir``, saves the trainId predictions
-    as :class:`ConditionIoUMetric` does."""
+    (and ``prediction_colors``) as :class:`ConditionIoUMetric` does."""
 
     default_prefix = ''
 
     def __init__(self, conditions: Sequence[str] = (), output_dir: Optional[str] = None,
-                 **kwargs) -> None:
+                 prediction_colors: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self.conditions = tuple(conditions)
         self.output_dir = output_dir
+        self.prediction_colors = prediction_colors
         self.counts: Optional[dict] = None
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
@@ -183,7 +204,7 @@ class ConditionCountMetric(BaseMetric):
             self.results.append(sample['condition'])
             if self.output_dir is not None:
                 save_prediction(self.output_dir, sample['pred_sem_seg']['data'].squeeze(0),
-                                sample)
+                                sample, _palette(self))
 
     def compute_metrics(self, results: list) -> dict:
         counts = Counter(results)

@@ -1,5 +1,5 @@
 """cityscapesscripts' own evaluation in the project's environment (numpy < 2.4, which still
-has ``np.in1d``): its command on an export, and mmseg's CityscapesMetric."""
+has ``np.in1d``): its command on a submission, and mmseg's CityscapesMetric."""
 import json
 import os
 import shutil
@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from domino_seg.evaluation.export import to_label_ids
+from domino_seg.evaluation.submission import to_label_ids
 from domino_seg.evaluation.metrics import ConditionIoUMetric
 
 pytest.importorskip('cityscapesscripts')
@@ -37,17 +37,17 @@ def noisy(label, seed):
     return pred
 
 
-def test_cityscapes_command_scores_an_export_as_domino_seg_does(tiny_benchmark, tmp_path):
+def test_cityscapes_command_scores_a_submission_as_domino_seg_does(tiny_benchmark, tmp_path):
     label_files = cityscapes_val(tiny_benchmark, tmp_path / 'cityscapes')
-    export = tmp_path / 'export' / 'cityscapes'
+    submission = tmp_path / 'submission' / 'cityscapes'
     metric = ConditionIoUMetric()
     metric.dataset_meta = dict(classes=[str(i) for i in range(19)])
     for seed, path in enumerate(label_files):
         label = np.array(Image.open(path))
         pred = noisy(label, seed % 3)
         name = path.name.replace('_gtFine_labelTrainIds', '_labelIds')
-        (export / path.parent.name).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(to_label_ids(pred)).save(export / path.parent.name / name)
+        (submission / path.parent.name).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(to_label_ids(pred)).save(submission / path.parent.name / name)
         metric.process({}, [dict(pred_sem_seg=dict(data=torch.from_numpy(pred)[None].long()),
                                  gt_sem_seg=dict(data=torch.from_numpy(label)[None].long()),
                                  condition='cityscapes', img_path=str(path))])
@@ -61,7 +61,7 @@ def test_cityscapes_command_scores_an_export_as_domino_seg_does(tiny_benchmark, 
         [command], cwd=tmp_path,
         capture_output=True, text=True, timeout=600,
         env=dict(os.environ, CITYSCAPES_DATASET=str(tmp_path / 'cityscapes'),
-                 CITYSCAPES_RESULTS=str(export), CITYSCAPES_EXPORT_DIR=str(tmp_path)))
+                 CITYSCAPES_RESULTS=str(submission), CITYSCAPES_EXPORT_DIR=str(tmp_path)))
     assert result.returncode == 0, result.stderr[-3000:]
     assert f'Evaluating {len(label_files)} pairs of images' in result.stdout
     scores = json.loads((tmp_path / 'resultPixelLevelSemanticLabeling.json').read_text())

@@ -1,9 +1,10 @@
-"""ConditionIoUMetric against hand-computed confusion matrices."""
+"""ConditionIoUMetric against hand-computed confusion matrices; saved predictions."""
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
-from domino_seg.evaluation.metrics import ConditionIoUMetric
+from domino_seg.evaluation.metrics import ConditionCountMetric, ConditionIoUMetric
 
 CLASSES = ('a', 'b', 'c', 'd')
 
@@ -96,14 +97,44 @@ def test_seen_conditions_are_left_out_of_the_unseen_mean():
     assert report['mean_unseen_mIoU'] == pytest.approx(expected)
 
 
-def test_predictions_are_saved_mirroring_relative_paths(tmp_path):
-    from PIL import Image
+@pytest.mark.parametrize('condition,rel_path,written', [
+    ('fog', 'GOPR0475/GOPR0475_frame_000041_rgb_anon.png',
+     'fog/GOPR0475/GOPR0475_frame_000041_labelTrainIds.png'),
+    ('cityscapes', 'frankfurt/frankfurt_000000_000294_leftImg8bit.png',
+     'cityscapes/frankfurt/frankfurt_000000_000294_labelTrainIds.png'),
+    ('night', 'seq/my_image.jpg', 'night/seq/my_image_labelTrainIds.png'),  # any other name
+])
+def test_predictions_are_saved_as_label_maps_mirroring_relative_paths(tmp_path, condition,
+                                                                       rel_path, written):
     m = metric(output_dir=str(tmp_path))
-    s = sample([[0, 1], [2, 3]], [[0, 1], [2, 3]], 'fog')
-    s['rel_path'] = 'GOPR0001/GOPR0001_frame_000001_rgb_anon.png'
+    s = sample([[0, 1], [2, 3]], [[0, 1], [2, 3]], condition)
+    s['rel_path'] = rel_path
     m.process({}, [s])
-    written = tmp_path / 'fog' / 'GOPR0001' / 'GOPR0001_frame_000001_rgb_anon.png'
-    assert np.array_equal(np.array(Image.open(written)), [[0, 1], [2, 3]])
+    assert [str(p.relative_to(tmp_path)) for p in tmp_path.rglob('*.png')] == [written]
+    assert np.array_equal(np.array(Image.open(tmp_path / written)), [[0, 1], [2, 3]])
+
+
+PALETTE = [[128, 64, 128], [244, 35, 232], [70, 70, 70], [102, 102, 156]]
+
+
+@pytest.mark.parametrize('counting', [False, True])  # ConditionIoUMetric, ConditionCountMetric
+def test_prediction_colors_write_the_palette_colour_of_each_train_id(tmp_path, counting):
+    kwargs = dict(output_dir=str(tmp_path), prediction_colors=True)
+    m = ConditionCountMetric(**kwargs) if counting else metric(**kwargs)
+    m.dataset_meta = dict(classes=CLASSES, palette=PALETTE)
+    pred = [[0, 1, 255], [2, 3, 0]]
+    s = sample(pred, pred, 'fog')
+    s['rel_path'] = 'GOPR0475/GOPR0475_frame_000041_rgb_anon.png'
+    m.process({}, [s])
+    stem = tmp_path / 'fog' / 'GOPR0475' / 'GOPR0475_frame_000041'
+    assert sorted(p.name for p in stem.parent.iterdir()) == [
+        'GOPR0475_frame_000041_color.png', 'GOPR0475_frame_000041_labelTrainIds.png']
+    with Image.open(f'{stem}_color.png') as png:
+        assert png.mode == 'RGB'
+        rgb = np.array(png)
+    black = [0, 0, 0]  # ignore (255)
+    assert rgb.tolist() == [[PALETTE[0], PALETTE[1], black], [PALETTE[2], PALETTE[3], PALETTE[0]]]
+    assert np.array(Image.open(f'{stem}_labelTrainIds.png')).tolist() == pred
 
 
 # mmseg IoUMetric's options, on the small case above: label 0 0 1 1, pred 0 1 1 1

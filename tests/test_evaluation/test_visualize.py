@@ -1,5 +1,5 @@
 """Visualization grids and their checks (tools/test.py ... visualize=N; the end-to-end run is
-in test_export.py)."""
+in test_submission.py)."""
 import os
 import subprocess
 import sys

@@ -29,13 +29,18 @@ def only_dir(pattern_root):
 
 
 def score(pred_root, label_root, num_classes=19):
-    """mIoU from saved trainId PNGs, independent of domino-seg's metric code."""
+    """mIoU from saved trainId PNGs (``<stem>_labelTrainIds.png``, beside ACDC's
+    ``<stem>_gt_labelTrainIds.png`` or Cityscapes' ``<stem>_gtFine_labelTrainIds.png``),
+    independent of domino-seg's metric code."""
     conf = np.zeros((num_classes, num_classes), np.int64)
-    for pred_path in pred_root.rglob('*.png'):
+    preds = sorted(pred_root.rglob('*.png'))
+    assert preds and all(p.name.endswith('_labelTrainIds.png') for p in preds), preds
+    for pred_path in preds:
         rel = pred_path.relative_to(pred_root)
-        label_path = label_root / rel.parent / rel.name.replace('_rgb_anon', '_gt_labelTrainIds')
+        label_path = label_root / rel.parent / rel.name.replace('_labelTrainIds',
+                                                                 '_gt_labelTrainIds')
         if not label_path.exists():
-            label_path = label_root / rel.parent / rel.name.replace('_leftImg8bit',
+            label_path = label_root / rel.parent / rel.name.replace('_labelTrainIds',
                                                                      '_gtFine_labelTrainIds')
         pred, label = np.array(Image.open(pred_path)), np.array(Image.open(label_path))
         keep = label != 255
@@ -71,6 +76,7 @@ def test_train_then_test_reproduces_metrics_and_predictions(tiny_overrides, tiny
     assert tested['mean_unseen_mIoU'] == pytest.approx(trained['mean_unseen_mIoU'], abs=1e-9)
 
     predictions = test_dir / 'predictions'
+    assert f'predictions: {predictions} (10 *_labelTrainIds.png)' in test.stdout
     assert score(predictions / 'cityscapes', tiny_benchmark / 'cityscapes' / 'gtFine' / 'val') \
         == pytest.approx(tested['conditions']['cityscapes']['mIoU'], abs=1e-4)
     for condition in ('fog', 'night', 'rain', 'snow'):

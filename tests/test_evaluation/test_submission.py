@@ -1,7 +1,8 @@
-"""Official-format export: labelIds mapping, server file names, and cityscapesscripts' own
-pixel-level evaluation of the exported files against domino-seg's metric; end to end,
-tools/test.py with export, visualize and compare_checkpoint on random-weight checkpoints, and
-prediction only (evaluate=false) on a split without label files."""
+"""Server-format submission files: labelIds mapping, server file names, and
+cityscapesscripts' own pixel-level evaluation of the submitted files against domino-seg's
+metric; end to end, tools/test.py with submission, visualize and compare_checkpoint on
+random-weight checkpoints, prediction only (evaluate=false) on a split without label files,
+and the error for the old key name export=."""
 import json
 import os
 import re
@@ -19,8 +20,8 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from domino_seg.errors import ConfigError
-from domino_seg.evaluation.export import (CityscapesExportHook, check_format, export_name,
-                                          to_label_ids)
+from domino_seg.evaluation.submission import (CityscapesSubmissionHook, check_format,
+                                              submission_name, to_label_ids)
 from domino_seg.evaluation.metrics import ConditionIoUMetric
 
 cs_labels = pytest.importorskip('cityscapesscripts.helpers.labels')
@@ -37,14 +38,14 @@ def test_train_ids_map_to_the_official_label_ids():
 
 
 def test_file_names_keep_the_server_prefix():
-    assert export_name('cityscapes', 'frankfurt/frankfurt_000000_000294_leftImg8bit.png') == \
-        'cityscapes/frankfurt/frankfurt_000000_000294_labelIds.png'
-    assert export_name('fog', 'GOPR0475/GOPR0475_frame_000041_rgb_anon.png') == \
+    assert submission_name('cityscapes', 'frankfurt/frankfurt_000000_000294_leftImg8bit.png') \
+        == 'cityscapes/frankfurt/frankfurt_000000_000294_labelIds.png'
+    assert submission_name('fog', 'GOPR0475/GOPR0475_frame_000041_rgb_anon.png') == \
         'fog/GOPR0475/GOPR0475_frame_000041_labelIds.png'
 
 
 def test_unknown_format_or_label_set_is_a_config_error():
-    with pytest.raises(ConfigError, match="export='kitti'.*export=cityscapes"):
+    with pytest.raises(ConfigError, match="submission='kitti'.*submission=cityscapes"):
         check_format('kitti', 19)
     with pytest.raises(ConfigError, match='data.num_classes is 21'):
         check_format('cityscapes', 21)
@@ -78,12 +79,12 @@ def evaluate_with_cityscapesscripts(pred_dir, gt_files):
     return result['averageScoreClasses'] * 100
 
 
-def test_exported_files_score_the_same_mIoU_with_cityscapesscripts(tiny_benchmark, tmp_path):
+def test_submitted_files_score_the_same_mIoU_with_cityscapesscripts(tiny_benchmark, tmp_path):
     rng = np.random.default_rng(0)
     classes = CityscapesDataset.METAINFO['classes']
     metric = ConditionIoUMetric(seen_conditions=['cityscapes'])
     metric.dataset_meta = dict(classes=classes)
-    hook = CityscapesExportHook(str(tmp_path / 'export'))
+    hook = CityscapesSubmissionHook(str(tmp_path / 'submission'))
     folders = {'cityscapes': (tiny_benchmark / 'cityscapes' / 'leftImg8bit' / 'val',
                               '_leftImg8bit.png', '_gtFine_labelTrainIds.png')}
     for condition in ('fog', 'night'):
@@ -109,12 +110,13 @@ def test_exported_files_score_the_same_mIoU_with_cityscapesscripts(tiny_benchmar
         metric.process({}, [s.to_dict() for s in samples])
     metric.compute_metrics(metric.results)
 
-    assert len(list((tmp_path / 'export').rglob('*_labelIds.png'))) == 6
+    assert len(list((tmp_path / 'submission').rglob('*_labelIds.png'))) == 6
     for condition, gt_files in gt_label_ids.items():
         row = metric.report['conditions'][condition]
         assert row['per_class_iou']['train'] is None     # absent from both: left out
         assert row['per_class_iou']['rider'] == 0.0       # predicted, never in the labels
-        official = evaluate_with_cityscapesscripts(tmp_path / 'export' / condition, gt_files)
+        official = evaluate_with_cityscapesscripts(tmp_path / 'submission' / condition,
+                                                   gt_files)
         assert official == pytest.approx(row['mIoU'], rel=1e-6)  # mmseg's IoU is float32
 
 
@@ -140,11 +142,12 @@ def test_test_tool_writes_grids_and_server_files_that_cityscapesscripts_scores_a
     result = subprocess.run(
         [sys.executable, str(ROOT / 'tools' / 'test.py'), *tiny_overrides,
          f'checkpoint={baseline}', 'visualize=2', f'compare_checkpoint={domino}',
-         'export=cityscapes', f'work_dir={work_dir}'],
+         'submission=cityscapes', f'work_dir={work_dir}'],
         cwd=tmp_path, capture_output=True, text=True, timeout=600,
         env=dict(os.environ, HF_HUB_OFFLINE='1', PYTHONWARNINGS='ignore'))
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'visualize: 100%' in result.stderr and 'test: ' in result.stderr  # progress bars
+    assert f'submission: {work_dir / "submission"} (10 *_labelIds.png)' in result.stdout
 
     metrics = json.loads((work_dir / 'metrics.json').read_text())
     for condition in ('cityscapes', 'fog', 'night', 'rain', 'snow'):
@@ -157,9 +160,9 @@ def test_test_tool_writes_grids_and_server_files_that_cityscapesscripts_scores_a
         else:
             gt_files = sorted((tiny_benchmark / 'acdc' / 'gt' / condition / 'val')
                               .rglob('*_gt_labelIds.png'))
-        exported = sorted((work_dir / 'export' / condition).rglob('*_labelIds.png'))
-        assert len(exported) == len(gt_files) == 2
-        official = evaluate_with_cityscapesscripts(work_dir / 'export' / condition, gt_files)
+        submitted = sorted((work_dir / 'submission' / condition).rglob('*_labelIds.png'))
+        assert len(submitted) == len(gt_files) == 2
+        official = evaluate_with_cityscapesscripts(work_dir / 'submission' / condition, gt_files)
         assert official == pytest.approx(metrics['conditions'][condition]['mIoU'], rel=1e-6)
 
 
@@ -178,44 +181,55 @@ def run_test_tool(overrides, cwd):
 
 
 @pytest.mark.slow
-def test_predict_only_exports_server_files_for_a_split_without_labels(
+def test_predict_only_writes_server_files_and_label_maps_for_a_split_without_labels(
         tiny_overrides, unlabelled_test_split, tmp_path):
     overrides = unlabelled_overrides(tiny_overrides, unlabelled_test_split)
     checkpoint = save_random_checkpoint(overrides, tmp_path / 'run')
     work_dir = tmp_path / 'test'
     result = run_test_tool(overrides + [f'checkpoint={checkpoint}', 'evaluate=false',
-                                        'export=cityscapes', 'save_predictions=true',
-                                        'visualize=1', f'work_dir={work_dir}'], tmp_path)
+                                        'submission=cityscapes', 'save_predictions=true',
+                                        'prediction_colors=true', 'visualize=1',
+                                        f'work_dir={work_dir}'], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert not (work_dir / 'metrics.json').exists()  # nothing was scored
     assert 'nothing scored' in result.stdout and 'mIoU' not in result.stdout
-    assert f'export: {work_dir / "export"}' in result.stdout
+    assert f'submission: {work_dir / "submission"} (10 *_labelIds.png)\n' \
+           f'predictions: {work_dir / "predictions"} (10 *_labelTrainIds.png, ' \
+           '10 *_color.png)' in result.stdout
 
     label_ids = {label.id for label in cs_labels.labels if 0 <= label.trainId < 19}
     to_id = {label.trainId: label.id for label in cs_labels.labels if 0 <= label.trainId < 19}
+    palette = CityscapesDataset.METAINFO['palette']
     images = {'cityscapes': (unlabelled_test_split / 'cityscapes' / 'leftImg8bit' / 'test',
                              '_leftImg8bit.png')}
     for condition in ('fog', 'night', 'rain', 'snow'):
         images[condition] = (unlabelled_test_split / 'acdc' / 'rgb_anon' / condition / 'test',
                              '_rgb_anon.png')
     for condition, (img_dir, suffix) in images.items():
-        # | condition | images | export PNGs | predictions PNGs |
+        # | condition | images | submission PNGs | predictions PNGs |
         assert re.search(rf'\| {condition} +\| +2 +\| +2 +\| +2 +\|', result.stdout), \
             result.stdout
-        expected = sorted(str(p.relative_to(img_dir))[:-len(suffix)] + '_labelIds.png'
-                          for p in img_dir.rglob('*' + suffix))
-        exported = sorted(str(p.relative_to(work_dir / 'export' / condition))
-                          for p in (work_dir / 'export' / condition).rglob('*.png'))
-        assert exported == expected and len(exported) == 2
-        for name in exported:
-            with Image.open(work_dir / 'export' / condition / name) as png:
+        stems = sorted(str(p.relative_to(img_dir))[:-len(suffix)]
+                       for p in img_dir.rglob('*' + suffix))
+        submitted = sorted(str(p.relative_to(work_dir / 'submission' / condition))
+                           for p in (work_dir / 'submission' / condition).rglob('*.png'))
+        assert submitted == [s + '_labelIds.png' for s in stems] and len(submitted) == 2
+        saved = sorted(str(p.relative_to(work_dir / 'predictions' / condition))
+                       for p in (work_dir / 'predictions' / condition).rglob('*.png'))
+        assert saved == sorted(s + end for s in stems
+                               for end in ('_color.png', '_labelTrainIds.png'))
+        for stem in stems:
+            with Image.open(work_dir / 'submission' / condition / f'{stem}_labelIds.png') as png:
                 assert png.mode == 'L' and png.size == (128, 64)
                 ids = np.array(png)
             assert set(np.unique(ids).tolist()) <= label_ids
-            # the same prediction as the saved trainIds, mapped to labelIds
-            stem = name[:-len('_labelIds.png')] + suffix[:-len('.png')] + '.png'
-            train_ids = np.array(Image.open(work_dir / 'predictions' / condition / stem))
+            # the same prediction as the saved trainIds, mapped to labelIds, and coloured
+            train_ids = np.array(Image.open(work_dir / 'predictions' / condition /
+                                            f'{stem}_labelTrainIds.png'))
             assert (ids == np.vectorize(to_id.get)(train_ids)).all()
+            with Image.open(work_dir / 'predictions' / condition / f'{stem}_color.png') as png:
+                assert png.mode == 'RGB'
+                assert (np.array(png) == np.array(palette)[train_ids]).all()
         with Image.open(work_dir / 'visualizations' / f'{condition}.png') as grid:
             width, height = grid.size
         assert width < 2.8 * height  # image and prediction (~2.3:1), no ground-truth column
@@ -229,4 +243,11 @@ def test_predict_only_without_an_output_fails_clearly(tiny_overrides, unlabelled
         f'checkpoint={checkpoint}', 'evaluate=false'], tmp_path)
     assert result.returncode == 2 and 'Traceback' not in result.stderr
     assert 'evaluate=false scores nothing, so this run would produce nothing: add ' \
-           'export=cityscapes' in result.stderr
+           'submission=cityscapes' in result.stderr
+
+
+@pytest.mark.parametrize('override', ['export=cityscapes', '+export=cityscapes'])
+def test_the_old_export_key_says_it_was_renamed(override, tmp_path, tool_fails):
+    err = tool_fails('test.py', ['checkpoint=x.pth', override], tmp_path)
+    assert 'export= was renamed to submission= (same values): submission=cityscapes writes ' \
+           'the labelIds PNGs for the evaluation servers, into <work_dir>/submission/.' in err
