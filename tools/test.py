@@ -16,4 +16,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == '__main__':
-    run_hydra(main)
+    run_hydra(main, 'test')

@@ -1,5 +1,6 @@
-"""The run's record in its work dir: ``config.yaml`` (the resolved config) once the checkpoint
-has loaded and fits the model, and ``metrics.json`` after every evaluation, so the work dir
+"""The run's record in its work dir: ``config.yaml`` (the resolved config) and
+``mmengine_config.py`` (the mmengine config it runs) once the checkpoint has loaded and fits
+the model, and ``metrics.json`` after every evaluation, so the work dir
 always holds the numbers of the latest evaluated checkpoint."""
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from omegaconf import OmegaConf
 from domino_seg.errors import DominoSegError
 from domino_seg.evaluation.metrics import ConditionIoUMetric
 from domino_seg.io import atomic_write_bytes, atomic_write_json
+
+MMENGINE_CONFIG = 'mmengine_config.py'
 
 
 @HOOKS.register_module()
@@ -41,11 +44,14 @@ class MetricsJsonHook(Hook):
         self._record_config(runner)
 
     def _record_config(self, runner) -> None:
+        """``config.yaml`` (what the user composed) and ``mmengine_config.py`` (what mmengine
+        ran: pipelines, evaluator, hooks, loops; ``mmengine.Config.fromfile`` reloads it)."""
         if is_main_process():
             yaml = OmegaConf.to_yaml(json.loads(json.dumps(self.config)))
-            path = osp.join(runner.work_dir, 'config.yaml')
-            _save(path, lambda: atomic_write_bytes(path, yaml.encode()),
-                  'run the same command again.')
+            for name, text in (('config.yaml', yaml), (MMENGINE_CONFIG, runner.cfg.pretty_text)):
+                path = osp.join(runner.work_dir, name)
+                _save(path, lambda: atomic_write_bytes(path, text.encode()),
+                      'run the same command again.')
 
     def after_val_epoch(self, runner, metrics=None) -> None:
         # the CheckpointHook saved this iteration's checkpoint just before validation

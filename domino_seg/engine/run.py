@@ -7,7 +7,7 @@ import os
 import os.path as osp
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
@@ -293,14 +293,40 @@ class ClaimWorkDir(Callback):
             lock_work_dir(folder)
 
 
-def run_hydra(main: Callable[[], None]) -> None:
+def print_mmengine_config(config_name: str, overrides: list) -> None:
+    """``--cfg mmengine``: print the mmengine config this tool would run with (the
+    ``mmengine_config.py`` a run records), on stdout; nothing runs and nothing is written."""
+    import contextlib
+    from domino_seg.config import compose
+    cfg = compose(overrides, config_name)
+    if cfg.get('task') == 'test':
+        with contextlib.redirect_stdout(sys.stderr):  # (stdout: the config only)
+            cfg = with_checkpoint_model(cfg, overrides)
+    print(to_mmengine(cfg).pretty_text, flush=True)
+
+
+def _mmengine_flag(argv: list) -> Optional[list]:
+    """The overrides of a command line with ``--cfg mmengine`` (or ``-c mmengine``), else
+    None (Hydra's own ``--cfg job|hydra|all`` go to Hydra)."""
+    for i, arg in enumerate(argv[:-1]):
+        if arg in ('--cfg', '-c') and argv[i + 1] == 'mmengine':
+            return [a for a in argv[:i] + argv[i + 2:] if not a.startswith('-')]
+    return None
+
+
+def run_hydra(main: Callable[[], None], config_name: Optional[str] = None) -> None:
     """Run a ``@hydra.main`` entry point so that configuration errors (unknown key or group
     option, malformed override, missing value) are one paragraph and exit status 2, like a
-    DominoSegError; any other error keeps its full traceback."""
+    DominoSegError; any other error keeps its full traceback. With ``config_name``, the tool
+    also takes ``--cfg mmengine`` (:func:`print_mmengine_config`)."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
     os.environ['HYDRA_FULL_ERROR'] = '1'  # Hydra raises instead of printing and exiting 1
+    overrides = _mmengine_flag(sys.argv[1:]) if config_name else None
     try:
-        main()
+        if overrides is not None:
+            run_cli(lambda: print_mmengine_config(config_name, overrides))
+        else:
+            main()
     except (HydraException, OmegaConfBaseException) as err:
         _fail(_config_message(err))

@@ -181,6 +181,12 @@ class DominoRunner(Runner):
         except OSError:
             return None
 
+    def dump_config(self) -> None:
+        """Nothing here: mmengine would write ``<timestamp>.py`` into the work dir while the
+        Runner is built, before the checkpoint is known to fit (a refused resume would add a
+        file to the run it refused); MetricsJsonHook writes ``mmengine_config.py`` beside
+        ``config.yaml`` once the run starts."""
+
     def set_randomness(self, seed, diff_rank_seed: bool = False,
                        deterministic: bool = False) -> None:
         super().set_randomness(seed, diff_rank_seed, deterministic)
