@@ -1,7 +1,7 @@
 """Compare runs as a table, a CSV and a bar chart:
 
     python tools/compare.py work_dirs/multirun/<time> [more work or sweep dirs]
-        [--baseline domino=none] [--out DIR] [--ignore KEY ...]
+        [--baseline domino=none] [--out DIR] [--ignore KEY ...] [--per-class]
 """
 import argparse
 
@@ -20,7 +20,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--baseline',
                         help='the row the Δ column compares to: its name, or key=value parts '
                              'only it has, e.g. domino=none (default: the first row)')
-    parser.add_argument('--out', help='folder for the three files (default: the first path)')
+    parser.add_argument('--out', help='folder for the files (default: the first path)')
+    parser.add_argument('--per-class', action='store_true',
+                        help='also print, for each condition, a table of per-class IoU: rows '
+                             'classes, columns configurations, cells mean ± std over seeds with '
+                             'the difference of means to the baseline in parentheses; written '
+                             'to comparison_per_class.md and comparison_per_class.csv (one line '
+                             'per condition, class and configuration). Runs whose metrics.json '
+                             'has no per-class IoU are left out with a note (an error if none '
+                             'has it)')
     parser.add_argument('--ignore', nargs='*', default=[], metavar='KEY',
                         help='config keys that neither split nor name rows, besides seed, '
                              'work_dir, paths.work_dirs and hydra.*')
@@ -29,4 +37,5 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 if __name__ == '__main__':
     args = parse_args()
-    run_cli(lambda: compare.main(args.paths, args.baseline, args.out, args.ignore))
+    run_cli(lambda: compare.main(args.paths, args.baseline, args.out, args.ignore,
+                                 args.per_class))

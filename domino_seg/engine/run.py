@@ -22,7 +22,7 @@ from domino_seg.engine.resume import (check_same_config, checkpoint_iter, claim_
                                       remove_unstarted_work_dirs, resume_checkpoint,
                                       resumed_folder)
 from domino_seg.errors import ConfigError, DominoSegError
-from domino_seg.evaluation.report import count_table, format_table
+from domino_seg.evaluation.report import count_table, format_table, per_class_table
 
 
 def _check_work_dir(cfg: DictConfig) -> None:
@@ -63,8 +63,12 @@ def _runner(cfg: DictConfig, train: bool, **mm_updates):
     return runner
 
 
-def _final_report(cfg: DictConfig, title: str) -> dict:
+def _final_report(cfg: DictConfig, title: str, evaluated: bool = True) -> dict:
+    """Log (console and log file) the per-class table of ``metrics.json`` and its path. The
+    metric logged the summary table at this run's last evaluation, so it is repeated only
+    when nothing was evaluated now (resuming a run already evaluated): each table once."""
     from mmengine.dist import is_main_process
+    from mmengine.logging import print_log
     if not is_main_process():  # with torchrun, rank 0 writes and prints metrics.json
         return {}
     path = osp.join(cfg.work_dir, 'metrics.json')
@@ -75,7 +79,11 @@ def _final_report(cfg: DictConfig, title: str) -> dict:
                              'the checkpoint you resumed from).')
     with open(path) as f:
         report = json.load(f)
-    print(f'\n{title} ({path}):\n' + format_table(report, seen_conditions(cfg.data)), flush=True)
+    tables = [per_class_table(report)]
+    if not evaluated:
+        tables.append(format_table(report, seen_conditions(cfg.data)))
+    print_log(f'\n{title} ({path}), IoU and accuracy per class (%):\n' + '\n'.join(tables),
+              logger='current')
     return report
 
 
@@ -96,11 +104,12 @@ def train(cfg: DictConfig) -> dict:
         resume = dict(resume=True, load_from=checkpoint)
         finished = (checkpoint_iter(checkpoint) or 0) >= cfg.schedule.max_iters
     runner = _runner(cfg, train=True, **resume)
+    evaluated = not finished or metrics_iter(cfg.work_dir) != cfg.schedule.max_iters
     if not finished:
         runner.train()
-    elif metrics_iter(cfg.work_dir) != cfg.schedule.max_iters:
+    elif evaluated:
         runner.val()  # the final evaluation the interrupted run did not finish
-    return _final_report(cfg, 'Final evaluation')
+    return _final_report(cfg, 'Final evaluation', evaluated)
 
 
 def _check_predict_only(cfg: DictConfig) -> None:

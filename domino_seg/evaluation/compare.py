@@ -5,7 +5,9 @@ equal except for the seed (and where results go) are one row; its cells are the 
 standard deviation over those runs of the mIoU per condition and of the mean over unseen
 conditions, and the Δ column is the difference of means to a baseline row. A row is named by
 the Hydra overrides (``.hydra/overrides.yaml`` in each work dir) whose values differ between
-rows, e.g. ``domino=head domain=zero_shot``.
+rows, e.g. ``domino=head domain=zero_shot``. ``--per-class`` adds one table per condition of
+the per-class IoU (mean ± std over each row's seeds, the Δ of means to the baseline in
+parentheses), to see which classes a method wins or loses.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ IGNORED_KEYS = ('seed', 'work_dir', 'paths.work_dirs', 'resume')
 MEAN_UNSEEN = 'mean unseen'
 _MISSING = object()
 OUTPUT_FILES = ('comparison.md', 'comparison.csv', 'comparison.png')
+PER_CLASS_FILES = ('comparison_per_class.md', 'comparison_per_class.csv')
 
 
 @dataclass
@@ -51,6 +54,10 @@ class Run:
 
     def miou(self, condition: str) -> Optional[float]:
         return self.metrics['conditions'].get(condition, {}).get('mIoU')
+
+    def class_iou(self, condition: str) -> dict:
+        """Class -> IoU of one condition; {} when not evaluated or not recorded."""
+        return self.metrics['conditions'].get(condition, {}).get('per_class_iou') or {}
 
 
 @dataclass
@@ -352,6 +359,11 @@ def _paired_markdown(comp: Comparison) -> str:
             '\n')
 
 
+def _blank(value: Optional[float]) -> str:
+    """A CSV cell: full precision, empty when undefined."""
+    return '' if value is None else repr(value)
+
+
 def format_csv(comp: Comparison) -> str:
     """One line per row: mean, std, Δ for each condition and the mean unseen (full
     precision; empty when undefined), the seeds and the work dirs."""
@@ -362,14 +374,81 @@ def format_csv(comp: Comparison) -> str:
     stats = ('mean', 'std', 'delta', 'paired_delta_mean', 'paired_delta_std')
     writer.writerow(['configuration', 'seeds', 'seed_values'] +
                     [f'{slug[k]}_{s}' for k in keys for s in stats] + ['work_dirs'])
-    blank = (lambda v: '' if v is None else repr(v))
     for row in comp.rows:
         writer.writerow([row.name, len(row.runs),
                          ' '.join(str(run.config.get('seed')) for run in row.runs)] +
-                        [blank(x) for k in keys
+                        [_blank(x) for k in keys
                          for x in (row.cells[k].mean, row.cells[k].std, row.delta[k],
                                    row.paired[k].mean, row.paired[k].std)] +
                         [' '.join(run.work_dir for run in row.runs)])
+    return out.getvalue()
+
+
+@dataclass
+class PerClass:
+    """Per-class IoU over seeds: condition -> class -> a Stat for each row of the comparison
+    (in its order); and notes on runs left out for recording no per-class IoU."""
+    tables: dict
+    notes: list
+
+
+def aggregate_per_class(comp: Comparison) -> PerClass:
+    """Each row's per-class IoU of each condition as a :class:`Stat` over the seeds where it
+    is defined (``null``: absent from that run's predictions and labels, as in its mIoU)."""
+    tables, notes = {}, []
+    for condition in comp.conditions:
+        runs = [run for row in comp.rows for run in row.runs
+                if condition in run.metrics['conditions']]
+        lacking = [run.work_dir for run in runs if not run.class_iou(condition)]
+        if lacking:
+            notes.append(f'{condition}: no per-class IoU in the metrics.json of '
+                         f'{", ".join(lacking)}; left out of its per-class table')
+        classes = dict.fromkeys(name for run in runs for name in run.class_iou(condition))
+        if classes:
+            tables[condition] = {
+                name: [Stat.of([run.class_iou(condition).get(name) for run in row.runs])
+                       for row in comp.rows] for name in classes}
+    if not tables:
+        raise DataError('no metrics.json of these runs records per-class IoU '
+                        '(conditions.<condition>.per_class_iou): no per-class table. Evaluate '
+                        'their checkpoints with tools/test.py to record it.')
+    return PerClass(tables, notes)
+
+
+def format_per_class_markdown(comp: Comparison, per: PerClass) -> str:
+    """One table per condition: rows classes, columns configurations (mean ± std, and the Δ
+    of means to the baseline in parentheses: one column per configuration, so a sweep of
+    several stays readable), then the notes."""
+    base = comp.rows.index(comp.baseline)
+    header = ['class', *(row.name for row in comp.rows)]
+    parts = [f'Per-class IoU (%), mean ± sample std over seeds; in parentheses: difference of '
+             f'means to "{comp.baseline.name}".']
+    for condition, classes in per.tables.items():
+        seen = [row.name for row in comp.rows if condition in row.seen]
+        title = condition + (' (seen)' if len(seen) == len(comp.rows) else
+                             f' (seen in training by {", ".join(seen)})' if seen else '')
+        lines = []
+        for name, stats in classes.items():
+            deltas = [None if i == base else _difference(stat.mean, stats[base].mean)
+                      for i, stat in enumerate(stats)]
+            lines.append([name, *(_cell(stat) + ('' if delta is None else f' ({delta:+.2f})')
+                                  for stat, delta in zip(stats, deltas))])
+        parts.append(f'### {title}\n\n' + markdown_table(header, lines))
+    return '\n\n'.join(parts + [f'note: {note}' for note in per.notes]) + '\n'
+
+
+def format_per_class_csv(comp: Comparison, per: PerClass) -> str:
+    """One line per condition, class and row: the seeds counted, IoU mean, std and Δ of means
+    to the baseline (full precision; empty when undefined)."""
+    base = comp.rows.index(comp.baseline)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator='\n')
+    writer.writerow(['condition', 'class', 'configuration', 'seeds', 'mean', 'std', 'delta'])
+    for condition, classes in per.tables.items():
+        for name, stats in classes.items():
+            for row, stat in zip(comp.rows, stats):
+                writer.writerow([condition, name, row.name, stat.n, *map(_blank, (
+                    stat.mean, stat.std, _difference(stat.mean, stats[base].mean)))])
     return out.getvalue()
 
 
@@ -406,16 +485,30 @@ def write_outputs(comp: Comparison, out_dir: str) -> list[str]:
     return [md, csv_path, png]
 
 
+def write_per_class(comp: Comparison, per: PerClass, out_dir: str) -> list[str]:
+    """``comparison_per_class.md`` and ``comparison_per_class.csv`` in ``out_dir``."""
+    md, csv_path = (osp.join(out_dir, name) for name in PER_CLASS_FILES)
+    atomic_write_bytes(md, format_per_class_markdown(comp, per).encode())
+    atomic_write_bytes(csv_path, format_per_class_csv(comp, per).encode())
+    return [md, csv_path]
+
+
 def main(paths: Sequence[str], baseline: Optional[str] = None, out: Optional[str] = None,
-         ignore: Sequence[str] = ()) -> Comparison:
-    """What ``tools/compare.py`` does: print the table and write the three files."""
+         ignore: Sequence[str] = (), per_class: bool = False) -> Comparison:
+    """What ``tools/compare.py`` does: print the table and write the three files; with
+    ``per_class``, also the per-class tables and their two files."""
     comp = compare_runs(paths, baseline, ignore)
+    per = aggregate_per_class(comp) if per_class else None  # fails before writing anything
     for warning in comp.warnings:
         print(f'warning: {warning}', file=sys.stderr)
     if out is None:
         first = Path(paths[0])
         out = str(first if first.is_dir() else first.parent)
     print(format_markdown(comp))
-    for path in write_outputs(comp, out):
+    written = write_outputs(comp, out)
+    if per is not None:
+        print(format_per_class_markdown(comp, per))
+        written += write_per_class(comp, per, out)
+    for path in written:
         print(f'wrote {path}')
     return comp

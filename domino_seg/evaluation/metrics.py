@@ -102,11 +102,12 @@ class ConditionIoUMetric(IoUMetric):
     Conditions come from each sample, never from its position in a batch, so the numbers are
     exact for any batch size and for batches that mix conditions. Classes absent from both
     prediction and ground truth of a condition get IoU ``None`` and are left out of its mean,
-    as in mmseg (unless ``nan_to_num`` is set). ``mean_unseen_mIoU`` averages the conditions
-    not in ``seen_conditions``.
+    as in mmseg (unless ``nan_to_num`` is set); a class's accuracy (mmseg's ``Acc``: the share
+    of its labelled pixels predicted as it) is ``None`` where it is absent from the ground
+    truth. ``mean_unseen_mIoU`` averages the conditions not in ``seen_conditions``.
 
-    After ``evaluate`` the full report (per-class IoU, image counts) is in ``self.report`` on
-    the main process; the flat scalars returned go to mmengine's loggers.
+    After ``evaluate`` the full report (per-class IoU and accuracy, image counts) is in
+    ``self.report`` on the main process; the flat scalars returned go to mmengine's loggers.
 
     mmseg IoUMetric's options keep their meaning: ``iou_metrics`` adds ``mDice`` and
     ``mFscore`` (with ``mPrecision``, ``mRecall``) to each condition's mIoU; ``nan_to_num``
@@ -163,6 +164,7 @@ class ConditionIoUMetric(IoUMetric):
                 'aAcc': _pct(scores['aAcc']),
                 'num_images': len(by_condition[condition]),
                 'per_class_iou': {name: _pct(v) for name, v in zip(classes, scores['IoU'])},
+                'per_class_acc': {name: _pct(v) for name, v in zip(classes, scores['Acc'])},
             }
             row.update({f'm{key}': _mean_pct(value) for key, value in scores.items()
                         if key not in ('aAcc', 'IoU', 'Acc')})  # mDice, mFscore, ...
@@ -171,12 +173,13 @@ class ConditionIoUMetric(IoUMetric):
         unseen = [v for v in unseen if v is not None]
         report['mean_unseen_mIoU'] = float(np.mean(unseen)) if unseen else None
         self.report = report
+        # the summary at every evaluation; run._final_report adds the per-class table once
         print_log('\n' + format_table(report, self.seen_conditions), logger='current')
 
         flat = {}
         for condition, row in report['conditions'].items():
             flat.update({f'{condition}/{key}': value for key, value in row.items()
-                         if key not in ('num_images', 'per_class_iou')})
+                         if key not in ('num_images', 'per_class_iou', 'per_class_acc')})
         if report['mean_unseen_mIoU'] is not None:
             flat['mean_unseen_mIoU'] = report['mean_unseen_mIoU']
         return flat

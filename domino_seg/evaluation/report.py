@@ -25,6 +25,21 @@ def format_table(report: dict, seen_conditions: Sequence[str] = ('cityscapes',))
     return table.get_string()
 
 
+def per_class_table(report: dict) -> str:
+    """Rows: each class; columns: each condition's IoU and accuracy (%), '-' where undefined
+    (absent classes; accuracy of a metrics.json written before it was recorded): which
+    classes a condition costs, as mmseg's table shows."""
+    rows = report['conditions']
+    classes = list(dict.fromkeys(name for row in rows.values() for name in row['per_class_iou']))
+    table = PrettyTable(['class', *(f'{c} {m}' for c in rows for m in ('IoU', 'Acc'))])
+    table.align = 'r'
+    table.align['class'] = 'l'
+    for name in classes:
+        table.add_row([name, *(_fmt(row.get(key, {}).get(name)) for row in rows.values()
+                               for key in ('per_class_iou', 'per_class_acc'))])
+    return table.get_string()
+
+
 def count_table(counts: dict, written: dict) -> str:
     """Rows: each condition; columns: images predicted, then the PNGs written into each
     output folder (``written``: folder name -> condition -> files)."""

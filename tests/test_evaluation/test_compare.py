@@ -16,9 +16,10 @@ CONDITIONS = ('cityscapes', 'fog', 'night')
 
 
 def write_run(folder, seed, mious, overrides=(), choices=None, train_weather=(), iteration=10,
-              **config):
-    """A finished run as tools/train.py leaves it: metrics.json (with the resolved config)
-    and Hydra's .hydra/overrides.yaml and hydra.yaml."""
+              per_class_iou=None, **config):
+    """A finished run as tools/train.py leaves it: metrics.json (with the resolved config,
+    ``per_class_iou``: condition -> class -> IoU) and Hydra's .hydra/overrides.yaml and
+    hydra.yaml."""
     choices = dict(dict(domino='none', domain='none', data='synthetic'), **(choices or {}))
     cfg = dict(task='train', seed=seed, exp_name='synthetic', work_dir=str(folder),
                paths=dict(work_dirs=str(folder.parent)), schedule=dict(max_iters=10),
@@ -30,7 +31,8 @@ def write_run(folder, seed, mious, overrides=(), choices=None, train_weather=(),
     cfg = OmegaConf.to_container(cfg)
     seen = {'cityscapes', *train_weather}
     unseen = [v for c, v in zip(CONDITIONS, mious) if c not in seen]
-    metrics = dict(conditions={c: dict(mIoU=v, aAcc=50.0, num_images=2, per_class_iou={})
+    metrics = dict(conditions={c: dict(mIoU=v, aAcc=50.0, num_images=2,
+                                       per_class_iou=(per_class_iou or {}).get(c, {}))
                                for c, v in zip(CONDITIONS, mious)},
                    mean_unseen_mIoU=float(np.mean(unseen)) if unseen else None,
                    checkpoint=str(folder / 'iter_10.pth'), iter=iteration, config=cfg)
@@ -254,3 +256,77 @@ def test_a_group_a_row_lacks_does_not_name_it(tmp_path):
     comp = compare.compare_runs([tmp_path], baseline='domino=none')
     assert [row.name for row in comp.rows] == [
         'domino=none domain=none', 'domino=head domain=text domain/text_encoder=minilm']
+
+
+# per-class IoU of the SWEEP runs; 'bike' is absent from one baseline run's fog images, and
+# the second head run recorded no per-class IoU for night
+PER_CLASS = {
+    ('none', 0): dict(fog=dict(road=80.0, car=40.0, bike=None), night=dict(road=50.0, car=5.0)),
+    ('none', 1): dict(fog=dict(road=84.0, car=46.0, bike=10.0), night=dict(road=54.0, car=7.0)),
+    ('head', 0): dict(fog=dict(road=81.0, car=50.0, bike=20.0), night=dict(road=60.0, car=9.0)),
+    ('head', 1): dict(fog=dict(road=87.0, car=52.0, bike=30.0)),
+}
+
+
+@pytest.fixture
+def per_class_sweep(tmp_path):
+    root = tmp_path / 'per_class'
+    for job, ((scope, seed), mious) in enumerate(SWEEP.items()):
+        write_run(root / str(job), seed, mious, overrides=[f'domino={scope}', f'seed={seed}'],
+                  choices=dict(domino=scope), per_class_iou=PER_CLASS[scope, seed])
+    return root
+
+
+def test_per_class_iou_is_mean_and_std_over_seeds_with_deltas(per_class_sweep):
+    comp = compare.compare_runs([per_class_sweep])
+    per = compare.aggregate_per_class(comp)
+    assert list(per.tables) == ['fog', 'night']  # cityscapes: no run recorded it
+    for condition, classes in per.tables.items():
+        for name, stats in classes.items():
+            for stat, scope in zip(stats, ('none', 'head')):
+                values = [PER_CLASS[scope, seed].get(condition, {}).get(name) for seed in (0, 1)]
+                values = [v for v in values if v is not None]
+                assert stat.n == len(values)
+                assert stat.mean == pytest.approx(statistics.fmean(values))
+                assert stat.std == (pytest.approx(statistics.stdev(values)) if len(values) > 1
+                                    else None)
+    assert [n.split(':')[0] for n in per.notes] == ['cityscapes', 'night']
+    assert str(per_class_sweep / '3') in per.notes[1]
+
+    text = compare.format_per_class_markdown(comp, per)
+    fog = text.split('### fog\n\n')[1].split('\n\n')[0].splitlines()
+    assert cells(fog[0]) == ['class', 'domino=none', 'domino=head']
+    assert [cells(line) for line in fog[2:]] == [
+        ['road', '82.00 ± 2.83', '84.00 ± 4.24 (+2.00)'],
+        ['car', '43.00 ± 4.24', '51.00 ± 1.41 (+8.00)'],
+        ['bike', '10.00', '25.00 ± 7.07 (+15.00)'],
+    ]
+    night = text.split('### night\n\n')[1].split('\n\n')[0].splitlines()
+    assert cells(night[2]) == ['road', '52.00 ± 2.83', '60.00 (+8.00)']
+    assert 'note: night: no per-class IoU in the metrics.json of' in text
+
+
+def test_per_class_files_and_printout(per_class_sweep, tmp_path, capsys):
+    comp = compare.main([str(per_class_sweep)], baseline='domino=head',
+                        out=str(tmp_path / 'out'), per_class=True)
+    out = capsys.readouterr().out
+    per = compare.aggregate_per_class(comp)
+    md = (tmp_path / 'out' / 'comparison_per_class.md').read_text()
+    assert md == compare.format_per_class_markdown(comp, per) and md in out
+    assert f'wrote {tmp_path / "out" / "comparison_per_class.csv"}' in out
+    rows = list(csv.DictReader(io.StringIO(
+        (tmp_path / 'out' / 'comparison_per_class.csv').read_text())))
+    assert len(rows) == 3 * 2 + 2 * 2  # fog: 3 classes x 2 rows; night: 2 x 2
+    bike = {r['configuration']: r for r in rows if r['condition'] == 'fog'
+            and r['class'] == 'bike'}
+    assert bike['domino=none']['seeds'] == '1' and float(bike['domino=none']['mean']) == 10.0
+    assert bike['domino=none']['std'] == ''
+    assert float(bike['domino=none']['delta']) == -15.0  # baseline: domino=head
+    assert float(bike['domino=head']['std']) == pytest.approx(statistics.stdev([20.0, 30.0]))
+    assert float(bike['domino=head']['delta']) == 0.0
+
+
+def test_per_class_without_any_per_class_data_is_an_error(sweep, tmp_path):
+    with pytest.raises(DataError, match='records per-class IoU'):
+        compare.main([str(sweep)], out=str(tmp_path), per_class=True)
+    assert not list(tmp_path.glob('comparison*'))  # nothing written

@@ -22,7 +22,7 @@ def metric(**kwargs):
 
 
 def hand_iou(preds, labels, num_classes=4, ignore=255):
-    """IoU per class from an explicit confusion matrix."""
+    """IoU and accuracy (recall) per class, and aAcc, from an explicit confusion matrix."""
     conf = np.zeros((num_classes, num_classes), dtype=np.int64)
     for pred, label in zip(preds, labels):
         for p, l in zip(np.ravel(pred), np.ravel(label)):
@@ -31,8 +31,8 @@ def hand_iou(preds, labels, num_classes=4, ignore=255):
     inter = np.diag(conf)
     union = conf.sum(0) + conf.sum(1) - inter
     with np.errstate(invalid='ignore', divide='ignore'):
-        iou = inter / union
-    return iou * 100, inter.sum() / conf.sum() * 100
+        iou, acc = inter / union, inter / conf.sum(1)
+    return iou * 100, acc * 100, inter.sum() / conf.sum() * 100
 
 
 # two conditions, pixels chosen so that class 'd' is absent from fog entirely
@@ -56,19 +56,23 @@ def test_per_condition_iou_matches_confusion_matrix_for_any_batch_size(batch_siz
     out = m.compute_metrics(m.results)
 
     for condition, pairs in (('cityscapes', CLEAR), ('fog', FOG)):
-        iou, aacc = hand_iou([p for p, _ in pairs], [l for _, l in pairs])
+        iou, acc, aacc = hand_iou([p for p, _ in pairs], [l for _, l in pairs])
         row = m.report['conditions'][condition]
         assert row['num_images'] == 2
         assert row['aAcc'] == pytest.approx(aacc)
         assert row['mIoU'] == pytest.approx(np.nanmean(iou))
         assert out[f'{condition}/mIoU'] == pytest.approx(np.nanmean(iou))
-        for name, value in zip(CLASSES, iou):
-            if np.isnan(value):
-                assert row['per_class_iou'][name] is None
-            else:
-                assert row['per_class_iou'][name] == pytest.approx(value)
+        for key, values in (('per_class_iou', iou), ('per_class_acc', acc)):
+            for name, value in zip(CLASSES, values):
+                if np.isnan(value):
+                    assert row[key][name] is None
+                else:
+                    assert row[key][name] == pytest.approx(value)
     # 'd' never appears in fog (prediction nor label): null, excluded from the mean
     assert m.report['conditions']['fog']['per_class_iou']['d'] is None
+    # cityscapes (label, pred): a (0,0) (0,0); b (1,0) (1,1); c (2,2) (2,3); d (3,3)
+    assert m.report['conditions']['cityscapes']['per_class_acc'] == {
+        'a': 100.0, 'b': 50.0, 'c': 50.0, 'd': 100.0}
     assert m.report['mean_unseen_mIoU'] == pytest.approx(m.report['conditions']['fog']['mIoU'])
 
 
@@ -80,6 +84,8 @@ def test_exact_values_of_a_small_case():
     row = m.report['conditions']['night']
     assert row['per_class_iou'] == {'a': 50.0, 'b': pytest.approx(200 / 3), 'c': None,
                                     'd': None}
+    # Acc: of each class's labelled pixels, the share predicted as it; None when unlabelled
+    assert row['per_class_acc'] == {'a': 50.0, 'b': 100.0, 'c': None, 'd': None}
     assert row['mIoU'] == pytest.approx((50 + 200 / 3) / 2)
     assert row['aAcc'] == pytest.approx(75.0)
 
@@ -150,6 +156,7 @@ def evaluated(**kwargs):
 def test_nan_to_num_counts_absent_classes_in_the_mean():
     _, row = evaluated(nan_to_num=0)
     assert row['per_class_iou'] == {'a': 50.0, 'b': pytest.approx(200 / 3), 'c': 0.0, 'd': 0.0}
+    assert row['per_class_acc'] == {'a': 50.0, 'b': 100.0, 'c': 0.0, 'd': 0.0}
     assert row['mIoU'] == pytest.approx((50 + 200 / 3) / 4)
     _, row = evaluated(nan_to_num=1)
     assert row['mIoU'] == pytest.approx((50 + 200 / 3 + 200) / 4)
@@ -170,9 +177,10 @@ def test_dice_and_fscore_of_a_small_case():
     assert 'mDice' not in row and row['mIoU'] == pytest.approx((50 + 200 / 3) / 2)
 
 
-def test_default_report_keys_are_unchanged():
+def test_default_report_keys():
+    """per_class_acc joins the report; the scalars logged stay as they were."""
     out, row = evaluated()
-    assert set(row) == {'mIoU', 'aAcc', 'num_images', 'per_class_iou'}
+    assert set(row) == {'mIoU', 'aAcc', 'num_images', 'per_class_iou', 'per_class_acc'}
     assert set(out) == {'night/mIoU', 'night/aAcc', 'mean_unseen_mIoU'}
 
 
