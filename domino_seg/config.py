@@ -25,6 +25,9 @@ from domino_seg.models import builder as model_builder
 
 # work_dir: a new folder per run, or the folder of the run that resume= continues
 OmegaConf.register_new_resolver('run_dir', run_dir, replace=True)
+# configs/runtime/: torch.distributed's backend for this machine
+OmegaConf.register_new_resolver(
+    'dist_backend', lambda: 'nccl' if torch.cuda.is_available() else 'gloo', replace=True)
 # the name of a new run folder; cached, so every use in one config (and Hydra's copies) agrees
 OmegaConf.register_new_resolver('run_stamp', run_stamp, use_cache=True, replace=True)
 # each tool's --help (hydra.help.template in its YAML)
@@ -265,42 +268,22 @@ def to_mmengine(cfg: DictConfig):
         val_dataloader=eval_loader, val_evaluator=evaluator, val_cfg=dict(type='ValLoop'),
         test_dataloader=eval_loader, test_evaluator=test_evaluator,
         test_cfg=dict(type='TestLoop'),
-        default_hooks=dict(
-            timer=dict(type='IterTimerHook'),
-            logger=dict(type='FinalIterLoggerHook', interval=cfg.log_interval,
-                        log_metric_by_epoch=False),
-            param_scheduler=dict(type='ParamSchedulerHook'),
-            checkpoint=dict(type='CheckpointHook', by_epoch=False,
-                            interval=schedule.val_interval,
-                            max_keep_ckpts=schedule.max_keep_ckpts, save_last=True,
-                            save_optimizer=schedule.get('save_optimizer', True),
-                            save_param_scheduler=schedule.get('save_optimizer', True)),
-            sampler_seed=dict(type='DistSamplerSeedHook'),
-        ),
         custom_hooks=[dict(type='MetricsJsonHook',
                            config=OmegaConf.to_container(cfg, resolve=True),
                            extra=dict(domain=domain_builder.describe(cfg.domain))),
                       dict(type='EvalProgressHook')],
-        env_cfg=dict(cudnn_benchmark=False,
-                     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-                     dist_cfg=dict(backend='nccl' if torch.cuda.is_available() else 'gloo')),
         randomness=dict(seed=cfg.seed, deterministic=cfg.deterministic),
         launcher=cfg.launcher,
         # DDP (launcher != none); on CPU (gloo) without the GPU id mmengine would pass
         model_wrapper_cfg=dict(type='MMDistributedDataParallel', broadcast_buffers=False,
                                **({} if torch.cuda.is_available() else dict(device_ids=None))),
-        log_processor=dict(by_epoch=False),
-        # losses, learning rate and per-condition mIoU also go to TensorBoard
-        # (<work_dir>/<timestamp>/vis_data/events.*)
-        visualizer=dict(type='Visualizer', vis_backends=[dict(type='LocalVisBackend'),
-                                                         dict(type='TensorboardVisBackend')]),
         # mmengine keys its logger, message hub and visualizer by this name (+ a timestamp in
         # seconds): one per work dir, so sequential sweep jobs in one process never share them
         experiment_name=os.path.abspath(cfg.work_dir),
-        log_level='INFO',
         verbose=bool(cfg.get('verbose', False)),  # DominoRunner: the console's detail
         load_from=cfg.get('checkpoint') if task == 'test' else cfg.get('load_from'),
         resume=False,
+        **OmegaConf.to_container(cfg.runtime, resolve=True),  # configs/runtime/
     )
     if task == 'test' and cfg.get('submission'):
         from domino_seg.evaluation.submission import check_format

@@ -29,7 +29,9 @@ _ITER = re.compile(r'iter_(\d+)\.pth$')
 RUN_FILES = ('config.yaml', 'metrics.json', 'last_checkpoint', 'iter_*.pth')
 # keys a resumed run may change: where runs live and how this one is found, and load_from,
 # which resume replaces (the run's own weights)
-RESUME_MAY_CHANGE = ('resume', 'work_dir', 'paths.work_dirs', 'load_from')
+# (and how the run logs and which backend joins its processes: a run may move machines)
+RESUME_MAY_CHANGE = ('resume', 'work_dir', 'paths.work_dirs', 'load_from', 'verbose',
+                     'log_interval', 'runtime.env_cfg', 'runtime.log_level')
 
 
 def run_stamp() -> str:
@@ -211,7 +213,9 @@ def check_same_config(cfg: DictConfig, checkpoint: str) -> None:
         return  # a checkpoint from elsewhere: only its fit to the model is checked
     old = flatten_config(OmegaConf.to_container(OmegaConf.load(recorded)))
     new = flatten_config(OmegaConf.to_container(cfg, resolve=True))
-    keep = [k for k in sorted(old.keys() | new.keys())
+    # keys the record lacks were added by a newer domino-seg (their defaults keep the old
+    # behaviour); a real change of experiment also changes keys the record has
+    keep = [k for k in sorted(old.keys())
             if not any(k == p or k.startswith(p + '.') for p in RESUME_MAY_CHANGE)]
     missing = object()
     changed = [f'{k}: {render_value(old[k]) if k in old else "(absent)"} -> '

@@ -198,3 +198,20 @@ def test_a_run_without_metrics_says_how_to_evaluate_it(tmp_path, tiny_overrides,
     err = fails(lambda: run._final_report(cfg, 'Final evaluation'))
     assert f'{tmp_path / "run"} has no metrics.json' in err
     assert f'tools/test.py checkpoint={tmp_path / "run"}/iter_2.pth' in err
+
+
+def test_a_record_from_an_older_version_still_resumes_but_a_change_does_not(tmp_path,
+                                                                            tiny_overrides):
+    """Keys the recorded config.yaml lacks (added by a newer domino-seg) are not a change;
+    a key the record has, with another value, is."""
+    from omegaconf import OmegaConf
+    from domino_seg.engine.resume import check_same_config
+    from domino_seg.errors import ConfigError
+    cfg = domino_seg.compose(tiny_overrides)
+    record = OmegaConf.to_container(cfg, resolve=True)
+    del record['verbose'], record['schedule']['save_optimizer']
+    (tmp_path / 'config.yaml').write_text(OmegaConf.to_yaml(record))
+    check_same_config(cfg, str(tmp_path / 'iter_1.pth'))
+    with pytest.raises(ConfigError, match=r'seed: 0 -> 3'):
+        check_same_config(domino_seg.compose(tiny_overrides + ['seed=3']),
+                          str(tmp_path / 'iter_1.pth'))
