@@ -222,6 +222,27 @@ def _param_schedulers(schedule: DictConfig) -> list[dict]:
     return [dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=warmup), poly]
 
 
+AMP_DTYPES = {'bf16': 'bfloat16', 'fp16': 'float16'}
+
+
+def precision(amp) -> dict:
+    """The optim wrapper for ``amp``: fp32 (also ``false``), or mixed precision bf16 | fp16
+    through mmengine's AmpOptimWrapper (dynamic loss scaling). mmengine's AMP needs a GPU:
+    without one a run warns and trains in float32, so a GPU preset still runs on CPU."""
+    if amp in ('fp32', False, None):
+        return dict(type='NonFiniteGuardOptimWrapper')
+    if amp not in AMP_DTYPES:
+        raise ConfigError(f'amp={amp!r}: choose fp32 (or false), bf16 or fp16.')
+    if not torch.cuda.is_available():
+        from mmengine.logging import print_log
+        print_log(f'amp={amp}: mixed precision needs a GPU (mmengine AmpOptimWrapper); this '
+                  'machine has none, so training runs in float32.', logger='current',
+                  level=30)
+        return dict(type='NonFiniteGuardOptimWrapper')
+    return dict(type='NonFiniteGuardAmpOptimWrapper', dtype=AMP_DTYPES[amp],
+                loss_scale='dynamic')
+
+
 def _eval_loader(cfg: DictConfig, after_load: list[dict], labels: bool) -> dict:
     data = cfg.data
     return dict(
@@ -302,7 +323,7 @@ def to_mmengine(cfg: DictConfig):
                            val_interval=schedule.val_interval),
             # NaN/inf losses are caught before the optimizer step (nan_policy: stop | skip)
             optim_wrapper=dict(model_builder.optim_wrapper_cfg(cfg.model, cfg.get('finetune')),
-                               type='NonFiniteGuardOptimWrapper', nan_policy=cfg.nan_policy),
+                               **precision(cfg.get('amp', 'fp32')), nan_policy=cfg.nan_policy),
             param_scheduler=_param_schedulers(schedule),
         )
         if torch.cuda.is_available():  # torch's SyncBatchNorm is GPU-only

@@ -8,7 +8,7 @@ import torch
 from domino_seg import compat  # noqa: F401  (before mmseg)
 from mmengine.dist import all_reduce
 from mmengine.logging import MessageHub, print_log
-from mmengine.optim import OptimWrapper
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmseg.registry import OPTIM_WRAPPERS
 
 from domino_seg.errors import ConfigError, TrainingError
@@ -16,12 +16,11 @@ from domino_seg.errors import ConfigError, TrainingError
 NAN_POLICIES = ('stop', 'skip')
 
 
-@OPTIM_WRAPPERS.register_module()
-class NonFiniteGuardOptimWrapper(OptimWrapper):
-    """mmengine's OptimWrapper that looks at the loss first: when it is NaN or inf (on any
-    rank: all ranks decide together, so DDP stays in step), ``nan_policy='stop'`` raises a
-    TrainingError naming the iteration and the last checkpoint (no checkpoint of the bad step
-    is written), ``'skip'`` leaves the weights and optimizer state untouched for this step."""
+class NonFiniteGuard:
+    """Looks at the loss before an optim wrapper's backward pass and step: when it is NaN or
+    inf (on any rank: all ranks decide together, so DDP stays in step), ``nan_policy='stop'``
+    raises a TrainingError naming the iteration and the last checkpoint (no checkpoint of the
+    bad step is written), ``'skip'`` leaves the weights and optimizer state untouched."""
 
     def __init__(self, *args, nan_policy: str = 'stop', **kwargs) -> None:
         if nan_policy not in NAN_POLICIES:
@@ -48,3 +47,15 @@ class NonFiniteGuardOptimWrapper(OptimWrapper):
         print_log(f'non-finite loss ({loss.item()}) at iteration {iteration}: step skipped '
                   f'(nan_policy=skip; {self.skipped} skipped so far).', logger='current',
                   level=logging.WARNING)
+
+
+@OPTIM_WRAPPERS.register_module()
+class NonFiniteGuardOptimWrapper(NonFiniteGuard, OptimWrapper):
+    """mmengine's OptimWrapper with the NonFiniteGuard (float32 training)."""
+
+
+@OPTIM_WRAPPERS.register_module()
+class NonFiniteGuardAmpOptimWrapper(NonFiniteGuard, AmpOptimWrapper):
+    """mmengine's AmpOptimWrapper (``amp=bf16|fp16``) with the NonFiniteGuard. The guard reads
+    the loss, which autocast computes in float32; fp16 gradient overflows are the GradScaler's
+    (it skips that step and lowers the scale), so they never stop a run."""

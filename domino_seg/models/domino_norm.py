@@ -123,8 +123,11 @@ class DominoNorm(nn.Module):
                 f'batch of {x.shape[0]}, got embeddings of shape {tuple(embeddings.shape)}.')
         shape = [1] * x.dim()
         shape[self.channel_dim] = self.num_channels
-        d_scale, d_shift = (t.reshape(x.shape[0], *shape[1:])
-                            for t in self.mlp(embeddings).chunk(2, dim=1))
+        # the per-sample scale and shift in float32 under mixed precision (amp=bf16|fp16): a
+        # half-precision 1 + d_scale would round away small modulations
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            modulation = self.mlp(embeddings.to(self.mlp[-1].weight.dtype))
+        d_scale, d_shift = (t.reshape(x.shape[0], *shape[1:]) for t in modulation.chunk(2, dim=1))
         beta0 = getattr(self.wrapped, 'bias', None)  # None when the norm has no affine shift
         if beta0 is not None:
             d_shift = d_shift - beta0.view(shape) * d_scale
