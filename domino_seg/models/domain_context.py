@@ -6,11 +6,12 @@ nested forward passes never see each other's embeddings and nothing leaks after 
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 _domain_embeddings: ContextVar[Optional[Tensor]] = ContextVar('domain_embeddings', default=None)
 
@@ -35,3 +36,15 @@ def domain_embedding_context(embeddings: Tensor) -> Iterator[Tensor]:
 def current_domain_embeddings() -> Optional[Tensor]:
     """The embeddings of the innermost active ``domain_embedding_context``, else None."""
     return _domain_embeddings.get()
+
+
+def checkpoint_with_domain_embeddings(function: Callable, *args, **kwargs):
+    """``torch.utils.checkpoint`` of ``function`` whose recomputation, during the backward pass
+    (after the forward's ``domain_embedding_context`` has ended), sees the same embeddings, so
+    Domino layers inside a checkpointed block give the same activations and gradients."""
+    embeddings = current_domain_embeddings()
+
+    def contexts():
+        return nullcontext(), (nullcontext() if embeddings is None else
+                               domain_embedding_context(embeddings))
+    return checkpoint(function, *args, use_reentrant=False, context_fn=contexts, **kwargs)

@@ -4,12 +4,15 @@ from __future__ import annotations
 import math
 from typing import Sequence, Tuple
 
+import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import Tensor
 
 from domino_seg.errors import ConfigError
 
+from ..domain_context import checkpoint_with_domain_embeddings
 from ..pretrained import StateDict, load_pretrained
 
 
@@ -68,3 +71,27 @@ def resize_to_patch_grid(x: Tensor, patch: Sequence[int]) -> Tensor:
         return x
     return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
 
+
+class _Checkpointed:
+    """Mixed into a block's class by :func:`checkpoint_blocks`."""
+
+    def forward(self, *args, **kwargs):
+        if not (self.training and torch.is_grad_enabled()):
+            return super().forward(*args, **kwargs)
+        return checkpoint_with_domain_embeddings(super().forward, *args, **kwargs)
+
+
+_CHECKPOINTED: dict = {}
+
+
+def checkpoint_blocks(blocks: nn.ModuleList) -> None:
+    """Gradient checkpointing of each of ``blocks`` in training (activations recomputed in the
+    backward pass: less memory, about one more forward). Unlike the libraries' own switches
+    (open_clip, timm), the recomputation sees the batch's domain embeddings, so Domino layers
+    inside the blocks work. The blocks keep their parameters and state-dict keys."""
+    for block in blocks:
+        cls = type(block)
+        if not issubclass(cls, _Checkpointed):
+            if cls not in _CHECKPOINTED:
+                _CHECKPOINTED[cls] = type(f'Checkpointed{cls.__name__}', (_Checkpointed, cls), {})
+            block.__class__ = _CHECKPOINTED[cls]

@@ -20,7 +20,8 @@ from domino_seg.domain.clip_generator import deep_merge, resolve_pretrained
 from domino_seg.errors import ConfigError, WeightsError
 
 from ..pretrained import StateDict, log_remap
-from .base import PretrainedBackbone, check_out_indices, patch_grid, resize_to_patch_grid
+from .base import (PretrainedBackbone, check_out_indices, checkpoint_blocks, patch_grid,
+                   resize_to_patch_grid)
 
 
 def model_config(arch: str, model_cfg: Optional[dict]) -> dict:
@@ -120,7 +121,8 @@ class OpenCLIPVisionTransformer(OpenCLIPBackbone):
                                              f'CLIP {arch}')
         visual.prune_intermediate_layers(list(self.out_indices), prune_norm=True)
         visual.attn_pool = visual.attn_pool_contrastive = None
-        visual.set_grad_checkpointing(with_cp)
+        if with_cp:
+            checkpoint_blocks(visual.transformer.resblocks)
         self.visual = visual
         self.num_layers = len(visual.transformer.resblocks)
 

@@ -12,7 +12,8 @@ from torch import Tensor
 from domino_seg.errors import ConfigError, WeightsError
 
 from ..pretrained import StateDict, cached_hub_file, log_remap, resolve_file_or_url
-from .base import PretrainedBackbone, check_out_indices, patch_grid, resize_to_patch_grid
+from .base import (PretrainedBackbone, check_out_indices, checkpoint_blocks, patch_grid,
+                   resize_to_patch_grid)
 
 
 @MODELS.register_module()
@@ -53,7 +54,8 @@ class DINOv2VisionTransformer(PretrainedBackbone):
         self.out_indices = check_out_indices(out_indices, len(self.vit.blocks),
                                              f'timm {model_name}')
         self.vit.prune_intermediate_layers(list(self.out_indices), prune_head=True)
-        self.vit.set_grad_checkpointing(with_cp)
+        if with_cp:
+            checkpoint_blocks(self.vit.blocks)
         self.num_layers = len(self.vit.blocks)
 
     @classmethod
