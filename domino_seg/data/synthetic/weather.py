@@ -12,9 +12,12 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from .scene import ID, SKY_DEPTH
+from domino_seg.conditions import ACDC_CONDITIONS
 
-CONDITIONS = ('clear', 'fog', 'night', 'rain', 'snow')
+from .geometry import ID, SKY_DEPTH
+from .materials import smooth_noise
+
+CONDITIONS = ('clear',) + ACDC_CONDITIONS   # the order seeds the benchmark's samples
 SKY_FROM_DEPTH = SKY_DEPTH / 2    # without labels, pixels at least this far are taken as sky
 GROUND = [ID['road'], ID['sidewalk']]
 SNOW_CAPPED = [ID[name] for name in ('building', 'wall', 'fence', 'pole', 'vegetation', 'car',
@@ -56,7 +59,7 @@ def _fog(rgb, depth, sky, rng, severity, **_) -> np.ndarray:
     """Dense fog: visibility 150 m (light) down to 30 m (dense), patchy, greyish-white."""
     visibility = (150 - 120 * severity) * rng.uniform(0.85, 1.15)
     beta = 3.912 / visibility                 # contrast threshold 2 % (Koschmieder)
-    patchy = beta * (1 + 0.25 * _smooth_noise(rng, depth.shape, 8))
+    patchy = beta * (1 + 0.25 * smooth_noise(rng, depth.shape, across=8))
     airlight = rng.uniform(0.72, 0.92) * np.float32([0.97, 0.99, 1.02])
     t = np.exp(-patchy * depth)[..., None]
     softened = rgb * t + cv2.GaussianBlur(rgb, (0, 0), 1.0) * (1 - t)   # forward scattering
@@ -108,7 +111,7 @@ def _rain(rgb, depth, sky, rng, severity, label=None, **_) -> np.ndarray:
     grey = rng.uniform(0.5, 0.65)
     out = fog(rgb, depth, 0.003 + 0.012 * severity, grey)
     out = _desaturate(out, 0.35) * rng.uniform(0.72, 0.85)
-    overcast = grey * (1.0 - 0.15 * _smooth_noise(rng, depth.shape, 6))
+    overcast = grey * (1.0 - 0.15 * smooth_noise(rng, depth.shape, across=6))
     out = np.where(sky[..., None], overcast[..., None] * np.float32([0.96, 0.98, 1.0]), out)
     if label is not None:
         out = _wet_ground(out, label, rng, severity)
@@ -129,7 +132,7 @@ def _wet_ground(rgb, label, rng, severity) -> np.ndarray:
     mirror = np.clip(2 * far_edge - rows, 0, h - 1)
     reflection = np.take_along_axis(rgb, mirror[..., None].repeat(3, -1), axis=0)
     reflection = cv2.blur(reflection, (1, 7))                       # ripples smear vertically
-    puddles = np.clip(_smooth_noise(rng, label.shape, 10) * 1.5 - 0.3, 0, 1)
+    puddles = np.clip(smooth_noise(rng, label.shape, across=10) * 1.5 - 0.3, 0, 1)
     gloss = (0.25 + 0.35 * severity) * (0.5 + puddles)
     gloss = np.where(label == ID['road'], gloss, 0.5 * gloss)[..., None]
     wet = rgb * 0.7 * (1 - gloss) + reflection * gloss
@@ -172,7 +175,7 @@ def _snow(rgb, depth, sky, rng, severity, label=None, **_) -> np.ndarray:
     white = rng.uniform(0.8, 0.92) * np.float32([0.97, 0.99, 1.03])
     out = fog(rgb, depth, 0.006 + 0.025 * severity, white)
     out = _desaturate(out, 0.3)
-    overcast = white * (1 - 0.06 * _smooth_noise(rng, depth.shape, 6))[..., None]
+    overcast = white * (1 - 0.06 * smooth_noise(rng, depth.shape, across=6))[..., None]
     out = np.where(sky[..., None], overcast, out)
     if label is not None:
         out = _snow_cover(out, label, rng, severity)
@@ -190,7 +193,7 @@ def _snow_cover(rgb, label, rng, severity) -> np.ndarray:
     cover_by_class = np.zeros(256, np.float32)
     cover_by_class[[ID['road'], ID['sidewalk'], ID['terrain'], ID['vegetation']]] = [
         0.35 + 0.4 * severity, 0.85, 0.95, 0.35]                    # traffic clears the road
-    drifts = 0.5 + 0.5 * np.clip(_smooth_noise(rng, (h, w), 6), -1, 1)
+    drifts = 0.5 + 0.5 * np.clip(smooth_noise(rng, (h, w), across=6), -1, 1)
     cover = np.clip(cover_by_class[label] * (0.6 + 0.8 * drifts) - 0.1, 0, 1)
     capped = np.isin(label, SNOW_CAPPED)
     top_edge = capped.copy()
@@ -224,13 +227,6 @@ def _desaturate(rgb, amount: float) -> np.ndarray:
     """Move colours `amount` of the way towards grey (overcast light is flat)."""
     grey = rgb.mean(axis=2, keepdims=True)
     return rgb + (grey - rgb) * amount
-
-
-def _smooth_noise(rng, shape, cells: int) -> np.ndarray:
-    """Zero-mean noise with about `cells` blobs across the width."""
-    h, w = shape
-    small = rng.standard_normal((max(cells * h // w, 1) + 2, cells + 2)).astype(np.float32)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
 
 
 RENDERERS: dict[str, Callable[..., np.ndarray]] = {

@@ -21,7 +21,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .scene import SKY_DEPTH, render_scene
+from .geometry import SKY_DEPTH
+from .scene import render_scene
 from .weather import CONDITIONS, render_weather
 
 GENERATOR_VERSION = 2      # bump whenever scenes or weather change, so old benchmarks mismatch
