@@ -1,0 +1,46 @@
+"""bench/gpu_check.py runs end to end on CPU (--dry-run), so it is known to work before a GPU
+is lent; the numbers of a dry run mean nothing, their presence and consistency do."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_run_writes_a_complete_report(tmp_path):
+    out = tmp_path / 'check.json'
+    result = subprocess.run([sys.executable, 'bench/gpu_check.py', '--dry-run', '--out',
+                             str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report['dry_run'] is True
+    for model in ('clip_vit_b16_upernet', 'dinov2_vitb14_upernet'):
+        train = report[model]['train']
+        assert set(train['step_ms']) == {'none/fp32', 'none/bf16', 'full/fp32', 'full/bf16'}
+        assert all(math.isfinite(v) and v > 0 for v in train['step_ms'].values())
+        steps = train['step_ms']
+        assert train['domino_over_baseline']['fp32'] == pytest.approx(
+            steps['full/fp32'] / steps['none/fp32'])
+        assert train['bf16_speedup']['domino'] == pytest.approx(
+            steps['full/fp32'] / steps['full/bf16'])
+        assert report[model]['inference']['whole_ms'] > 0
+        assert report[model]['inference']['slide_ms'] > 0
+    assert report['clip']['images_per_s'] > 0 and report['clip']['images'] == 4
+    training = report['training']
+    assert training['ok'] and training['last_loss'] < training['first_loss']
+    assert training['iterations'] == 6
+    assert json.loads(result.stdout[result.stdout.index('{'):]) == report
+
+
+def test_gpu_check_without_a_gpu_says_how_to_run_it():
+    result = subprocess.run([sys.executable, 'bench/gpu_check.py'], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120,
+                            env={'CUDA_VISIBLE_DEVICES': '', 'PATH': '/usr/bin:/bin',
+                                 'HOME': str(Path.home())})
+    assert result.returncode != 0
+    assert 'no GPU here: run on a GPU, or with --dry-run' in result.stderr
