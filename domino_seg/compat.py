@@ -317,6 +317,62 @@ def _allow_cpu_torchrun() -> None:
     utils._init_dist_pytorch = init_dist_pytorch
 
 
+def import_imagecorruptions():
+    """The ``imagecorruptions`` package (1.1.2, its latest), made to run on today's stack; not
+    applied at import (scikit-image loads slowly), but by the first corruption condition:
+
+    * ``pkg_resources`` (gone from recent setuptools) only gives it ``resource_filename``:
+      a stand-in module with that function is installed when the real one is missing;
+    * scikit-image >= 0.21 removed ``gaussian(multichannel=True)``: the module's ``gaussian``
+      becomes one that maps it to ``channel_axis=-1`` (glass_blur, gaussian_blur);
+    * NumPy 2 removed ``np.float_``: the module sees numpy through a view that adds it (fog);
+    * scikit-image's ``random_noise`` draws from its own unseeded generator (impulse_noise):
+      the module's view of ``skimage.util`` seeds it from numpy's global state, as every other
+      corruption draws, so a seeded corruption repeats exactly.
+    """
+    import sys
+    import types
+    import warnings
+    try:
+        with warnings.catch_warnings():  # (its deprecation notice: the stand-in is next)
+            warnings.simplefilter('ignore')
+            import pkg_resources  # noqa: F401
+    except ImportError:
+        import os.path as osp
+        shim = types.ModuleType('pkg_resources')
+        shim.resource_filename = lambda module, name: osp.join(  # beside the module's file
+            osp.dirname(sys.modules[module].__file__), name)
+        sys.modules['pkg_resources'] = shim
+    import imagecorruptions
+    from imagecorruptions import corruptions
+    if getattr(corruptions, 'domino_seg', False):
+        return imagecorruptions
+    import numpy as np
+    import skimage
+    import skimage.util
+    from skimage.filters import gaussian
+
+    def gaussian_multichannel(image, *args, multichannel=None, **kwargs):
+        if multichannel:
+            kwargs.setdefault('channel_axis', -1)
+        return gaussian(image, *args, **kwargs)
+
+    def view(module, **changes):
+        copy = types.ModuleType(module.__name__)
+        copy.__dict__.update(module.__dict__, **changes)
+        return copy
+
+    def seeded_random_noise(image, *args, rng=None, **kwargs):
+        return skimage.util.random_noise(
+            image, *args, rng=np.random.randint(2 ** 31) if rng is None else rng, **kwargs)
+
+    corruptions.gaussian = gaussian_multichannel
+    corruptions.np = view(np, float_=np.float64)
+    corruptions.sk = view(skimage, util=view(skimage.util, random_noise=seeded_random_noise))
+    corruptions.domino_seg = True
+    return imagecorruptions
+
+
 def apply() -> None:
     from domino_seg.console import silence_upstream_warnings
     silence_upstream_warnings()

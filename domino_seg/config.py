@@ -262,11 +262,11 @@ def to_mmengine(cfg: DictConfig):
     task = cfg.get('task', 'train')
     evaluator = dict(type='ConditionIoUMetric',
                      seen_conditions=data_builder.seen_conditions(data),
-                     conditions=list(data.eval_conditions))
+                     conditions=data_builder.evaluated_conditions(data))
     # tools/test.py evaluate=false: predict a split without public labels, score nothing
     labels = task != 'test' or cfg.get('evaluate', True)
     test_evaluator = dict(evaluator) if labels else dict(
-        type='ConditionCountMetric', conditions=list(data.eval_conditions))
+        type='ConditionCountMetric', conditions=data_builder.evaluated_conditions(data))
     if cfg.get('prediction_colors') and not cfg.get('save_predictions'):
         raise ConfigError('prediction_colors=true writes a colour PNG beside each saved '
                           'prediction, but none is saved: add save_predictions=true.')

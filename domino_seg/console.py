@@ -29,6 +29,7 @@ EVAL_PROGRESS = ('Iter(val) [', 'Iter(test) [')
 UPSTREAM_WARNINGS = (
     'Fail to import ``MultiScaleDeformableAttention``',
     '``build_loss`` would be deprecated soon',
+    'Please import `map_coordinates` from the `scipy.ndimage` namespace',  # imagecorruptions
 )
 
 

@@ -2,7 +2,9 @@
 ``domino_seg.data.synthetic`` and writes the same layouts."""
 from domino_seg.data.acdc import ACDCDataset
 from domino_seg.data.cityscapes import DominoCityscapesDataset
+from domino_seg.data.corruptions import ImageCorruption
 from domino_seg.data.samplers import SubDatasetBatchSampler
 from domino_seg.data.transforms import CheckSegLabels
 
-__all__ = ['ACDCDataset', 'DominoCityscapesDataset', 'SubDatasetBatchSampler', 'CheckSegLabels']
+__all__ = ['ACDCDataset', 'DominoCityscapesDataset', 'SubDatasetBatchSampler', 'CheckSegLabels',
+           'ImageCorruption']

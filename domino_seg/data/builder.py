@@ -6,8 +6,10 @@ from typing import Sequence
 from omegaconf import DictConfig
 
 from domino_seg import conditions
+from domino_seg.compat import import_imagecorruptions
 from domino_seg.conditions import EVAL_CONDITIONS
 from domino_seg.data import sources as train_sources
+from domino_seg.data.corruptions import corruption_conditions
 from domino_seg.data.layouts import ACDC, CITYSCAPES, check_split
 from domino_seg.errors import ConfigError
 
@@ -87,7 +89,33 @@ def eval_dataset(data: DictConfig, pipeline: list[dict], labels: bool = True) ->
             datasets.append(dict(type='ACDCDataset', data_root=data.acdc_root,
                                  condition=condition, split=data.eval_split, labels=labels,
                                  pipeline=pipeline))
+    for _, corruption, severity in _corruptions(data):  # right after loading the image
+        corrupt = dict(type='ImageCorruption', corruption=corruption, severity=severity,
+                       seed=data.get('corruption_seed', 0))
+        datasets.append(dict(type='DominoCityscapesDataset', data_root=data.cityscapes_root,
+                             split=data.eval_split, labels=labels,
+                             pipeline=[pipeline[0], corrupt, *pipeline[1:]]))
     return dict(type='ConcatDataset', datasets=datasets)
+
+
+def _corruptions(data: DictConfig) -> list:
+    """The corruption conditions ``(name, corruption, severity)`` the run evaluates; the
+    imagecorruptions package must be installed for any."""
+    conditions = corruption_conditions(list(data.get('eval_corruptions') or []),
+                                       list(data.get('corruption_severities') or []))
+    if conditions:
+        try:
+            import_imagecorruptions()
+        except ImportError as err:
+            raise ConfigError(f'data.eval_corruptions needs the imagecorruptions package ({err}); '
+                              'install it with pip install -e ".[corruptions]".') from None
+    return conditions
+
+
+def evaluated_conditions(data: DictConfig) -> list[str]:
+    """Every condition a run reports: ``data.eval_conditions``, then the corruption
+    conditions (``<corruption>@<severity>``)."""
+    return [*data.eval_conditions, *(name for name, _, _ in _corruptions(data))]
 
 
 def check_data(data: DictConfig, train: bool = True, labels: bool = True) -> None:
@@ -98,6 +126,8 @@ def check_data(data: DictConfig, train: bool = True, labels: bool = True) -> Non
     if train:
         for source in train_sources.train_sources(data):
             train_sources.check_source(source)
+    if _corruptions(data) and 'cityscapes' not in data.eval_conditions:
+        check_split(CITYSCAPES, data.cityscapes_root, data.eval_split, labels=labels)
     for condition in data.eval_conditions:
         if condition == 'cityscapes':
             check_split(CITYSCAPES, data.cityscapes_root, data.eval_split, labels=labels)

@@ -15,7 +15,8 @@ from omegaconf import DictConfig, OmegaConf, read_write
 from domino_seg.config import (MODEL_GROUPS, OPTIONAL_MODEL_GROUPS, check_value_ranges,
                                check_value_types, renamed_key, to_mmengine,
                                with_recorded_model)
-from domino_seg.data.builder import check_data, ensure_synthetic, seen_conditions
+from domino_seg.data.builder import (check_data, ensure_synthetic, evaluated_conditions,
+                                     seen_conditions)
 from domino_seg.domain import builder as domain_builder
 from domino_seg.engine.resume import (check_same_config, checkpoint_iter, claim_work_dir,
                                       is_first_process, lock_work_dir, metrics_iter,
@@ -50,7 +51,7 @@ def _runner(cfg: DictConfig, train: bool, **mm_updates):
     _check_work_dir(cfg)
     if cfg.domino.scope != 'none':  # (otherwise no embedding is computed)
         domain_builder.check_domain(cfg.domain, [*(seen_conditions(cfg.data) if train else []),
-                                                 *cfg.data.eval_conditions])
+                                                 *evaluated_conditions(cfg.data)])
     mm = to_mmengine(cfg)  # resolves backbone weights: fails in seconds, before generation
     ensure_synthetic(cfg.data)
     check_data(cfg.data, train=train, labels=train or cfg.get('evaluate', True))
