@@ -243,6 +243,16 @@ def precision(amp) -> dict:
                 loss_scale='dynamic')
 
 
+def _metrics(evaluator: DictConfig, data: DictConfig, conditions: list) -> list[dict]:
+    """The evaluator's metrics; the per-condition IoU, first, gets the run's conditions."""
+    metrics = OmegaConf.to_container(evaluator.metrics, resolve=True)
+    if not metrics or metrics[0].get('type') != 'ConditionIoUMetric':
+        raise ConfigError('evaluator.metrics must start with {type: ConditionIoUMetric} (what '
+                          f'metrics.json and the tables read); got {metrics}.')
+    metrics[0].update(seen_conditions=data_builder.seen_conditions(data), conditions=conditions)
+    return metrics
+
+
 def _eval_loader(cfg: DictConfig, after_load: list[dict], labels: bool) -> dict:
     data = cfg.data
     return dict(
@@ -260,19 +270,18 @@ def to_mmengine(cfg: DictConfig):
 
     data, schedule = cfg.data, cfg.schedule
     task = cfg.get('task', 'train')
-    evaluator = dict(type='ConditionIoUMetric',
-                     seen_conditions=data_builder.seen_conditions(data),
-                     conditions=data_builder.evaluated_conditions(data))
+    conditions = data_builder.evaluated_conditions(data)
+    evaluator = _metrics(cfg.evaluator, data, conditions)  # configs/evaluator/
     # tools/test.py evaluate=false: predict a split without public labels, score nothing
     labels = task != 'test' or cfg.get('evaluate', True)
-    test_evaluator = dict(evaluator) if labels else dict(
-        type='ConditionCountMetric', conditions=data_builder.evaluated_conditions(data))
+    test_evaluator = [dict(m) for m in evaluator] if labels else [
+        dict(type='ConditionCountMetric', conditions=conditions)]
     if cfg.get('prediction_colors') and not cfg.get('save_predictions'):
         raise ConfigError('prediction_colors=true writes a colour PNG beside each saved '
                           'prediction, but none is saved: add save_predictions=true.')
-    if cfg.get('save_predictions'):
-        test_evaluator.update(output_dir=os.path.join(cfg.work_dir, 'predictions'),
-                              prediction_colors=bool(cfg.get('prediction_colors')))
+    if cfg.get('save_predictions'):  # (the per-condition metric writes them)
+        test_evaluator[0].update(output_dir=os.path.join(cfg.work_dir, 'predictions'),
+                                 prediction_colors=bool(cfg.get('prediction_colors')))
     # without Domino layers nothing reads the embeddings: no encoder is built
     domain_transform = domain_builder.transform_cfg(cfg.domain) \
         if cfg.domino.scope != 'none' else None
@@ -281,7 +290,8 @@ def to_mmengine(cfg: DictConfig):
 
     mm = dict(
         default_scope='mmseg',
-        custom_imports=dict(imports=['domino_seg'], allow_failed_imports=False),
+        custom_imports=dict(imports=['domino_seg', *cfg.evaluator.get('imports', [])],
+                            allow_failed_imports=False),
         work_dir=str(cfg.work_dir),
         model=model_builder.segmentor_cfg(cfg.model, cfg.domino,
                                           domain_builder.embed_dim(cfg.domain),

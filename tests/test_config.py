@@ -88,8 +88,8 @@ def test_saved_predictions_and_their_colours_configure_the_test_metric(tmp_path)
                               'prediction_colors=true', 'submission=cityscapes'],
                              config_name='test')
     mm = domino_seg.to_mmengine(cfg)
-    assert mm.test_evaluator.output_dir == str(tmp_path / 'predictions')
-    assert mm.test_evaluator.prediction_colors is True
+    assert mm.test_evaluator[0].output_dir == str(tmp_path / 'predictions')
+    assert mm.test_evaluator[0].prediction_colors is True
     assert dict(type='CityscapesSubmissionHook', out_dir=str(tmp_path / 'submission')) in \
         mm.custom_hooks
 

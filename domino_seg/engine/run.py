@@ -192,7 +192,9 @@ def checked(cfg: DictConfig) -> DictConfig:
     :func:`check_value_ranges`."""
     from hydra.core.hydra_config import HydraConfig
     hydra_cfg = HydraConfig.get()
-    check_value_types(cfg, hydra_cfg.overrides.task, hydra_cfg.job.config_name)
+    # (a config folder added on the command line: its options compose here too)
+    searchpath = [o for o in hydra_cfg.overrides.hydra if o.startswith('hydra.searchpath=')]
+    check_value_types(cfg, [*hydra_cfg.overrides.task, *searchpath], hydra_cfg.job.config_name)
     check_value_ranges(cfg)
     return cfg
 

@@ -95,6 +95,16 @@ class DominoRunner(Runner):
     _resuming = False
     _said_checkpoint_size = False
 
+    @classmethod
+    def from_cfg(cls, cfg):
+        """mmengine's, after importing ``custom_imports`` (``Config.fromfile`` does that for
+        a file; a config built in code, as ``to_mmengine``'s, needs it here), e.g. the module
+        of a metric that ``evaluator.imports`` names."""
+        from mmengine.utils import import_modules_from_strings
+        if cfg.get('custom_imports'):
+            import_modules_from_strings(**cfg['custom_imports'])
+        return super().from_cfg(cfg)
+
     @property
     def experiment_name(self) -> str:
         return self.work_dir

@@ -48,7 +48,7 @@ def test_three_sources_merge_with_their_conditions_and_counts(bench_with_generat
     assert set(embeddings) == {'cityscapes', 'fog', 'night'}
     assert not torch.allclose(embeddings['fog'], embeddings['night'])
     mm = domino_seg.to_mmengine(cfg)
-    assert mm.val_evaluator.seen_conditions == ['cityscapes', 'fog', 'night']
+    assert mm.val_evaluator[0].seen_conditions == ['cityscapes', 'fog', 'night']
 
 
 def test_generated_images_take_the_cityscapes_label_of_their_stem(bench_with_generated):
@@ -212,7 +212,7 @@ def test_leave_one_out_presets_hold_out_one_condition(protocol, held_out):
     assert trained == {'cityscapes', 'fog', 'night', 'rain', 'snow'} - {held_out}
     assert list(cfg.data.eval_conditions) == ['cityscapes', 'fog', 'night', 'rain', 'snow']
     mm = domino_seg.to_mmengine(cfg)
-    unseen = set(mm.val_evaluator.conditions) - set(mm.val_evaluator.seen_conditions)
+    unseen = set(mm.val_evaluator[0].conditions) - set(mm.val_evaluator[0].seen_conditions)
     assert unseen == {held_out}
 
 

@@ -55,4 +55,4 @@ def test_train_weather_augments_and_counts_as_seen():
     types = [t['type'] for t in mm.train_dataloader.dataset.datasets[0].pipeline]
     assert types.index('SyntheticWeather') < types.index('DomainEmbedding') < \
         types.index('RandomResize')
-    assert mm.val_evaluator.seen_conditions == ['cityscapes', 'fog', 'night']
+    assert mm.val_evaluator[0].seen_conditions == ['cityscapes', 'fog', 'night']

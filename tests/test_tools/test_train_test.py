@@ -179,5 +179,5 @@ def test_cfg_mmengine_prints_the_runtime_config_and_runs_nothing(tiny_overrides,
     (tmp_path / 'printed.py').write_text(result.stdout)
     cfg = Config.fromfile(str(tmp_path / 'printed.py'))
     assert cfg.model.type == 'DomainAwareEncoderDecoder'
-    assert cfg.train_cfg.max_iters == 2 and cfg.val_evaluator.type == 'ConditionIoUMetric'
+    assert cfg.train_cfg.max_iters == 2 and cfg.val_evaluator[0].type == 'ConditionIoUMetric'
     assert not (tmp_path / 'work_dirs').exists()  # nothing ran, nothing was written
