@@ -1,17 +1,32 @@
-"""The weather and lighting conditions domino-seg knows, and which of them a run trains on.
+"""The benchmark's fixed facts: the weather and lighting conditions domino-seg knows (and which
+of them a run trains on), the Cityscapes label ids and the image names of the two datasets.
 
-The bottom layer: datasets, layouts, prompts, metrics and comparisons import these names from
-here. Cityscapes samples carry the condition ``cityscapes``; as a domain they are ``clear``.
+The bottom layer: datasets, layouts, prompts, metrics, submissions and comparisons import these
+names from here. Cityscapes samples carry the condition ``cityscapes``; as a domain they are
+``clear``.
 """
 from __future__ import annotations
 
+import os.path as osp
 from typing import Mapping
 
+import numpy as np
+
+# the condition Cityscapes samples carry (clear weather, the source domain)
+CITYSCAPES = 'cityscapes'
 ACDC_CONDITIONS = ('fog', 'night', 'rain', 'snow')
 # conditions a sample can carry (and be scored on): the Cityscapes domain plus the ACDC ones
-EVAL_CONDITIONS = ('cityscapes',) + ACDC_CONDITIONS
+EVAL_CONDITIONS = (CITYSCAPES,) + ACDC_CONDITIONS
 # dataset condition -> the prompt-bank condition that describes it
-DOMAIN_OF_CONDITION = {'cityscapes': 'clear'}
+DOMAIN_OF_CONDITION = {CITYSCAPES: 'clear'}
+
+# Cityscapes trainIds 0..18 -> labelIds (what the evaluation servers score); 255 (ignore) -> 0
+TRAIN_ID_TO_ID = np.zeros(256, np.uint8)
+TRAIN_ID_TO_ID[:19] = [7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33]
+
+# how the image files of each dataset end (data/layouts.py's layouts use them)
+CITYSCAPES_IMAGE_SUFFIX = '_leftImg8bit.png'
+ACDC_IMAGE_SUFFIX = '_rgb_anon.png'
 
 
 def seen_conditions(data: Mapping) -> list[str]:
@@ -26,4 +41,14 @@ def seen_conditions(data: Mapping) -> list[str]:
 
 def source_condition(source: Mapping) -> str:
     """The condition every sample of a training source carries (Cityscapes: ``cityscapes``)."""
-    return 'cityscapes' if source.get('kind') == 'cityscapes' else source.get('condition')
+    return CITYSCAPES if source.get('kind') == 'cityscapes' else source.get('condition')
+
+
+def image_stem(rel_path: str) -> str:
+    """An image's path without its image-type suffix (``_leftImg8bit.png``, ``_rgb_anon.png``;
+    any other name loses its extension only): the part that the files written for it (label
+    maps, submissions) keep, so that they are named as label files, not as images."""
+    for suffix in (CITYSCAPES_IMAGE_SUFFIX, ACDC_IMAGE_SUFFIX):
+        if rel_path.endswith(suffix):
+            return rel_path[:-len(suffix)]
+    return osp.splitext(rel_path)[0]

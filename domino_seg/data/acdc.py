@@ -4,12 +4,11 @@ from __future__ import annotations
 import os.path as osp
 from typing import Sequence, Union
 
-from domino_seg import compat  # noqa: F401  (before mmseg)
 from mmseg.datasets import CityscapesDataset
 from mmseg.registry import DATASETS
 
-from domino_seg.data.cityscapes import tag_samples
 from domino_seg.conditions import ACDC_CONDITIONS
+from domino_seg.data.cityscapes import tag_samples
 from domino_seg.data.layouts import ACDC, check_split
 from domino_seg.errors import ConfigError
 

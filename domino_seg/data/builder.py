@@ -5,9 +5,9 @@ from typing import Sequence
 
 from omegaconf import DictConfig
 
-from domino_seg import conditions
 from domino_seg.compat import import_imagecorruptions
-from domino_seg.conditions import EVAL_CONDITIONS
+# seen_conditions: read here by config and engine
+from domino_seg.conditions import EVAL_CONDITIONS, seen_conditions  # noqa: F401
 from domino_seg.data import sources as train_sources
 from domino_seg.data.corruptions import corruption_conditions
 from domino_seg.data.layouts import ACDC, CITYSCAPES, check_split
@@ -24,11 +24,6 @@ def _check_conditions(data: DictConfig) -> None:
     if unknown or not data.eval_conditions:
         raise ConfigError(f'data.eval_conditions has unknown condition(s) {unknown}; valid: '
                           f'{", ".join(EVAL_CONDITIONS)}.')
-
-
-def seen_conditions(data: DictConfig) -> list[str]:
-    """Conditions the model trains on (see :func:`domino_seg.conditions.seen_conditions`)."""
-    return conditions.seen_conditions(data)
 
 
 def train_pipeline(data: DictConfig, after_load: Sequence[dict] = ()) -> list[dict]:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os.path as osp
 
-from domino_seg import compat  # noqa: F401  (before mmseg)
 from mmseg.datasets import CityscapesDataset
 from mmseg.registry import DATASETS
 

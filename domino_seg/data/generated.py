@@ -14,7 +14,6 @@ import os
 import os.path as osp
 import re
 
-from domino_seg import compat  # noqa: F401  (before mmseg)
 from mmseg.datasets import CityscapesDataset
 from mmseg.registry import DATASETS
 

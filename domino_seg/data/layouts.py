@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from domino_seg.conditions import ACDC_IMAGE_SUFFIX, CITYSCAPES_IMAGE_SUFFIX
 from domino_seg.errors import DataError
 
 IGNORE_INDEX = 255
@@ -34,7 +35,7 @@ class Layout:
 CITYSCAPES = Layout(
     name='Cityscapes',
     img_dir='leftImg8bit/{split}', ann_dir='gtFine/{split}',
-    img_suffix='_leftImg8bit.png', seg_map_suffix='_gtFine_labelTrainIds.png',
+    img_suffix=CITYSCAPES_IMAGE_SUFFIX, seg_map_suffix='_gtFine_labelTrainIds.png',
     config_key='paths.cityscapes',
     download='https://www.cityscapes-dataset.com (leftImg8bit_trainvaltest.zip, '
              'gtFine_trainvaltest.zip; make the *_labelTrainIds.png files with '
@@ -43,19 +44,9 @@ CITYSCAPES = Layout(
 ACDC = Layout(
     name='ACDC',
     img_dir='rgb_anon/{cond}/{split}', ann_dir='gt/{cond}/{split}',
-    img_suffix='_rgb_anon.png', seg_map_suffix='_gt_labelTrainIds.png',
+    img_suffix=ACDC_IMAGE_SUFFIX, seg_map_suffix='_gt_labelTrainIds.png',
     config_key='paths.acdc',
     download='https://acdc.vision.ee.ethz.ch (rgb_anon_trainvaltest.zip, gt_trainval.zip)')
-
-
-def image_stem(rel_path: str) -> str:
-    """An image's path without its image-type suffix (``_leftImg8bit.png``, ``_rgb_anon.png``;
-    any other name loses its extension only): the part that the files written for it (label
-    maps, submissions) keep, so that they are named as label files, not as images."""
-    for layout in (CITYSCAPES, ACDC):
-        if rel_path.endswith(layout.img_suffix):
-            return rel_path[:-len(layout.img_suffix)]
-    return osp.splitext(rel_path)[0]
 
 
 def _expected(layout: Layout, root: str, split: str, cond: str, labels: bool) -> str:

@@ -12,7 +12,6 @@ import bisect
 from typing import Iterator, Optional, Sequence
 
 import torch
-from domino_seg import compat  # noqa: F401  (before mmseg)
 from mmengine.dataset import ConcatDataset, InfiniteSampler
 from mmseg.registry import DATA_SAMPLERS
 from torch.utils.data import BatchSampler, Sampler

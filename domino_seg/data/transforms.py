@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-
-from domino_seg import compat  # noqa: F401  (before mmseg)
 from mmcv.transforms import BaseTransform, LoadImageFromFile
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
 
-from domino_seg.conditions import ACDC_CONDITIONS
+from domino_seg.conditions import ACDC_CONDITIONS, CITYSCAPES
 from domino_seg.data.layouts import check_label_file, readable
 from domino_seg.data.synthetic import SKY_DEPTH, read_cityscapes_depth, render_weather
 from domino_seg.errors import ConfigError, DataError
@@ -106,12 +104,12 @@ class SyntheticWeather(BaseTransform):
         unknown = [c for c in conditions if c not in ACDC_CONDITIONS]
         if unknown or not conditions:
             raise ConfigError(f'data.train_weather has unknown condition(s) {unknown}; valid: '
-                              'fog, night, rain, snow.')
+                              f'{", ".join(ACDC_CONDITIONS)}.')
         self.conditions = list(conditions)
         self.prob = prob
 
     def transform(self, results: dict) -> dict:
-        if results.get('condition', 'cityscapes') != 'cityscapes':
+        if results.get('condition', CITYSCAPES) != CITYSCAPES:
             return results
         # numpy's global RNG is seeded per worker by mmengine: reproducible per seed
         if np.random.rand() >= self.prob:

@@ -4,7 +4,7 @@ feature cache, pipeline transform.
 Importing this package registers the ``DomainEmbedding`` transform in mmseg's TRANSFORMS.
 """
 from .cache import EmbeddingCache
-from .clip_generator import IMAGE_MODES, MODES, TINY_CLIP, DomainPromptGenerator, resolve_pretrained
+from .clip_generator import IMAGE_MODES, MODES, TINY_CLIP, DomainPromptGenerator
 from .precompute import precompute_embeddings
 from .prompts import DEFAULT_PROMPT_BANK, PromptBank, PromptBankError, load_prompt_bank
 from .transforms import DomainEmbedding
@@ -12,5 +12,5 @@ from .transforms import DomainEmbedding
 __all__ = [
     'DEFAULT_PROMPT_BANK', 'IMAGE_MODES', 'MODES', 'TINY_CLIP', 'DomainEmbedding',
     'DomainPromptGenerator', 'EmbeddingCache', 'PromptBank', 'PromptBankError',
-    'load_prompt_bank', 'precompute_embeddings', 'resolve_pretrained',
+    'load_prompt_bank', 'precompute_embeddings',
 ]

@@ -13,6 +13,7 @@ from domino_seg.domain import clip_generator  # noqa: F401  (registers the tiny 
 from domino_seg.domain import text_encoder as hf_text
 from domino_seg.domain.prompts import PromptBankError, load_prompt_bank
 from domino_seg.errors import ConfigError, WeightsError
+from domino_seg.weights import resolve_open_clip
 
 
 def _hf_folder(domain: DictConfig) -> Optional[str]:
@@ -74,7 +75,7 @@ def check_weights(domain: DictConfig) -> None:
     if domain.mode == 'none' or _hf_folder(domain) is not None:
         return
     try:
-        clip_generator.resolve_pretrained(domain.clip.arch, domain.clip.pretrained)
+        resolve_open_clip(domain.clip.arch, domain.clip.pretrained)
     except (FileNotFoundError, ValueError) as err:
         raise WeightsError(str(err)) from None
     if domain.clip.pretrained is None:
@@ -102,10 +103,11 @@ def check_domain(domain: DictConfig, conditions: Sequence[str] = ()) -> None:
         needed = dict.fromkeys(DOMAIN_OF_CONDITION.get(c, c) for c in conditions)
         missing = [c for c in needed if c not in bank.prompts]
         if missing:
+            aliases = ', '.join(f'{c} samples use "{d}"' for c, d in DOMAIN_OF_CONDITION.items())
             raise ConfigError(
                 f'domain.prompt_bank: the bank {bank.source} has no condition(s) {missing}, '
                 f'which domain=text embeds for this run (its conditions: {bank.conditions}; '
-                'cityscapes samples use "clear"). Add them under `conditions:` in the bank or '
+                f'{aliases}). Add them under `conditions:` in the bank or '
                 'set domain.prompt_bank=null for the default weather bank.')
     if domain.mode in clip_generator.IMAGE_MODES and domain.cache_dir is not None:
         try:

@@ -7,12 +7,13 @@ backend: open_clip (text and image towers) or a Hugging Face sentence encoder (t
 * ``text``: a condition label -> mean of its normalised prompt embeddings (renormalised);
 * ``zero_shot``: image -> softmax(cos(image, conditions) / temperature) -> probability-weighted
   mix of the condition embeddings (a convex combination, so not unit-norm in general);
-* ``image``: the normalised CLIP image embedding itself;
-* ``none``: no embedding (the baseline); no CLIP is built and no weights are needed.
+* ``image``: the normalised CLIP image embedding itself.
+
+The baseline (``domain=none``) builds no generator: no DomainEmbedding transform is configured.
 
 Weights are never downloaded here: an open_clip tag must already be in the local Hugging Face
-cache, otherwise construction fails at once with instructions (a plain open_clip call would sit
-in network retries for ~46 s offline). Building always runs under a fixed seed in a forked RNG,
+cache (:func:`domino_seg.weights.resolve_open_clip`), otherwise construction fails at once with
+instructions. Building always runs under a fixed seed in a forked RNG,
 so random weights (``pretrained=None``) are identical in every process (dataloader workers, the
 precompute tool, training) and the caller's RNG stream is untouched.
 """
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -28,19 +28,19 @@ import numpy as np
 import open_clip
 import torch
 import torch.nn.functional as F
-from huggingface_hub import try_to_load_from_cache
+from mmengine.config import ConfigDict
 from mmengine.logging import print_log
-from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
 from PIL import Image
+
+from domino_seg.weights import resolve_open_clip
 
 from .prompts import PromptBank, load_prompt_bank
 from .text_encoder import HFTextEncoder
 
-MODES = ('text', 'zero_shot', 'image', 'none')
+MODES = ('text', 'zero_shot', 'image')
 IMAGE_MODES = ('zero_shot', 'image')
 DEFAULT_MODE = 'zero_shot'
 TINY_CLIP = 'domino-tiny-clip'
-CHECKPOINT_SUFFIXES = ('.bin', '.pt', '.pth', '.safetensors')
 
 # Makes `domino-tiny-clip` (and any JSON config dropped next to it) an open_clip model name.
 open_clip.add_model_config(Path(__file__).with_name('model_configs'))
@@ -54,8 +54,10 @@ class OpenClipEncoder:
 
     def __init__(self, arch: str, pretrained: Optional[str], model_cfg: Optional[dict],
                  device: torch.device, seed: int):
-        checkpoint, tag_cfg = resolve_pretrained(arch, pretrained)
-        config = deep_merge(open_clip.get_model_config(arch) or {}, model_cfg or {})
+        checkpoint, tag_cfg = resolve_open_clip(arch, pretrained)
+        merged = ConfigDict(open_clip.get_model_config(arch) or {})
+        merged.merge(model_cfg or {})  # deep: nested dicts key by key
+        config = merged.to_dict()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.model, _, self.preprocess = open_clip.create_model_and_transforms(
@@ -135,9 +137,6 @@ class DomainPromptGenerator:
                              f'{text_encoder} does not have; use mode text')
         self.mode = mode
         self.temperature = float(temperature)
-        self.has_language_meaning = False
-        if mode == 'none':
-            return
         if not isinstance(prompt_bank, PromptBank):
             prompt_bank = load_prompt_bank(prompt_bank)
         self.bank = prompt_bank
@@ -148,7 +147,7 @@ class DomainPromptGenerator:
 
     @property
     def embed_dim(self) -> int:
-        return 0 if self.mode == 'none' else self.encoder.embed_dim
+        return self.encoder.embed_dim
 
     @property
     def identity(self) -> dict:
@@ -160,9 +159,7 @@ class DomainPromptGenerator:
         return self.bank.conditions
 
     def embed_conditions(self, labels: Sequence[str]) -> torch.Tensor:
-        """Condition labels -> their text embeddings, Tensor[N, D] (any mode but none)."""
-        if self.mode == 'none':
-            return torch.zeros(len(labels), 0)
+        """Condition labels -> their text embeddings, Tensor[N, D] (any mode)."""
         unknown = [label for label in labels if label not in self.bank.prompts]
         if unknown:
             raise KeyError(f'unknown condition(s) {unknown}; the prompt bank {self.bank.source} '
@@ -175,8 +172,6 @@ class DomainPromptGenerator:
 
         ``channel_order`` defaults to 'bgr' because mmcv's LoadImageFromFile loads BGR.
         """
-        if self.mode == 'none':
-            return torch.zeros(len(images), 0)
         return self.embed_from_features(self.image_features(images, channel_order))
 
     def image_features(self, images: Sequence[np.ndarray],
@@ -206,72 +201,6 @@ class DomainPromptGenerator:
                                              for prompt in prompts])
         means = [chunk.mean(0) for chunk in features.split([len(p) for p in prompt_lists])]
         return F.normalize(torch.stack(means), dim=-1)
-
-
-def resolve_pretrained(arch: str, pretrained: Optional[str],
-                       key: str = 'domain.clip.pretrained',
-                       without: str = 'domain embeddings then carry no language meaning',
-                       ) -> tuple[Optional[str], dict]:
-    """``pretrained`` -> (local checkpoint file or None, the open_clip tag config or {}).
-
-    Fails fast (never touches the network) when a tag is not cached or a file does not exist;
-    the messages name the config ``key`` that set ``pretrained`` and say what running
-    ``without`` weights means.
-    """
-    if pretrained is None:
-        return None, {}
-    tag_cfg = open_clip.get_pretrained_cfg(arch, pretrained)
-    if tag_cfg:
-        return _cached_tag_checkpoint(arch, pretrained, tag_cfg, key, without), tag_cfg
-    path = Path(pretrained).expanduser()
-    if path.is_file():
-        return str(path), {}
-    if os.sep in pretrained or '/' in pretrained or path.suffix in CHECKPOINT_SUFFIXES:
-        raise FileNotFoundError(f'CLIP checkpoint file not found: {path} '
-                                f'(set {key} to an existing file, a cached '
-                                'open_clip tag, or null for random weights)')
-    tags = open_clip.list_pretrained_tags_by_model(arch)
-    raise ValueError(f'pretrained={pretrained!r} is neither an open_clip tag of arch {arch!r} '
-                     f'(tags: {tags}) nor an existing file')
-
-
-def _cached_tag_checkpoint(arch: str, tag: str, tag_cfg: dict, key: str, without: str) -> str:
-    """The tag's weights file in the local HF cache, looked up the way open_clip downloads it
-    (a .safetensors twin first); raises with instructions when it is not there."""
-    repo_id, filename = os.path.split(tag_cfg.get('hf_hub', ''))
-    filename = filename or HF_WEIGHTS_NAME
-    candidates = [filename]
-    if filename == HF_WEIGHTS_NAME:
-        candidates.insert(0, HF_SAFE_WEIGHTS_NAME)
-    elif filename.endswith(('.bin', '.pth')):
-        candidates.insert(0, filename[:-4] + '.safetensors')
-    for candidate in candidates if repo_id else []:
-        cached = try_to_load_from_cache(repo_id, candidate)
-        if isinstance(cached, str):
-            return cached
-    needs_quick_gelu = tag_cfg.get('quick_gelu') and not arch.endswith('quickgelu')
-    quick_gelu = f' with arch={arch}-quickgelu' if needs_quick_gelu else ''
-    raise FileNotFoundError(
-        f"CLIP weights for arch={arch!r} pretrained={tag!r} are not in the local Hugging Face "
-        f"cache (looked for {candidates} of hf-hub repo {repo_id!r}); domino-seg never downloads "
-        'weights during a run. Provide them in one of these ways:\n'
-        f"  1. on a machine with internet run: python -c \"import open_clip; "
-        f"open_clip.create_model('{arch}', pretrained='{tag}')\" and copy its Hugging Face cache "
-        '(~/.cache/huggingface/hub, or $HF_HOME) to this machine;\n'
-        '  2. download the checkpoint file and set '
-        f'{key}=/path/to/open_clip_model.safetensors (or '
-        f'open_clip_pytorch_model.bin){quick_gelu};\n'
-        f'  3. set {key}=null to run with random weights ({without}).')
-
-
-def deep_merge(base: dict, overrides: dict) -> dict:
-    """``base`` updated by ``overrides``, nested dicts key by key (open_clip model configs)."""
-    merged = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            value = deep_merge(base[key], value)
-        merged[key] = value
-    return merged
 
 
 def _file_sha256(path: str) -> str:

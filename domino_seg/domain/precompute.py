@@ -11,7 +11,6 @@ import os
 from mmcv.transforms import LoadImageFromFile
 from tqdm import tqdm
 
-from domino_seg import compat  # noqa: F401  (must precede mmseg)
 import mmseg.datasets  # noqa: F401  (registers mmseg's dataset types)
 from mmseg.registry import DATASETS, TRANSFORMS
 

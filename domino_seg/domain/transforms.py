@@ -6,17 +6,13 @@ from typing import Optional
 
 import torch
 from mmcv.transforms import BaseTransform
-
-from domino_seg import compat  # noqa: F401  (must precede mmseg)
 from mmseg.registry import TRANSFORMS
 
-from domino_seg.errors import WeightsError
-
 from domino_seg.conditions import DOMAIN_OF_CONDITION
+from domino_seg.errors import WeightsError
 
 from .cache import EmbeddingCache
 from .clip_generator import DEFAULT_MODE, IMAGE_MODES, MODES, DomainPromptGenerator
-
 
 
 @TRANSFORMS.register_module()
@@ -26,7 +22,7 @@ class DomainEmbedding(BaseTransform):
 
     Put it right after LoadImageFromFile, before any resize or crop, so CLIP sees the whole
     image, and list 'domain_embedding' in PackSegInputs' meta_keys so the segmentor finds it in
-    ``data_sample.metainfo``. In mode ``none`` it does nothing (no key, no CLIP).
+    ``data_sample.metainfo``. The baseline (``domain=none``) has no such transform.
 
     The generator is built lazily, once per process: every dataloader worker builds its own,
     always on CPU. In ``image``/``zero_shot`` modes the CLIP image features go through an
@@ -37,18 +33,18 @@ class DomainEmbedding(BaseTransform):
         generator: DomainPromptGenerator kwargs (arch, pretrained, model_cfg, mode, temperature,
             prompt_bank, device, seed).
         cache_dir: root of the feature cache; None computes features for every sample.
-        condition_aliases: dataset condition label -> bank condition, for ``text`` mode.
+
+    In ``text`` mode a sample's condition names its bank condition, except for the dataset
+    conditions :data:`~domino_seg.conditions.DOMAIN_OF_CONDITION` maps (``cityscapes`` ->
+    ``clear``).
     """
 
-    def __init__(self, generator: dict, cache_dir: Optional[str] = None,
-                 condition_aliases: Optional[dict] = None):
+    def __init__(self, generator: dict, cache_dir: Optional[str] = None):
         self.generator_cfg = dict(generator)
         self.mode = self.generator_cfg.get('mode', DEFAULT_MODE)
         if self.mode not in MODES:
             raise ValueError(f'unknown domain embedding mode {self.mode!r}; choose one of {MODES}')
         self.cache_dir = cache_dir
-        self.condition_aliases = dict(DOMAIN_OF_CONDITION if condition_aliases is None
-                                      else condition_aliases)
         self.hits = 0
         self.misses = 0
         self._generator = None
@@ -69,13 +65,11 @@ class DomainEmbedding(BaseTransform):
         return self._generator
 
     def transform(self, results: dict) -> dict:
-        if self.mode == 'none':
-            return results
         if self.mode == 'text':
             if 'condition' not in results:
                 raise KeyError("DomainEmbedding in 'text' mode needs results['condition'] "
                                f"(set by the dataset) for {results.get('img_path')}")
-            label = self.condition_aliases.get(results['condition'], results['condition'])
+            label = DOMAIN_OF_CONDITION.get(results['condition'], results['condition'])
             embedding = self.generator.embed_conditions([label])[0]
         else:
             embedding = self.generator.embed_from_features(self._image_features(results['img']))[0]
@@ -112,4 +106,4 @@ class DomainEmbedding(BaseTransform):
 
     def __repr__(self):
         return (f'{type(self).__name__}(generator={self.generator_cfg}, '
-                f'cache_dir={self.cache_dir!r}, condition_aliases={self.condition_aliases})')
+                f'cache_dir={self.cache_dir!r})')

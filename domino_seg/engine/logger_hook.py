@@ -1,7 +1,6 @@
 """mmengine's LoggerHook, which also logs the last training iteration."""
 from __future__ import annotations
 
-from domino_seg import compat  # noqa: F401  (before mmseg)
 from mmengine.hooks import LoggerHook
 from mmseg.registry import HOOKS
 

@@ -9,14 +9,12 @@ import json
 import os.path as osp
 from typing import Callable, Optional
 
-from domino_seg import compat  # noqa: F401  (before mmseg)
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 from omegaconf import OmegaConf
 
 from domino_seg.errors import DominoSegError
-from domino_seg.evaluation.metrics import ConditionIoUMetric
 from domino_seg.io import atomic_write_bytes, atomic_write_json
 
 MMENGINE_CONFIG = 'mmengine_config.py'
@@ -26,8 +24,9 @@ MMENGINE_CONFIG = 'mmengine_config.py'
 class MetricsJsonHook(Hook):
     """Writes ``config`` to ``config.yaml`` before training or testing starts (after the
     checkpoint loaded: a resume refused for not fitting keeps the run's record), and collects
-    the :class:`ConditionIoUMetric` report into
-    ``{"conditions", "mean_unseen_mIoU", "checkpoint", ["iter",] "config", **extra}``."""
+    the evaluation report into
+    ``{"conditions", "mean_unseen_mIoU", "checkpoint", ["iter",] "config", **extra}``: that of
+    the first metric with a ``report`` (a dict after ``evaluate``, as ConditionIoUMetric's)."""
 
     priority = 'LOW'
 
@@ -65,8 +64,7 @@ class MetricsJsonHook(Hook):
     def _write(self, runner, evaluator, checkpoint: Optional[str], **fields) -> None:
         if not is_main_process():
             return
-        reports = [m.report for m in evaluator.metrics
-                   if isinstance(m, ConditionIoUMetric) and m.report is not None]
+        reports = [m.report for m in evaluator.metrics if getattr(m, 'report', None) is not None]
         if not reports:  # a prediction-only test (evaluate=false) scores nothing
             return
         payload = dict(reports[0], checkpoint=checkpoint, **fields, config=self.config,

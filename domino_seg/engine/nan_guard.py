@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import torch
-from domino_seg import compat  # noqa: F401  (before mmseg)
 from mmengine.dist import all_reduce
 from mmengine.logging import MessageHub, print_log
 from mmengine.optim import AmpOptimWrapper, OptimWrapper

@@ -1,12 +1,12 @@
 """A progress bar over evaluation batches (validation during training, and testing)."""
 from __future__ import annotations
 
-from domino_seg import compat  # noqa: F401  (before mmseg)
-from domino_seg.console import progress_bar_enabled
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 from tqdm import tqdm
+
+from domino_seg.console import progress_bar_enabled
 
 
 @HOOKS.register_module()

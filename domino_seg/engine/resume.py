@@ -43,7 +43,14 @@ def run_stamp() -> str:
 
 
 def latest_checkpoint(run_dir: str) -> Optional[str]:
-    """The ``iter_N.pth`` with the largest N in ``run_dir``, or None."""
+    """The ``iter_N.pth`` with the largest N in ``run_dir``, or None.
+
+    Not mmengine's ``find_latest_checkpoint``, which returns the path the run's
+    ``last_checkpoint`` file names: an absolute path, so in a run folder that was copied or
+    moved it points into the old folder (or at nothing), and one checkpoint behind when a run
+    stopped between writing a checkpoint and updating that file. The checkpoints themselves are
+    complete (written atomically), so the folder's own newest one is what a resume continues.
+    """
     found = [(int(m.group(1)), path) for path in glob(osp.join(escape(run_dir), 'iter_*.pth'))
              if (m := _ITER.search(path))]
     return max(found)[1] if found else None

@@ -7,7 +7,6 @@ import random
 
 import numpy as np
 import torch
-from domino_seg import compat  # noqa: F401  (before mmseg)
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 

@@ -8,7 +8,6 @@ import os.path as osp
 import re
 
 import torch
-from domino_seg.compat import trusted_checkpoint_loading  # (before mmseg)
 from mmengine.dist import is_main_process
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
@@ -16,19 +15,17 @@ from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_mod
 from mmseg.registry import RUNNERS
 
 from domino_seg import console
+from domino_seg.compat import trusted_checkpoint_loading
 from domino_seg.errors import CheckpointError
 from domino_seg.io import atomic_write_bytes
-from domino_seg.models.domino_norm import DominoNorm
 
 
-def domino_added_keys(model: torch.nn.Module) -> set[str]:
-    """State-dict keys that Domino conversion adds to a model (the domain encoder and each
-    Domino layer's zero-initialised MLP): a checkpoint without them still fits the model."""
-    added = {key for key in model.state_dict() if key.startswith('domain_encoder.')}
-    for name, module in model.named_modules():
-        if isinstance(module, DominoNorm):
-            added |= {f'{name}.mlp.{key}' for key in module.mlp.state_dict()}
-    return added
+def keys_may_miss(model: torch.nn.Module) -> set[str]:
+    """The state-dict keys a checkpoint of ``model`` may lack, as the model declares them
+    (``checkpoint_keys_may_miss()``, e.g. the identity-initialised layers Domino adds); none
+    for a model that declares nothing."""
+    declared = getattr(model, 'checkpoint_keys_may_miss', None)
+    return set(declared()) if callable(declared) else set()
 
 
 def check_fits(model: torch.nn.Module, state_dict: dict, filename: str,
@@ -80,8 +77,9 @@ class DominoRunner(Runner):
     """mmengine's Runner, except that
 
     * ``load_from``/``checkpoint=``/resume checkpoints may hold mmengine's training state (see
-      ``compat``), must fit the configured model (only Domino's identity-initialised layers
-      may be missing, and only when not resuming), are read by :func:`read_checkpoint` (no
+      ``compat``), must fit the configured model (only the keys the model declares in
+      ``checkpoint_keys_may_miss()``, Domino's identity-initialised layers, may be missing,
+      and only when not resuming), are read by :func:`read_checkpoint` (no
       ``meta['config']`` for resume to execute) and, to resume, must hold training state;
     * checkpoints are written to a temporary file and renamed into place, so a crash or a full
       disk never leaves a truncated checkpoint, and ``last_checkpoint`` is updated only after;
@@ -138,7 +136,7 @@ class DominoRunner(Runner):
         for pattern, replacement in revise_keys:
             state_dict = {re.sub(pattern, replacement, k): v for k, v in state_dict.items()}
         check_fits(model, state_dict, filename,
-                   set() if self._resuming else domino_added_keys(model))
+                   set() if self._resuming else keys_may_miss(model))
         if self._resuming and 'optimizer' not in checkpoint:
             raise CheckpointError(
                 f'checkpoint {filename} holds the weights only (schedule.save_optimizer=false), '
@@ -185,6 +183,9 @@ class DominoRunner(Runner):
                  'the weights only' if full else 'weights only (schedule.save_optimizer=false)'))
 
     def _last_checkpoint(self):
+        """The path ``<work_dir>/last_checkpoint`` names, or None. (mmengine's
+        ``find_latest_checkpoint`` reads the same file, but logs "Did not find last_checkpoint
+        to be resumed." when there is none yet, which would be wrong in the message above.)"""
         try:
             with open(osp.join(self.work_dir, 'last_checkpoint')) as f:
                 return f.read().strip() or None

@@ -10,14 +10,12 @@ from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
 import torch
-
-from domino_seg import compat  # noqa: F401  (before mmseg)
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 
-from domino_seg.data.layouts import image_stem
+from domino_seg.conditions import CITYSCAPES, image_stem
 from domino_seg.errors import ConfigError
 from domino_seg.evaluation.report import format_table
 from domino_seg.evaluation.visualize import colorize
@@ -121,7 +119,7 @@ class ConditionIoUMetric(IoUMetric):
 
     default_prefix = ''  # the names are '<condition>/<metric>' already
 
-    def __init__(self, seen_conditions: Sequence[str] = ('cityscapes',),
+    def __init__(self, seen_conditions: Sequence[str] = (CITYSCAPES,),
                  conditions: Sequence[str] = (), iou_metrics: Union[str, Sequence[str]] = 'mIoU',
                  nan_to_num: Optional[float] = None, beta: float = 1, format_only: bool = False,
                  ignore_index: int = 255, collect_device: str = 'cpu',

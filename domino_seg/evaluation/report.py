@@ -6,6 +6,7 @@ from typing import Optional, Sequence
 
 from prettytable import PrettyTable, TableStyle
 
+from domino_seg.conditions import CITYSCAPES
 from domino_seg.io import atomic_write_bytes
 
 
@@ -13,7 +14,7 @@ def _fmt(value: Optional[float]) -> str:
     return '-' if value is None else f'{value:.2f}'
 
 
-def format_table(report: dict, seen_conditions: Sequence[str] = ('cityscapes',)) -> str:
+def format_table(report: dict, seen_conditions: Sequence[str] = (CITYSCAPES,)) -> str:
     """Rows: each condition (seen ones marked), then the mean over unseen conditions;
     columns: mIoU, aAcc, images."""
     table = PrettyTable(['condition', 'mIoU', 'aAcc', 'images'])

@@ -13,13 +13,10 @@ from __future__ import annotations
 import os.path as osp
 
 import numpy as np
-
-from domino_seg import compat  # noqa: F401  (before mmseg)
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
-from domino_seg.data.layouts import image_stem
-from domino_seg.data.synthetic import TRAIN_ID_TO_ID
+from domino_seg.conditions import TRAIN_ID_TO_ID, image_stem
 from domino_seg.errors import ConfigError
 from domino_seg.io import atomic_write_png
 

@@ -1,5 +1,6 @@
 """What a model does in each condition: PNG grids of image, ground truth and predictions
-(``tools/test.py ... visualize=N [compare_checkpoint=PATH]``)."""
+(``tools/test.py ... visualize=N [compare_checkpoint=PATH]``; the checks and the model compared
+with are in :mod:`domino_seg.engine.visualize`)."""
 from __future__ import annotations
 
 import os.path as osp
@@ -11,7 +12,6 @@ import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from domino_seg import compat  # noqa: F401  (before mmseg)
 from domino_seg.errors import ConfigError
 from domino_seg.evaluation.report import save_figure
 
@@ -89,47 +89,21 @@ def describe_model(cfg: DictConfig) -> str:
     return text + (f', domain={cfg.domain.mode}' if cfg.domain.mode != 'none' else '')
 
 
-def _compare_cfg(cfg: DictConfig) -> DictConfig:
-    """``cfg`` with the model groups of the run that wrote ``cfg.compare_checkpoint``."""
-    from domino_seg.config import with_recorded_model
-    return with_recorded_model(cfg, cfg.compare_checkpoint, 'compare_checkpoint')
-
-
-def check(cfg: DictConfig) -> None:
-    """Fail before testing on a bad ``visualize`` / ``compare_checkpoint``."""
-    from domino_seg.domain import builder as domain_builder
-    num = cfg.get('visualize') or 0
+def check_options(num, compare_checkpoint: Optional[str]) -> None:
+    """Fail on a bad ``visualize=`` (samples per condition) or a ``compare_checkpoint`` that
+    is not a file or comes without ``visualize``."""
+    num = num or 0
     if not isinstance(num, int) or num < 0:
         raise ConfigError(f'visualize={num!r}: give the number of samples per condition, e.g. '
                           'visualize=4 (0 = off).')
-    path = cfg.get('compare_checkpoint')
-    if path is None:
+    if compare_checkpoint is None:
         return
     if not num:
         raise ConfigError('compare_checkpoint is drawn in the visualization grids only; add '
                           'visualize=N (samples per condition).')
-    if not osp.isfile(path):
-        raise ConfigError(f'compare_checkpoint={path!r} is not a file; pass a .pth that '
-                          'tools/train.py wrote.')
-    domain_builder.check_weights(_compare_cfg(cfg).domain)
-
-
-def _load_compare(cfg: DictConfig):
-    from mmengine.runner.checkpoint import _load_checkpoint_to_model
-    from mmseg.registry import DATASETS, MODELS
-
-    from domino_seg.config import to_mmengine
-    from domino_seg.engine.runner import read_checkpoint
-    other = _compare_cfg(cfg)
-    mm = to_mmengine(other)
-    model = MODELS.build(mm.model)
-    checkpoint = read_checkpoint(cfg.compare_checkpoint)
-    try:
-        _load_checkpoint_to_model(model, checkpoint, strict=True)
-    except RuntimeError as err:
-        raise ConfigError(f'compare_checkpoint={cfg.compare_checkpoint!r} does not fit the model '
-                          f'its config.yaml describes: {err}') from None
-    return describe_model(other), model, DATASETS.build(mm.test_dataloader.dataset)
+    if not osp.isfile(compare_checkpoint):
+        raise ConfigError(f'compare_checkpoint={compare_checkpoint!r} is not a file; pass a .pth '
+                          'that tools/train.py wrote.')
 
 
 def write_grids(cfg: DictConfig, model, dataset, out_dir: str,
@@ -166,14 +140,13 @@ def write_grids(cfg: DictConfig, model, dataset, out_dir: str,
     return paths
 
 
+# engine/run.py calls these two; they are the engine's (domino_seg.engine.visualize: the
+# compared model is another run's). Remove them once run.py imports that module instead.
+def check(cfg: DictConfig) -> None:
+    from domino_seg.engine import visualize
+    visualize.check(cfg)
+
+
 def write_test_grids(cfg: DictConfig, runner) -> list[str]:
-    """The grids of a finished ``tools/test.py`` run (its model and test dataset), written
-    by the main process."""
-    from mmengine.dist import is_main_process
-    if not is_main_process():
-        return []
-    compare = _load_compare(cfg) if cfg.get('compare_checkpoint') else None
-    paths = write_grids(cfg, runner.model, runner.test_dataloader.dataset,
-                        osp.join(cfg.work_dir, 'visualizations'), compare)
-    runner.logger.info(f'visualizations: {", ".join(paths)}')
-    return paths
+    from domino_seg.engine import visualize
+    return visualize.write_test_grids(cfg, runner)

@@ -15,15 +15,12 @@ converted model computes what the original did (up to float32 rounding where BN 
 
 The MLP is ``embed_dim -> hidden -> ... -> 2 * C``. Its last layer has no bias: a constant
 ``d_gamma``/``d_beta`` would duplicate the wrapped norm's own ``gamma0``/``beta0``. Built on its
-own (``build_norm_layer``, ``convert_to_domino``) each layer owns its whole MLP, about
-``embed_dim * hidden + hidden * 2 * C`` parameters. ``DomainAwareEncoderDecoder`` instead shares
-all but the last MLP layer across the model, which is what keeps Domino under 1% of a small
-model's parameters (see its docstring).
+own (``DominoNorm(norm, embed_dim)``, ``convert_to_domino``) each layer owns its whole MLP,
+about ``embed_dim * hidden + hidden * 2 * C`` parameters. ``DomainAwareEncoderDecoder``
+instead shares all but the last MLP layer across the model, which is what keeps Domino under
+1% of a small model's parameters (see its docstring).
 
-The layer reads the embeddings from :func:`domain_embedding_context`; the norm types are
-registered in mmengine's root ``MODELS`` registry, where mmcv registers BN/GN/LN, so
-``build_norm_layer(dict(type='DominoBN', embed_dim=512), C)`` finds them under any (or no)
-default scope, and mmseg's ``MODELS`` finds them through its parent.
+The layer reads the embeddings from :func:`domain_embedding_context`.
 """
 from __future__ import annotations
 
@@ -31,7 +28,6 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
-from mmengine.registry import MODELS
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -165,38 +161,10 @@ def _accept_unwrapped_norm_keys(module: DominoNorm, state_dict: dict, prefix: st
             state_dict[prefix + 'wrapped.' + name] = state_dict.pop(prefix + name)
 
 
-@MODELS.register_module()
-class DominoBN(DominoNorm):
-    """Domino around ``nn.BatchNorm2d``; ``norm_cfg=dict(type='DominoBN', embed_dim=512)``."""
-    _abbr_ = 'bn'
-
-    def __init__(self, num_features: int, embed_dim: int, mlp: Optional[dict] = None, **kwargs):
-        super().__init__(nn.BatchNorm2d(num_features, **kwargs), embed_dim, mlp)
-
-
-@MODELS.register_module()
-class DominoSyncBN(DominoNorm):
-    """Domino around ``nn.SyncBatchNorm``; ``norm_cfg=dict(type='DominoSyncBN', embed_dim=512)``."""
-    _abbr_ = 'bn'
-
-    def __init__(self, num_features: int, embed_dim: int, mlp: Optional[dict] = None, **kwargs):
-        super().__init__(nn.SyncBatchNorm(num_features, **kwargs), embed_dim, mlp)
-
-
-@MODELS.register_module()
-class DominoGN(DominoNorm):
-    """Domino around ``nn.GroupNorm``; ``dict(type='DominoGN', num_groups=32, embed_dim=512)``."""
-    _abbr_ = 'gn'
-
-    def __init__(self, num_features: int, num_groups: int, embed_dim: int,
-                 mlp: Optional[dict] = None, **kwargs):
-        super().__init__(nn.GroupNorm(num_groups, num_features, **kwargs), embed_dim, mlp)
-
-
-@MODELS.register_module()
-class DominoLN(DominoNorm):
-    """Domino around ``nn.LayerNorm`` on channel-last tokens; ``dict(type='DominoLN', ...)``."""
-    _abbr_ = 'ln'
-
-    def __init__(self, num_features: int, embed_dim: int, mlp: Optional[dict] = None, **kwargs):
-        super().__init__(nn.LayerNorm(num_features, **kwargs), embed_dim, mlp)
+def domino_mlp_keys(module: nn.Module) -> set[str]:
+    """The state-dict keys of the Domino layers' MLPs in ``module``: what converting a model
+    adds to each of its norms, zero-initialised, so a checkpoint of the unconverted model may
+    lack them."""
+    return {f'{name}.mlp.{key}' if name else f'mlp.{key}'
+            for name, child in module.named_modules() if isinstance(child, DominoNorm)
+            for key in child.mlp.state_dict()}

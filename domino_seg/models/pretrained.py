@@ -1,32 +1,29 @@
 """Backbone weights: resolve ``model.pretrained`` to a local file, then load it safely.
 
 Nothing is downloaded during a run: a library weight name (an open_clip tag, a timm hub name,
-``open-mmlab://...``) must already be in its local cache, otherwise resolving fails at once
-with how to provide the file. Files are read with ``torch.load(weights_only=True)`` or as
-safetensors; each backbone remaps the file's keys to its own and resamples positional
-embeddings, and the load reports what it skipped through mmengine's logger. mmseg's own
+``open-mmlab://...``) must already be in its local cache (:mod:`domino_seg.weights` looks it
+up), otherwise resolving fails at once with how to provide the file. Files are read with
+``torch.load(weights_only=True)`` or as safetensors; each backbone remaps the file's keys to
+its own and resamples positional embeddings, and the load reports what it skipped through
+mmengine's logger. mmseg's own
 backbones (MiT, ResNetV1c) load through mmengine's ``Pretrained`` init instead, which logs
 missing and unexpected keys itself.
 """
 from __future__ import annotations
 
 import logging
-import os.path as osp
-from typing import Callable, Dict, Iterable, Optional
-from urllib.parse import urlparse
+from typing import Callable, Dict
 
 import torch
 import torch.nn as nn
-from huggingface_hub import try_to_load_from_cache
 from mmengine.logging import print_log
 
 from domino_seg.errors import WeightsError
+from domino_seg.weights import HOW_TO_PROVIDE, resolve_file_or_url
 
-from .domino_norm import DominoNorm
+from .domino_norm import domino_mlp_keys
 
 StateDict = Dict[str, torch.Tensor]
-HOW_TO_PROVIDE = ('set model.pretrained=/path/to/weights (.pth / .safetensors), or '
-                  'model.pretrained=null to train from random initialisation')
 
 
 def resolve_weights(pretrained: str, backbone: dict) -> str:
@@ -48,56 +45,6 @@ def resolve_weights(pretrained: str, backbone: dict) -> str:
             "from safetensors.torch import load_file; torch.save(load_file('IN.safetensors'), "
             "'OUT.pth')\"")
     return path
-
-
-def resolve_file_or_url(pretrained: str) -> str:
-    """A local file, or a URL mmengine downloads into torch's hub cache, as a cached file."""
-    path = osp.expanduser(pretrained)
-    if osp.isfile(path):
-        return path
-    url = _url_of(pretrained)
-    if url is None:
-        raise WeightsError(f'model.pretrained={pretrained!r} is not a file (nor a URL or a '
-                           f'weights name this backbone knows): {HOW_TO_PROVIDE}.')
-    cached = osp.join(torch.hub.get_dir(), 'checkpoints', osp.basename(urlparse(url).path))
-    if osp.isfile(cached):
-        return cached
-    raise WeightsError(
-        f'model.pretrained={pretrained!r} is not in the local cache ({cached}); domino-seg never '
-        f'downloads weights during a run. Download {url} to that path (or anywhere and '
-        f'{HOW_TO_PROVIDE}).')
-
-
-def _url_of(name: str) -> Optional[str]:
-    from mmengine.runner.checkpoint import get_external_models, get_torchvision_models
-    if name.startswith(('http://', 'https://')):
-        return name
-    for prefix, urls in (('open-mmlab://', get_external_models),
-                         ('torchvision://', get_torchvision_models)):
-        if name.startswith(prefix):
-            known = urls()
-            key = name[len(prefix):]
-            if key not in known:
-                raise WeightsError(f'model.pretrained={name!r}: unknown name {key!r} (known: '
-                                   f'{", ".join(sorted(known)[:20])}, ...).')
-            return known[key]
-    return None
-
-
-def cached_hub_file(repo_id: str, filenames: Iterable[str], what: str, download_code: str) -> str:
-    """The first of ``filenames`` of Hugging Face hub repo ``repo_id`` in the local cache;
-    otherwise a WeightsError saying how to provide ``what``."""
-    filenames = list(filenames)
-    for filename in filenames:
-        cached = try_to_load_from_cache(repo_id, filename)
-        if isinstance(cached, str):
-            return cached
-    raise WeightsError(
-        f'{what} are not in the local Hugging Face cache (looked for {filenames} of hub repo '
-        f'{repo_id!r}); domino-seg never downloads weights during a run. Provide them in one '
-        f'of these ways:\n  1. on a machine with internet run: python -c "{download_code}" and '
-        'copy its Hugging Face cache (~/.cache/huggingface/hub, or $HF_HOME) to this machine;\n'
-        f'  2. download the weights file and {HOW_TO_PROVIDE}.')
 
 
 def read_state_dict(path: str) -> StateDict:
@@ -144,9 +91,8 @@ def load_pretrained(module: nn.Module, path: str,
         raise WeightsError(f'backbone weights {path} do not fit {name}: {err}\nPick the '
                            'architecture the weights were trained with (model.segmentor.backbone) '
                            f'or other weights: {HOW_TO_PROVIDE}.') from None
-    domino_mlps = tuple(f'{prefix}.mlp.' for prefix, child in module.named_modules()
-                        if isinstance(child, DominoNorm))
-    missing = [key for key in missing if not key.startswith(domino_mlps)]
+    domino_mlps = domino_mlp_keys(module)
+    missing = [key for key in missing if key not in domino_mlps]
     loaded = len(state_dict) - len(unexpected)
     if loaded == 0:
         raise WeightsError(f'none of the {len(state_dict)} tensors in {path} belong to {name} '

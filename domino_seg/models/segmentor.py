@@ -1,20 +1,17 @@
 """An mmseg EncoderDecoder whose norm layers are conditioned on each sample's domain."""
 from __future__ import annotations
 
-from contextlib import nullcontext
 from typing import ContextManager, List, Optional
 
 import torch
-from torch import Tensor
-
-from domino_seg import compat  # noqa: F401  (must precede mmseg imports)
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
 from mmseg.utils import OptSampleList, SampleList
+from torch import Tensor
 
 from .convert import SCOPE_PARTS, convert_to_domino
 from .domain_context import domain_embedding_context
-from .domino_norm import DEFAULT_MLP, DominoNorm, build_domain_encoder
+from .domino_norm import DEFAULT_MLP, DominoNorm, build_domain_encoder, domino_mlp_keys
 
 EMBEDDING_KEY = 'domain_embedding'
 DEFAULT_DOMINO = dict(scope='head', embed_dim=512, mlp=None)
@@ -36,9 +33,9 @@ class DomainAwareEncoderDecoder(EncoderDecoder):
     on ResNet-50; without sharing, every layer would pay the 512 * hidden input layer again.
 
     Args:
-        domino: ``dict(scope='head'|'backbone'|'full'|'none', embed_dim=512, mlp=None)``, ``mlp``
-            overriding ``dict(hidden=4, layers=2, act='GELU')``. ``scope='none'`` is the plain
-            baseline and needs no embeddings. Other arguments are those of ``EncoderDecoder``.
+        domino: ``dict(scope='head'|'backbone'|'full', embed_dim=512, mlp=None)``, ``mlp``
+            overriding ``dict(hidden=4, layers=2, act='GELU')``. The baseline (``domino=none``)
+            is mmseg's plain ``EncoderDecoder``. Other arguments are those of ``EncoderDecoder``.
     """
 
     def __init__(self, *args, domino: Optional[dict] = None, **kwargs):
@@ -47,16 +44,22 @@ class DomainAwareEncoderDecoder(EncoderDecoder):
         if set(domino) != set(DEFAULT_DOMINO):
             raise ValueError(f'unknown domino keys {sorted(set(domino) - set(DEFAULT_DOMINO))}; '
                              f'expected {sorted(DEFAULT_DOMINO)}')
-        if domino['scope'] not in (*SCOPE_PARTS, 'none'):
-            raise ValueError(f"domino['scope'] must be one of {sorted(SCOPE_PARTS)} or 'none', "
-                             f"got {domino['scope']!r}")
+        if domino['scope'] not in SCOPE_PARTS:
+            raise ValueError(f"domino['scope'] must be one of {sorted(SCOPE_PARTS)}, got "
+                             f"{domino['scope']!r} (the baseline is mmseg's EncoderDecoder)")
         self.domino_scope = domino['scope']
         self.domain_embed_dim = domino['embed_dim']
-        if self.domino_scope != 'none':
-            mlp = {**DEFAULT_MLP, **(domino['mlp'] or {})}
-            self.domain_encoder = build_domain_encoder(self.domain_embed_dim, **mlp)
-            code_dim = mlp['hidden'] if mlp['layers'] > 1 else self.domain_embed_dim
-            convert_to_domino(self, code_dim, self.domino_scope, mlp=dict(layers=1))
+        mlp = {**DEFAULT_MLP, **(domino['mlp'] or {})}
+        self.domain_encoder = build_domain_encoder(self.domain_embed_dim, **mlp)
+        code_dim = mlp['hidden'] if mlp['layers'] > 1 else self.domain_embed_dim
+        convert_to_domino(self, code_dim, self.domino_scope, mlp=dict(layers=1))
+
+    def checkpoint_keys_may_miss(self) -> set[str]:
+        """State-dict keys a checkpoint loaded into this model may lack: those Domino
+        conversion adds (the shared domain encoder and each Domino layer's zero-initialised
+        MLP), so a baseline checkpoint still fits and the model starts as that baseline."""
+        return {f'domain_encoder.{key}' for key in self.domain_encoder.state_dict()} | \
+            domino_mlp_keys(self)
 
     def init_weights(self) -> None:
         """Base init, then zero the Domino layers' last Linear again, so that the model starts as
@@ -83,8 +86,6 @@ class DomainAwareEncoderDecoder(EncoderDecoder):
 
     def _domain_context(self, inputs: Tensor,
                         batch_img_metas: Optional[List[dict]]) -> ContextManager:
-        if self.domino_scope == 'none':
-            return nullcontext()
         embeddings = self._stack_embeddings(inputs, batch_img_metas)
         return domain_embedding_context(self.domain_encoder(embeddings))
 

@@ -48,10 +48,10 @@ def test_text_mode_uses_condition_and_aliases():
         transform({'img': image(0), 'img_path': 'x.png'})
 
 
-def test_none_mode_is_a_no_op():
-    transform = build('none')
-    results = transform({'img': image(0)})
-    assert 'domain_embedding' not in results and transform._generator is None
+def test_none_mode_is_refused():
+    """The baseline (domain=none) has no DomainEmbedding transform in its pipeline."""
+    with pytest.raises(ValueError, match="unknown domain embedding mode 'none'"):
+        build('none')
 
 
 def test_pipeline_carries_embedding_into_metainfo(tmp_path):

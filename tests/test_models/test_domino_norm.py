@@ -6,12 +6,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-import domino_seg.compat  # noqa: F401  (before mmseg / mmcv.cnn)
-from mmcv.cnn import build_norm_layer
-from mmseg.registry import MODELS
-
-from domino_seg.models import (DominoBN, DominoGN, DominoLN, DominoNorm, DominoSyncBN,
-                               domain_embedding_context)
+from domino_seg.models import DominoNorm, domain_embedding_context
 
 EMBED_DIM = 16
 C = 6
@@ -181,18 +176,3 @@ def test_threads_do_not_share_embeddings():
     for result, want in zip(results, expected):
         torch.testing.assert_close(result, want, rtol=0, atol=0)
     assert not torch.equal(expected[0], expected[1])
-
-
-@pytest.mark.parametrize('cfg, domino_type, wrapped_type, name', [
-    (dict(type='DominoBN'), DominoBN, nn.BatchNorm2d, 'bn'),
-    (dict(type='DominoSyncBN'), DominoSyncBN, nn.SyncBatchNorm, 'bn'),
-    (dict(type='DominoGN', num_groups=2), DominoGN, nn.GroupNorm, 'gn'),
-    (dict(type='DominoLN'), DominoLN, nn.LayerNorm, 'ln'),
-])
-def test_build_norm_layer(cfg, domino_type, wrapped_type, name):
-    cfg = dict(cfg, embed_dim=EMBED_DIM, mlp=dict(hidden=3), eps=1e-3)
-    layer_name, layer = build_norm_layer(cfg, C, postfix=1)
-    assert layer_name == name + '1'  # mmcv names it like the wrapped norm (bn1, gn1, ln1)
-    assert type(layer) is domino_type and type(layer.wrapped) is wrapped_type
-    assert layer.wrapped.eps == 1e-3 and layer.num_channels == C and layer.mlp[0].out_features == 3
-    assert type(MODELS.build(dict(cfg, num_features=C))) is domino_type  # mmseg's registry

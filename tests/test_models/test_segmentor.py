@@ -8,6 +8,8 @@ import domino_seg.compat  # noqa: F401  (before mmseg)
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
+from domino_seg.engine.runner import check_fits, keys_may_miss
+from domino_seg.errors import CheckpointError
 from domino_seg.models import DomainAwareEncoderDecoder, DominoNorm
 
 EMBED_DIM = 16
@@ -32,11 +34,14 @@ MODELS_CFG = {
 
 
 def build(scope, arch='segformer', mode='whole'):
+    """A Domino model of ``scope``; ``'none'``: the baseline, mmseg's plain EncoderDecoder."""
     test_cfg = dict(mode='slide', crop_size=(16, 16), stride=(12, 12)) if mode == 'slide' else \
         dict(mode='whole')
-    model = MODELS.build(
-        dict(type='DomainAwareEncoderDecoder', **MODELS_CFG[arch], test_cfg=ConfigDict(test_cfg),
-             domino=dict(scope=scope, embed_dim=EMBED_DIM, mlp=dict(hidden=4))))
+    domino = {} if scope == 'none' else dict(
+        type='DomainAwareEncoderDecoder',
+        domino=dict(scope=scope, embed_dim=EMBED_DIM, mlp=dict(hidden=4)))
+    model = MODELS.build(dict(dict(type='EncoderDecoder'), **MODELS_CFG[arch],
+                              test_cfg=ConfigDict(test_cfg), **domino))
     model.init_weights()
     return model
 
@@ -160,14 +165,25 @@ def test_domain_encoder_is_shared_by_all_domino_layers():
     assert added == (EMBED_DIM + 1) * 4 + sum(4 * 2 * layer.num_channels for layer in layers)
 
 
-def test_scope_none_is_the_plain_encoder_decoder():
-    model = build('none').eval()
+def test_a_checkpoint_may_miss_only_the_layers_domino_adds():
+    """What the runner's fit check allows to be missing when not resuming: the shared domain
+    encoder and the Domino layers' MLPs, as the model declares them."""
+    model = build('full')
     assert isinstance(model, DomainAwareEncoderDecoder)
-    assert not any(isinstance(m, DominoNorm) for m in model.modules())
-    with torch.no_grad():
-        out = model.predict(torch.randn(1, 3, SIZE, SIZE))  # no data samples, no embeddings
-    assert out[0].pred_sem_seg.data.shape == (1, SIZE, SIZE)
-    for bad, match in [(dict(scope='neck'), 'scope'), (dict(scop='head'), 'unknown domino keys')]:
+    may_miss = model.checkpoint_keys_may_miss()
+    assert may_miss == {key for key in model.state_dict()
+                        if key.startswith('domain_encoder.') or '.mlp.' in key}
+    assert any(key.startswith('domain_encoder.') for key in may_miss)
+    without = {k: v for k, v in model.state_dict().items() if k not in may_miss}
+    check_fits(model, without, 'x.pth', keys_may_miss(model))
+    with pytest.raises(CheckpointError, match='model keys missing'):
+        check_fits(model, without, 'x.pth')  # as when resuming
+    assert keys_may_miss(build('none')) == set()  # a plain model declares nothing
+
+
+def test_bad_domino_configs_are_refused():
+    for bad, match in [(dict(scope='neck'), 'scope'), (dict(scope='none'), "EncoderDecoder"),
+                       (dict(scop='head'), 'unknown domino keys')]:
         with pytest.raises(ValueError, match=match):
             MODELS.build(dict(type='DomainAwareEncoderDecoder', **MODELS_CFG['segformer'],
                               domino=bad))

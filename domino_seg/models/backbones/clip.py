@@ -12,12 +12,13 @@ from typing import Optional, Sequence
 import open_clip
 import torch
 from open_clip.modified_resnet import ModifiedResNet
+from mmengine.config import ConfigDict
 from mmseg.registry import MODELS
 from timm.layers import resample_abs_pos_embed
 from torch import Tensor
 
-from domino_seg.domain.clip_generator import deep_merge, resolve_pretrained
 from domino_seg.errors import ConfigError, WeightsError
+from domino_seg.weights import resolve_open_clip
 
 from ..pretrained import StateDict, log_remap
 from .base import (PretrainedBackbone, check_out_indices, checkpoint_blocks, patch_grid,
@@ -26,12 +27,14 @@ from .base import (PretrainedBackbone, check_out_indices, checkpoint_blocks, pat
 
 def model_config(arch: str, model_cfg: Optional[dict]) -> dict:
     """open_clip's config of ``arch`` with ``model_cfg`` deep-merged into it (e.g.
-    ``{'vision_cfg': {'layers': 4}}``)."""
+    ``{'vision_cfg': {'layers': 4}}``), a plain dict."""
     base = open_clip.get_model_config(arch)
     if base is None:
         raise ConfigError(f'model.segmentor.backbone.arch={arch!r} is not an open_clip model; '
                           'see open_clip.list_models(), e.g. ViT-B-16 or RN50.')
-    return deep_merge(base, model_cfg or {})
+    config = ConfigDict(base)
+    config.merge(model_cfg or {})
+    return config.to_dict()
 
 
 def build_visual(arch: str, model_cfg: Optional[dict]) -> torch.nn.Module:
@@ -60,7 +63,7 @@ class OpenCLIPBackbone(PretrainedBackbone):
                 f'open_clip weights {arch!r} pretrained={pretrained!r} were trained with '
                 f'QuickGELU: set model.segmentor.backbone.arch={arch}-quickgelu.')
         try:
-            return resolve_pretrained(
+            return resolve_open_clip(
                 arch, pretrained, key='model.pretrained',
                 without='the backbone then starts from random initialisation')[0]
         except (FileNotFoundError, ValueError) as err:
@@ -114,9 +117,9 @@ class OpenCLIPVisionTransformer(OpenCLIPBackbone):
             raise ConfigError(f'model.segmentor.backbone.arch={arch!r} is not an open_clip ViT; '
                               'use OpenCLIPResNet for the RN models.')
         grid = patch_grid(img_size, (patch, patch))
-        model_cfg = deep_merge(model_cfg or {},
-                                {'vision_cfg': {'image_size': [g * patch for g in grid]}})
-        visual = build_visual(arch, model_cfg)
+        model_cfg = ConfigDict(model_cfg or {})
+        model_cfg.merge({'vision_cfg': {'image_size': [g * patch for g in grid]}})
+        visual = build_visual(arch, model_cfg.to_dict())
         self.out_indices = check_out_indices(out_indices, len(visual.transformer.resblocks),
                                              f'CLIP {arch}')
         visual.prune_intermediate_layers(list(self.out_indices), prune_norm=True)

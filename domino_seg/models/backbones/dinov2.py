@@ -10,8 +10,9 @@ from timm.models.vision_transformer import checkpoint_filter_fn
 from torch import Tensor
 
 from domino_seg.errors import ConfigError, WeightsError
+from domino_seg.weights import cached_hub_file, resolve_file_or_url
 
-from ..pretrained import StateDict, cached_hub_file, log_remap, resolve_file_or_url
+from ..pretrained import StateDict, log_remap
 from .base import (PretrainedBackbone, check_out_indices, checkpoint_blocks, patch_grid,
                    resize_to_patch_grid)
 
