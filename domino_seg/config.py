@@ -19,17 +19,12 @@ from omegaconf import DictConfig, OmegaConf
 from domino_seg import tool_help
 from domino_seg.data import builder as data_builder
 from domino_seg.domain import builder as domain_builder
-from domino_seg.engine.resume import run_dir, run_stamp
 from domino_seg.errors import ConfigError
 from domino_seg.models import builder as model_builder
 
-# work_dir: a new folder per run, or the folder of the run that resume= continues
-OmegaConf.register_new_resolver('run_dir', run_dir, replace=True)
 # configs/runtime/: torch.distributed's backend for this machine
 OmegaConf.register_new_resolver(
     'dist_backend', lambda: 'nccl' if torch.cuda.is_available() else 'gloo', replace=True)
-# the name of a new run folder; cached, so every use in one config (and Hydra's copies) agrees
-OmegaConf.register_new_resolver('run_stamp', run_stamp, use_cache=True, replace=True)
 # each tool's --help (hydra.help.template in its YAML)
 OmegaConf.register_new_resolver('tool_help', tool_help.help_text, replace=True)
 # keys whose default is a bool that also take a path

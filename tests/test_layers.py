@@ -23,17 +23,8 @@ LAYERS = (
 UNIT_OF = {'tool_help': 'config'}  # the tools' --help texts, a resolver config.py registers
 LAYER = {unit: depth for depth, units in enumerate(LAYERS) for unit in units}
 
-# (file, imported module): imports that still point up, each until its fix lands
-KNOWN_EXCEPTIONS = {
-    # config.py is being fixed separately (its import of evaluation.submission points down)
-    ('domino_seg/config.py', 'domino_seg.engine.resume'),
-    # CONFIG_DIR (models/builder.py reads a model group's default weights) is defined in
-    # config.py; it moves to a lower layer with the config.py fix
-    ('domino_seg/models/builder.py', 'domino_seg.config'),
-    # engine/run.py still calls evaluation.visualize.check/write_test_grids, which forward to
-    # domino_seg.engine.visualize; delete both (and this entry) once run.py imports that module
-    ('domino_seg/evaluation/visualize.py', 'domino_seg.engine'),
-}
+# (file, imported module): imports that still point up, each until its fix lands (none)
+KNOWN_EXCEPTIONS: set = set()
 
 
 def unit_of(module: str) -> str:

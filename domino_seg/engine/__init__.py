@@ -1,3 +1,4 @@
+from domino_seg.engine import resume  # noqa: F401  (the config's run_dir/run_stamp resolvers)
 from domino_seg.engine.logger_hook import FinalIterLoggerHook
 from domino_seg.engine.metrics_json_hook import MetricsJsonHook
 from domino_seg.engine.nan_guard import NonFiniteGuardOptimWrapper

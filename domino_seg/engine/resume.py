@@ -244,3 +244,10 @@ def metrics_iter(work_dir: str) -> Optional[int]:
             return json.load(f).get('iter')
     except (OSError, ValueError, AttributeError):
         return None
+
+
+# the config's work_dir: a new folder per run, or the folder of the run that resume= continues
+# (registered with the package: importing domino_seg imports engine)
+OmegaConf.register_new_resolver('run_dir', run_dir, replace=True)
+# the name of a new run folder; cached, so every use in one config (and Hydra's copies) agrees
+OmegaConf.register_new_resolver('run_stamp', run_stamp, use_cache=True, replace=True)

@@ -167,11 +167,11 @@ def _prediction_report(cfg: DictConfig, runner) -> dict:
 
 def test(cfg: DictConfig) -> dict:
     """Evaluate ``cfg.checkpoint`` on every condition of ``data.eval_conditions``; with
-    ``visualize=N``, then draw N samples per condition (evaluation/visualize.py). With
+    ``visualize=N``, then draw N samples per condition (engine/visualize.py). With
     ``evaluate=false`` predict only (splits without public labels): no label is read, nothing
     is scored, and what was written is reported instead of metrics. Ends with where the
     saved predictions and submission files went."""
-    from domino_seg.evaluation import visualize
+    from domino_seg.engine import visualize
     if not osp.isfile(cfg.checkpoint):
         raise DominoSegError(f'checkpoint={cfg.checkpoint!r} is not a file; pass the .pth that '
                              'tools/train.py wrote (see its work dir).')

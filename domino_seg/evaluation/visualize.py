@@ -138,15 +138,3 @@ def write_grids(cfg: DictConfig, model, dataset, out_dir: str,
         paths.append(path)
     bar.close()
     return paths
-
-
-# engine/run.py calls these two; they are the engine's (domino_seg.engine.visualize: the
-# compared model is another run's). Remove them once run.py imports that module instead.
-def check(cfg: DictConfig) -> None:
-    from domino_seg.engine import visualize
-    visualize.check(cfg)
-
-
-def write_test_grids(cfg: DictConfig, runner) -> list[str]:
-    from domino_seg.engine import visualize
-    return visualize.write_test_grids(cfg, runner)

@@ -128,12 +128,12 @@ class FinetuneOptimWrapperConstructor(DefaultOptimWrapperConstructor):
 
 
 def _warn_if_random(model: DictConfig) -> None:
-    """A foundation backbone (its model/ config names weights) trained from random weights is
-    rarely meant: say so, as the tiny CLIP does."""
-    from domino_seg.config import CONFIG_DIR
-    path = CONFIG_DIR / 'model' / f'{model.get("name")}.yaml'
-    default = OmegaConf.load(path).get('pretrained') if path.is_file() else None
-    if default:
-        print_log(f'model.pretrained is null: the {model.name} backbone starts from random '
-                  f'weights, not {default!r} (the model/ default), so this run fine-tunes no '
-                  'foundation model.', logger='current', level=logging.WARNING)
+    """A foundation backbone (one of domino-seg's PretrainedBackbone: CLIP, DINOv2) trained
+    from random weights is rarely meant: say so, as the tiny CLIP does."""
+    from .backbones.base import PretrainedBackbone
+    backbone = model.segmentor.backbone
+    cls = MODELS.get(backbone.get('type', ''))
+    if isinstance(cls, type) and issubclass(cls, PretrainedBackbone):
+        print_log(f'model.pretrained is null: the {model.get("name", backbone.type)} backbone '
+                  'starts from random weights, so this run fine-tunes no foundation model.',
+                  logger='current', level=logging.WARNING)
