@@ -5,17 +5,18 @@ from domino_seg import compose
 from domino_seg.models import builder
 
 
-def _log_of_building(overrides, capsys, load_pretrained=True):
+def _log_of_building(overrides, monkeypatch, load_pretrained=True):
+    logged = []
+    monkeypatch.setattr(builder, 'print_log', lambda msg, **kw: logged.append(msg))
     cfg = compose(overrides)
     builder.segmentor_cfg(cfg.model, cfg.domino, None, cfg.finetune,
                           load_pretrained=load_pretrained)
-    captured = capsys.readouterr()
-    return captured.out + captured.err
+    return '\n'.join(logged)
 
 
 @pytest.mark.parametrize('model', ['dinov2_vitb14_upernet', 'clip_vit_b16_upernet'])
-def test_a_foundation_backbone_without_weights_warns(model, capsys):
-    text = _log_of_building([f'model={model}', 'model.pretrained=null'], capsys)
+def test_a_foundation_backbone_without_weights_warns(model, monkeypatch):
+    text = _log_of_building([f'model={model}', 'model.pretrained=null'], monkeypatch)
     assert f'model.pretrained is null: the {model} backbone starts from random weights' in text
 
 
@@ -24,6 +25,6 @@ def test_a_foundation_backbone_without_weights_warns(model, capsys):
     (['model=dinov2_vitb14_upernet', 'model.pretrained=null'], False),  # a checkpoint follows
 ])
 def test_no_warning_when_random_weights_are_the_default_or_replaced(overrides, load_pretrained,
-                                                                    capsys):
-    assert 'starts from random weights' not in _log_of_building(overrides, capsys,
+                                                                    monkeypatch):
+    assert 'starts from random weights' not in _log_of_building(overrides, monkeypatch,
                                                                 load_pretrained)
