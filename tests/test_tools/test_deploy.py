@@ -114,7 +114,7 @@ def test_pth_is_a_plain_mmseg_checkpoint_of_the_folded_model(make_run, tmp_path,
 
 @pytest.mark.parametrize('condition', ['cityscapes', 'snow'])
 def test_onnx_computes_the_domino_model(condition, make_run, tmp_path):
-    import onnxruntime  # noqa: F401  (the deploy extra)
+    pytest.importorskip('onnxruntime')  # the deploy extra
     from domino_seg.models.export import onnx_session
     run = make_run()
     report = run_deploy(run / 'iter_1.pth', f'condition={condition}', 'format=onnx',
@@ -132,6 +132,7 @@ def test_onnx_computes_the_domino_model(condition, make_run, tmp_path):
 
 
 def test_default_out_embedding_file_and_clip_tower(make_run, tmp_path, capsys):
+    pytest.importorskip('onnxruntime')
     run = make_run('head', 'zero_shot')
     model, cfg = domino_model(run)
     vector = condition_embedding(cfg, 'rain').numpy()
@@ -232,6 +233,7 @@ def trained(tiny_benchmark, tmp_path_factory):
 
 @pytest.mark.slow
 def test_deploy_tool_end_to_end(trained, tmp_path, tool_fails):
+    pytest.importorskip('onnxruntime')
     from domino_seg.models.export import onnx_session
     checkpoint = trained / 'randomized.pth'
     model, cfg = domino_model(trained, 'randomized.pth')
