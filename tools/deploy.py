@@ -1,0 +1,19 @@
+"""Deploy a checkpoint as a plain mmseg model, its Domino layers folded for one domain:
+python tools/deploy.py checkpoint=PATH condition=fog [format=pth|onnx] [out=PATH]."""
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+import domino_seg  # noqa: F401  (compat fixes and registration)
+from domino_seg.deploy import deploy
+from domino_seg.engine.run import checked, run_cli, run_hydra
+
+
+@hydra.main(config_path='../configs', config_name='deploy', version_base='1.3')
+def main(cfg: DictConfig) -> None:
+    # the model settings come with the checkpoint (config.yaml beside it) unless given here
+    run_cli(lambda: deploy(checked(cfg), HydraConfig.get().overrides.task))
+
+
+if __name__ == '__main__':
+    run_hydra(main)
