@@ -20,7 +20,8 @@ LAYERS = (
     ('conditions', 'errors', 'io', 'console'),
 )
 # modules that belong to another module's unit
-UNIT_OF = {'tool_help': 'config'}  # the tools' --help texts, a resolver config.py registers
+UNIT_OF = {'tool_help': 'config',  # the tools' --help texts, a resolver config.py registers
+           'inference': 'engine'}  # the Segmenter API: a checkpoint, as the tools run it
 LAYER = {unit: depth for depth, units in enumerate(LAYERS) for unit in units}
 
 # (file, imported module): imports that still point up, each until its fix lands (none)

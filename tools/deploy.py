@@ -5,7 +5,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 import domino_seg  # noqa: F401  (compat fixes and registration)
-from domino_seg.deploy import deploy
+from domino_seg.engine.deploy import deploy
 from domino_seg.engine.run import checked, run_cli, run_hydra
 
 

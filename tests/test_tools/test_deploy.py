@@ -9,7 +9,7 @@ import torch
 from omegaconf import OmegaConf
 
 import domino_seg
-from domino_seg.deploy import deploy
+from domino_seg.engine.deploy import deploy
 from domino_seg.domain import builder as domain_builder
 from domino_seg.domain.clip_generator import DomainPromptGenerator
 from domino_seg.models import DominoNorm
