@@ -135,7 +135,8 @@ class DominoRunner(Runner):
         state_dict = checkpoint.get('state_dict', checkpoint)
         for pattern, replacement in revise_keys:
             state_dict = {re.sub(pattern, replacement, k): v for k, v in state_dict.items()}
-        check_fits(model, state_dict, filename,
+        rename = getattr(model, 'checkpoint_state_dict', None)  # e.g. a baseline's norm keys
+        check_fits(model, rename(state_dict) if callable(rename) else state_dict, filename,
                    set() if self._resuming else keys_may_miss(model))
         if self._resuming and 'optimizer' not in checkpoint:
             raise CheckpointError(

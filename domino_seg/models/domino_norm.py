@@ -161,6 +161,16 @@ def _accept_unwrapped_norm_keys(module: DominoNorm, state_dict: dict, prefix: st
             state_dict[prefix + 'wrapped.' + name] = state_dict.pop(prefix + name)
 
 
+def with_wrapped_norm_keys(model: nn.Module, state_dict: dict) -> dict:
+    """``state_dict`` with a baseline's norm keys under the Domino layers' wrapped norms of
+    ``model``, as loading renames them (to check a checkpoint's fit before loading it)."""
+    renamed = dict(state_dict)
+    for name, module in model.named_modules():
+        if isinstance(module, DominoNorm):
+            _accept_unwrapped_norm_keys(module, renamed, f'{name}.' if name else '')
+    return renamed
+
+
 def domino_mlp_keys(module: nn.Module) -> set[str]:
     """The state-dict keys of the Domino layers' MLPs in ``module``: what converting a model
     adds to each of its norms, zero-initialised, so a checkpoint of the unconverted model may

@@ -11,7 +11,8 @@ from torch import Tensor
 
 from .convert import SCOPE_PARTS, convert_to_domino
 from .domain_context import domain_embedding_context
-from .domino_norm import DEFAULT_MLP, DominoNorm, build_domain_encoder, domino_mlp_keys
+from .domino_norm import (DEFAULT_MLP, DominoNorm, build_domain_encoder, domino_mlp_keys,
+                          with_wrapped_norm_keys)
 
 EMBEDDING_KEY = 'domain_embedding'
 DEFAULT_DOMINO = dict(scope='head', embed_dim=512, mlp=None)
@@ -60,6 +61,11 @@ class DomainAwareEncoderDecoder(EncoderDecoder):
         MLP), so a baseline checkpoint still fits and the model starts as that baseline."""
         return {f'domain_encoder.{key}' for key in self.domain_encoder.state_dict()} | \
             domino_mlp_keys(self)
+
+    def checkpoint_state_dict(self, state_dict: dict) -> dict:
+        """A checkpoint's state dict under this model's keys: a baseline's norm keys renamed
+        into the Domino layers' wrapped norms, as loading does (load_from= a baseline)."""
+        return with_wrapped_norm_keys(self, state_dict)
 
     def init_weights(self) -> None:
         """Base init, then zero the Domino layers' last Linear again, so that the model starts as

@@ -215,3 +215,20 @@ def test_a_record_from_an_older_version_still_resumes_but_a_change_does_not(tmp_
     with pytest.raises(ConfigError, match=r'seed: 0 -> 3'):
         check_same_config(domino_seg.compose(tiny_overrides + ['seed=3']),
                           str(tmp_path / 'iter_1.pth'))
+
+
+@pytest.mark.slow
+def test_a_domino_run_starts_from_a_baseline_checkpoint(tmp_path, tiny_overrides):
+    """load_from= a plain fine-tuning checkpoint into a Domino model: the norms' keys are
+    renamed into the Domino layers' wrapped norms, the Domino MLPs start at zero."""
+    import torch
+    baseline = tmp_path / 'baseline'
+    run.train(domino_seg.compose(tiny_overrides + ['schedule.max_iters=1',
+                                                   f'work_dir={baseline}']))
+    domino = tmp_path / 'domino'
+    run.train(domino_seg.compose(tiny_overrides + [
+        'schedule.max_iters=1', 'domino=head', 'domain=text',
+        f'load_from={baseline / "iter_1.pth"}', f'work_dir={domino}']))
+    weights = torch.load(domino / 'iter_1.pth', map_location='cpu',
+                         weights_only=False)['state_dict']
+    assert any('.wrapped.' in key for key in weights)
