@@ -7,6 +7,8 @@ from pathlib import Path
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 os.environ.setdefault('CUDA_VISIBLE_DEVICES', '')
+if os.environ.get('PYTEST_XDIST_WORKER'):  # pytest -n N: N processes share the cores, so
+    os.environ.setdefault('OMP_NUM_THREADS', '1')  # one thread each (and each tool they run)
 
 import pytest  # noqa: E402
 
