@@ -25,8 +25,10 @@ class MetricsJsonHook(Hook):
     """Writes ``config`` to ``config.yaml`` before training or testing starts (after the
     checkpoint loaded: a resume refused for not fitting keeps the run's record), and collects
     the evaluation report into
-    ``{"conditions", "mean_unseen_mIoU", "checkpoint", ["iter",] "config", **extra}``: that of
-    the first metric with a ``report`` (a dict after ``evaluate``, as ConditionIoUMetric's)."""
+    ``{"conditions", "mean_unseen_mIoU", "checkpoint", ["iter",] "model", "inference",
+    "config", **extra}``: that of the first metric with a ``report`` (a dict after
+    ``evaluate``, as ConditionIoUMetric's); ``model.params``, and ``inference.ms_per_image``:
+    the model's time per image in that evaluation, on ``inference.device``."""
 
     priority = 'LOW'
 
@@ -52,6 +54,42 @@ class MetricsJsonHook(Hook):
                 _save(path, lambda: atomic_write_bytes(path, text.encode()),
                       'run the same command again.')
 
+    # the operating cost next to the scores: parameters, and the model's time per image in
+    # this evaluation (mmengine's IterTimerHook: iteration time minus data time)
+    def before_val_epoch(self, runner) -> None:
+        self._timing = [0.0, 0]
+
+    def before_test_epoch(self, runner) -> None:
+        self._timing = [0.0, 0]
+
+    def after_val_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        self._time(runner, 'val', data_batch)
+
+    def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        self._time(runner, 'test', data_batch)
+
+    def _time(self, runner, mode: str, data_batch) -> None:
+        hub = runner.message_hub
+        if f'{mode}/time' in hub.log_scalars and data_batch:
+            data_time = hub.log_scalars.get(f'{mode}/data_time')
+            self._timing[0] += hub.get_scalar(f'{mode}/time').current() - \
+                (data_time.current() if data_time is not None else 0.0)
+            self._timing[1] += len(data_batch['inputs'])
+
+    def _cost(self, runner) -> dict:
+        import torch
+        from mmengine.model import is_model_wrapper
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        device = next(model.parameters()).device
+        seconds, images = getattr(self, '_timing', (0.0, 0))
+        return dict(
+            model=dict(params=sum(p.numel() for p in model.parameters())),
+            inference=dict(ms_per_image=1e3 * seconds / images if images else None,
+                           images=images, batch_size=runner.cfg.get(
+                               'test_dataloader', {}).get('batch_size'),
+                           device=torch.cuda.get_device_name(device)
+                           if device.type == 'cuda' else 'cpu'))
+
     def after_val_epoch(self, runner, metrics=None) -> None:
         # the CheckpointHook saved this iteration's checkpoint just before validation
         ckpt = osp.join(runner.work_dir, f'iter_{runner.iter}.pth')
@@ -67,8 +105,8 @@ class MetricsJsonHook(Hook):
         reports = [m.report for m in evaluator.metrics if getattr(m, 'report', None) is not None]
         if not reports:  # a prediction-only test (evaluate=false) scores nothing
             return
-        payload = dict(reports[0], checkpoint=checkpoint, **fields, config=self.config,
-                       **self.extra)
+        payload = dict(reports[0], checkpoint=checkpoint, **fields, **self._cost(runner),
+                       config=self.config, **self.extra)
         path = osp.join(runner.work_dir, self.filename)
         _save(path, lambda: atomic_write_json(path, payload),
               f'continue with resume={runner.work_dir} (it evaluates again); the checkpoints '

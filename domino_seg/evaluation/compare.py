@@ -55,6 +55,18 @@ class Run:
     def miou(self, condition: str) -> Optional[float]:
         return self.metrics['conditions'].get(condition, {}).get('mIoU')
 
+    @property
+    def params(self) -> Optional[int]:
+        return (self.metrics.get('model') or {}).get('params')
+
+    @property
+    def ms_per_image(self) -> Optional[float]:
+        return (self.metrics.get('inference') or {}).get('ms_per_image')
+
+    @property
+    def device(self) -> Optional[str]:
+        return (self.metrics.get('inference') or {}).get('device')
+
     def class_iou(self, condition: str) -> dict:
         """Class -> IoU of one condition; {} when not evaluated or not recorded."""
         return self.metrics['conditions'].get(condition, {}).get('per_class_iou') or {}
@@ -82,6 +94,8 @@ class Row:
     # condition or MEAN_UNSEEN -> Stat of the per-seed differences to the baseline's run of
     # the same seed (paired: the seed's shared data order and initialisation cancel out)
     paired: dict = field(default_factory=dict)
+    # the operating cost (COST_KEYS -> Stat over the row's runs)
+    cost: dict = field(default_factory=dict)
 
     @property
     def seen(self) -> set:
@@ -95,6 +109,7 @@ class Comparison:
     unseen: list         # the conditions MEAN_UNSEEN averages (unseen by every row)
     baseline: Row
     warnings: list = field(default_factory=list)
+    seen: list = field(default_factory=list)  # the conditions every row has seen in training
 
 
 def _natural(path: Path) -> list:
@@ -286,7 +301,21 @@ def compare_runs(paths: Sequence[str], baseline: Optional[str] = None,
             row.paired[key] = Stat.of([_difference(_score(run, key, unseen),
                                                    _score(ref_run, key, unseen))
                                        for run, ref_run in pairs])
-    return Comparison(rows, conditions, unseen, base, warnings)
+    seen = [c for c in conditions if all(c in row.seen for row in rows)]
+    for row in rows:
+        row.cost = dict(params=Stat.of([run.params for run in row.runs]),
+                        ms_per_image=Stat.of([run.ms_per_image for run in row.runs]),
+                        mean_seen=Stat.of([_mean_of(run, seen) for run in row.runs]))
+    devices = sorted({run.device for run in runs if run.device})
+    if len(devices) > 1:
+        warnings.append(f'the runs were timed on different devices ({", ".join(devices)}): '
+                        'the time per image compares machines, not models')
+    return Comparison(rows, conditions, unseen, base, warnings, seen)
+
+
+def _mean_of(run: Run, conditions: list) -> Optional[float]:
+    values = [run.miou(c) for c in conditions if run.miou(c) is not None]
+    return float(np.mean(values)) if values and len(values) == len(conditions) else None
 
 
 def _score(run: Run, key: str, unseen: list) -> Optional[float]:
@@ -341,7 +370,41 @@ def format_markdown(comp: Comparison) -> str:
         notes.append('† seen in training by that row (its training sources, '
                      'data.train_weather or data.seen_conditions).')
     return markdown_table(header, lines) + '\n\n' + '\n'.join(notes) + '\n' + \
-        _paired_markdown(comp)
+        _paired_markdown(comp) + _cost_markdown(comp)
+
+
+def _ratio(value: Optional[float], ref: Optional[float]) -> Optional[float]:
+    return None if value is None or not ref else value / ref
+
+
+def _cost_markdown(comp: Comparison) -> str:
+    """Per row: parameters, the change on the seen conditions (no regression on what was
+    trained for), the gain on the unseen ones, and the time per image against the baseline's;
+    '' when no run recorded its cost."""
+    rows = [row for row in comp.rows if row.cost['params'].n or row.cost['ms_per_image'].n]
+    if not rows:
+        return ''
+    base = comp.baseline.cost
+    header = ['configuration', 'params (M)', 'Δ params', 'Δ mean seen', f'Δ {MEAN_UNSEEN}',
+              'ms / image', 'time vs baseline']
+    lines = []
+    for row in rows:
+        params, ms = row.cost['params'].mean, row.cost['ms_per_image'].mean
+        seen = _difference(row.cost['mean_seen'].mean, base['mean_seen'].mean)
+        ratio = _ratio(ms, base['ms_per_image'].mean)
+        extra = _difference(params, base['params'].mean)
+        lines.append([row.name, '-' if params is None else f'{params / 1e6:.2f}',
+                      'baseline' if row is comp.baseline else
+                      '-' if extra is None else f'{extra / 1e6:+.3f} M',
+                      '-' if seen is None else f'{seen:+.2f}',
+                      '-' if row.delta[MEAN_UNSEEN] is None else
+                      f'{row.delta[MEAN_UNSEEN]:+.2f}',
+                      '-' if ms is None else f'{ms:.1f}',
+                      '-' if ratio is None else f'{ratio:.3f}'])
+    return (f'\nOperating cost (mean seen: {", ".join(comp.seen) or "none"}; ms / image: the '
+            "model's time per image in the run's last evaluation, recorded in metrics.json; "
+            'compare times measured on one machine):\n\n' + markdown_table(header, lines) +
+            '\n')
 
 
 def _paired_markdown(comp: Comparison) -> str:
@@ -373,13 +436,16 @@ def format_csv(comp: Comparison) -> str:
     slug = {k: k.replace(' ', '_') for k in keys}
     stats = ('mean', 'std', 'delta', 'paired_delta_mean', 'paired_delta_std')
     writer.writerow(['configuration', 'seeds', 'seed_values'] +
-                    [f'{slug[k]}_{s}' for k in keys for s in stats] + ['work_dirs'])
+                    [f'{slug[k]}_{s}' for k in keys for s in stats] +
+                    ['params', 'mean_seen', 'ms_per_image', 'work_dirs'])
     for row in comp.rows:
         writer.writerow([row.name, len(row.runs),
                          ' '.join(str(run.config.get('seed')) for run in row.runs)] +
                         [_blank(x) for k in keys
                          for x in (row.cells[k].mean, row.cells[k].std, row.delta[k],
                                    row.paired[k].mean, row.paired[k].std)] +
+                        [_blank(row.cost[k].mean) for k in ('params', 'mean_seen',
+                                                            'ms_per_image')] +
                         [' '.join(run.work_dir for run in row.runs)])
     return out.getvalue()
 

@@ -330,3 +330,50 @@ def test_per_class_without_any_per_class_data_is_an_error(sweep, tmp_path):
     with pytest.raises(DataError, match='records per-class IoU'):
         compare.main([str(sweep)], out=str(tmp_path), per_class=True)
     assert not list(tmp_path.glob('comparison*'))  # nothing written
+
+
+def _with_cost(folder, params, ms, device='cpu'):
+    path = folder / 'metrics.json'
+    metrics = json.loads(path.read_text())
+    metrics.update(model=dict(params=params),
+                   inference=dict(ms_per_image=ms, images=10, batch_size=8, device=device))
+    path.write_text(json.dumps(metrics))
+
+
+def test_the_operating_cost_table_from_hand_written_metrics(tmp_path):
+    """params, the change on the seen condition (cityscapes), the gain on unseen and the time
+    per image against the baseline, each from the recorded values by hand."""
+    mious = {('none', 0): [70, 40, 30, 20, 10], ('none', 1): [72, 42, 32, 22, 12],
+             ('head', 0): [69, 44, 34, 24, 14], ('head', 1): [70, 46, 36, 26, 16]}
+    for i, ((domino, seed), values) in enumerate(mious.items()):
+        folder = write_run(tmp_path / str(i), seed, values, [f'domino={domino}', f'seed={seed}'],
+                           dict(domino=domino))
+        _with_cost(folder, 1_000_000 if domino == 'none' else 1_010_000,
+                   {('none', 0): 10.0, ('none', 1): 12.0, ('head', 0): 11.0,
+                    ('head', 1): 11.6}[(domino, seed)])
+    comp = compare.compare_runs([str(tmp_path)], baseline='domino=none')
+    head = next(row for row in comp.rows if row.name == 'domino=head')
+    assert head.cost['params'].mean == 1_010_000
+    assert head.cost['ms_per_image'].mean == pytest.approx(11.3)
+    text = compare.format_markdown(comp)
+    table = text.split('Operating cost')[1]
+    # Δ mean seen: (69 + 70) / 2 - (70 + 72) / 2 = -1.5; Δ mean unseen: per-seed means of the
+    # four unseen conditions, head (29 + 31) / 2 - none (25 + 27) / 2 = +4; time 11.3 / 11
+    assert '| domino=head   |       1.01 | +0.010 M |       -1.50 |         +4.00 |       11.3 ' \
+           f'|            {11.3 / 11.0:.3f} |' in table, table
+    assert '| domino=none   |       1.00 | baseline |       +0.00 |         +0.00 |       11.0 ' \
+           '|            1.000 |' in table
+    assert 'mean seen: cityscapes' in table
+    row = next(r for r in csv.DictReader(io.StringIO(compare.format_csv(comp)))
+               if r['configuration'] == 'domino=head')
+    assert float(row['params']) == 1_010_000 and float(row['mean_seen']) == 69.5
+    assert float(row['ms_per_image']) == pytest.approx(11.3)
+
+
+def test_timings_from_different_devices_are_flagged(tmp_path):
+    for i, (domino, device) in enumerate((('none', 'cpu'), ('head', 'NVIDIA H200'))):
+        folder = write_run(tmp_path / str(i), 0, [70, 40, 30, 20, 10], [f'domino={domino}'],
+                           dict(domino=domino))
+        _with_cost(folder, 1_000_000, 10.0, device)
+    comp = compare.compare_runs([str(tmp_path)], baseline='domino=none')
+    assert any('timed on different devices (NVIDIA H200, cpu)' in w for w in comp.warnings)

@@ -81,6 +81,12 @@ def test_train_then_test_reproduces_metrics_and_predictions(tiny_overrides, tiny
     assert (work_dir / 'config.yaml').exists() and (work_dir / 'iter_2.pth').exists()
     assert 'mean (unseen)' in train.stdout
     assert trained['checkpoint'] == str(work_dir / 'iter_2.pth')
+    import torch
+    weights = torch.load(work_dir / 'iter_2.pth', map_location='cpu', weights_only=False)
+    assert trained['model']['params'] == sum(v.numel() for k, v in weights['state_dict'].items()
+                                             if 'running_' not in k and 'num_batches' not in k)
+    assert trained['inference']['images'] == 10 and trained['inference']['device'] == 'cpu'
+    assert trained['inference']['ms_per_image'] > 0
     assert_mmengine_config_rebuilds_the_run(work_dir)
 
     test = run_tool('test.py', tiny_overrides + [f'checkpoint={work_dir / "iter_2.pth"}',
