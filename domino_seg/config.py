@@ -178,6 +178,8 @@ def _ratio_range(v) -> bool:
 VALUE_RANGES: dict[str, tuple[Callable[[object], bool], str]] = {
     'seed': _integer(0, 2 ** 32 - 1),  # numpy's seed range
     'log_interval': _integer(1),
+    'batch_size': _integer(1),  # tools/embed_domains.py, tools/infer.py
+    'num_workers': _integer(0),
     'schedule.max_iters': _integer(1),
     'schedule.val_interval': _integer(1),
     'schedule.batch_size': _integer(1),

@@ -25,10 +25,12 @@ def embed(cfg: DictConfig) -> dict:
     check_data(cfg.data, train=True)
     mm = domino_seg.to_mmengine(cfg)
     datasets = [*mm.train_dataloader.dataset.datasets, *mm.test_dataloader.dataset.datasets]
-    stats = precompute_embeddings([d.to_dict() for d in datasets], transform, progress=True)
+    stats = precompute_embeddings([d.to_dict() for d in datasets], transform, progress=True,
+                                  batch_size=cfg.batch_size, num_workers=cfg.num_workers,
+                                  device=cfg.device)
     print(json.dumps(stats, indent=2))
     print(f'cache: {cfg.domain.cache_dir} ({stats["computed"]} computed, {stats["hits"]} '
-          'already cached)')
+          f'already cached; {stats["images_per_s"]:.1f} images/s on {stats["device"]})')
     return stats
 
 

@@ -110,6 +110,28 @@ def test_precompute_fills_the_cache_then_hits(tmp_path):
     assert second['datasets'][1]['dataset'].endswith('val/img)')
 
 
+@pytest.mark.parametrize('batch_size, num_workers', [(1, 0), (2, 2)])
+def test_batched_precompute_equals_the_training_transform(tmp_path, batch_size, num_workers):
+    """Features embedded in batches by DataLoader workers + CLIP in this process are the
+    transform's own, per image, to float tolerance; training then only reads the cache."""
+    import numpy as np
+    from mmcv.transforms import LoadImageFromFile
+    from mmseg.registry import DATASETS, TRANSFORMS
+    dataset = make_dataset(tmp_path / 'data', 3)
+    transform_cfg = dict(generator=dict(mode='zero_shot'), cache_dir=str(tmp_path / 'cache'))
+    stats = precompute_embeddings([dataset], transform_cfg, progress=False,
+                                  batch_size=batch_size, num_workers=num_workers)
+    assert (stats['computed'], stats['hits'], stats['device']) == (3, 0, 'cpu')
+    assert stats['images_per_s'] > 0
+    cached = TRANSFORMS.build({'type': 'DomainEmbedding', **transform_cfg})
+    fresh = TRANSFORMS.build({'type': 'DomainEmbedding', **transform_cfg, 'cache_dir': None})
+    for sample in DATASETS.build({**dataset, 'pipeline': [LoadImageFromFile()]}):
+        a = cached(dict(sample))['domain_embedding']
+        b = fresh(dict(sample))['domain_embedding']
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+    assert (cached.hits, cached.misses) == (3, 0)
+
+
 def test_each_split_and_condition_is_named():
     from domino_seg.domain.precompute import describe_dataset
     names = [describe_dataset(dict(type='ACDCDataset', data_root='data/acdc', condition=c,
