@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 from domino_seg.compat import import_imagecorruptions
 # seen_conditions: read here by config and engine
 from domino_seg.conditions import EVAL_CONDITIONS, seen_conditions  # noqa: F401
+from domino_seg.data import eval_sets as extra_sets
 from domino_seg.data import sources as train_sources
 from domino_seg.data.corruptions import corruption_conditions
 from domino_seg.data.layouts import ACDC, CITYSCAPES, check_split
@@ -20,10 +21,13 @@ META_KEYS = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape', 
 
 
 def _check_conditions(data: DictConfig) -> None:
+    """``data.eval_conditions`` are known conditions; something is evaluated (they may be []
+    when ``data.eval_sets`` or ``data.eval_corruptions`` give the conditions)."""
     unknown = [c for c in data.eval_conditions if c not in EVAL_CONDITIONS]
-    if unknown or not data.eval_conditions:
+    if unknown or not (data.eval_conditions or data.get('eval_sets')
+                       or data.get('eval_corruptions')):
         raise ConfigError(f'data.eval_conditions has unknown condition(s) {unknown}; valid: '
-                          f'{", ".join(EVAL_CONDITIONS)}.')
+                          f'{", ".join(EVAL_CONDITIONS)} (other datasets: data.eval_sets).')
 
 
 def train_pipeline(data: DictConfig, after_load: Sequence[dict] = ()) -> list[dict]:
@@ -84,6 +88,8 @@ def eval_dataset(data: DictConfig, pipeline: list[dict], labels: bool = True) ->
             datasets.append(dict(type='ACDCDataset', data_root=data.acdc_root,
                                  condition=condition, split=data.eval_split, labels=labels,
                                  pipeline=pipeline))
+    datasets += [extra_sets.dataset_cfg(eval_set, pipeline, labels)
+                 for eval_set in _eval_sets(data)]
     for _, corruption, severity in _corruptions(data):  # right after loading the image
         corrupt = dict(type='ImageCorruption', corruption=corruption, severity=severity,
                        seed=data.get('corruption_seed', 0))
@@ -107,10 +113,41 @@ def _corruptions(data: DictConfig) -> list:
     return conditions
 
 
+def _eval_sets(data: DictConfig) -> list[dict]:
+    """The checked ``data.eval_sets``, one per condition; a condition evaluated twice (two sets
+    of one name, or a set named as an ACDC or corruption condition) is a ConfigError, as its
+    scores would merge."""
+    sets = extra_sets.eval_sets(data)
+    taken = {c: 'data.eval_conditions' for c in data.eval_conditions}
+    taken.update({name: 'data.eval_corruptions' for name, _, _ in _corruptions(data)})
+    for eval_set in sets:
+        name = eval_set['condition']
+        if name in taken:
+            what = f'condition folder {name!r}' if eval_set['kind'] == 'folders' else \
+                f'condition {name!r}'
+            raise ConfigError(
+                f'{eval_set["key"]}: its {what} is already evaluated (by {taken[name]}); the '
+                'scores of the two would merge into one column. '
+                + ('Rename the folder, or leave it out with ' + eval_set['key'] + '.conditions.'
+                   if eval_set['kind'] == 'folders' else
+                   f'Name it apart with {eval_set["key"]}.condition=<name>.'))
+        taken[name] = eval_set['key']
+    return sets
+
+
 def evaluated_conditions(data: DictConfig) -> list[str]:
-    """Every condition a run reports: ``data.eval_conditions``, then the corruption
-    conditions (``<corruption>@<severity>``)."""
-    return [*data.eval_conditions, *(name for name, _, _ in _corruptions(data))]
+    """Every condition a run reports: ``data.eval_conditions``, the ``data.eval_sets``
+    conditions, then the corruption conditions (``<corruption>@<severity>``)."""
+    return [*data.eval_conditions, *(s['condition'] for s in _eval_sets(data)),
+            *(name for name, _, _ in _corruptions(data))]
+
+
+def prompt_conditions(data: DictConfig) -> list[str]:
+    """The conditions whose prompts ``domain=text`` embeds at evaluation: the evaluated
+    conditions, each ``data.eval_sets`` set replaced by its ``prompt`` (e.g. dark_zurich ->
+    night)."""
+    return [*data.eval_conditions, *(s['prompt'] for s in _eval_sets(data)),
+            *(name for name, _, _ in _corruptions(data))]
 
 
 def check_data(data: DictConfig, train: bool = True, labels: bool = True) -> None:
@@ -128,6 +165,8 @@ def check_data(data: DictConfig, train: bool = True, labels: bool = True) -> Non
             check_split(CITYSCAPES, data.cityscapes_root, data.eval_split, labels=labels)
         else:
             check_split(ACDC, data.acdc_root, data.eval_split, condition, labels=labels)
+    for eval_set in _eval_sets(data):
+        extra_sets.check_set(eval_set, labels=labels)
 
 
 def ensure_synthetic(data: DictConfig) -> None:

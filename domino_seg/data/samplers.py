@@ -50,16 +50,24 @@ class SourceWeightedSampler(InfiniteSampler):
 @DATA_SAMPLERS.register_module()
 class SubDatasetBatchSampler(BatchSampler):
     """Yields batches of ``batch_size`` indices that all come from one sub-dataset; the last
-    batch of each sub-dataset may be smaller. Order within a sub-dataset is the sampler's."""
+    batch of each sub-dataset may be smaller. Order within a sub-dataset is the sampler's.
+
+    A sub-dataset whose images differ in size (``group_by_size``, e.g. Mapillary Vistas or a
+    user's folders) is split further by each sample's ``size_group`` (its image size), as the
+    test-time preprocessor needs one size per batch."""
 
     def __init__(self, sampler: Sampler, batch_size: int, drop_last: bool = False) -> None:
         super().__init__(sampler, batch_size, drop_last)
         dataset = getattr(sampler, 'dataset', None)
         self.cumulative_sizes = (dataset.cumulative_sizes
                                  if isinstance(dataset, ConcatDataset) else [])
+        self.size_groups = _size_groups(dataset)
 
-    def _group(self, index: int) -> int:
-        return bisect.bisect_right(self.cumulative_sizes, index)
+    def _group(self, index: int):
+        group = bisect.bisect_right(self.cumulative_sizes, index)
+        if index in self.size_groups:
+            return group, self.size_groups[index]
+        return group
 
     def __iter__(self) -> Iterator[list[int]]:
         buckets: dict[int, list[int]] = {}
@@ -79,3 +87,17 @@ class SubDatasetBatchSampler(BatchSampler):
         if self.drop_last:
             return sum(n // self.batch_size for n in sizes.values())
         return sum(-(-n // self.batch_size) for n in sizes.values())
+
+
+def _size_groups(dataset) -> dict:
+    """index -> ``size_group`` for the samples of the (sub-)datasets that group by size."""
+    if dataset is None:
+        return {}
+    parts = dataset.datasets if isinstance(dataset, ConcatDataset) else [dataset]
+    groups, offset = {}, 0
+    for part in parts:
+        if getattr(part, 'group_by_size', False):
+            for i in range(len(part)):
+                groups[offset + i] = tuple(part.get_data_info(i).get('size_group') or ())
+        offset += len(part)
+    return groups

@@ -9,6 +9,7 @@ from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
 
 from domino_seg.conditions import ACDC_CONDITIONS, CITYSCAPES
+from domino_seg.data.label_maps import lookup_table
 from domino_seg.data.layouts import check_label_file, readable
 from domino_seg.data.synthetic import SKY_DEPTH, read_cityscapes_depth, render_weather
 from domino_seg.errors import ConfigError, DataError
@@ -32,6 +33,35 @@ class LoadCheckedAnnotations(LoadAnnotations):
         with readable(results['seg_map_path'], 'label'):
             check_label_file(results['seg_map_path'])
             return super().transform(results)
+
+
+@TRANSFORMS.register_module()
+class MapLabels(BaseTransform):
+    """Map the label ids of a dataset with classes of its own to Cityscapes trainIds with a
+    lookup table, right after the label map is loaded (before CheckSegLabels, which then checks
+    the mapped ids). ``table``: a name of :data:`~domino_seg.data.label_maps.LABEL_MAPS` (e.g.
+    ``'mapillary_v1.2'``) or a mapping ``{id: trainId}``; ids it does not list become 255
+    (ignore). An id the dataset does not have (e.g. a 124-class Vistas v2.0 label where v1.2
+    was expected) is a DataError naming the file."""
+
+    def __init__(self, table) -> None:
+        self.table = table if isinstance(table, str) else dict(table)
+        self.lut, self.num_ids, self.what = lookup_table(table)
+
+    def transform(self, results: dict) -> dict:
+        label = results['gt_seg_map']
+        if label.size and int(label.max()) >= self.num_ids:
+            ids = np.unique(label[label >= self.num_ids])[:10].tolist()
+            raise DataError(
+                f'label file {results.get("seg_map_path", "<label>")} holds ids {ids}, which '
+                f'are not {self.what} (the ids the table {self.table!r} maps to trainIds). Use '
+                'the labels of the dataset version the table is for (Mapillary Vistas: the v1.2 '
+                'labels, <split>/labels or <split>/v1.2/labels, not v2.0/labels).')
+        results['gt_seg_map'] = self.lut[label]
+        return results
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(table={self.table!r})'
 
 
 @TRANSFORMS.register_module()

@@ -107,7 +107,10 @@ def check_domain(domain: DictConfig, conditions: Sequence[str] = ()) -> None:
             raise ConfigError(
                 f'domain.prompt_bank: the bank {bank.source} has no condition(s) {missing}, '
                 f'which domain=text embeds for this run (its conditions: {bank.conditions}; '
-                f'{aliases}). Add them under `conditions:` in the bank or '
+                f'{aliases}; a data.eval_sets entry embeds its `prompt:`, by default night '
+                'for Dark Zurich, fog for Foggy Cityscapes, clear for BDD100K and Mapillary and '
+                'the folder name for folders). Add them under `conditions:` in the bank, set '
+                'the entry\'s prompt to one of the bank\'s conditions, or '
                 'set domain.prompt_bank=null for the default weather bank.')
     if domain.mode in clip_generator.IMAGE_MODES and domain.cache_dir is not None:
         try:

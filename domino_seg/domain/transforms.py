@@ -36,7 +36,8 @@ class DomainEmbedding(BaseTransform):
 
     In ``text`` mode a sample's condition names its bank condition, except for the dataset
     conditions :data:`~domino_seg.conditions.DOMAIN_OF_CONDITION` maps (``cityscapes`` ->
-    ``clear``).
+    ``clear``) and samples that carry a ``prompt_condition`` (those of ``data.eval_sets``,
+    e.g. Dark Zurich's: ``night``).
     """
 
     def __init__(self, generator: dict, cache_dir: Optional[str] = None):
@@ -69,7 +70,9 @@ class DomainEmbedding(BaseTransform):
             if 'condition' not in results:
                 raise KeyError("DomainEmbedding in 'text' mode needs results['condition'] "
                                f"(set by the dataset) for {results.get('img_path')}")
-            label = DOMAIN_OF_CONDITION.get(results['condition'], results['condition'])
+            # an evaluation set's samples name their prompt (data.eval_sets[i].prompt)
+            label = results.get('prompt_condition') or \
+                DOMAIN_OF_CONDITION.get(results['condition'], results['condition'])
             embedding = self.generator.embed_conditions([label])[0]
         else:
             embedding = self.generator.embed_from_features(self._image_features(results['img']))[0]

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf, read_write
 from domino_seg.config import (MODEL_GROUPS, OPTIONAL_MODEL_GROUPS, check_value_ranges,
                                check_value_types, renamed_key, to_mmengine,
                                with_recorded_model)
-from domino_seg.data.builder import (check_data, ensure_synthetic, evaluated_conditions,
+from domino_seg.data.builder import (check_data, ensure_synthetic, prompt_conditions,
                                      seen_conditions)
 from domino_seg.domain import builder as domain_builder
 from domino_seg.engine.resume import (check_same_config, checkpoint_iter, claim_work_dir,
@@ -51,7 +51,7 @@ def _runner(cfg: DictConfig, train: bool, **mm_updates):
     _check_work_dir(cfg)
     if cfg.domino.scope != 'none':  # (otherwise no embedding is computed)
         domain_builder.check_domain(cfg.domain, [*(seen_conditions(cfg.data) if train else []),
-                                                 *evaluated_conditions(cfg.data)])
+                                                 *prompt_conditions(cfg.data)])
     mm = to_mmengine(cfg)  # resolves backbone weights: fails in seconds, before generation
     ensure_synthetic(cfg.data)
     check_data(cfg.data, train=train, labels=train or cfg.get('evaluate', True))
@@ -166,7 +166,8 @@ def _prediction_report(cfg: DictConfig, runner) -> dict:
 
 
 def test(cfg: DictConfig) -> dict:
-    """Evaluate ``cfg.checkpoint`` on every condition of ``data.eval_conditions``; with
+    """Evaluate ``cfg.checkpoint`` on every evaluated condition (``data.eval_conditions``,
+    ``data.eval_sets``, ``data.eval_corruptions``); with
     ``visualize=N``, then draw N samples per condition (engine/visualize.py). With
     ``evaluate=false`` predict only (splits without public labels): no label is read, nothing
     is scored, and what was written is reported instead of metrics. Ends with where the
