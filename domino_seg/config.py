@@ -262,29 +262,17 @@ def _eval_loader(cfg: DictConfig, after_load: list[dict], labels: bool) -> dict:
 
 
 def to_mmengine(cfg: DictConfig):
-    """Translate a composed config into the mmengine Config that mmengine's Runner runs."""
+    """Translate a composed config into the mmengine Config that mmengine's Runner runs: each
+    group's pieces (data, domain, model, evaluator, runtime) merged with the run's keys."""
     from mmengine.config import Config
-
-    data, schedule = cfg.data, cfg.schedule
     task = cfg.get('task', 'train')
-    conditions = data_builder.evaluated_conditions(data)
-    evaluator = _metrics(cfg.evaluator, data, conditions)  # configs/evaluator/
-    # tools/test.py evaluate=false: predict a split without public labels, score nothing
-    labels = task != 'test' or cfg.get('evaluate', True)
-    test_evaluator = [dict(m) for m in evaluator] if labels else [
-        dict(type='ConditionCountMetric', conditions=conditions)]
-    if cfg.get('prediction_colors') and not cfg.get('save_predictions'):
-        raise ConfigError('prediction_colors=true writes a colour PNG beside each saved '
-                          'prediction, but none is saved: add save_predictions=true.')
-    if cfg.get('save_predictions'):  # (the per-condition metric writes them)
-        test_evaluator[0].update(output_dir=os.path.join(cfg.work_dir, 'predictions'),
-                                 prediction_colors=bool(cfg.get('prediction_colors')))
+    labels = task != 'test' or cfg.get('evaluate', True)  # evaluate=false: predict only
     # without Domino layers nothing reads the embeddings: no encoder is built
     domain_transform = domain_builder.transform_cfg(cfg.domain) \
         if cfg.domino.scope != 'none' else None
     after_load = [domain_transform] if domain_transform else []
     eval_loader = _eval_loader(cfg, after_load, labels)
-
+    val_evaluator, test_evaluator = _evaluators(cfg, labels)
     mm = dict(
         default_scope='mmseg',
         custom_imports=dict(imports=['domino_seg', *cfg.evaluator.get('imports', [])],
@@ -293,7 +281,7 @@ def to_mmengine(cfg: DictConfig):
         model=model_builder.segmentor_cfg(cfg.model, cfg.domino,
                                           domain_builder.embed_dim(cfg.domain),
                                           cfg.get('finetune'), load_pretrained=task == 'train'),
-        val_dataloader=eval_loader, val_evaluator=evaluator, val_cfg=dict(type='ValLoop'),
+        val_dataloader=eval_loader, val_evaluator=val_evaluator, val_cfg=dict(type='ValLoop'),
         test_dataloader=eval_loader, test_evaluator=test_evaluator,
         test_cfg=dict(type='TestLoop'),
         custom_hooks=[dict(type='MetricsJsonHook',
@@ -305,8 +293,8 @@ def to_mmengine(cfg: DictConfig):
         # DDP (launcher != none); on CPU (gloo) without the GPU id mmengine would pass
         model_wrapper_cfg=dict(type='MMDistributedDataParallel', broadcast_buffers=False,
                                **({} if torch.cuda.is_available() else dict(device_ids=None))),
-        # mmengine keys its logger, message hub and visualizer by this name (+ a timestamp in
-        # seconds): one per work dir, so sequential sweep jobs in one process never share them
+        # mmengine keys its logger, message hub and visualizer by this name: one per work dir,
+        # so sequential sweep jobs in one process never share them
         experiment_name=os.path.abspath(cfg.work_dir),
         verbose=bool(cfg.get('verbose', False)),  # DominoRunner: the console's detail
         load_from=cfg.get('checkpoint') if task == 'test' else cfg.get('load_from'),
@@ -315,28 +303,49 @@ def to_mmengine(cfg: DictConfig):
     )
     if task == 'test' and cfg.get('submission'):
         from domino_seg.evaluation.submission import check_format
-        check_format(cfg.submission, data.num_classes)
+        check_format(cfg.submission, cfg.data.num_classes)
         mm['custom_hooks'].append(dict(type='CityscapesSubmissionHook',
                                        out_dir=os.path.join(cfg.work_dir, 'submission')))
     if task != 'test':  # train, embed_domains
-        mm.update(
-            train_dataloader=dict(
-                batch_size=schedule.batch_size, num_workers=data.num_workers,
-                persistent_workers=data.num_workers > 0,
-                sampler=data_builder.train_sampler(data),
-                dataset=data_builder.train_dataset(
-                    data, data_builder.train_pipeline(data, after_load))),
-            train_cfg=dict(type='IterBasedTrainLoop', max_iters=schedule.max_iters,
-                           val_interval=schedule.val_interval),
-            # NaN/inf losses are caught before the optimizer step (nan_policy: stop | skip)
-            optim_wrapper=dict(model_builder.optim_wrapper_cfg(cfg.model, cfg.get('finetune')),
-                               **precision(cfg.get('amp', 'fp32')), nan_policy=cfg.nan_policy),
-            param_scheduler=_param_schedulers(schedule),
-        )
-        if torch.cuda.is_available():  # torch's SyncBatchNorm is GPU-only
-            mm['sync_bn'] = 'torch'  # BatchNorm statistics over all processes (launcher != none)
-        mm['custom_hooks'].append(dict(type='RngStateHook'))  # exact resume
+        _add_training(mm, cfg, after_load)
     return Config(mm)
+
+
+def _evaluators(cfg: DictConfig, labels: bool) -> tuple[list, list]:
+    """Validation and test metrics (configs/evaluator/); a prediction-only test counts
+    images instead, and ``save_predictions`` has the per-condition metric write them."""
+    conditions = data_builder.evaluated_conditions(cfg.data)
+    evaluator = _metrics(cfg.evaluator, cfg.data, conditions)
+    test_evaluator = [dict(m) for m in evaluator] if labels else [
+        dict(type='ConditionCountMetric', conditions=conditions)]
+    if cfg.get('prediction_colors') and not cfg.get('save_predictions'):
+        raise ConfigError('prediction_colors=true writes a colour PNG beside each saved '
+                          'prediction, but none is saved: add save_predictions=true.')
+    if cfg.get('save_predictions'):
+        test_evaluator[0].update(output_dir=os.path.join(cfg.work_dir, 'predictions'),
+                                 prediction_colors=bool(cfg.get('prediction_colors')))
+    return evaluator, test_evaluator
+
+
+def _add_training(mm: dict, cfg: DictConfig, after_load: list) -> None:
+    """The training loop, its data, optimizer (NaN/inf losses are caught before the step:
+    nan_policy stop | skip; amp) and schedule, and the exact-resume RNG hook."""
+    data, schedule = cfg.data, cfg.schedule
+    mm.update(
+        train_dataloader=dict(
+            batch_size=schedule.batch_size, num_workers=data.num_workers,
+            persistent_workers=data.num_workers > 0, sampler=data_builder.train_sampler(data),
+            dataset=data_builder.train_dataset(
+                data, data_builder.train_pipeline(data, after_load))),
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=schedule.max_iters,
+                       val_interval=schedule.val_interval),
+        optim_wrapper=dict(model_builder.optim_wrapper_cfg(cfg.model, cfg.get('finetune')),
+                           **precision(cfg.get('amp', 'fp32')), nan_policy=cfg.nan_policy),
+        param_scheduler=_param_schedulers(schedule),
+    )
+    if torch.cuda.is_available():  # torch's SyncBatchNorm is GPU-only
+        mm['sync_bn'] = 'torch'  # BatchNorm statistics over all processes (launcher != none)
+    mm['custom_hooks'].append(dict(type='RngStateHook'))
 
 
 # the groups that describe a trained model (finetune: absent from configs before it existed)
