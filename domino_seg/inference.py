@@ -251,7 +251,7 @@ def build_model(cfg: DictConfig, checkpoint: str, device: torch.device):
     from mmseg.registry import MODELS
 
     from domino_seg.domain import builder as domain_builder
-    from domino_seg.engine.runner import check_fits, domino_added_keys, read_checkpoint
+    from domino_seg.engine.runner import check_model_fits, read_checkpoint
     from domino_seg.models import builder as model_builder
     init_default_scope('mmseg')
     seg = model_builder.segmentor_cfg(cfg.model, cfg.domino, domain_builder.embed_dim(cfg.domain),
@@ -260,7 +260,7 @@ def build_model(cfg: DictConfig, checkpoint: str, device: torch.device):
     loaded = read_checkpoint(checkpoint)
     state_dict = {re.sub(r'^module\.', '', key): value
                   for key, value in loaded.get('state_dict', loaded).items()}
-    check_fits(model, state_dict, checkpoint, domino_added_keys(model))
+    check_model_fits(model, state_dict, checkpoint)
     _load_checkpoint_to_model(model, loaded, strict=False, revise_keys=[(r'^module\.', '')])
     return model.to(device).eval()
 

@@ -13,7 +13,7 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 from omegaconf import DictConfig, ListConfig
 
-from domino_seg.data.layouts import image_stem
+from domino_seg.conditions import image_stem
 from domino_seg.errors import ConfigError, DataError
 from domino_seg.inference import IMAGE_SUFFIXES, VIDEO_SUFFIXES, Segmenter
 from domino_seg.io import atomic_write_json, atomic_write_png

@@ -50,6 +50,16 @@ def check_fits(model: torch.nn.Module, state_dict: dict, filename: str,
             'holds config.yaml), or another checkpoint.')
 
 
+def check_model_fits(model: torch.nn.Module, state_dict: dict, filename: str,
+                     resuming: bool = False) -> None:
+    """:func:`check_fits` with what the model declares: how it renames a checkpoint's keys
+    (``checkpoint_state_dict``: a baseline's norms into Domino layers) and, unless resuming,
+    the keys a checkpoint may lack (``checkpoint_keys_may_miss``)."""
+    rename = getattr(model, 'checkpoint_state_dict', None)
+    check_fits(model, rename(state_dict) if callable(rename) else state_dict, filename,
+               set() if resuming else keys_may_miss(model))
+
+
 def read_checkpoint(filename: str, map_location='cpu') -> dict:
     """One of domino-seg's own checkpoints (``load_from``, ``checkpoint=``, resume,
     ``compare_checkpoint``), read with mmengine's training state allowed (``compat``, whose
@@ -135,9 +145,7 @@ class DominoRunner(Runner):
         state_dict = checkpoint.get('state_dict', checkpoint)
         for pattern, replacement in revise_keys:
             state_dict = {re.sub(pattern, replacement, k): v for k, v in state_dict.items()}
-        rename = getattr(model, 'checkpoint_state_dict', None)  # e.g. a baseline's norm keys
-        check_fits(model, rename(state_dict) if callable(rename) else state_dict, filename,
-                   set() if self._resuming else keys_may_miss(model))
+        check_model_fits(model, state_dict, filename, self._resuming)
         if self._resuming and 'optimizer' not in checkpoint:
             raise CheckpointError(
                 f'checkpoint {filename} holds the weights only (schedule.save_optimizer=false), '
