@@ -42,6 +42,7 @@ from domino_seg.data.cityscapes import tag_samples
 from domino_seg.data.layouts import (BDD100K, CONDITION_FOLDERS, DARK_ZURICH, FOGGY_BETAS,
                                      MAPILLARY, Layout, check_split, foggy_cityscapes,
                                      label_name, readable, scan)
+from domino_seg.data.sources import check_kind_and_keys
 from domino_seg.errors import ConfigError, DataError
 
 KINDS = ('dark_zurich', 'foggy_cityscapes', 'bdd100k', 'mapillary', 'folders')
@@ -82,14 +83,7 @@ def eval_sets(data: DictConfig) -> list[dict]:
 
 def _checked(index: int, entry, data: DictConfig, roots) -> list[dict]:
     key = f'data.eval_sets[{index}]'
-    if not isinstance(entry, dict) or entry.get('kind') not in KINDS:
-        raise ConfigError(f'{key}={entry!r}: each evaluation set is a mapping with a kind, one '
-                          f'of {", ".join(KINDS)}.')
-    kind = entry['kind']
-    unknown = sorted(set(entry) - set(KEYS[kind]))
-    if unknown:
-        raise ConfigError(f'{key} ({kind}) has unknown key(s) {unknown}; a {kind} set takes '
-                          f'{", ".join(KEYS[kind])}.')
+    kind = check_kind_and_keys(key, entry, KEYS, 'evaluation set')
     root, root_key = entry.get('root'), f'{key}.root'
     if not root and kind != 'folders' and roots.get(kind):
         root, root_key = roots[kind], f'paths.{kind}'

@@ -45,16 +45,23 @@ def train_sources(data: DictConfig) -> list[dict]:
     return checked
 
 
+def check_kind_and_keys(key: str, entry, keys_of_kind: dict, what: str) -> str:
+    """The ``kind`` of one entry of a list of typed mappings (a training source, an evaluation
+    set), checked: a mapping, a known kind, only that kind's keys (``keys_of_kind``)."""
+    if not isinstance(entry, dict) or entry.get('kind') not in keys_of_kind:
+        raise ConfigError(f'{key}={entry!r}: each {what} is a mapping with a kind, one of '
+                          f'{", ".join(keys_of_kind)}.')
+    kind = entry['kind']
+    unknown = sorted(set(entry) - set(keys_of_kind[kind]))
+    if unknown:
+        raise ConfigError(f'{key} ({kind}) has unknown key(s) {unknown}; a {kind} {what} '
+                          f'takes {", ".join(keys_of_kind[kind])}.')
+    return kind
+
+
 def _checked(index: int, source, data: DictConfig) -> dict:
     key = f'data.train_sources[{index}]'
-    if not isinstance(source, dict) or source.get('kind') not in KINDS:
-        raise ConfigError(f'{key}={source!r}: each source is a mapping with a kind, one of '
-                          f'{", ".join(KINDS)}.')
-    kind = source['kind']
-    unknown = sorted(set(source) - set(KEYS[kind]))
-    if unknown:
-        raise ConfigError(f'{key} ({kind}) has unknown key(s) {unknown}; a {kind} source '
-                          f'takes {", ".join(KEYS[kind])}.')
+    kind = check_kind_and_keys(key, source, KEYS, 'source')
     if not source.get('root'):
         raise ConfigError(f'{key}.root is not set: the folder of this {kind} source.')
     checked = {'split': 'train', 'weight': None, **source}
