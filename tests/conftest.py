@@ -44,15 +44,27 @@ def unlabelled_test_split(tiny_benchmark, tmp_path):
     return root
 
 
-@pytest.fixture
-def tiny_overrides(tiny_benchmark, tmp_path):
-    """Overrides that point the default experiment at the tiny benchmark, CPU-fast."""
-    return [f'paths.synthetic={tiny_benchmark}', f'paths.work_dirs={tmp_path / "work_dirs"}',
+def tiny_overrides_for(bench, work_dirs) -> list:
+    """Overrides that point the default experiment at the tiny benchmark ``bench``, CPU-fast,
+    writing under ``work_dirs``."""
+    return [f'paths.synthetic={bench}', f'paths.work_dirs={work_dirs}',
             'data.generate.num_train=4', 'data.generate.num_val=2',
             'data.generate.height=64', 'data.generate.width=128',
             'data.img_scale=[128,64]', 'data.crop_size=[64,128]', 'data.num_workers=0',
             'schedule.max_iters=2', 'schedule.val_interval=2', 'schedule.batch_size=2',
             'schedule.test_batch_size=3', 'log_interval=1']
+
+
+@pytest.fixture(scope='session')
+def tiny_overrides_at():
+    """``tiny_overrides_at(bench, work_dirs)``: tiny_overrides for fixtures of wider scope."""
+    return tiny_overrides_for
+
+
+@pytest.fixture
+def tiny_overrides(tiny_benchmark, tmp_path):
+    """Overrides that point the default experiment at the tiny benchmark, CPU-fast."""
+    return tiny_overrides_for(tiny_benchmark, tmp_path / 'work_dirs')
 
 
 @pytest.fixture

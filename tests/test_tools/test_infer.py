@@ -12,21 +12,11 @@ from .test_train_test import only_dir, run_tool
 FOG = 'acdc/rgb_anon/fog/val'
 
 
-def tiny(bench, work_dirs):
-    """conftest's tiny_overrides, for a module-scoped fixture."""
-    return [f'paths.synthetic={bench}', f'paths.work_dirs={work_dirs}',
-            'data.generate.num_train=4', 'data.generate.num_val=2',
-            'data.generate.height=64', 'data.generate.width=128',
-            'data.img_scale=[128,64]', 'data.crop_size=[64,128]', 'data.num_workers=0',
-            'schedule.max_iters=2', 'schedule.val_interval=2', 'schedule.batch_size=2',
-            'schedule.test_batch_size=3', 'log_interval=1']
-
-
 @pytest.fixture(scope='module')
-def trained(tiny_benchmark, tmp_path_factory):
+def trained(tiny_benchmark, tiny_overrides_at, tmp_path_factory):
     """One tiny domino=head domain=text run (trained on clear and synthetic fog)."""
     root = tmp_path_factory.mktemp('infer_trained')
-    overrides = tiny(tiny_benchmark, root / 'work_dirs')
+    overrides = tiny_overrides_at(tiny_benchmark, root / 'work_dirs')
     result = run_tool('train.py', overrides + ['domino=head', 'domain=text',
                                                'data.train_weather=[fog]',
                                                'domain.cache_dir=null'], root)
@@ -122,14 +112,14 @@ def test_infer_on_a_folder_of_mixed_images_and_a_video(inferred):
     assert '9 image(s)' in result.stdout and '1 video(s)' in result.stdout
 
 
-def test_text_model_without_condition_exits_2(tmp_path, tiny_benchmark, tool_fails):
+def test_text_model_without_condition_exits_2(tmp_path, tiny_overrides, tool_fails):
     """Refused before any model is built: the checkpoint's config.yaml is all it reads."""
     from omegaconf import OmegaConf
 
     from domino_seg.config import compose
     run = tmp_path / 'run'
     run.mkdir()
-    cfg = compose(tiny(tiny_benchmark, tmp_path / 'wd') + ['domino=head', 'domain=text'])
+    cfg = compose(tiny_overrides + ['domino=head', 'domain=text'])
     OmegaConf.save(OmegaConf.to_container(cfg, resolve=True), run / 'config.yaml')
     (run / 'iter_2.pth').write_bytes(b'')
     image = tmp_path / 'street.png'
