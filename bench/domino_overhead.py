@@ -10,7 +10,8 @@ Measures, in one run, on one model (default: SegFormer-B0-sized MiT-b0 + SegForm
 * ``params_added_pct`` (params(Domino) - params(baseline)) / params(baseline) * 100;
 * ``cache_speedup``    (on-the-fly CLIP embedding + Domino train step) /
                        (cached embedding + Domino train step), with the real
-                       ``DomainEmbedding`` transform (zero_shot, ViT-B/16 with random weights).
+                       ``DomainEmbeddingInputs`` step and ``DomainEmbedder`` (zero_shot,
+                       ViT-B/16 with random weights).
 
 Timings are interleaved (ABBA blocks: A B, B A, A B, ...) after a warm-up, so slow drifts and
 machine noise hit both sides equally; each ratio is the ratio of the per-step medians. CUDA is
@@ -73,8 +74,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--width', type=int, default=384)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--clip-device', default='cpu',
-                        help="where the on-the-fly CLIP runs (default cpu: DomainEmbedding runs "
-                             "in the data pipeline, whose dataloader workers are always CPU)")
+                        help="where the on-the-fly CLIP runs (training runs it on the model's "
+                             "device, in the data preprocessor; default cpu)")
     parser.add_argument('--override', action='append', default=[], metavar='KEY=VALUE',
                         help='extra Hydra override, repeatable, applied after the built-in '
                              'SegFormer-B0 ones: domino.*/domain.* keys go to the Domino model '
@@ -269,36 +270,41 @@ def bench_train_infer(args, models, optims, batches, device):
 def bench_cache(args, domino, optim, domino_cfg, batches, device, cache_dir):
     """(on-the-fly CLIP + Domino train step) vs (cache hit + Domino train step)."""
     from domino_seg.domain import builder as domain_builder
-    from domino_seg.domain.transforms import DomainEmbedding
-    gen_cfg = dict(domain_builder.generator_cfg(domino_cfg.domain), device=args.clip_device)
-    transforms = dict(on_the_fly=DomainEmbedding(gen_cfg, cache_dir=None),
-                      cached=DomainEmbedding(gen_cfg, cache_dir=cache_dir))
+    from domino_seg.domain.embedder import DomainEmbedder
+    from mmseg.registry import TRANSFORMS
+    gen_cfg = domain_builder.generator_cfg(domino_cfg.domain)
+    inputs = TRANSFORMS.build(domain_builder.transform_cfg(domino_cfg.domain))  # a worker's part
+    clip_device = torch.device(args.clip_device)
+    transforms = dict(on_the_fly=DomainEmbedder(gen_cfg, cache_dir=None),
+                      cached=DomainEmbedder(gen_cfg, cache_dir=cache_dir))
     build_s = {}
-    for name, transform in transforms.items():  # build CLIP (+ text bank) outside the timing
+    for name, embedder in transforms.items():  # build CLIP (+ text bank) outside the timing
         start = time.perf_counter()
-        _ = transform.generator
+        embedder.generator(clip_device)
         build_s[name] = time.perf_counter() - start
-    embed_dim = transforms['cached'].generator.embed_dim
+    embed_dim = transforms['cached'].generator(clip_device).embed_dim
     if embed_dim != domino.domain_embed_dim:
         raise SystemExit(f'CLIP embeds {embed_dim}-d, Domino expects {domino.domain_embed_dim}-d')
+
+    def embed(embedder, images):
+        return list(embedder([inputs(dict(img=img)) for img in images], clip_device).cpu())
+
     # warm the cache: one miss per distinct image, then only hits
     for images in batches.images:
-        for img in images:
-            transforms['cached'](dict(img=img))
+        embed(transforms['cached'], images)
     n_images = sum(len(images) for images in batches.images)
     if (transforms['cached'].hits, transforms['cached'].misses) != (0, n_images):
         raise SystemExit('warming the cache did not miss once per image (duplicate images?)')
     counters = {name: (t.hits, t.misses) for name, t in transforms.items()}
 
     def side(name):
-        transform = transforms[name]
+        embedder = transforms[name]
 
         def prepare(i):
             j = i % len(batches)
 
             def step():
-                embeddings = [transform(dict(img=img))['domain_embedding']
-                              for img in batches.images[j]]
+                embeddings = embed(embedder, batches.images[j])
                 domino.train_step(pack(batches.images[j], batches.labels[j], embeddings), optim)
             return step
         return prepare
@@ -399,7 +405,7 @@ def main(argv=None) -> dict:
             print(f'  Domino step + {label:<17}{ms(cache[name])}  '
                   f'({hits} cache hits, {misses} CLIP forwards)')
         print(f'  (ViT-B-16 CLIP on {args.clip_device}, built in '
-              f'{sum(build_s.values()) / len(build_s):.1f} s per transform, untimed)')
+              f'{sum(build_s.values()) / len(build_s):.1f} s per embedder, untimed)')
     print(f'  parameters      baseline {params["baseline"]:,}, Domino {params["domino"]:,} '
           f'(+{params["domino"] - params["baseline"]:,})')
     print()

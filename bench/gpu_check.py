@@ -5,8 +5,8 @@ For ``clip_vit_b16_upernet`` and ``dinov2_vitb14_upernet`` (random weights) at 5
 batch 2: the train-step time and peak memory of the baseline and ``domino=full``, in float32
 and bf16 (mmengine's AmpOptimWrapper), interleaved (bench/domino_overhead.py's timing); the
 inference time per 1024x2048 image (whole and slide); CLIP ViT-B/16 image embeddings per
-second (batched, on the device); and a 50-iteration ``tools/train.py`` run on the built-in
-benchmark whose loss must go down. Writes one JSON (``--out``) and prints it.
+second (batched, on the device, as the data preprocessor computes them); and a 50-iteration
+``tools/train.py`` run on the built-in benchmark whose loss must go down. Writes one JSON (``--out``) and prints it.
 
     python bench/gpu_check.py                 # on a GPU: about 5 minutes on an H100-class GPU
     python bench/gpu_check.py --dry-run       # CPU, tiny sizes: checks that it all runs
@@ -171,19 +171,25 @@ def inference(model_name: str, size: dict, dry: bool, device) -> dict:
 
 
 def clip_throughput(size: dict, device) -> dict:
-    """Images per second of CLIP image embeddings (random ViT-B/16 weights), one batch."""
-    from domino_seg.domain.clip_generator import DomainPromptGenerator
-    generator = DomainPromptGenerator(size['clip_arch'], None, mode='zero_shot', device=device)
+    """Images per second of CLIP image embeddings (random ViT-B/16 weights), one batch, as
+    training computes them in its data preprocessor: the images prepared for CLIP (a data
+    worker's part, untimed), then CLIP and the zero-shot mix on ``device``."""
+    from mmseg.registry import TRANSFORMS
+
+    from domino_seg.domain.embedder import DomainEmbedder, inputs_transform_cfg
+    generator_cfg = dict(arch=size['clip_arch'], pretrained=None, mode='zero_shot')
+    embedder = DomainEmbedder(generator_cfg)
+    prepare = TRANSFORMS.build(inputs_transform_cfg(generator_cfg))
     gen = np.random.default_rng(0)
-    images = [gen.integers(0, 256, (*size['crop'], 3), dtype=np.uint8)
-              for _ in range(size['clip_images'])]
-    generator.embed_images(images[:2])  # warm-up
+    prepared = [prepare(dict(img=gen.integers(0, 256, (*size['crop'], 3), dtype=np.uint8)))
+                for _ in range(size['clip_images'])]
+    embedder(prepared[:2], torch.device(device))  # build and warm up
     timing._sync(device)
     start = time.perf_counter()
-    embeddings = generator.embed_images(images)
+    embeddings = embedder(prepared, torch.device(device))
     timing._sync(device)
     seconds = time.perf_counter() - start
-    return dict(images=len(images), images_per_s=len(images) / seconds,
+    return dict(images=len(prepared), images_per_s=len(prepared) / seconds,
                 embed_dim=int(embeddings.shape[1]))
 
 

@@ -20,6 +20,9 @@ EVAL_CONDITIONS = (CITYSCAPES,) + ACDC_CONDITIONS
 # dataset condition -> the prompt-bank condition that describes it
 DOMAIN_OF_CONDITION = {CITYSCAPES: 'clear'}
 
+# the metainfo key under which a sample's domain embedding reaches the Domino layers
+EMBEDDING_KEY = 'domain_embedding'
+
 # Cityscapes trainIds 0..18 -> labelIds (what the evaluation servers score); 255 (ignore) -> 0
 TRAIN_ID_TO_ID = np.zeros(256, np.uint8)
 TRAIN_ID_TO_ID[:19] = [7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33]

@@ -268,9 +268,12 @@ def to_mmengine(cfg: DictConfig):
     task = cfg.get('task', 'train')
     labels = task != 'test' or cfg.get('evaluate', True)  # evaluate=false: predict only
     # without Domino layers nothing reads the embeddings: no encoder is built
-    domain_transform = domain_builder.transform_cfg(cfg.domain) \
-        if cfg.domino.scope != 'none' else None
-    after_load = [domain_transform] if domain_transform else []
+    domain = cfg.domain if cfg.domino.scope != 'none' else OmegaConf.create(dict(mode='none'))
+    after_load = [step for step in [domain_builder.transform_cfg(domain)] if step]
+    model = model_builder.segmentor_cfg(cfg.model, cfg.domino, domain_builder.embed_dim(cfg.domain),
+                                        cfg.get('finetune'), load_pretrained=task == 'train')
+    model['data_preprocessor'] = domain_builder.data_preprocessor_cfg(
+        domain, model.get('data_preprocessor'))
     eval_loader = _eval_loader(cfg, after_load, labels)
     val_evaluator, test_evaluator = _evaluators(cfg, labels)
     mm = dict(
@@ -278,9 +281,7 @@ def to_mmengine(cfg: DictConfig):
         custom_imports=dict(imports=['domino_seg', *cfg.evaluator.get('imports', [])],
                             allow_failed_imports=False),
         work_dir=str(cfg.work_dir),
-        model=model_builder.segmentor_cfg(cfg.model, cfg.domino,
-                                          domain_builder.embed_dim(cfg.domain),
-                                          cfg.get('finetune'), load_pretrained=task == 'train'),
+        model=model,
         val_dataloader=eval_loader, val_evaluator=val_evaluator, val_cfg=dict(type='ValLoop'),
         test_dataloader=eval_loader, test_evaluator=test_evaluator,
         test_cfg=dict(type='TestLoop'),

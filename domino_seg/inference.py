@@ -256,6 +256,9 @@ def build_model(cfg: DictConfig, checkpoint: str, device: torch.device):
     init_default_scope('mmseg')
     seg = model_builder.segmentor_cfg(cfg.model, cfg.domino, domain_builder.embed_dim(cfg.domain),
                                       cfg.get('finetune'), load_pretrained=False)
+    if cfg.domino.scope != 'none':  # as in training: the data preprocessor embeds the domains
+        seg['data_preprocessor'] = domain_builder.data_preprocessor_cfg(
+            cfg.domain, seg.get('data_preprocessor'))
     model = MODELS.build(ConfigDict(seg))  # (mmseg reads test_cfg.mode as an attribute)
     loaded = read_checkpoint(checkpoint)
     state_dict = {re.sub(r'^module\.', '', key): value
@@ -345,7 +348,6 @@ class Segmenter:
         ``domain=text`` model without ``condition`` is an error now, before anything is
         built."""
         from domino_seg.domain import builder as domain_builder
-        from domino_seg.domain.clip_generator import DomainPromptGenerator
         from domino_seg.domain.prompts import load_prompt_bank
         checkpoint = os.fspath(checkpoint)
         cfg = checkpoint_config(cfg, checkpoint, overrides)
@@ -357,9 +359,8 @@ class Segmenter:
                 bank = load_prompt_bank(cfg.domain.prompt_bank)
                 _check_condition(cfg.domain.mode, condition, bank, require_condition)
         model = build_model(cfg, checkpoint, device)
-        if bank is not None:
-            generator = DomainPromptGenerator(**domain_builder.generator_cfg(cfg.domain),
-                                              device=device)
+        if bank is not None:  # the model's own embedder, which test_step would use
+            generator = model.data_preprocessor.embedder.generator(device)
         return cls(cfg, model, generator, device, condition, batch_size, checkpoint, bank,
                    notify)
 

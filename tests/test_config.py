@@ -122,6 +122,7 @@ def test_no_domain_embedding_without_domino():
     for domino, expected in (('none', False), ('head', True)):
         mm = domino_seg.to_mmengine(domino_seg.compose([f'domino={domino}', 'domain=text']))
         types = [t['type'] for t in mm.train_dataloader.dataset.datasets[0].pipeline]
-        assert ('DomainEmbedding' in types) is expected
-        assert ('DomainEmbedding' in [t['type'] for t in mm.test_dataloader.dataset.datasets[0]
-                                      .pipeline]) is expected
+        assert ('DomainEmbeddingInputs' in types) is expected
+        assert ('DomainEmbeddingInputs' in [t['type'] for t in mm.test_dataloader.dataset
+                                            .datasets[0].pipeline]) is expected
+        assert (mm.model.data_preprocessor.type == 'DomainEmbeddingDataPreProcessor') is expected

@@ -69,7 +69,7 @@ def fog_images(bench):
 
 @pytest.mark.parametrize('mode', ['text', 'zero_shot'])
 def test_predictions_equal_the_test_pipelines(runs, tiny_benchmark, mode):
-    """The label maps tools/test.py computes: its dataset (DomainEmbedding from the file's
+    """The label maps tools/test.py computes: its dataset (the embedding from the file's
     condition or image, Resize, PackSegInputs) through the same model's test_step."""
     from mmengine.dataset import pseudo_collate
     from mmengine.registry import DATASETS

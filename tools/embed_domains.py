@@ -14,8 +14,7 @@ from domino_seg.errors import ConfigError
 
 
 def embed(cfg: DictConfig) -> dict:
-    transform = domain_builder.transform_cfg(cfg.domain)
-    if transform is None or cfg.domain.mode == 'text':
+    if cfg.domain.mode not in ('zero_shot', 'image'):
         raise ConfigError(f'domain={cfg.domain.mode} has no image embeddings to precompute; '
                           'use domain=zero_shot or domain=image.')
     if not cfg.domain.cache_dir:
@@ -25,7 +24,8 @@ def embed(cfg: DictConfig) -> dict:
     check_data(cfg.data, train=True)
     mm = domino_seg.to_mmengine(cfg)
     datasets = [*mm.train_dataloader.dataset.datasets, *mm.test_dataloader.dataset.datasets]
-    stats = precompute_embeddings([d.to_dict() for d in datasets], transform, progress=True,
+    stats = precompute_embeddings([d.to_dict() for d in datasets],
+                                  domain_builder.embedder_cfg(cfg.domain), progress=True,
                                   batch_size=cfg.batch_size, num_workers=cfg.num_workers,
                                   device=cfg.device)
     print(json.dumps(stats, indent=2))

@@ -14,10 +14,12 @@ from domino_seg.data.corruptions import corruption_conditions
 from domino_seg.data.layouts import ACDC, CITYSCAPES, check_split
 from domino_seg.errors import ConfigError
 
-# metainfo each sample carries into its SegDataSample (besides mmseg's defaults)
+# metainfo each sample carries into its SegDataSample (besides mmseg's defaults): a given
+# domain embedding (domino_seg.Segmenter's), or what the model's data preprocessor computes it
+# from (the DomainEmbeddingInputs step's INPUT_KEYS)
 META_KEYS = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape', 'scale_factor',
              'flip', 'flip_direction', 'reduce_zero_label', 'condition', 'rel_path',
-             'domain_embedding')
+             'domain_embedding', 'domain_condition', 'domain_clip_pixels', 'domain_cache_key')
 
 
 def _check_conditions(data: DictConfig) -> None:

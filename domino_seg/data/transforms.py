@@ -127,7 +127,7 @@ class SyntheticWeather(BaseTransform):
 
     Depth comes from the sample's Cityscapes disparity map when the dataset has one
     (``disparity_path``), else from a ground-plane prior. Place it after LoadAnnotations (snow
-    and wet roads use the labels) and before the DomainEmbedding transform.
+    and wet roads use the labels) and before the DomainEmbeddingInputs step.
     """
 
     def __init__(self, conditions, prob: float = 0.5) -> None:

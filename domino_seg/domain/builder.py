@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from domino_seg.conditions import DOMAIN_OF_CONDITION
 from domino_seg.domain import clip_generator  # noqa: F401  (registers the tiny CLIP config)
+from domino_seg.domain import embedder
 from domino_seg.domain import text_encoder as hf_text
 from domino_seg.domain.prompts import PromptBankError, load_prompt_bank
 from domino_seg.errors import ConfigError, WeightsError
@@ -44,11 +45,26 @@ def generator_cfg(domain: DictConfig) -> dict:
 
 
 def transform_cfg(domain: DictConfig) -> Optional[dict]:
-    """The DomainEmbedding pipeline transform, or None for the baseline (mode none)."""
+    """The DomainEmbeddingInputs pipeline step (what the data workers prepare), or None for
+    the baseline (mode none)."""
     if domain.mode == 'none':
         return None
-    return dict(type='DomainEmbedding', generator=generator_cfg(domain),
-                cache_dir=domain.cache_dir)
+    return embedder.inputs_transform_cfg(generator_cfg(domain))
+
+
+def embedder_cfg(domain: DictConfig) -> dict:
+    """DomainEmbedder kwargs: the encoder and the image-feature cache."""
+    return dict(generator=generator_cfg(domain), cache_dir=domain.cache_dir)
+
+
+def data_preprocessor_cfg(domain: DictConfig, data_preprocessor: dict) -> dict:
+    """The segmentor's ``data_preprocessor`` that also embeds each batch's domains, on the
+    training device, in the main process (mode none: ``data_preprocessor`` as it is)."""
+    data_preprocessor = data_preprocessor or dict(type='SegDataPreProcessor')
+    if domain.mode == 'none':
+        return data_preprocessor
+    return dict(data_preprocessor, type='DomainEmbeddingDataPreProcessor',
+                embedder=embedder_cfg(domain))
 
 
 def embed_dim(domain: DictConfig) -> Optional[int]:
@@ -86,7 +102,7 @@ def check_weights(domain: DictConfig) -> None:
 
 
 def check_domain(domain: DictConfig, conditions: Sequence[str] = ()) -> None:
-    """Everything the DomainEmbedding transform will need, checked before any model or
+    """Everything the domain embeddings will need, checked before any model or
     data-loader worker is built (where a problem would be a traceback, or a worker's): the
     CLIP weights (:func:`check_weights`), the prompt bank, which in ``text`` mode must name
     each of the dataset ``conditions`` the run embeds, and a writable ``cache_dir``."""

@@ -9,13 +9,13 @@ backend: open_clip (text and image towers) or a Hugging Face sentence encoder (t
   mix of the condition embeddings (a convex combination, so not unit-norm in general);
 * ``image``: the normalised CLIP image embedding itself.
 
-The baseline (``domain=none``) builds no generator: no DomainEmbedding transform is configured.
+The baseline (``domain=none``) builds no generator: no DomainEmbedder is configured.
 
 Weights are never downloaded here: an open_clip tag must already be in the local Hugging Face
 cache (:func:`domino_seg.weights.resolve_open_clip`), otherwise construction fails at once with
 instructions. Building always runs under a fixed seed in a forked RNG,
-so random weights (``pretrained=None``) are identical in every process (dataloader workers, the
-precompute tool, training) and the caller's RNG stream is untouched.
+so random weights (``pretrained=None``) are identical in every process (the
+precompute tool, training, inference) and the caller's RNG stream is untouched.
 """
 from __future__ import annotations
 
@@ -55,18 +55,21 @@ class OpenClipEncoder:
     def __init__(self, arch: str, pretrained: Optional[str], model_cfg: Optional[dict],
                  device: torch.device, seed: int):
         checkpoint, tag_cfg = resolve_open_clip(arch, pretrained)
-        merged = ConfigDict(open_clip.get_model_config(arch) or {})
-        merged.merge(model_cfg or {})  # deep: nested dicts key by key
-        config = merged.to_dict()
+        config = _model_config(arch, model_cfg)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.model, _, self.preprocess = open_clip.create_model_and_transforms(
+            self.model = open_clip.create_model(
                 arch, pretrained=checkpoint, device=device,
                 force_quick_gelu=tag_cfg.get('quick_gelu', False),
-                image_mean=tag_cfg.get('mean'), image_std=tag_cfg.get('std'),
-                image_interpolation=tag_cfg.get('interpolation'),
-                image_resize_mode=tag_cfg.get('resize_mode'),
+                force_preprocess_cfg={key: tag_cfg[key] for key in PREPROCESS_TAG_KEYS
+                                      if tag_cfg.get(key) is not None},
                 **{key: config[key] for key in (model_cfg or {})})
+        self.preprocess_cfg = clip_preprocess_cfg(arch, pretrained, model_cfg)
+        built = _plain(open_clip.get_model_preprocess_cfg(self.model))
+        if built != self.preprocess_cfg:  # the data workers preprocess by clip_preprocess_cfg
+            raise RuntimeError(f'open_clip preprocesses {arch!r} images with {built}, not the '
+                               f'{self.preprocess_cfg} domino-seg derived from its config')
+        self.preprocess = clip_preprocess(self.preprocess_cfg)
         self.model.eval().requires_grad_(False)
         self.tokenizer = open_clip.get_tokenizer(arch, context_length=self.model.context_length)
         self.device = device
@@ -95,9 +98,15 @@ class OpenClipEncoder:
 
     def encode_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """RGB images -> normalised CLIP image embeddings, float32 CPU Tensor[N, D]."""
-        batch = torch.stack([self.preprocess(image) for image in images])
-        with torch.no_grad():
-            features = self.model.encode_image(batch.to(self.device), normalize=True)
+        return self.encode_pixels(torch.stack([self.preprocess(image) for image in images]))
+
+    def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Preprocessed images (N, 3, H, W) -> normalised CLIP image embeddings, float32 CPU
+        Tensor[N, D]; in float32 under a training step's autocast too, so cached features
+        never depend on the run's precision."""
+        device = torch.device(self.device)
+        with torch.no_grad(), torch.autocast(device.type, enabled=False):
+            features = self.model.encode_image(pixels.to(device, torch.float32), normalize=True)
         return features.float().cpu()
 
 
@@ -180,7 +189,14 @@ class DomainPromptGenerator:
         since the ``image``/``zero_shot`` outputs follow from it without another CLIP pass."""
         if self.mode not in IMAGE_MODES:
             raise ValueError(f"mode {self.mode!r} does not embed images; use embed_conditions")
-        return self.encoder.encode_images([_to_pil(image, channel_order) for image in images])
+        return self.encoder.encode_images([to_pil(image, channel_order) for image in images])
+
+    def features_from_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """:meth:`image_features` of images :func:`clip_preprocess` prepared (in data-loader
+        workers), Tensor[N, D]."""
+        if self.mode not in IMAGE_MODES:
+            raise ValueError(f"mode {self.mode!r} does not embed images; use embed_conditions")
+        return self.encoder.encode_pixels(pixels)
 
     def embed_from_features(self, features: torch.Tensor) -> torch.Tensor:
         """Image features (from ``image_features`` or the cache) -> this mode's embeddings."""
@@ -203,6 +219,46 @@ class DomainPromptGenerator:
         return F.normalize(torch.stack(means), dim=-1)
 
 
+# what an open_clip pretrained tag may say about its image preprocessing
+PREPROCESS_TAG_KEYS = ('mean', 'std', 'interpolation', 'resize_mode')
+
+
+def _model_config(arch: str, model_cfg: Optional[dict]) -> dict:
+    """The arch's open_clip config with ``model_cfg`` deep-merged (nested dicts key by key)."""
+    merged = ConfigDict(open_clip.get_model_config(arch) or {})
+    merged.merge(model_cfg or {})
+    return merged.to_dict()
+
+
+def clip_preprocess_cfg(arch: str, pretrained: Optional[str],
+                        model_cfg: Optional[dict] = None) -> dict:
+    """open_clip's image preprocessing for this CLIP (size, mean, std, interpolation, resize
+    mode), known without building the model: data-loader workers prepare CLIP's input by it
+    while CLIP itself runs in the main process. OpenClipEncoder checks it against open_clip's."""
+    from open_clip.transform import PreprocessCfg
+    _, tag_cfg = resolve_open_clip(arch, pretrained)
+    size = _model_config(arch, model_cfg)['vision_cfg']['image_size']
+    cfg = dict(vars(PreprocessCfg()), size=size,
+               **{key: tag_cfg[key] for key in PREPROCESS_TAG_KEYS if tag_cfg.get(key)})
+    return _plain(cfg)
+
+
+def clip_preprocess(cfg: dict):
+    """The torchvision transform (PIL RGB image -> float Tensor[3, H, W]) of a
+    :func:`clip_preprocess_cfg`."""
+    from open_clip.transform import PreprocessCfg, image_transform_v2
+    return image_transform_v2(PreprocessCfg(**cfg), is_train=False)
+
+
+def _plain(cfg: dict) -> dict:
+    """A preprocess cfg as plain JSON values (lists, a [h, w] size) so two compare equal and it
+    reads well in a saved config."""
+    size = cfg['size']
+    size = list(size) if isinstance(size, (list, tuple)) else [size, size]
+    return {key: (list(value) if isinstance(value, tuple) else value)
+            for key, value in dict(cfg, size=size).items()}
+
+
 def _file_sha256(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, 'rb') as file:
@@ -211,7 +267,7 @@ def _file_sha256(path: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def _to_pil(image: np.ndarray, channel_order: str) -> Image.Image:
+def to_pil(image: np.ndarray, channel_order: str) -> Image.Image:
     if channel_order not in ('bgr', 'rgb'):
         raise ValueError(f"channel_order must be 'bgr' or 'rgb', got {channel_order!r}")
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:

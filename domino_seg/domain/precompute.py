@@ -1,7 +1,7 @@
 """Fill the embedding cache ahead of training (the core of ``tools/embed_domains.py``).
 
 Running CLIP once over every image up front keeps it out of the training loop: training then
-only reads cached features. Only ``image``/``zero_shot`` modes have anything to precompute.
+only reads cached features (un-augmented images; weather-augmented ones are new pixels). Only ``image``/``zero_shot`` modes have anything to precompute.
 """
 from __future__ import annotations
 
@@ -18,22 +18,25 @@ from tqdm import tqdm
 import mmseg.datasets  # noqa: F401  (registers mmseg's dataset types)
 from mmseg.registry import DATASETS, TRANSFORMS
 
-from .cache import EmbeddingCache
-from .clip_generator import IMAGE_MODES, DomainPromptGenerator
+from .clip_generator import IMAGE_MODES
+from .embedder import DomainEmbedder, inputs_transform_cfg
+from .transforms import CACHE_KEY, PIXELS_KEY
 
 
-def precompute_embeddings(dataset_cfgs: list[dict], transform_cfg: dict,
+def precompute_embeddings(dataset_cfgs: list[dict], embedder_cfg: dict,
                           progress: bool = True, batch_size: int = 16, num_workers: int = 0,
                           device: Optional[str] = None) -> dict:
-    """Embed every image of every dataset into the feature cache a DomainEmbedding transform
-    with ``transform_cfg`` reads in training: DataLoader workers decode (mmcv's
-    LoadImageFromFile, as in training), CLIP runs here, ``batch_size`` images per forward, on
-    ``device`` (default: a GPU if there is one). Cached images are not computed again.
+    """Embed every image of every dataset into the feature cache training reads, as training
+    does: DataLoader workers decode and prepare CLIP's input (mmcv's LoadImageFromFile, then
+    DomainEmbeddingInputs), a DomainEmbedder runs CLIP here, ``batch_size`` images per
+    forward, on ``device`` (default: a GPU if there is one). Cached images are not computed
+    again.
 
     Args:
         dataset_cfgs: plain mmseg dataset configs (not wrappers); their pipeline is replaced.
-        transform_cfg: the DomainEmbedding config used in training (``type`` may be omitted);
-            it must name a ``cache_dir`` for the work to be kept.
+        embedder_cfg: the DomainEmbedder kwargs training uses (``generator``, ``cache_dir``;
+            :func:`domino_seg.domain.builder.embedder_cfg`); ``cache_dir`` must be set for the
+            work to be kept.
         progress: show a tqdm bar per dataset.
 
     Returns:
@@ -41,39 +44,33 @@ def precompute_embeddings(dataset_cfgs: list[dict], transform_cfg: dict,
         'datasets': [{'dataset', 'samples', 'computed', 'hits'}, ...]}``, computed = images CLIP
         embedded, hits = cache hits, images_per_s = images (computed or not) per second.
     """
-    transform = TRANSFORMS.build({'type': 'DomainEmbedding', **transform_cfg})
-    stats = {'mode': transform.mode, 'computed': 0, 'hits': 0, 'datasets': []}
-    if transform.mode not in IMAGE_MODES:
+    embedder = DomainEmbedder(**embedder_cfg)
+    stats = {'mode': embedder.mode, 'computed': 0, 'hits': 0, 'datasets': []}
+    if embedder.mode not in IMAGE_MODES:
         stats['has_language_meaning'] = None
         return stats
-    if transform.cache_dir is None:
-        raise ValueError('precompute_embeddings needs transform_cfg["cache_dir"]; without a cache '
+    if embedder.cache_dir is None:
+        raise ValueError('precompute_embeddings needs embedder_cfg["cache_dir"]; without a cache '
                          'the embeddings would be computed and thrown away')
-    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    generator = DomainPromptGenerator(**{**transform.generator_cfg, 'device': device})
-    cache = EmbeddingCache(transform.cache_dir, generator.identity)
-    stats.update(has_language_meaning=generator.has_language_meaning, device=device)
+    device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    generator = embedder.generator(device)
+    stats.update(has_language_meaning=generator.has_language_meaning, device=str(device))
+    pipeline = [LoadImageFromFile(), TRANSFORMS.build(inputs_transform_cfg(embedder.generator_cfg))]
 
     start, images = time.perf_counter(), 0
     for dataset_cfg in dataset_cfgs:
-        dataset = DATASETS.build({**copy.deepcopy(dataset_cfg), 'pipeline': [LoadImageFromFile()]})
+        dataset = DATASETS.build({**copy.deepcopy(dataset_cfg), 'pipeline': pipeline})
         name = describe_dataset(dataset_cfg)
         loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
-                            collate_fn=_images)
+                            collate_fn=_embedding_inputs)
         split = {'dataset': name, 'samples': len(dataset), 'computed': 0, 'hits': 0}
         with tqdm(total=len(dataset), desc=f'embed {name}', disable=not progress,
                   unit='img') as bar:
             for batch in loader:
-                keys = [cache.key(image) for image in batch]
-                todo = [i for i, key in enumerate(keys)
-                        if cache.load(key, dim=generator.embed_dim) is None]
-                if todo:
-                    features = generator.image_features([batch[i] for i in todo])
-                    for i, feature in zip(todo, features):
-                        if torch.isfinite(feature).all():  # the transform rejects the rest
-                            cache.save(keys[i], feature.numpy())
-                split['computed'] += len(todo)
-                split['hits'] += len(batch) - len(todo)
+                hits, misses = embedder.hits, embedder.misses
+                embedder.features(batch, device)
+                split['computed'] += embedder.misses - misses
+                split['hits'] += embedder.hits - hits
                 bar.update(len(batch))
         images += len(dataset)
         stats['datasets'].append(split)
@@ -84,9 +81,10 @@ def precompute_embeddings(dataset_cfgs: list[dict], transform_cfg: dict,
     return stats
 
 
-def _images(samples: list[dict]) -> list:
-    """A batch of decoded images (H x W x 3 uint8 BGR, any sizes), as a list."""
-    return [sample['img'] for sample in samples]
+def _embedding_inputs(samples: list[dict]) -> list[dict]:
+    """A batch of DomainEmbeddingInputs outputs (CLIP pixels and cache key), without the
+    decoded images (only the workers need those)."""
+    return [{key: sample[key] for key in (PIXELS_KEY, CACHE_KEY)} for sample in samples]
 
 
 def describe_dataset(dataset_cfg: dict) -> str:

@@ -1,112 +1,76 @@
-"""``DomainEmbedding``: the data pipeline step that attaches a domain embedding to each sample."""
+"""``DomainEmbeddingInputs``: the data pipeline step that prepares what a sample's domain
+embedding is computed from; :class:`~domino_seg.domain.embedder.DomainEmbedder` computes it.
+
+The split keeps every encoder out of the data-loader workers: they only decode, resize for
+CLIP and hash, while CLIP (or the text encoder) runs once, batched, on the training device.
+"""
 from __future__ import annotations
 
-import os
 from typing import Optional
 
-import torch
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
 from domino_seg.conditions import DOMAIN_OF_CONDITION
-from domino_seg.errors import WeightsError
 
 from .cache import EmbeddingCache
-from .clip_generator import DEFAULT_MODE, IMAGE_MODES, MODES, DomainPromptGenerator
+from .clip_generator import IMAGE_MODES, MODES, to_pil, clip_preprocess
+
+# the metainfo keys this transform sets (listed in PackSegInputs' meta_keys)
+CONDITION_KEY = 'domain_condition'
+PIXELS_KEY = 'domain_clip_pixels'
+CACHE_KEY = 'domain_cache_key'
+INPUT_KEYS = (CONDITION_KEY, PIXELS_KEY, CACHE_KEY)
 
 
 @TRANSFORMS.register_module()
-class DomainEmbedding(BaseTransform):
-    """Sets ``results['domain_embedding']`` (float32 Tensor[D]) from ``results['img']`` or
-    ``results['condition']``.
+class DomainEmbeddingInputs(BaseTransform):
+    """In ``text`` mode sets ``results['domain_condition']``, the prompt-bank condition of the
+    sample; in ``image``/``zero_shot`` mode ``results['domain_clip_pixels']`` (CLIP's input,
+    float32 Tensor[3, h, w], from ``results['img']``) and ``results['domain_cache_key']`` (the
+    embedding cache's key of the decoded image).
 
-    Put it right after LoadImageFromFile, before any resize or crop, so CLIP sees the whole
-    image, and list 'domain_embedding' in PackSegInputs' meta_keys so the segmentor finds it in
-    ``data_sample.metainfo``. The baseline (``domain=none``) has no such transform.
+    Put it right after the image is loaded (and weather-augmented), before any resize or crop,
+    so CLIP sees the whole image, and list :data:`INPUT_KEYS` in PackSegInputs' meta_keys.
 
-    The generator is built lazily, once per process: every dataloader worker builds its own,
-    always on CPU. In ``image``/``zero_shot`` modes the CLIP image features go through an
-    EmbeddingCache when ``cache_dir`` is set; ``hits``/``misses`` count cache hits and CLIP
-    forwards.
+    A sample's condition names its bank condition, except for the dataset conditions
+    :data:`~domino_seg.conditions.DOMAIN_OF_CONDITION` maps (``cityscapes`` -> ``clear``) and
+    samples that carry a ``prompt_condition`` (those of ``data.eval_sets``, e.g. Dark Zurich's:
+    ``night``).
 
     Args:
-        generator: DomainPromptGenerator kwargs (arch, pretrained, model_cfg, mode, temperature,
-            prompt_bank, device, seed).
-        cache_dir: root of the feature cache; None computes features for every sample.
-
-    In ``text`` mode a sample's condition names its bank condition, except for the dataset
-    conditions :data:`~domino_seg.conditions.DOMAIN_OF_CONDITION` maps (``cityscapes`` ->
-    ``clear``) and samples that carry a ``prompt_condition`` (those of ``data.eval_sets``,
-    e.g. Dark Zurich's: ``night``).
+        mode: one of MODES.
+        clip_preprocess: :func:`~domino_seg.domain.clip_generator.clip_preprocess_cfg` of the
+            CLIP that embeds the images (image modes only).
     """
 
-    def __init__(self, generator: dict, cache_dir: Optional[str] = None):
-        self.generator_cfg = dict(generator)
-        self.mode = self.generator_cfg.get('mode', DEFAULT_MODE)
-        if self.mode not in MODES:
-            raise ValueError(f'unknown domain embedding mode {self.mode!r}; choose one of {MODES}')
-        self.cache_dir = cache_dir
-        self.hits = 0
-        self.misses = 0
-        self._generator = None
-        self._cache = None
-        self._built_in_pid = None
-
-    @property
-    def generator(self) -> DomainPromptGenerator:
-        """This process's generator (rebuilt after a fork, so a worker never shares a model)."""
-        if self._generator is None or self._built_in_pid != os.getpid():
-            cfg = dict(self.generator_cfg)
-            if torch.utils.data.get_worker_info() is not None:
-                cfg['device'] = 'cpu'
-            self._generator = DomainPromptGenerator(**cfg)
-            if self.cache_dir is not None and self.mode in IMAGE_MODES:
-                self._cache = EmbeddingCache(self.cache_dir, self._generator.identity)
-            self._built_in_pid = os.getpid()
-        return self._generator
+    def __init__(self, mode: str, clip_preprocess: Optional[dict] = None):
+        if mode not in MODES:
+            raise ValueError(f'unknown domain embedding mode {mode!r}; choose one of {MODES}')
+        if mode in IMAGE_MODES and clip_preprocess is None:
+            raise ValueError(f'mode {mode!r} needs clip_preprocess (clip_preprocess_cfg of the '
+                             'CLIP that embeds the images)')
+        self.mode = mode
+        self.clip_preprocess_cfg = clip_preprocess
+        self._preprocess = None
 
     def transform(self, results: dict) -> dict:
         if self.mode == 'text':
             if 'condition' not in results:
-                raise KeyError("DomainEmbedding in 'text' mode needs results['condition'] "
-                               f"(set by the dataset) for {results.get('img_path')}")
+                raise KeyError("domain=text needs results['condition'] (set by the dataset) "
+                               f"for {results.get('img_path')}")
             # an evaluation set's samples name their prompt (data.eval_sets[i].prompt)
-            label = results.get('prompt_condition') or \
+            results[CONDITION_KEY] = results.get('prompt_condition') or \
                 DOMAIN_OF_CONDITION.get(results['condition'], results['condition'])
-            embedding = self.generator.embed_conditions([label])[0]
-        else:
-            embedding = self.generator.embed_from_features(self._image_features(results['img']))[0]
-        if not torch.isfinite(embedding).all():
-            clip = self.generator_cfg
-            raise WeightsError(
-                f'the domain embedding of {results.get("img_path")} holds NaN/inf: CLIP '
-                f'{clip.get("arch")!r} (domain.clip.pretrained={clip.get("pretrained")!r}, '
-                f'model_cfg={clip.get("model_cfg")}) computes non-finite outputs. Check its '
-                'weights (a damaged file: download it again) and the domain.clip.model_cfg '
-                'overrides.')
-        results['domain_embedding'] = embedding.float().contiguous()
+            return results
+        if self._preprocess is None:
+            self._preprocess = clip_preprocess(self.clip_preprocess_cfg)
+        results[PIXELS_KEY] = self._preprocess(to_pil(results['img'], 'bgr')).contiguous()
+        results[CACHE_KEY] = EmbeddingCache.key(results['img'])
         return results
 
-    def _image_features(self, image) -> torch.Tensor:
-        generator = self.generator
-        if self._cache is None:
-            self.misses += 1
-            return generator.image_features([image])
-        key = self._cache.key(image)
-        cached = self._cache.load(key, dim=generator.embed_dim)
-        if cached is not None:
-            self.hits += 1
-            return torch.from_numpy(cached)[None]
-        self.misses += 1
-        features = generator.image_features([image])
-        if torch.isfinite(features).all():  # never cache what transform() rejects
-            self._cache.save(key, features[0].numpy())
-        return features
-
     def __getstate__(self):
-        # Spawned workers build their own generator; never pickle a model (possibly on GPU).
-        return {**self.__dict__, '_generator': None, '_cache': None, '_built_in_pid': None}
+        return {**self.__dict__, '_preprocess': None}
 
     def __repr__(self):
-        return (f'{type(self).__name__}(generator={self.generator_cfg}, '
-                f'cache_dir={self.cache_dir!r})')
+        return f'{type(self).__name__}(mode={self.mode!r})'

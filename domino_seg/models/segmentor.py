@@ -9,12 +9,13 @@ from mmseg.registry import MODELS
 from mmseg.utils import OptSampleList, SampleList
 from torch import Tensor
 
+from domino_seg.conditions import EMBEDDING_KEY
+
 from .convert import SCOPE_PARTS, convert_to_domino
 from .domain_context import domain_embedding_context
 from .domino_norm import (DEFAULT_MLP, DominoNorm, build_domain_encoder, domino_mlp_keys,
                           with_wrapped_norm_keys)
 
-EMBEDDING_KEY = 'domain_embedding'
 DEFAULT_DOMINO = dict(scope='head', embed_dim=512, mlp=None)
 
 
@@ -104,8 +105,8 @@ class DomainAwareEncoderDecoder(EncoderDecoder):
             raise KeyError(
                 f"DomainAwareEncoderDecoder (domino scope {self.domino_scope!r}) needs "
                 f"metainfo['{EMBEDDING_KEY}'] for every sample, missing for samples {missing}. It "
-                "is produced by the data pipeline's DomainEmbedding transform (set `domain=` in "
-                "the config) and must be listed in PackSegInputs' meta_keys.")
+                "is computed by the model's DomainEmbeddingDataPreProcessor from what the data "
+                "pipeline's DomainEmbeddingInputs step prepares (set `domain=` in the config).")
         embeddings = [torch.as_tensor(meta[EMBEDDING_KEY]) for meta in batch_img_metas]
         shapes = {tuple(e.shape) for e in embeddings}
         if shapes != {(self.domain_embed_dim, )}:

@@ -53,6 +53,6 @@ def test_train_weather_augments_and_counts_as_seen():
                               'domino=head'])
     mm = domino_seg.to_mmengine(cfg)
     types = [t['type'] for t in mm.train_dataloader.dataset.datasets[0].pipeline]
-    assert types.index('SyntheticWeather') < types.index('DomainEmbedding') < \
+    assert types.index('SyntheticWeather') < types.index('DomainEmbeddingInputs') < \
         types.index('RandomResize')
     assert mm.val_evaluator[0].seen_conditions == ['cityscapes', 'fog', 'night']

@@ -13,7 +13,8 @@ from mmengine.logging import MMLogger
 
 import domino_seg
 from domino_seg.domain.cache import EmbeddingCache
-from domino_seg.domain.transforms import DomainEmbedding
+from domino_seg.domain.clip_generator import DomainPromptGenerator
+from domino_seg.domain.embedder import DomainEmbedder
 from domino_seg.engine import run
 from domino_seg.errors import WeightsError
 
@@ -94,10 +95,6 @@ def image(seed=0):
     return np.random.default_rng(seed).integers(0, 256, (40, 80, 3), dtype=np.uint8)
 
 
-def embed(transform, img):
-    return transform({'img': img, 'img_path': 'a.png'})['domain_embedding']
-
-
 @pytest.mark.parametrize('entry,problem', [
     (np.full(64, np.nan, np.float32), 'non-finite (NaN/inf) or non-float values'),
     (np.array([np.inf] * 64, np.float32), 'non-finite (NaN/inf) or non-float values'),
@@ -105,16 +102,18 @@ def embed(transform, img):
     (np.zeros((2, 64), np.float32), 'shape (2, 64) instead of (64,)'),
 ])
 def test_corrupt_cache_entry_is_recomputed_with_a_warning(tmp_path, warnings_logged, entry,
-                                                          problem):
+                                                          problem, embed_image):
+    embed = embed_image
     img = image()
-    transform = DomainEmbedding(generator={'mode': 'zero_shot'}, cache_dir=str(tmp_path))
+    transform = DomainEmbedder(generator={'mode': 'zero_shot'}, cache_dir=str(tmp_path))
     expected = embed(transform, img)
-    assert transform.generator.embed_dim == 64
-    cache = EmbeddingCache(tmp_path, transform.generator.identity)
+    generator = transform.generator(torch.device('cpu'))
+    assert generator.embed_dim == 64
+    cache = EmbeddingCache(tmp_path, generator.identity)
     path = cache.dir / EmbeddingCache.key(img)[:2] / f'{EmbeddingCache.key(img)}.npy'
     np.save(path, entry)
 
-    fresh = DomainEmbedding(generator={'mode': 'zero_shot'}, cache_dir=str(tmp_path))
+    fresh = DomainEmbedder(generator={'mode': 'zero_shot'}, cache_dir=str(tmp_path))
     torch.testing.assert_close(embed(fresh, img), expected)
     assert (fresh.hits, fresh.misses) == (0, 1)
     assert f'embedding cache file {path} is corrupt ({problem}); recomputing it.' in \
@@ -124,13 +123,14 @@ def test_corrupt_cache_entry_is_recomputed_with_a_warning(tmp_path, warnings_log
     assert (fresh.hits, fresh.misses) == (1, 1)
 
 
-def test_non_finite_clip_output_is_an_error_and_not_cached(tmp_path):
+def test_non_finite_clip_output_is_an_error_and_not_cached(tmp_path, embed_image):
+    embed = embed_image
     checkpoint = tmp_path / 'clip_nan.pt'
-    weights = DomainEmbedding(generator={'mode': 'image'}).generator.encoder.model.state_dict()
+    weights = DomainPromptGenerator(mode='image').encoder.model.state_dict()
     torch.save({name: value * float('nan') if value.is_floating_point() else value
                 for name, value in weights.items()}, checkpoint)
-    transform = DomainEmbedding(generator={'mode': 'zero_shot', 'pretrained': str(checkpoint)},
-                                cache_dir=str(tmp_path / 'cache'))
+    transform = DomainEmbedder(generator={'mode': 'zero_shot', 'pretrained': str(checkpoint)},
+                               cache_dir=str(tmp_path / 'cache'))
     with pytest.raises(WeightsError) as err:
         embed(transform, image())
     assert 'the domain embedding of a.png holds NaN/inf' in str(err.value)

@@ -1,4 +1,4 @@
-"""EmbeddingCache on its own, and through DomainEmbedding: hits skip CLIP, and no change of
+"""EmbeddingCache on its own, and through the DomainEmbedder: hits skip CLIP, and no change of
 image, model, bank, mode or temperature can ever return a stale embedding."""
 import os
 
@@ -12,7 +12,7 @@ import torch  # noqa: E402
 
 from domino_seg.domain.cache import EmbeddingCache  # noqa: E402
 from domino_seg.domain.clip_generator import DomainPromptGenerator  # noqa: E402
-from domino_seg.domain.transforms import DomainEmbedding  # noqa: E402
+from domino_seg.domain.embedder import DomainEmbedder  # noqa: E402
 
 IDENTITY = {'arch': 'domino-tiny-clip', 'model_cfg': {}, 'weights': 'random:seed=0'}
 
@@ -79,27 +79,29 @@ def test_concurrent_writers_and_readers_never_see_partial_files(tmp_path):
     assert leftover_temp_files(tmp_path) == []
 
 
-# --- through the transform -------------------------------------------------------------------
+# --- through the embedder --------------------------------------------------------------------
 
 def make_transform(cache_dir, **generator):
-    transform = DomainEmbedding(generator={'mode': 'zero_shot', **generator},
-                                cache_dir=str(cache_dir))
+    """A DomainEmbedder whose CLIP image forwards are counted."""
+    embedder = DomainEmbedder(generator={'mode': 'zero_shot', **generator},
+                              cache_dir=str(cache_dir))
     forwards = []
-    model = transform.generator.encoder.model
+    model = embedder.generator(torch.device('cpu')).encoder.model
     encode_image = model.encode_image
     model.encode_image = lambda *args, **kwargs: forwards.append(1) or encode_image(*args, **kwargs)
-    return transform, forwards
+    return embedder, forwards
 
 
-def embed(transform, img):
-    return transform({'img': img, 'img_path': 'a.png'})['domain_embedding']
+@pytest.fixture
+def embed(embed_image):
+    return embed_image
 
 
 def uncached(img, **generator):
     return DomainPromptGenerator(**{'mode': 'zero_shot', **generator}).embed_images([img])[0]
 
 
-def test_hit_skips_clip_and_content_change_misses(tmp_path):
+def test_hit_skips_clip_and_content_change_misses(tmp_path, embed):
     transform, forwards = make_transform(tmp_path)
     first = embed(transform, image(0))
     assert (transform.misses, transform.hits, len(forwards)) == (1, 0, 1)
@@ -123,7 +125,8 @@ def write_bank(path, fog_description):
     {'temperature': 0.5},
     {'mode': 'image'},
 ])
-def test_bank_temperature_and_mode_changes_reuse_features_but_never_stale_output(tmp_path, change):
+def test_bank_temperature_and_mode_changes_reuse_features_but_never_stale_output(tmp_path, embed,
+                                                                               change):
     """The cache holds features taken before bank/mode/temperature apply, so these changes hit
     (no CLIP image forward) and still give exactly the fresh result."""
     original = {'prompt_bank': write_bank(tmp_path / 'a.yaml', 'in fog')}
@@ -141,7 +144,7 @@ def test_bank_temperature_and_mode_changes_reuse_features_but_never_stale_output
 
 
 @pytest.mark.parametrize('change', [{'seed': 1}, {'model_cfg': {'vision_cfg': {'layers': 1}}}])
-def test_model_changes_miss(tmp_path, change):
+def test_model_changes_miss(tmp_path, embed, change):
     img = image(0)
     embed(make_transform(tmp_path)[0], img)
     transform, forwards = make_transform(tmp_path, **change)
@@ -149,7 +152,7 @@ def test_model_changes_miss(tmp_path, change):
     assert (transform.hits, transform.misses, len(forwards)) == (0, 1, 1)
 
 
-def test_weights_file_change_misses(tmp_path):
+def test_weights_file_change_misses(tmp_path, embed):
     img = image(0)
     checkpoint = tmp_path / 'clip.pt'
     source = DomainPromptGenerator(mode='image', seed=5).encoder.model.state_dict()

@@ -172,6 +172,15 @@ def test_cached_tag_loads_from_hf_cache_with_tag_preprocessing(generators, tmp_p
     preprocess_cfg = open_clip.get_model_preprocess_cfg(loaded.encoder.model)
     assert preprocess_cfg['resize_mode'] == 'squash'
     assert tuple(preprocess_cfg['mean']) == (0.5, 0.5, 0.5)
+    # the data workers' CLIP input (derived without the model) is open_clip's own
+    from domino_seg.domain.clip_generator import clip_preprocess, clip_preprocess_cfg
+    worker_cfg = clip_preprocess_cfg('domino-tiny-clip', 'fake-tag')
+    assert worker_cfg == loaded.encoder.preprocess_cfg and worker_cfg['resize_mode'] == 'squash'
+    _, _, open_clip_preprocess = open_clip.create_model_and_transforms(
+        'domino-tiny-clip', image_mean=tag_cfg['mean'], image_std=tag_cfg['std'],
+        image_resize_mode='squash')
+    picture = Image.fromarray(np.random.default_rng(0).integers(0, 256, (50, 130, 3), np.uint8))
+    assert torch.equal(clip_preprocess(worker_cfg)(picture), open_clip_preprocess(picture))
     gelu = loaded.encoder.model.visual.transformer.resblocks[0].mlp.gelu
     assert type(gelu).__name__ == 'QuickGELU'
 

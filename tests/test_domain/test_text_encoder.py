@@ -83,7 +83,7 @@ def test_image_modes_are_refused(mode):
         DomainPromptGenerator(mode=mode, text_encoder=dict(folder=str(MINILM)))
     cfg = domino_seg.compose([f'domain={mode}', 'domain/text_encoder=minilm', 'domino=head'])
     for read in (builder.check_weights, builder.embed_dim, builder.transform_cfg,
-                 builder.describe):
+                 builder.embedder_cfg, builder.describe):
         with pytest.raises(ConfigError, match=f'domain={mode} needs an image tower.*'
                                               'use domain=text'):
             read(cfg.domain)
@@ -97,9 +97,10 @@ def test_width_flows_to_domino_without_loading_weights(monkeypatch):
     assert segmentor.domain_encoder[0].in_features == 384
     mm = domino_seg.to_mmengine(cfg)
     transform, = [t for t in mm.train_dataloader.dataset.datasets[0].pipeline
-                  if t['type'] == 'DomainEmbedding']
-    assert transform.generator == dict(mode='text', temperature=0.01, prompt_bank=None,
-                                       text_encoder=dict(folder=str(MINILM)))
+                  if t['type'] == 'DomainEmbeddingInputs']
+    assert transform == dict(type='DomainEmbeddingInputs', mode='text')
+    assert mm.model.data_preprocessor.embedder.generator == dict(
+        mode='text', temperature=0.01, prompt_bank=None, text_encoder=dict(folder=str(MINILM)))
 
 
 def test_describe_names_the_encoder():

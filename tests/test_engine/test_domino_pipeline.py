@@ -1,11 +1,12 @@
-"""Domino through the composed configs: identity at init, embeddings from the data pipeline,
-the cache keeping CLIP out of training steps."""
+"""Domino through the composed configs: identity at init, embeddings computed by the model's
+data preprocessor from what the data pipeline prepares, the cache keeping CLIP out of training
+steps."""
 import pytest
 import torch
+from mmengine.dataset import pseudo_collate
 from mmengine.registry import DATASETS
 
 import domino_seg
-from domino_seg.domain.transforms import DomainEmbedding
 
 
 def composed(tiny_overrides, *extra):
@@ -30,34 +31,42 @@ def test_domino_model_equals_the_baseline_at_init(tiny_overrides, scope):
     assert torch.allclose(actual, expected, atol=1e-6)
 
 
-def test_pipeline_puts_embeddings_in_metainfo_and_cache_skips_clip(tiny_overrides, tmp_path):
+def embedded(model, samples):
+    """The embeddings the model's data preprocessor gives these dataset samples."""
+    batch = model.data_preprocessor(pseudo_collate(samples), training=True)
+    return [sample.metainfo['domain_embedding'] for sample in batch['data_samples']]
+
+
+def test_preprocessor_embeds_the_pipelines_samples_and_cache_skips_clip(tiny_overrides,
+                                                                        tmp_path):
     cfg = composed(tiny_overrides, 'domino=head', 'domain=zero_shot',
                    f'domain.cache_dir={tmp_path / "cache"}')
     mm = domino_seg.to_mmengine(cfg)
     dataset = DATASETS.build(mm.train_dataloader.dataset)  # one source: Cityscapes train
-    transform = next(t for t in dataset.datasets[0].pipeline.transforms
-                     if isinstance(t, DomainEmbedding))
+    model = domino_seg.build_segmentor(cfg)
+    embedder = model.data_preprocessor.embedder
 
-    first = [dataset[i] for i in range(len(dataset))]
-    assert transform.misses == len(dataset) and transform.hits == 0
-    embedding = first[0]['data_samples'].metainfo['domain_embedding']
-    assert embedding.shape == (64,) and embedding.dtype == torch.float32
+    first = embedded(model, [dataset[i] for i in range(len(dataset))])
+    assert embedder.misses == len(dataset) and embedder.hits == 0
+    assert first[0].shape == (64,) and first[0].dtype == torch.float32
 
     calls = []
-    transform.generator.encoder.model.encode_image = lambda *a, **k: calls.append(1)  # must not run
-    second = [dataset[i] for i in range(len(dataset))]
-    assert calls == [] and transform.hits == len(dataset)
+    embedder.generator(torch.device('cpu')).encoder.model.encode_image = \
+        lambda *a, **k: calls.append(1)  # must not run
+    second = embedded(model, [dataset[i] for i in range(len(dataset))])
+    assert calls == [] and embedder.hits == len(dataset)
     for a, b in zip(first, second):
-        assert torch.equal(a['data_samples'].metainfo['domain_embedding'],
-                           b['data_samples'].metainfo['domain_embedding'])
+        assert torch.equal(a, b)
 
 
 def test_text_mode_embeds_the_condition_label(tiny_overrides):
     cfg = composed(tiny_overrides, 'domino=head', 'domain=text')
     mm = domino_seg.to_mmengine(cfg)
     eval_sets = mm.test_dataloader.dataset.datasets
-    clear = DATASETS.build(eval_sets[0])[0]['data_samples']
-    fog = DATASETS.build(eval_sets[1])[0]['data_samples']
-    assert clear.metainfo['condition'] == 'cityscapes' and fog.metainfo['condition'] == 'fog'
-    assert not torch.allclose(clear.metainfo['domain_embedding'],
-                              fog.metainfo['domain_embedding'])
+    clear = DATASETS.build(eval_sets[0])[0]
+    fog = DATASETS.build(eval_sets[1])[0]
+    assert clear['data_samples'].metainfo['condition'] == 'cityscapes'
+    assert fog['data_samples'].metainfo['condition'] == 'fog'
+    assert clear['data_samples'].metainfo['domain_condition'] == 'clear'
+    a, b = embedded(domino_seg.build_segmentor(cfg), [clear, fog])
+    assert not torch.allclose(a, b)

@@ -146,7 +146,7 @@ def test_missing_embedding_is_a_clear_error():
     batch = samples(torch.randn(2, EMBED_DIM))
     del batch[1].domain_embedding
     images = torch.randn(2, 3, SIZE, SIZE)
-    with pytest.raises(KeyError, match=r"domain_embedding.*\[1\].*DomainEmbedding transform"):
+    with pytest.raises(KeyError, match=r"domain_embedding.*\[1\].*DomainEmbeddingDataPreProcessor"):
         model.predict(images, batch)
     with pytest.raises(KeyError, match='domain_embedding'):
         model(images, None, mode='tensor')

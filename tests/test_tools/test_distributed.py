@@ -32,8 +32,12 @@ def weights(run_dir):
         return _load_checkpoint(str(run_dir / 'iter_2.pth'))['state_dict']
 
 
-def test_two_processes_match_one_with_the_same_global_batch(tiny_overrides, tmp_path):
-    overrides = [o for o in tiny_overrides if not o.startswith('schedule.batch_size')] + SAME_MATH
+# the baseline, and Domino with CLIP embedding each process's batch in its data preprocessor
+@pytest.mark.parametrize('model', [[], ['domino=head', 'domain=zero_shot',
+                                          'domain.cache_dir=null']], ids=['baseline', 'zero_shot'])
+def test_two_processes_match_one_with_the_same_global_batch(tiny_overrides, tmp_path, model):
+    overrides = [o for o in tiny_overrides if not o.startswith('schedule.batch_size')] + \
+        SAME_MATH + model
     single = run_tool('train.py', overrides + ['schedule.batch_size=2',
                                                f'work_dir={tmp_path / "single"}'], tmp_path)
     assert single.returncode == 0, single.stderr[-3000:]
@@ -56,5 +60,6 @@ def test_two_processes_match_one_with_the_same_global_batch(tiny_overrides, tmp_
     # GPU-only), so BatchNorm running statistics differ, and each process draws its own flips.
     a, b = weights(tmp_path / 'single'), weights(tmp_path / 'multi')
     assert a.keys() == b.keys()
+    assert not any(k.startswith('data_preprocessor') for k in a)  # CLIP is no model weight
     params = [k for k in a if 'running_' not in k and 'num_batches' not in k]
     assert max((a[k] - b[k]).abs().max().item() for k in params) < 5e-3

@@ -1,0 +1,41 @@
+"""``DomainEmbeddingDataPreProcessor``: mmseg's data preprocessor plus the batch's domain
+embeddings, computed on the model's device before the Domino layers read them."""
+from __future__ import annotations
+
+from mmseg.models.data_preprocessor import SegDataPreProcessor
+from mmseg.registry import MODELS
+
+from domino_seg.conditions import EMBEDDING_KEY
+
+from .embedder import DomainEmbedder
+from .transforms import INPUT_KEYS
+
+
+@MODELS.register_module()
+class DomainEmbeddingDataPreProcessor(SegDataPreProcessor):
+    """SegDataPreProcessor that sets each data sample's ``metainfo['domain_embedding']`` with a
+    :class:`DomainEmbedder` (in the main process, batched, on the inputs' device) and drops the
+    embedding inputs the pipeline's DomainEmbeddingInputs step put there.
+
+    Args:
+        embedder: DomainEmbedder kwargs (``generator``, ``cache_dir``). Other arguments are
+            those of SegDataPreProcessor.
+    """
+
+    def __init__(self, embedder: dict, **kwargs):
+        super().__init__(**kwargs)
+        self.embedder = DomainEmbedder(**embedder)  # a plain attribute: not in the state dict
+
+    def forward(self, data: dict, training: bool = False) -> dict:
+        data = super().forward(data, training)
+        samples = data.get('data_samples')
+        if samples is None:  # tensor mode without samples: nothing to condition on
+            return data
+        embeddings = self.embedder([sample.metainfo for sample in samples],
+                                   data['inputs'].device)
+        for sample, embedding in zip(samples, embeddings):
+            for key in INPUT_KEYS:
+                if key in sample:
+                    delattr(sample, key)
+            sample.set_metainfo({EMBEDDING_KEY: embedding})
+        return data
