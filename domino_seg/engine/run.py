@@ -12,9 +12,9 @@ from typing import Callable, Optional
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
+from domino_seg import schema
 from domino_seg.config import (MODEL_GROUPS, OPTIONAL_MODEL_GROUPS, check_value_ranges,
-                               check_value_types, renamed_key, to_mmengine,
-                               with_recorded_model)
+                               to_mmengine, with_recorded_model)
 from domino_seg.data.builder import (check_data, ensure_synthetic, prompt_conditions,
                                      seen_conditions)
 from domino_seg.domain import builder as domain_builder
@@ -189,13 +189,11 @@ def test(cfg: DictConfig) -> dict:
 
 
 def checked(cfg: DictConfig) -> DictConfig:
-    """A tool's config after :func:`check_value_types` against its command line and
-    :func:`check_value_ranges`."""
+    """A tool's config after :func:`domino_seg.schema.check` (its command line names the
+    override of a wrong key or value) and :func:`check_value_ranges`."""
     from hydra.core.hydra_config import HydraConfig
     hydra_cfg = HydraConfig.get()
-    # (a config folder added on the command line: its options compose here too)
-    searchpath = [o for o in hydra_cfg.overrides.hydra if o.startswith('hydra.searchpath=')]
-    check_value_types(cfg, [*hydra_cfg.overrides.task, *searchpath], hydra_cfg.job.config_name)
+    schema.check(cfg, hydra_cfg.overrides.task, hydra_cfg.job.config_name)
     check_value_ranges(cfg)
     return cfg
 
@@ -256,7 +254,7 @@ def _config_message(err: Exception) -> str:
     key = str(getattr(cause, 'full_key', '') or '')
     if parent is not None and hasattr(parent, 'keys') and key:
         valid = [str(k) for k in parent.keys()]
-        renamed = renamed_key(key, valid)
+        renamed = schema.renamed_key(key, valid)
         if renamed:
             return renamed
         close = difflib.get_close_matches(key.rsplit('.', 1)[-1], valid, n=1)
