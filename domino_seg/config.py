@@ -258,10 +258,27 @@ MODEL_GROUPS = ('model', 'domino', 'domain')
 OPTIONAL_MODEL_GROUPS = ('finetune',)
 
 
+def command_line_keys(overrides: Sequence[str]) -> set[str]:
+    """The keys and groups the command-line ``overrides`` set, as Hydra parses them
+    (``model.x=1``: model.x; ``domain/clip=tiny``: domain/clip; ``+exp=a``: exp)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    return {o.key_or_group for o in OverridesParser.create().parse_overrides(list(overrides))}
+
+
+def model_groups_in(keys: set[str]) -> list[str]:
+    """The model groups (MODEL_GROUPS, OPTIONAL_MODEL_GROUPS) that ``keys``
+    (:func:`command_line_keys`) set, in part or as a whole: a checkpoint's recorded model
+    does not replace them (``keep`` of :func:`with_recorded_model`)."""
+    import re
+    given = {re.split(r'[./]', key)[0] for key in keys}
+    return [group for group in MODEL_GROUPS + OPTIONAL_MODEL_GROUPS if group in given]
+
+
 def with_recorded_model(cfg: DictConfig, checkpoint: str, key: str,
-                        keep: Sequence[str] = ()) -> DictConfig:
+                        keep: Sequence[str] = (), keys: Sequence[str] = ()) -> DictConfig:
     """``cfg`` with the model groups (MODEL_GROUPS) of the run that wrote ``checkpoint``, read
-    from the ``config.yaml`` beside it, except the groups in ``keep``; ``key`` names the config
+    from the ``config.yaml`` beside it, except the groups in ``keep``, and with the recorded
+    values of ``keys`` (e.g. ``data.img_scale``) where it has them; ``key`` names the config
     key that gave ``checkpoint`` in the errors."""
     import copy
     from omegaconf import open_dict
@@ -279,6 +296,10 @@ def with_recorded_model(cfg: DictConfig, checkpoint: str, key: str,
         for group in MODEL_GROUPS + OPTIONAL_MODEL_GROUPS:
             if group in recorded and group not in keep:
                 merged[group] = recorded[group]
+        for name in keys:
+            value = OmegaConf.select(recorded, name, default=None)
+            if value is not None:
+                OmegaConf.update(merged, name, value)
     return merged
 
 

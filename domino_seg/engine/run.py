@@ -13,7 +13,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from domino_seg import schema
-from domino_seg.config import (MODEL_GROUPS, OPTIONAL_MODEL_GROUPS, check_value_ranges,
+from domino_seg.config import (check_value_ranges, command_line_keys, model_groups_in,
                                to_mmengine, with_recorded_model)
 from domino_seg.data.builder import (check_data, ensure_synthetic, prompt_conditions,
                                      seen_conditions)
@@ -203,14 +203,10 @@ def with_checkpoint_model(cfg: DictConfig, overrides) -> DictConfig:
     wrote ``cfg.checkpoint`` recorded (the ``config.yaml`` beside it), except the groups the
     command line ``overrides`` set; says which it used. A checkpoint without a config.yaml
     beside it (e.g. an mmseg one) keeps ``cfg`` as composed."""
-    import re
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     recorded = osp.join(osp.dirname(osp.abspath(cfg.checkpoint)), 'config.yaml')
     if not osp.isfile(recorded):
         return cfg
-    given = {re.split(r'[./]', o.key_or_group)[0]
-             for o in OverridesParser.create().parse_overrides(list(overrides))}
-    keep = [group for group in MODEL_GROUPS + OPTIONAL_MODEL_GROUPS if group in given]
+    keep = model_groups_in(command_line_keys(overrides))
     merged = with_recorded_model(cfg, cfg.checkpoint, 'checkpoint', keep)
     domino, domain = merged.domino.scope, merged.domain.mode
     print(f'checkpoint={cfg.checkpoint}: model {merged.model.get("name", "?")}, '
