@@ -1,12 +1,13 @@
 """Hydra <-> mmengine: compose the YAML configs and translate them into an mmengine Config.
 
 Each config group is read in one place: ``data`` by :mod:`domino_seg.data.builder`,
-``model``/``domino`` by :mod:`domino_seg.models.builder`, ``domain`` by
-:mod:`domino_seg.domain.builder`, ``schedule`` and the top-level keys here.
+``model``/``domino``/``finetune`` by :mod:`domino_seg.models.builder`, ``domain`` by
+:mod:`domino_seg.domain.builder`, ``schedule`` and the top-level keys here. What each key
+takes is declared once, in :mod:`domino_seg.schema`, and a composed config is checked against
+it there (types, unknown keys); the numeric ranges are ``VALUE_RANGES`` here.
 """
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import os
@@ -16,7 +17,7 @@ from typing import Callable, Sequence
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from domino_seg import tool_help
+from domino_seg import schema, tool_help
 from domino_seg.data import builder as data_builder
 from domino_seg.domain import builder as domain_builder
 from domino_seg.errors import ConfigError
@@ -27,8 +28,6 @@ OmegaConf.register_new_resolver(
     'dist_backend', lambda: 'nccl' if torch.cuda.is_available() else 'gloo', replace=True)
 # each tool's --help (hydra.help.template in its YAML)
 OmegaConf.register_new_resolver('tool_help', tool_help.help_text, replace=True)
-# keys whose default is a bool that also take a path
-BOOL_OR_PATH = ('resume',)
 
 CONFIG_DIR = Path(os.environ.get('DOMINO_SEG_CONFIGS', Path(__file__).resolve().parents[1] /
                                  'configs'))
@@ -38,7 +37,7 @@ def compose(overrides: Sequence[str] = (), config_name: str = 'train') -> DictCo
     """The composed, resolved config that ``tools/{config_name}.py`` would get for the same
     command-line overrides (e.g. ``['+exp=acdc_fog', 'schedule.max_iters=10']``)."""
     cfg = _compose(overrides, config_name)
-    check_value_types(cfg, overrides, config_name)
+    schema.check(cfg, overrides, config_name)
     OmegaConf.resolve(cfg)
     check_value_ranges(cfg)
     return cfg
@@ -55,100 +54,6 @@ def _compose(overrides: Sequence[str], config_name: str) -> DictConfig:
                           "repository's configs/ folder.")
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base='1.3'):
         return hydra_compose(config_name=config_name, overrides=list(overrides))
-
-
-def _type_name(value) -> str:
-    return {bool: 'true or false', int: 'an integer', float: 'a number',
-            list: 'a list [a,b,...]'}.get(type(value), type(value).__name__)
-
-
-def check_value_types(cfg: DictConfig, overrides: Sequence[str], config_name: str) -> None:
-    """Raise a ConfigError when a command-line value has another type than the key's default
-    (e.g. ``schedule.max_iters=abc``): the YAML keys are untyped, so Hydra accepts any value
-    and the mistake would otherwise surface as a traceback deep inside mmengine."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    parsed = OverridesParser.create().parse_overrides(list(overrides))
-    _check_new_keys(parsed, config_name)
-    values, choices = {}, []
-    for override in parsed:
-        key = override.key_or_group
-        final = OmegaConf.select(cfg, key, default=None, throw_on_missing=False) \
-            if not key.startswith('hydra') else None
-        if override.is_add() or override.is_delete() or key.startswith('hydra') or \
-                final is None or isinstance(final, DictConfig):
-            choices.append(override.input_line)  # a group option, a new key or a sub-config
-        else:
-            values[key] = (override.input_line, final)
-    if not values:
-        return
-    defaults = _compose(choices, config_name)
-    for key, (line, final) in values.items():
-        parent, _, leaf = key.rpartition('.')
-        node = OmegaConf.select(defaults, parent) if parent else defaults
-        if not isinstance(node, DictConfig) or leaf not in node or \
-                OmegaConf.is_interpolation(node, leaf):
-            continue
-        default = node[leaf]
-        default = OmegaConf.to_object(default) if OmegaConf.is_config(default) else default
-        if default is None or isinstance(default, str):
-            continue
-        final = OmegaConf.to_object(final) if OmegaConf.is_config(final) else final
-        if key in BOOL_OR_PATH and isinstance(final, str):
-            continue
-        expected = (float, int) if type(default) is float else type(default)
-        if isinstance(final, bool) is not isinstance(default, bool) or \
-                not isinstance(final, expected):
-            takes = 'true, false or a path' if key in BOOL_OR_PATH else _type_name(default)
-            raise ConfigError(f'{line}: {key} takes {takes} (default: '
-                              f'{json.dumps(default)}), got {final!r}.')
-
-
-# renamed top-level keys: old -> (new, what it does); the old name on a command line is an
-# error that names the new one (Hydra would only call it unknown)
-RENAMED = {'export': ('submission', 'submission=cityscapes writes the labelIds PNGs for the '
-                      'evaluation servers, into <work_dir>/submission/')}
-
-
-def renamed_key(key: str, valid: Sequence[str]) -> str | None:
-    """The error for ``key`` when it is a renamed key whose new name is in ``valid`` (the
-    keys of this config), else None."""
-    new, what = RENAMED.get(key, (None, ''))
-    if new not in valid:
-        return None
-    return f'{key}= was renamed to {new}= (same values): {what}.'
-
-
-# mmseg / open_clip dicts passed on as they are: a new key there is a new argument
-OPEN_KEYS = ('model.segmentor.', 'model.optimizer.', 'model.paramwise_cfg.',
-             'domain.clip.model_cfg.')
-
-
-def _check_new_keys(parsed: list, config_name: str) -> None:
-    """A ``+key=value`` must add a key something reads: outside the mmseg dicts (OPEN_KEYS)
-    every key the project reads is in the YAML, so a new one is a typo that would be ignored
-    (``+schedule.max_iter=20``)."""
-    added = [o for o in parsed if o.is_add() and not o.key_or_group.startswith('hydra')
-             and not (CONFIG_DIR / o.key_or_group).is_dir()  # a group: +exp=...
-             and not (o.key_or_group + '.').startswith(OPEN_KEYS)]
-    if not added:
-        return
-    base = _compose([o.input_line for o in parsed if o not in added], config_name)
-    for override in added:
-        parent, _, leaf = override.key_or_group.rpartition('.')
-        node = OmegaConf.select(base, parent, default=None) if parent else base
-        valid = [str(k) for k in node.keys()] if isinstance(node, DictConfig) else []
-        renamed = renamed_key(override.key_or_group, valid)
-        if renamed:
-            raise ConfigError(f'{override.input_line}: {renamed}')
-        close = difflib.get_close_matches(leaf, valid, n=1)
-        raise ConfigError(
-            f'{override.input_line}: {override.key_or_group} is not a key of this config, so '
-            'nothing would read it and the run would silently ignore it.' +
-            (f' Did you mean {parent + "." if parent else ""}{close[0]} (without +)?'
-             if close else '') +
-            (f' Valid keys here: {", ".join(valid)}.' if valid else '') +
-            ' New keys are for the mmseg dicts only: ' + ', '.join(k + '*' for k in OPEN_KEYS)
-            + '.')
 
 
 def _integer(low: int, high: int | None = None) -> tuple[Callable[[object], bool], str]:
@@ -354,10 +259,27 @@ MODEL_GROUPS = ('model', 'domino', 'domain')
 OPTIONAL_MODEL_GROUPS = ('finetune',)
 
 
+def command_line_keys(overrides: Sequence[str]) -> set[str]:
+    """The keys and groups the command-line ``overrides`` set, as Hydra parses them
+    (``model.x=1``: model.x; ``domain/clip=tiny``: domain/clip; ``+exp=a``: exp)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    return {o.key_or_group for o in OverridesParser.create().parse_overrides(list(overrides))}
+
+
+def model_groups_in(keys: set[str]) -> list[str]:
+    """The model groups (MODEL_GROUPS, OPTIONAL_MODEL_GROUPS) that ``keys``
+    (:func:`command_line_keys`) set, in part or as a whole: a checkpoint's recorded model
+    does not replace them (``keep`` of :func:`with_recorded_model`)."""
+    import re
+    given = {re.split(r'[./]', key)[0] for key in keys}
+    return [group for group in MODEL_GROUPS + OPTIONAL_MODEL_GROUPS if group in given]
+
+
 def with_recorded_model(cfg: DictConfig, checkpoint: str, key: str,
-                        keep: Sequence[str] = ()) -> DictConfig:
+                        keep: Sequence[str] = (), keys: Sequence[str] = ()) -> DictConfig:
     """``cfg`` with the model groups (MODEL_GROUPS) of the run that wrote ``checkpoint``, read
-    from the ``config.yaml`` beside it, except the groups in ``keep``; ``key`` names the config
+    from the ``config.yaml`` beside it, except the groups in ``keep``, and with the recorded
+    values of ``keys`` (e.g. ``data.img_scale``) where it has them; ``key`` names the config
     key that gave ``checkpoint`` in the errors."""
     import copy
     from omegaconf import open_dict
@@ -375,6 +297,10 @@ def with_recorded_model(cfg: DictConfig, checkpoint: str, key: str,
         for group in MODEL_GROUPS + OPTIONAL_MODEL_GROUPS:
             if group in recorded and group not in keep:
                 merged[group] = recorded[group]
+        for name in keys:
+            value = OmegaConf.select(recorded, name, default=None)
+            if value is not None:
+                OmegaConf.update(merged, name, value)
     return merged
 
 

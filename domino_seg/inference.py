@@ -27,7 +27,7 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 from domino_seg import compat  # noqa: F401  (before mmseg)
 from domino_seg.conditions import DOMAIN_OF_CONDITION
@@ -193,36 +193,24 @@ def load_image(image: ImageLike, name: Optional[str] = None,
 # ---------------------------------------------------------------------------------------------
 # the config of a checkpoint
 
-def _given_groups(overrides: Sequence[str]) -> set[str]:
-    """The config groups the ``overrides`` set (``model.x=1`` sets model), except the
-    condition key of tools/infer.py (``domain.condition``), which describes the images."""
-    import re
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    return {re.split(r'[./]', o.key_or_group)[0]
-            for o in OverridesParser.create().parse_overrides(list(overrides))
-            if o.key_or_group != 'domain.condition'}
-
-
 def checkpoint_config(cfg: DictConfig, checkpoint: str, overrides: Sequence[str] = ()
                       ) -> DictConfig:
     """``cfg`` with the model, finetune, domino and domain groups and the ``data.img_scale``
     that the run which wrote ``checkpoint`` recorded (its ``config.yaml``), except what the
-    ``overrides`` set, as tools/test.py does; no embedding cache (``domain.cache_dir``)."""
-    from domino_seg.config import MODEL_GROUPS, OPTIONAL_MODEL_GROUPS, with_recorded_model
+    ``overrides`` set, as tools/test.py does (the condition key of tools/infer.py,
+    ``domain.condition``, describes the images, not the model); no embedding cache
+    (``domain.cache_dir``)."""
+    from domino_seg.config import command_line_keys, model_groups_in, with_recorded_model
     checkpoint = os.fspath(checkpoint)
     if not osp.isfile(checkpoint):
         raise CheckpointError(f'checkpoint={checkpoint!r} is not a file; pass the .pth that '
                               'tools/train.py wrote (see its work dir).')
-    given = _given_groups(overrides)
-    keep = [group for group in MODEL_GROUPS + OPTIONAL_MODEL_GROUPS if group in given]
-    merged = with_recorded_model(cfg, checkpoint, 'checkpoint', keep)
-    recorded = OmegaConf.load(osp.join(osp.dirname(osp.abspath(checkpoint)), 'config.yaml'))
-    scale = OmegaConf.select(recorded, 'data.img_scale', default=None)
-    given_keys = {o.split('=', 1)[0].lstrip('+~') for o in overrides}
-    with open_dict(merged):
-        if scale is not None and 'data' not in given_keys and 'data.img_scale' not in given_keys:
-            merged.data.img_scale = scale
-        if merged.domain.get('cache_dir') is not None:
+    given = command_line_keys(overrides) - {'domain.condition'}
+    merged = with_recorded_model(cfg, checkpoint, 'checkpoint', model_groups_in(given),
+                                 keys=[] if given & {'data', 'data.img_scale'} else
+                                 ['data.img_scale'])
+    if merged.domain.get('cache_dir') is not None:
+        with open_dict(merged):
             merged.domain.cache_dir = None
     return merged
 

@@ -85,13 +85,19 @@ def test_misspelled_config_key_lists_the_valid_ones(tmp_path, tool_fails):
 
 def test_value_of_the_wrong_type_names_the_key_and_its_default(tmp_path, tool_fails):
     err = tool_fails('train.py', ['schedule.max_iters=abc'], tmp_path)
-    assert 'schedule.max_iters takes an integer (default: 1000), got' in err
+    assert "schedule.max_iters=abc: schedule.max_iters takes an integer, got 'abc'." in err
 
 
 @pytest.mark.parametrize('override,message', [
-    ('deterministic=1', 'deterministic takes true or false (default: false), got 1'),
-    ('data.crop_size=64', 'data.crop_size takes a list [a,b,...] (default: [128, 256])'),
+    ('deterministic=1', 'deterministic=1: deterministic takes true or false, got 1.'),
+    ('data.crop_size=64', 'data.crop_size=64: data.crop_size takes a list [a,b,...] of integers, '
+                          'got 64.'),
+    ('data.crop_size=[64,"128"]', 'data.crop_size takes a list [a,b,...] of integers, got '
+                                  "[64, '128']."),
     ('schedule.batch_size=2.5', 'schedule.batch_size takes an integer'),
+    ('schedule.max_iters="5"', "schedule.max_iters takes an integer, got '5'."),
+    ('schedule.max_iters=null', 'schedule.max_iters takes an integer, got None.'),
+    ('data.generate=5', 'data.generate=5: data.generate takes a dict {key: value, ...}, got 5.'),
 ])
 def test_values_keep_their_default_type(override, message):
     with pytest.raises(ConfigError, match=re.escape(message)):

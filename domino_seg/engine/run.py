@@ -12,9 +12,9 @@ from typing import Callable, Optional
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from domino_seg.config import (MODEL_GROUPS, OPTIONAL_MODEL_GROUPS, check_value_ranges,
-                               check_value_types, renamed_key, to_mmengine,
-                               with_recorded_model)
+from domino_seg import schema
+from domino_seg.config import (check_value_ranges, command_line_keys, model_groups_in,
+                               to_mmengine, with_recorded_model)
 from domino_seg.data.builder import (check_data, ensure_synthetic, prompt_conditions,
                                      seen_conditions)
 from domino_seg.domain import builder as domain_builder
@@ -189,13 +189,11 @@ def test(cfg: DictConfig) -> dict:
 
 
 def checked(cfg: DictConfig) -> DictConfig:
-    """A tool's config after :func:`check_value_types` against its command line and
-    :func:`check_value_ranges`."""
+    """A tool's config after :func:`domino_seg.schema.check` (its command line names the
+    override of a wrong key or value) and :func:`check_value_ranges`."""
     from hydra.core.hydra_config import HydraConfig
     hydra_cfg = HydraConfig.get()
-    # (a config folder added on the command line: its options compose here too)
-    searchpath = [o for o in hydra_cfg.overrides.hydra if o.startswith('hydra.searchpath=')]
-    check_value_types(cfg, [*hydra_cfg.overrides.task, *searchpath], hydra_cfg.job.config_name)
+    schema.check(cfg, hydra_cfg.overrides.task, hydra_cfg.job.config_name)
     check_value_ranges(cfg)
     return cfg
 
@@ -205,14 +203,10 @@ def with_checkpoint_model(cfg: DictConfig, overrides) -> DictConfig:
     wrote ``cfg.checkpoint`` recorded (the ``config.yaml`` beside it), except the groups the
     command line ``overrides`` set; says which it used. A checkpoint without a config.yaml
     beside it (e.g. an mmseg one) keeps ``cfg`` as composed."""
-    import re
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     recorded = osp.join(osp.dirname(osp.abspath(cfg.checkpoint)), 'config.yaml')
     if not osp.isfile(recorded):
         return cfg
-    given = {re.split(r'[./]', o.key_or_group)[0]
-             for o in OverridesParser.create().parse_overrides(list(overrides))}
-    keep = [group for group in MODEL_GROUPS + OPTIONAL_MODEL_GROUPS if group in given]
+    keep = model_groups_in(command_line_keys(overrides))
     merged = with_recorded_model(cfg, cfg.checkpoint, 'checkpoint', keep)
     domino, domain = merged.domino.scope, merged.domain.mode
     print(f'checkpoint={cfg.checkpoint}: model {merged.model.get("name", "?")}, '
@@ -256,7 +250,7 @@ def _config_message(err: Exception) -> str:
     key = str(getattr(cause, 'full_key', '') or '')
     if parent is not None and hasattr(parent, 'keys') and key:
         valid = [str(k) for k in parent.keys()]
-        renamed = renamed_key(key, valid)
+        renamed = schema.renamed_key(key, valid)
         if renamed:
             return renamed
         close = difflib.get_close_matches(key.rsplit('.', 1)[-1], valid, n=1)

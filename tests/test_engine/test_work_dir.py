@@ -104,7 +104,7 @@ def test_resume_values_take_true_false_or_a_path(tmp_path):
     assert domino_seg.compose([f'resume={tmp_path}']).work_dir == str(tmp_path)
     assert domino_seg.compose(['resume=true']).resume is True
     with pytest.raises(ConfigError, match=re.escape(
-            'resume=3: resume takes true, false or a path (default: false), got 3.')):
+            'resume=3: resume takes true, false or a path, got 3.')):
         domino_seg.compose(['resume=3'])
 
 

@@ -1,0 +1,418 @@
+"""The typed schema of the composed configs: each key the project reads, with its type.
+
+The YAML files under configs/ hold the values; these dataclasses say what each key takes, so
+a composed config is checked once against them (:func:`check`): a value of another type
+(``schedule.max_iters=abc``, ``deterministic=1``) or a key nothing reads
+(``+schedule.max_iter=20``, a misspelt key in an exp/ preset) is a ConfigError naming the key,
+what it takes and, for a command-line value, the override that set it. The mmseg, open_clip and
+mmengine dicts passed on as they are (OPEN_KEYS) are open: a new key there is a new argument.
+A new key in a YAML file needs its field here.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+from omegaconf import (MISSING, BooleanNode, DictConfig, FloatNode, IntegerNode, ListConfig,
+                       OmegaConf, UnionNode)
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
+
+from domino_seg.errors import ConfigError
+
+# Every value defaults to MISSING: the schema types the keys, the YAML files give the values
+# (a key that only some group options have, e.g. model.embed_dim, stays MISSING in the others).
+
+
+@dataclass
+class Paths:
+    cityscapes: str = MISSING
+    acdc: str = MISSING
+    dark_zurich: str = MISSING
+    foggy_cityscapes: str = MISSING
+    bdd100k: str = MISSING
+    mapillary: str = MISSING
+    synthetic: str = MISSING
+    work_dirs: str = MISSING
+    embedding_cache: str = MISSING
+    generated: str = MISSING
+
+
+@dataclass
+class Model:
+    name: str = MISSING
+    pretrained: Optional[str] = MISSING
+    embed_dim: int = MISSING
+    segmentor: Dict[str, Any] = MISSING  # mmseg's segmentor config
+    optimizer: Dict[str, Any] = MISSING
+    paramwise_cfg: Dict[str, Any] = MISSING
+
+
+@dataclass
+class Finetune:
+    name: str = MISSING
+    train_backbone: str = MISSING
+    layer_decay_rate: Optional[float] = MISSING
+
+
+@dataclass
+class Generate:
+    root: str = MISSING
+    num_train: int = MISSING
+    num_val: int = MISSING
+    height: int = MISSING
+    width: int = MISSING
+    seed: int = MISSING
+
+
+@dataclass
+class EvalSetRoots:
+    dark_zurich: Optional[str] = MISSING
+    foggy_cityscapes: Optional[str] = MISSING
+    bdd100k: Optional[str] = MISSING
+    mapillary: Optional[str] = MISSING
+
+
+@dataclass
+class Data:
+    name: str = MISSING
+    cityscapes_root: str = MISSING
+    acdc_root: str = MISSING
+    generate: Optional[Generate] = field(default_factory=Generate)
+    train_split: str = MISSING
+    # entries: kind and keys are checked by data/sources.py and data/eval_sets.py
+    train_sources: List[Any] = MISSING
+    eval_split: str = MISSING
+    eval_conditions: List[str] = MISSING
+    eval_sets: List[Any] = MISSING
+    eval_set_roots: EvalSetRoots = field(default_factory=EvalSetRoots)
+    eval_corruptions: List[str] = MISSING
+    corruption_severities: List[int] = MISSING
+    corruption_seed: int = MISSING
+    seen_conditions: List[str] = MISSING
+    train_weather: List[str] = MISSING
+    train_weather_prob: float = MISSING
+    num_classes: int = MISSING
+    img_scale: List[int] = MISSING
+    crop_size: List[int] = MISSING
+    photometric_distortion: bool = MISSING
+    ratio_range: List[float] = MISSING
+    num_workers: int = MISSING
+
+
+@dataclass
+class Schedule:
+    name: str = MISSING
+    max_iters: int = MISSING
+    val_interval: int = MISSING
+    batch_size: int = MISSING
+    test_batch_size: int = MISSING
+    warmup_iters: int = MISSING
+    max_keep_ckpts: int = MISSING
+    save_optimizer: bool = MISSING
+
+
+@dataclass
+class Mlp:
+    hidden: int = MISSING
+    layers: int = MISSING
+    act: str = MISSING
+
+
+@dataclass
+class Domino:
+    scope: str = MISSING
+    mlp: Mlp = field(default_factory=Mlp)
+
+
+@dataclass
+class Clip:
+    arch: str = MISSING
+    pretrained: Optional[str] = MISSING
+    model_cfg: Optional[Dict[str, Any]] = MISSING  # open_clip's model config
+    seed: int = MISSING
+
+
+@dataclass
+class TextEncoder:
+    backend: str = MISSING
+    name: Optional[str] = MISSING
+    path: Optional[str] = MISSING
+    package: Optional[str] = MISSING
+
+
+@dataclass
+class Domain:
+    mode: str = MISSING
+    clip: Clip = field(default_factory=Clip)
+    text_encoder: TextEncoder = field(default_factory=TextEncoder)
+    prompt_bank: Any = MISSING  # null, a YAML file or the bank itself
+    temperature: float = MISSING
+    cache_dir: Optional[str] = MISSING
+
+
+@dataclass
+class InferDomain(Domain):
+    condition: Optional[str] = MISSING
+
+
+@dataclass
+class Evaluator:
+    metrics: List[Dict[str, Any]] = MISSING  # each metric checks its own arguments
+    imports: List[str] = MISSING
+
+
+@dataclass
+class Runtime:  # mmengine Runner arguments
+    default_hooks: Dict[str, Any] = MISSING
+    env_cfg: Dict[str, Any] = MISSING
+    log_processor: Dict[str, Any] = MISSING
+    visualizer: Dict[str, Any] = MISSING
+    log_level: str = MISSING
+
+
+@dataclass
+class Train:
+    paths: Paths = field(default_factory=Paths)
+    model: Model = field(default_factory=Model)
+    finetune: Finetune = field(default_factory=Finetune)
+    data: Data = field(default_factory=Data)
+    schedule: Schedule = field(default_factory=Schedule)
+    domino: Domino = field(default_factory=Domino)
+    domain: Domain = field(default_factory=Domain)
+    evaluator: Evaluator = field(default_factory=Evaluator)
+    runtime: Runtime = field(default_factory=Runtime)
+    task: str = MISSING
+    exp_name: str = MISSING
+    seed: int = MISSING
+    deterministic: bool = MISSING
+    work_dir: str = MISSING
+    resume: Union[bool, str] = MISSING  # true, false or a run folder or checkpoint
+    nan_policy: str = MISSING
+    launcher: str = MISSING
+    amp: Optional[Union[bool, str]] = MISSING  # fp32 (or false), bf16, fp16
+    load_from: Optional[str] = MISSING
+    log_interval: int = MISSING
+    verbose: bool = MISSING
+
+
+@dataclass
+class Test(Train):
+    checkpoint: str = MISSING
+    evaluate: bool = MISSING
+    save_predictions: bool = MISSING
+    prediction_colors: bool = MISSING
+    visualize: int = MISSING
+    compare_checkpoint: Optional[str] = MISSING
+    submission: Optional[str] = MISSING
+
+
+@dataclass
+class Infer(Train):
+    domain: InferDomain = field(default_factory=InferDomain)
+    checkpoint: str = MISSING
+    input: Any = MISSING  # a path, a glob or a list of them
+    out: str = MISSING
+    condition: Optional[str] = MISSING
+    batch_size: int = MISSING
+    alpha: float = MISSING
+    device: Optional[str] = MISSING
+    video_codec: str = MISSING
+    video_fps: Optional[float] = MISSING
+
+
+@dataclass
+class Deploy(Train):
+    checkpoint: str = MISSING
+    condition: Optional[str] = MISSING
+    image: Optional[str] = MISSING
+    embedding: Optional[str] = MISSING
+    format: str = MISSING
+    out: Optional[str] = MISSING
+    size: Optional[List[int]] = MISSING
+    clip_tower: bool = MISSING
+    verify: bool = MISSING
+
+
+@dataclass
+class EmbedDomains(Train):
+    batch_size: int = MISSING
+    num_workers: int = MISSING
+    device: Optional[str] = MISSING
+
+
+@dataclass
+class MakeSynthetic:
+    out: str = MISSING
+    num_train: int = MISSING
+    num_val: int = MISSING
+    height: int = MISSING
+    width: int = MISSING
+    seed: int = MISSING
+    conditions: List[str] = MISSING
+    generated: List[str] = MISSING
+    overwrite: bool = MISSING
+    progress: bool = MISSING
+
+
+# each tool's config (configs/<name>.yaml) -> its schema
+SCHEMAS = {'train': Train, 'test': Test, 'infer': Infer, 'deploy': Deploy,
+           'embed_domains': EmbedDomains, 'make_synthetic': MakeSynthetic}
+
+# the dicts passed on as they are (Dict[str, Any] above): a new key there is a new argument
+OPEN_KEYS = ('model.segmentor.', 'model.optimizer.', 'model.paramwise_cfg.',
+             'domain.clip.model_cfg.', 'runtime.default_hooks.', 'runtime.env_cfg.',
+             'runtime.log_processor.', 'runtime.visualizer.')
+
+# renamed top-level keys: old -> (new, what it does); the old name is an error that names the
+# new one (Hydra, and the schema, would only call it unknown)
+RENAMED = {'export': ('submission', 'submission=cityscapes writes the labelIds PNGs for the '
+                      'evaluation servers, into <work_dir>/submission/')}
+
+
+def renamed_key(key: str, valid: Sequence[str]) -> str | None:
+    """The error for ``key`` when it is a renamed key whose new name is in ``valid`` (the
+    keys of this config), else None."""
+    new, what = RENAMED.get(key, (None, ''))
+    if new not in valid:
+        return None
+    return f'{key}= was renamed to {new}= (same values): {what}.'
+
+
+def _node(schema: DictConfig, key: str):
+    """The schema's node of ``key`` (``data.crop_size``)."""
+    node = schema
+    for part in key.split('.'):
+        node = node._get_node(part)
+    return node
+
+
+def _takes(node) -> str:
+    """What a schema node takes, in words."""
+    if isinstance(node, UnionNode):  # resume
+        return 'true, false or a path'
+    if isinstance(node, ListConfig):
+        of = {int: ' of integers', float: ' of numbers', bool: ' of true or false'}
+        return 'a list [a,b,...]' + of.get(node._metadata.element_type, '')
+    if isinstance(node, DictConfig):
+        return 'a dict {key: value, ...}'
+    return {BooleanNode: 'true or false', IntegerNode: 'an integer',
+            FloatNode: 'a number'}.get(type(node), 'a string')
+
+
+def _strict(node, value) -> bool:
+    """Whether a typed node takes ``value`` as it is: OmegaConf converts 1 and 'yes' to true,
+    '5' to 5 and '0.5' to 0.5, which on a command line are mistakes, not values."""
+    if value is None or isinstance(node, UnionNode):
+        return True
+    if isinstance(node, BooleanNode):
+        return type(value) is bool
+    if isinstance(node, IntegerNode):
+        return type(value) is int
+    if isinstance(node, FloatNode):
+        return type(value) in (int, float)
+    return True  # strings take any scalar, as YAML reads paths like 2024 as numbers
+
+
+def _converted(cfg, typed, prefix: str = ''):
+    """(key, value, schema node) of the first value of ``cfg`` that its typed node in
+    ``typed`` (``cfg`` merged into the schema) took only by converting it, else None; for a
+    list's item, the list's."""
+    for key in cfg.keys():
+        if OmegaConf.is_interpolation(cfg, key):
+            continue  # checked where it points to
+        node, typed_node = cfg._get_node(key), typed._get_node(key)
+        full = f'{prefix}.{key}' if prefix else str(key)
+        if isinstance(node, DictConfig) and isinstance(typed_node, DictConfig):
+            found = _converted(node, typed_node, full)
+            if found:
+                return found
+        elif isinstance(node, ListConfig) and isinstance(typed_node, ListConfig):
+            if not all(OmegaConf.is_interpolation(node, i) or
+                       _strict(typed_node._get_node(i), node._get_node(i)._value())
+                       for i in range(len(node))):
+                return full, node, typed_node
+        elif not isinstance(node, (DictConfig, ListConfig)) and \
+                not _strict(typed_node, node._value()):
+            return full, node._value(), typed_node
+    return None
+
+
+def _not_a_dict(cfg: DictConfig, schema: DictConfig, prefix: str = '') -> str | None:
+    """The key of the first value of ``cfg`` that is not a dict where the schema has one (a
+    merge error that names no key), else None."""
+    for key in cfg.keys():
+        node, schema_node = cfg._get_node(key), schema._get_node(key)
+        full = f'{prefix}.{key}' if prefix else str(key)
+        if not OmegaConf.is_dict(schema_node) or schema_node._is_missing():
+            continue  # a value, or an open dict
+        if isinstance(node, DictConfig):
+            found = _not_a_dict(node, schema_node, full)
+            if found:
+                return found
+        elif not OmegaConf.is_interpolation(cfg, key) and node._value() is not None:
+            return full
+    return None
+
+
+# where a value the command line did not set comes from
+FROM_A_FILE = "set by a config file: the tool's YAML, a group option or an exp/ preset"
+
+
+def _set_by(key: str, overrides: Sequence[str]) -> str | None:
+    """The command-line override that set ``key`` (or the dict holding it), else None."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    lines = {o.key_or_group: o.input_line
+             for o in OverridesParser.create().parse_overrides(list(overrides))}
+    setters = [k for k in lines if key == k or key.startswith(k + '.')]
+    return lines[max(setters, key=len)] if setters else None
+
+
+def _type_error(key: str, value, node, overrides: Sequence[str]) -> ConfigError:
+    line = _set_by(key, overrides)
+    value = OmegaConf.to_object(value) if OmegaConf.is_config(value) else value
+    where, source = (f'{line}: ', '') if line else ('', f' ({FROM_A_FILE})')
+    return ConfigError(f'{where}{key} takes {_takes(node)}, got {value!r}{source}.')
+
+
+def _key_error(key: str, cfg: DictConfig, schema: DictConfig,
+               overrides: Sequence[str]) -> ConfigError:
+    parent, _, leaf = key.rpartition('.')
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    fields = OmegaConf.select(schema, parent) if parent else schema
+    valid = [str(k) for k in node.keys() if k in set(fields.keys())]
+    line = _set_by(key, overrides)
+    where, source = (f'{line}: ', '') if line else ('', f' ({FROM_A_FILE})')
+    renamed = renamed_key(key, valid)
+    if renamed:
+        return ConfigError(where + renamed)
+    close = difflib.get_close_matches(leaf, valid, n=1)
+    plus = ' (without +)' if line and line.startswith('+') else ''
+    return ConfigError(
+        f'{where}{key} is not a key of this config{source}, so nothing would read it and the '
+        'run would silently ignore it.' +
+        (f' Did you mean {parent + "." if parent else ""}{close[0]}{plus}?' if close else '') +
+        (f' Valid keys here: {", ".join(valid)}.' if valid else '') +
+        ' New keys are for the mmseg, open_clip and mmengine dicts only: ' +
+        ', '.join(k + '*' for k in OPEN_KEYS) + '.')
+
+
+def check(cfg: DictConfig, overrides: Sequence[str], config_name: str) -> None:
+    """Raise a ConfigError when a key of the composed ``cfg`` (unresolved) is not in the
+    schema of ``configs/{config_name}.yaml`` or its value has another type; ``overrides`` (the
+    command line) name the override that set it. Interpolations are checked where they
+    point to."""
+    schema = OmegaConf.structured(SCHEMAS[config_name])
+    try:
+        typed = OmegaConf.merge(schema, cfg)
+    except ConfigKeyError as err:
+        raise _key_error(str(err.full_key), cfg, schema, overrides) from None
+    except (ValidationError, ConfigAttributeError) as err:
+        key = str(err.full_key).split('[', 1)[0] or _not_a_dict(cfg, schema)
+        if key is None:
+            raise
+        raise _type_error(key, OmegaConf.select(cfg, key), _node(schema, key),
+                          overrides) from None
+    found = _converted(cfg, typed)
+    if found:
+        raise _type_error(*found, overrides)
