@@ -166,19 +166,30 @@ def _eval_loader(cfg: DictConfig, after_load: list[dict], labels: bool) -> dict:
             data, data_builder.eval_pipeline(data, after_load, labels), labels))
 
 
+def _embedded(cfg: DictConfig) -> DictConfig:
+    """The domain group, or mode none without Domino layers: nothing reads the embeddings
+    then, so no encoder is built."""
+    return cfg.domain if cfg.domino.scope != 'none' else OmegaConf.create(dict(mode='none'))
+
+
+def segmentor_cfg(cfg: DictConfig, load_pretrained: bool = True) -> dict:
+    """The segmentor dict (model, domino and finetune groups), whose data preprocessor also
+    embeds each batch's domains when Domino layers read them; ``load_pretrained=False`` when a
+    checkpoint will replace the backbone weights."""
+    model = model_builder.segmentor_cfg(cfg.model, cfg.domino, domain_builder.embed_dim(cfg.domain),
+                                        cfg.get('finetune'), load_pretrained=load_pretrained)
+    model['data_preprocessor'] = domain_builder.data_preprocessor_cfg(
+        _embedded(cfg), model.get('data_preprocessor'))
+    return model
+
+
 def to_mmengine(cfg: DictConfig):
     """Translate a composed config into the mmengine Config that mmengine's Runner runs: each
     group's pieces (data, domain, model, evaluator, runtime) merged with the run's keys."""
     from mmengine.config import Config
     task = cfg.get('task', 'train')
     labels = task != 'test' or cfg.get('evaluate', True)  # evaluate=false: predict only
-    # without Domino layers nothing reads the embeddings: no encoder is built
-    domain = cfg.domain if cfg.domino.scope != 'none' else OmegaConf.create(dict(mode='none'))
-    after_load = [step for step in [domain_builder.transform_cfg(domain)] if step]
-    model = model_builder.segmentor_cfg(cfg.model, cfg.domino, domain_builder.embed_dim(cfg.domain),
-                                        cfg.get('finetune'), load_pretrained=task == 'train')
-    model['data_preprocessor'] = domain_builder.data_preprocessor_cfg(
-        domain, model.get('data_preprocessor'))
+    after_load = [step for step in [domain_builder.transform_cfg(_embedded(cfg))] if step]
     eval_loader = _eval_loader(cfg, after_load, labels)
     val_evaluator, test_evaluator = _evaluators(cfg, labels)
     mm = dict(
@@ -186,7 +197,7 @@ def to_mmengine(cfg: DictConfig):
         custom_imports=dict(imports=['domino_seg', *cfg.evaluator.get('imports', [])],
                             allow_failed_imports=False),
         work_dir=str(cfg.work_dir),
-        model=model,
+        model=segmentor_cfg(cfg, load_pretrained=task == 'train'),
         val_dataloader=eval_loader, val_evaluator=val_evaluator, val_cfg=dict(type='ValLoop'),
         test_dataloader=eval_loader, test_evaluator=test_evaluator,
         test_cfg=dict(type='TestLoop'),

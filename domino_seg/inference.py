@@ -238,15 +238,10 @@ def build_model(cfg: DictConfig, checkpoint: str, device: torch.device):
     from mmengine.runner.checkpoint import _load_checkpoint_to_model
     from mmseg.registry import MODELS
 
-    from domino_seg.domain import builder as domain_builder
+    from domino_seg.config import segmentor_cfg
     from domino_seg.engine.runner import check_model_fits, read_checkpoint
-    from domino_seg.models import builder as model_builder
     init_default_scope('mmseg')
-    seg = model_builder.segmentor_cfg(cfg.model, cfg.domino, domain_builder.embed_dim(cfg.domain),
-                                      cfg.get('finetune'), load_pretrained=False)
-    if cfg.domino.scope != 'none':  # as in training: the data preprocessor embeds the domains
-        seg['data_preprocessor'] = domain_builder.data_preprocessor_cfg(
-            cfg.domain, seg.get('data_preprocessor'))
+    seg = segmentor_cfg(cfg, load_pretrained=False)  # as in training and tools/test.py
     model = MODELS.build(ConfigDict(seg))  # (mmseg reads test_cfg.mode as an attribute)
     loaded = read_checkpoint(checkpoint)
     state_dict = {re.sub(r'^module\.', '', key): value

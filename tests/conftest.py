@@ -168,3 +168,17 @@ TINY_MODELS = {
 def tiny_model():
     """Model config name -> overrides that make it tiny (see TINY_MODELS)."""
     return TINY_MODELS
+
+
+@pytest.fixture
+def embed_samples():
+    """The domain embeddings a composed config's model computes for dataset samples: its data
+    preprocessor's (the DomainEmbedder fed by the pipeline's DomainEmbeddingInputs step)."""
+    from mmengine.dataset import pseudo_collate
+
+    def embed(model_or_cfg, samples):
+        model = model_or_cfg if hasattr(model_or_cfg, 'data_preprocessor') else \
+            domino_seg.build_segmentor(model_or_cfg)
+        batch = model.data_preprocessor(pseudo_collate(list(samples)), training=True)
+        return [sample.metainfo['domain_embedding'] for sample in batch['data_samples']]
+    return embed

@@ -44,3 +44,17 @@ def test_gpu_check_without_a_gpu_says_how_to_run_it():
                                  'HOME': str(Path.home())})
     assert result.returncode != 0
     assert 'no GPU here: run on a GPU, or with --dry-run' in result.stderr
+
+
+def test_embed_throughput_runs_both_sides_on_the_same_images():
+    """bench/embed_throughput.py on a tiny CLIP: both sides embed every image (the script
+    checks it) and the speedup is their ratio."""
+    result = subprocess.run([sys.executable, 'bench/embed_throughput.py', '--images', '4',
+                             '--height', '32', '--width', '64', '--batch-size', '2',
+                             '--workers', '1', '--arch', 'domino-tiny-clip'],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    before, after = report['before'], report['after']
+    assert (before['batch_size'], after['batch_size'], after['workers']) == (1, 2, 1)
+    assert report['speedup'] == pytest.approx(after['images_per_s'] / before['images_per_s'])

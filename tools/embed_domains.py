@@ -10,26 +10,19 @@ from domino_seg.data.builder import check_data, ensure_synthetic
 from domino_seg.domain import builder as domain_builder
 from domino_seg.domain.precompute import precompute_embeddings
 from domino_seg.engine.run import checked, run_cli, run_hydra
-from domino_seg.errors import ConfigError
 
 
 def embed(cfg: DictConfig) -> dict:
-    if cfg.domain.mode not in ('zero_shot', 'image'):
-        raise ConfigError(f'domain={cfg.domain.mode} has no image embeddings to precompute; '
-                          'use domain=zero_shot or domain=image.')
-    if not cfg.domain.cache_dir:
-        raise ConfigError('domain.cache_dir is null; set it to where the cache should live.')
-    domain_builder.check_domain(cfg.domain)
+    embedder = domain_builder.precompute_cfg(cfg.domain)
     ensure_synthetic(cfg.data)
     check_data(cfg.data, train=True)
     mm = domino_seg.to_mmengine(cfg)
     datasets = [*mm.train_dataloader.dataset.datasets, *mm.test_dataloader.dataset.datasets]
-    stats = precompute_embeddings([d.to_dict() for d in datasets],
-                                  domain_builder.embedder_cfg(cfg.domain), progress=True,
+    stats = precompute_embeddings([d.to_dict() for d in datasets], embedder, progress=True,
                                   batch_size=cfg.batch_size, num_workers=cfg.num_workers,
                                   device=cfg.device)
     print(json.dumps(stats, indent=2))
-    print(f'cache: {cfg.domain.cache_dir} ({stats["computed"]} computed, {stats["hits"]} '
+    print(f'cache: {embedder["cache_dir"]} ({stats["computed"]} computed, {stats["hits"]} '
           f'already cached; {stats["images_per_s"]:.1f} images/s on {stats["device"]})')
     return stats
 

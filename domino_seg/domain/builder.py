@@ -57,6 +57,18 @@ def embedder_cfg(domain: DictConfig) -> dict:
     return dict(generator=generator_cfg(domain), cache_dir=domain.cache_dir)
 
 
+def precompute_cfg(domain: DictConfig) -> dict:
+    """:func:`embedder_cfg` for tools/embed_domains.py, once the domain is checked: an image
+    mode, with a cache to fill."""
+    if domain.mode not in clip_generator.IMAGE_MODES:
+        raise ConfigError(f'domain={domain.mode} has no image embeddings to precompute; '
+                          'use domain=zero_shot or domain=image.')
+    if not domain.cache_dir:
+        raise ConfigError('domain.cache_dir is null; set it to where the cache should live.')
+    check_domain(domain)
+    return embedder_cfg(domain)
+
+
 def data_preprocessor_cfg(domain: DictConfig, data_preprocessor: dict) -> dict:
     """The segmentor's ``data_preprocessor`` that also embeds each batch's domains, on the
     training device, in the main process (mode none: ``data_preprocessor`` as it is)."""

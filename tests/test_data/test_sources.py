@@ -35,16 +35,16 @@ def sources(root, *extra):
             ',condition:night}]', *extra]
 
 
-def test_three_sources_merge_with_their_conditions_and_counts(bench_with_generated):
+def test_three_sources_merge_with_their_conditions_and_counts(bench_with_generated,
+                                                              embed_samples):
     cfg = domino_seg.compose(sources(bench_with_generated, 'domino=head', 'domain=text'))
     dataset = domino_seg.build_dataset(cfg)
     conditions = [dataset.get_data_info(i)['condition'] for i in range(len(dataset))]
     assert Counter(conditions) == {'cityscapes': 4, 'fog': 4, 'night': 4}
     # each sample's text embedding is its own condition's
-    embeddings = {}
-    for i in (0, 4, 8):
-        sample = dataset[i]['data_samples']
-        embeddings[sample.metainfo['condition']] = sample.metainfo['domain_embedding']
+    samples = [dataset[i] for i in (0, 4, 8)]
+    embeddings = {sample['data_samples'].metainfo['condition']: embedding
+                  for sample, embedding in zip(samples, embed_samples(cfg, samples))}
     assert set(embeddings) == {'cityscapes', 'fog', 'night'}
     assert not torch.allclose(embeddings['fog'], embeddings['night'])
     mm = domino_seg.to_mmengine(cfg)

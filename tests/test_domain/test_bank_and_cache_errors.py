@@ -136,3 +136,14 @@ def test_non_finite_clip_output_is_an_error_and_not_cached(tmp_path, embed_image
     assert 'the domain embedding of a.png holds NaN/inf' in str(err.value)
     assert f'domain.clip.pretrained={str(checkpoint)!r}' in str(err.value)
     assert list((tmp_path / 'cache').rglob('*.npy')) == []
+
+
+@pytest.mark.parametrize('overrides,message', [
+    (['domain=text'], 'domain=text has no image embeddings to precompute; use domain=zero_shot'),
+    (['domain=zero_shot', 'domain.cache_dir=null'], 'domain.cache_dir is null; set it to where'),
+])
+def test_precompute_needs_an_image_mode_and_a_cache(overrides, message):
+    from domino_seg.domain import builder
+    from domino_seg.errors import ConfigError
+    with pytest.raises(ConfigError, match=message):
+        builder.precompute_cfg(domino_seg.compose(overrides, 'embed_domains').domain)

@@ -3,7 +3,6 @@ data preprocessor from what the data pipeline prepares, the cache keeping CLIP o
 steps."""
 import pytest
 import torch
-from mmengine.dataset import pseudo_collate
 from mmengine.registry import DATASETS
 
 import domino_seg
@@ -31,14 +30,8 @@ def test_domino_model_equals_the_baseline_at_init(tiny_overrides, scope):
     assert torch.allclose(actual, expected, atol=1e-6)
 
 
-def embedded(model, samples):
-    """The embeddings the model's data preprocessor gives these dataset samples."""
-    batch = model.data_preprocessor(pseudo_collate(samples), training=True)
-    return [sample.metainfo['domain_embedding'] for sample in batch['data_samples']]
-
-
 def test_preprocessor_embeds_the_pipelines_samples_and_cache_skips_clip(tiny_overrides,
-                                                                        tmp_path):
+                                                                        tmp_path, embed_samples):
     cfg = composed(tiny_overrides, 'domino=head', 'domain=zero_shot',
                    f'domain.cache_dir={tmp_path / "cache"}')
     mm = domino_seg.to_mmengine(cfg)
@@ -46,20 +39,20 @@ def test_preprocessor_embeds_the_pipelines_samples_and_cache_skips_clip(tiny_ove
     model = domino_seg.build_segmentor(cfg)
     embedder = model.data_preprocessor.embedder
 
-    first = embedded(model, [dataset[i] for i in range(len(dataset))])
+    first = embed_samples(model, [dataset[i] for i in range(len(dataset))])
     assert embedder.misses == len(dataset) and embedder.hits == 0
     assert first[0].shape == (64,) and first[0].dtype == torch.float32
 
     calls = []
     embedder.generator(torch.device('cpu')).encoder.model.encode_image = \
         lambda *a, **k: calls.append(1)  # must not run
-    second = embedded(model, [dataset[i] for i in range(len(dataset))])
+    second = embed_samples(model, [dataset[i] for i in range(len(dataset))])
     assert calls == [] and embedder.hits == len(dataset)
     for a, b in zip(first, second):
         assert torch.equal(a, b)
 
 
-def test_text_mode_embeds_the_condition_label(tiny_overrides):
+def test_text_mode_embeds_the_condition_label(tiny_overrides, embed_samples):
     cfg = composed(tiny_overrides, 'domino=head', 'domain=text')
     mm = domino_seg.to_mmengine(cfg)
     eval_sets = mm.test_dataloader.dataset.datasets
@@ -68,5 +61,5 @@ def test_text_mode_embeds_the_condition_label(tiny_overrides):
     assert clear['data_samples'].metainfo['condition'] == 'cityscapes'
     assert fog['data_samples'].metainfo['condition'] == 'fog'
     assert clear['data_samples'].metainfo['domain_condition'] == 'clear'
-    a, b = embedded(domino_seg.build_segmentor(cfg), [clear, fog])
+    a, b = embed_samples(cfg, [clear, fog])
     assert not torch.allclose(a, b)
