@@ -6,7 +6,8 @@ batch 2: the train-step time and peak memory of the baseline and ``domino=full``
 and bf16 (mmengine's AmpOptimWrapper), interleaved (bench/domino_overhead.py's timing); the
 inference time per 1024x2048 image (whole and slide); CLIP ViT-B/16 image embeddings per
 second (batched, on the device, as the data preprocessor computes them); and a 50-iteration
-``tools/train.py`` run on the built-in benchmark whose loss must go down. Writes one JSON (``--out``) and prints it.
+``tools/train.py`` run on the built-in benchmark whose loss must go down. Writes one JSON
+(``--out``) and prints it.
 
     python bench/gpu_check.py                 # on a GPU: about 5 minutes on an H100-class GPU
     python bench/gpu_check.py --dry-run       # CPU, tiny sizes: checks that it all runs

@@ -183,12 +183,18 @@ def segmentor_cfg(cfg: DictConfig, load_pretrained: bool = True) -> dict:
     return model
 
 
+def scores_labels(cfg: DictConfig) -> bool:
+    """Whether the run reads and scores labels: training always, tools/test.py unless
+    ``evaluate=false`` (prediction only, e.g. splits without public labels)."""
+    return cfg.get('task', 'train') != 'test' or bool(cfg.get('evaluate', True))
+
+
 def to_mmengine(cfg: DictConfig):
     """Translate a composed config into the mmengine Config that mmengine's Runner runs: each
     group's pieces (data, domain, model, evaluator, runtime) merged with the run's keys."""
     from mmengine.config import Config
     task = cfg.get('task', 'train')
-    labels = task != 'test' or cfg.get('evaluate', True)  # evaluate=false: predict only
+    labels = scores_labels(cfg)
     after_load = [step for step in [domain_builder.transform_cfg(_embedded(cfg))] if step]
     eval_loader = _eval_loader(cfg, after_load, labels)
     val_evaluator, test_evaluator = _evaluators(cfg, labels)

@@ -15,6 +15,6 @@ from .transforms import DomainEmbeddingInputs
 
 __all__ = [
     'DEFAULT_PROMPT_BANK', 'IMAGE_MODES', 'MODES', 'TINY_CLIP', 'DomainEmbedder',
-    'DomainEmbeddingDataPreProcessor', 'DomainEmbeddingInputs', 'DomainPromptGenerator', 'EmbeddingCache', 'PromptBank', 'PromptBankError',
-    'load_prompt_bank', 'precompute_embeddings',
+    'DomainEmbeddingDataPreProcessor', 'DomainEmbeddingInputs', 'DomainPromptGenerator',
+    'EmbeddingCache', 'PromptBank', 'PromptBankError', 'load_prompt_bank', 'precompute_embeddings',
 ]

@@ -13,9 +13,9 @@ path, so a cache stays valid when the dataset moves.
 
 Entries are written to a temp file in the same folder and renamed into place (``os.replace`` is
 atomic), so concurrent processes (the ranks of a DDP run, the precompute tool) never read a
-partial file; reads use ``np.load(allow_pickle=False)``. An entry of another shape than the generator's features or with
-NaN/inf values (a damaged or foreign file) is a miss, with a warning naming the file: it is
-recomputed and overwritten.
+partial file; reads use ``np.load(allow_pickle=False)``. An entry of another shape than the
+generator's features or with NaN/inf values (a damaged or foreign file) is a miss, with a
+warning naming the file: it is recomputed and overwritten.
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Fill the embedding cache ahead of training (the core of ``tools/embed_domains.py``).
 
 Running CLIP once over every image up front keeps it out of the training loop: training then
-only reads cached features (un-augmented images; weather-augmented ones are new pixels). Only ``image``/``zero_shot`` modes have anything to precompute.
+only reads cached features (of un-augmented images; weather-augmented ones are new pixels).
+Only ``image``/``zero_shot`` modes have anything to precompute.
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf, read_write
 
 from domino_seg import schema
 from domino_seg.config import (check_value_ranges, command_line_keys, model_groups_in,
-                               to_mmengine, with_recorded_model)
+                               scores_labels, to_mmengine, with_recorded_model)
 from domino_seg.data.builder import (check_data, ensure_synthetic, prompt_conditions,
                                      seen_conditions)
 from domino_seg.domain import builder as domain_builder
@@ -54,7 +54,7 @@ def _runner(cfg: DictConfig, train: bool, **mm_updates):
                                                  *prompt_conditions(cfg.data)])
     mm = to_mmengine(cfg)  # resolves backbone weights: fails in seconds, before generation
     ensure_synthetic(cfg.data)
-    check_data(cfg.data, train=train, labels=train or cfg.get('evaluate', True))
+    check_data(cfg.data, train=train, labels=scores_labels(cfg))
     mm.update(mm_updates)
     runner = DominoRunner.from_cfg(mm)
     crop = f', crop {cfg.data.crop_size[0]}x{cfg.data.crop_size[1]}' if train else ''
@@ -115,9 +115,8 @@ def train(cfg: DictConfig) -> dict:
 
 def _check_predict_only(cfg: DictConfig) -> None:
     """``evaluate=false`` scores nothing, so it must write something."""
-    if not cfg.get('evaluate', True) and not (cfg.get('submission') or
-                                              cfg.get('save_predictions') or
-                                              cfg.get('visualize')):
+    if not scores_labels(cfg) and not (cfg.get('submission') or cfg.get('save_predictions') or
+                                       cfg.get('visualize')):
         raise ConfigError('evaluate=false scores nothing, so this run would produce nothing: add '
                           'submission=cityscapes (labelIds PNGs for the evaluation servers), '
                           'save_predictions=true (trainId PNGs) or visualize=N (grids).')
@@ -182,7 +181,7 @@ def test(cfg: DictConfig) -> dict:
     runner.test()
     if cfg.get('visualize'):
         visualize.write_test_grids(cfg, runner)
-    report = _final_report(cfg, 'Test results') if cfg.get('evaluate', True) else \
+    report = _final_report(cfg, 'Test results') if scores_labels(cfg) else \
         _prediction_report(cfg, runner)
     _print_outputs(cfg)
     return report

@@ -12,11 +12,17 @@ import os.path as osp
 
 from omegaconf import DictConfig
 
-from domino_seg.config import to_mmengine, with_recorded_model
+from domino_seg.config import scores_labels, to_mmengine, with_recorded_model
 from domino_seg.domain import builder as domain_builder
 from domino_seg.engine.runner import read_checkpoint
 from domino_seg.errors import ConfigError
-from domino_seg.evaluation.visualize import check_options, describe_model, write_grids
+from domino_seg.evaluation.visualize import check_options, write_grids
+
+
+def describe_model(cfg: DictConfig) -> str:
+    """A grid column's name: ``domino=head, domain=text``."""
+    text = f'domino={cfg.domino.scope}'
+    return text + (f', domain={cfg.domain.mode}' if cfg.domain.mode != 'none' else '')
 
 
 def _compare_cfg(cfg: DictConfig) -> DictConfig:
@@ -54,7 +60,8 @@ def write_test_grids(cfg: DictConfig, runner) -> list[str]:
     if not is_main_process():
         return []
     compare = _load_compare(cfg) if cfg.get('compare_checkpoint') else None
-    paths = write_grids(cfg, runner.model, runner.test_dataloader.dataset,
-                        osp.join(cfg.work_dir, 'visualizations'), compare)
+    paths = write_grids(runner.model, runner.test_dataloader.dataset,
+                        osp.join(cfg.work_dir, 'visualizations'), cfg.visualize,
+                        describe_model(cfg), scores_labels(cfg), compare)
     runner.logger.info(f'visualizations: {", ".join(paths)}')
     return paths

@@ -9,7 +9,6 @@ from typing import Optional, Sequence
 import mmcv
 import numpy as np
 import torch
-from omegaconf import DictConfig
 from tqdm import tqdm
 
 from domino_seg.errors import ConfigError
@@ -84,11 +83,6 @@ def predict(model, dataset, index: int):
     return model.test_step(pseudo_collate([dataset[index]]))[0]
 
 
-def describe_model(cfg: DictConfig) -> str:
-    text = f'domino={cfg.domino.scope}'
-    return text + (f', domain={cfg.domain.mode}' if cfg.domain.mode != 'none' else '')
-
-
 def check_options(num, compare_checkpoint: Optional[str]) -> None:
     """Fail on a bad ``visualize=`` (samples per condition) or a ``compare_checkpoint`` that
     is not a file or comes without ``visualize``."""
@@ -106,17 +100,17 @@ def check_options(num, compare_checkpoint: Optional[str]) -> None:
                           'that tools/train.py wrote.')
 
 
-def write_grids(cfg: DictConfig, model, dataset, out_dir: str,
+def write_grids(model, dataset, out_dir: str, per_condition: int, name: str, with_gt: bool,
                 compare: Optional[tuple] = None) -> list[str]:
-    """For each condition ``<out_dir>/<condition>.png``: ``cfg.visualize`` samples with image,
-    ground truth (not with ``evaluate=false``: no labels), ``model``'s prediction and, given
-    ``compare=(name, model, dataset)``, that model's prediction. Returns the written paths."""
+    """For each condition ``<out_dir>/<condition>.png``: ``per_condition`` samples with image,
+    ground truth (``with_gt``; a prediction-only run has no labels), the prediction of
+    ``model`` (called ``name``) and, given ``compare=(name, model, dataset)``, that model's
+    prediction. Returns the written paths."""
     meta = dataset.metainfo
-    with_gt = cfg.get('evaluate', True)
-    models = [(describe_model(cfg), model, dataset)] + ([compare] if compare else [])
+    models = [(name, model, dataset)] + ([compare] if compare else [])
     titles = ['image', *(['ground truth'] if with_gt else []), f'prediction\n({models[0][0]})']
     titles += [f'compare_checkpoint\n({name})' for name, _, _ in models[1:]]
-    picked = pick_samples(dataset, cfg.visualize)
+    picked = pick_samples(dataset, per_condition)
     paths = []
     bar = tqdm(total=sum(map(len, picked.values())) * len(models), desc='visualize',
                unit='pred')
