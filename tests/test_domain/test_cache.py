@@ -162,3 +162,25 @@ def test_weights_file_change_misses(tmp_path, embed):
     transform, forwards = make_transform(tmp_path / 'cache', pretrained=str(checkpoint))
     embed(transform, img)
     assert (transform.hits, transform.misses, len(forwards)) == (0, 1, 1)
+
+
+def test_each_cached_file_is_read_once_and_memory_is_bounded(tmp_path, embed, monkeypatch):
+    """The embedder keeps recent features in memory in front of the files: a second pass over
+    the same images reads no file and runs no CLIP, and the memory holds RECENT_FEATURES."""
+    from domino_seg.domain import embedder as embedder_module
+    monkeypatch.setattr(embedder_module, 'RECENT_FEATURES', 2)
+    embed(make_transform(tmp_path)[0], image(0))  # a file on disk, from another process
+    transform, forwards = make_transform(tmp_path)
+    reads = []
+    load = transform._cache.load
+    transform._cache.load = lambda *args, **kwargs: reads.append(1) or load(*args, **kwargs)
+    first = [embed(transform, image(seed)) for seed in (0, 1)]
+    assert (len(reads), len(forwards), transform.hits, transform.misses) == (2, 1, 1, 1)
+    second = [embed(transform, image(seed)) for seed in (0, 1)]
+    assert (len(reads), len(forwards), transform.hits) == (2, 1, 3)
+    for a, b in zip(first, second):
+        assert torch.equal(a, b)
+    embed(transform, image(2))  # a third image: the oldest leaves the memory
+    assert list(transform._recent) == [EmbeddingCache.key(image(s)) for s in (1, 2)]
+    embed(transform, image(0))
+    assert len(reads) == 4 and len(forwards) == 2  # read again from its file, no CLIP
