@@ -21,6 +21,18 @@ TINY = dict(num_train=4, num_val=2, height=64, width=128, seed=0)
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a connection fails the test: "fails fast" means "never tries to
+    download", which holds on a loaded machine where a wall-time bound would not."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError('the code under test tried to open a network connection')
+    monkeypatch.setattr(socket.socket, 'connect', refuse)
+    monkeypatch.setattr(socket, 'create_connection', refuse)
+
+
 @pytest.fixture(scope='session')
 def tiny_benchmark(tmp_path_factory):
     """A tiny synthetic benchmark in the real Cityscapes/ACDC layouts."""
