@@ -268,7 +268,8 @@ def _add_training(mm: dict, cfg: DictConfig, after_load: list) -> None:
     )
     if torch.cuda.is_available():  # torch's SyncBatchNorm is GPU-only
         mm['sync_bn'] = 'torch'  # BatchNorm statistics over all processes (launcher != none)
-    mm['custom_hooks'].append(dict(type='RngStateHook'))
+    # exact resume: the RNG states in checkpoints; Ctrl-C/SIGTERM: a checkpoint, then stop
+    mm['custom_hooks'] += [dict(type='RngStateHook'), dict(type='InterruptHook')]
 
 
 # the groups that describe a trained model (finetune: absent from configs before it existed)

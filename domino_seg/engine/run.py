@@ -5,6 +5,8 @@ import difflib
 import json
 import os
 import os.path as osp
+import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import Callable, Optional
@@ -22,6 +24,8 @@ from domino_seg.engine.resume import (check_same_config, checkpoint_iter, claim_
                                       is_first_process, lock_work_dir, metrics_iter,
                                       remove_unstarted_work_dirs, resume_checkpoint,
                                       resumed_folder)
+from domino_seg.engine.interrupt_hook import (TrainingInterrupted, finish_stopped,
+                                              stop_on_signals, stopped_by_error)
 from domino_seg.errors import ConfigError, DominoSegError
 from domino_seg.evaluation.report import count_table, format_table, per_class_table
 
@@ -107,7 +111,17 @@ def train(cfg: DictConfig) -> dict:
     runner = _runner(cfg, train=True, **resume)
     evaluated = not finished or metrics_iter(cfg.work_dir) != cfg.schedule.max_iters
     if not finished:
-        runner.train()
+        with stop_on_signals():
+            try:
+                runner.train()
+                finish_stopped(runner)
+            except TrainingInterrupted as stop:
+                _stopped(cfg, stop)
+            except Exception:
+                stop = stopped_by_error(runner)
+                if stop is None:
+                    raise
+                _stopped(cfg, stop)
     elif evaluated:
         runner.val()  # the final evaluation the interrupted run did not finish
     return _final_report(cfg, 'Final evaluation', evaluated)
@@ -212,6 +226,21 @@ def with_checkpoint_model(cfg: DictConfig, overrides) -> DictConfig:
           f'domino={domino}, domain={domain}, as recorded in {recorded}'
           + (f' (from the command line: {", ".join(keep)})' if keep else ''), flush=True)
     return merged
+
+
+def _stopped(cfg: DictConfig, stop: TrainingInterrupted) -> None:
+    """Say where a stopped run's work is and how to continue it, then exit 128 + signal."""
+    from mmengine.logging import print_log
+    args = [a for a in sys.argv[1:] if not a.startswith('resume=')]
+    command = shlex.join(['python', sys.argv[0], *args, f'resume={cfg.work_dir}'])
+    if stop.checkpoint is None:
+        print_log(f'Stopped ({signal.Signals(stop.signum).name}) before the first checkpoint: '
+                  'nothing to resume.', logger='current')
+    else:
+        print_log(f'Stopped at iteration {stop.iteration} of {cfg.schedule.max_iters} '
+                  f'({signal.Signals(stop.signum).name}); checkpoint {stop.checkpoint}. '
+                  f'Continue with:\n  {command}', logger='current')
+    sys.exit(128 + stop.signum)
 
 
 def _fail(message: str) -> None:
