@@ -239,6 +239,9 @@ def _out_path(cfg: DictConfig, checkpoint: str, tag: str) -> str:
         stem = osp.splitext(osp.abspath(checkpoint))[0]
         out = f'{stem}_{tag}.{cfg.format}'
     out = str(out)
+    if osp.isdir(out):
+        raise ConfigError(f'out={out!r} is a folder; out= names the file to write, e.g. '
+                          f'out={osp.join(out, "model." + cfg.format)}.')
     if cfg.format == 'pth' and out.lower().endswith('.py'):
         raise ConfigError(f'out={out!r}: the checkpoint\'s config is written beside it as '
                           '<out without suffix>.py, which is this name; name the checkpoint '

@@ -310,6 +310,8 @@ def test_outputs_never_land_on_the_run_or_the_inputs(own_run, tmp_path, fails):
     err = fails(lambda: run_deploy(checkpoint, 'condition=fog', f'out={tmp_path / "model.py"}'))
     assert "checkpoint's config is written beside it as <out without suffix>.py, which is this " \
         'name' in err
+    err = fails(lambda: run_deploy(checkpoint, 'condition=fog', f'out={tmp_path / "models"}'))
+    assert f"out='{tmp_path / 'models'}' is a folder; out= names the file to write" in err
     err = fails(lambda: run_deploy(checkpoint, 'condition=fog', f'out={checkpoint}'))
     assert f'{checkpoint} would overwrite the input {checkpoint}' in err
     err = fails(lambda: run_deploy(checkpoint, f'embedding={tmp_path / "rain.npy"}',
