@@ -111,6 +111,41 @@ def fails(capsys):
 
 
 @pytest.fixture
+def disk_full_after(monkeypatch):
+    """``disk_full_after(n)``: from now on, the write after the first ``n`` into files opened
+    by ``os.fdopen`` (the atomic writes of domino_seg.io) writes half its bytes and fails as on
+    a full disk (ENOSPC)."""
+    import errno
+    real = os.fdopen
+    count = [0]
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *args):
+            self.f.close()
+
+        def write(self, data):
+            count[0] += 1
+            if count[0] > writes[0]:
+                self.f.write(data[:len(data) // 2])
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return self.f.write(data)
+
+    writes = [0]
+
+    def disk_full_after(n):
+        writes[0] = n
+        monkeypatch.setattr(os, 'fdopen', lambda fd, *args, **kwargs:
+                            Full(real(fd, *args, **kwargs)))
+    return disk_full_after
+
+
+@pytest.fixture
 def tool_fails():
     """``tool_fails(tool, overrides, cwd)``: run ``tools/<tool>`` in a subprocess, assert exit
     status 2 without a traceback, and return stderr."""

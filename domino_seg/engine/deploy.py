@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import os.path as osp
 from typing import Optional, Sequence
 
@@ -26,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from domino_seg.conditions import DOMAIN_OF_CONDITION
 from domino_seg.domain.clip_generator import IMAGE_MODES
 from domino_seg.errors import CheckpointError, ConfigError, DominoSegError
+from domino_seg.io import atomic_path, atomic_write_bytes, check_outputs, reported_write
 
 FORMATS = ('pth', 'onnx')
 # verification: |difference| allowed relative to the logits' scale
@@ -36,6 +36,9 @@ ZERO_SHOT_CAVEAT = (
     'zero-shot, the Domino model needs the CLIP image tower at inference (clip_tower=true '
     'exports it as ONNX: its outputs, the embedding and the condition probabilities, can pick '
     'among models folded for each condition).')
+# how a failed write (a full disk, no permission) ends: the message of reported_write
+WRITE_FIX = ('Free space or make the folder of out= writable (or choose another out=), and run '
+             'the same command again.')
 
 
 def deploy(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
@@ -69,10 +72,15 @@ def deploy(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
                           f'(domain={mode}) has none to export.')
     size = _size(cfg, recorded)
     embedding, source, tag = _embedding(cfg)  # (before the weights load: errors come fast)
+    out = _out_path(cfg, checkpoint, tag)
+    inputs = [checkpoint, recorded_path] + [str(cfg[key]) for key in ('embedding', 'image')
+                                            if cfg.get(key) is not None]
+    deployed = _deployed(out)
+    check_outputs(_outputs(cfg, out), osp.dirname(osp.abspath(out)), inputs,
+                  ours=lambda path: deployed)
     model = _domino_model(cfg, checkpoint)
     plain = fold_domino(model, embedding)
     plain_cfg, plain = _rebuilt(cfg, plain)
-    out = _out_path(cfg, checkpoint, tag)
     report = dict(checkpoint=checkpoint, domino=scope, domain=mode, folded_for=source,
                   format=cfg.format, out=out, size=list(size))
     fold_info = dict(source_checkpoint=osp.abspath(checkpoint), domino=scope, domain=mode,
@@ -82,7 +90,6 @@ def deploy(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
             np.ascontiguousarray(embedding, np.float32).tobytes()).hexdigest()
     if cfg.verify:
         report['fold_max_difference'] = _check_fold(model, plain, embedding, size)
-    os.makedirs(osp.dirname(osp.abspath(out)) or '.', exist_ok=True)
     if cfg.format == 'pth':
         report['config'] = _write_pth(out, plain, plain_cfg, recorded, fold_info)
     else:
@@ -232,9 +239,39 @@ def _out_path(cfg: DictConfig, checkpoint: str, tag: str) -> str:
         stem = osp.splitext(osp.abspath(checkpoint))[0]
         out = f'{stem}_{tag}.{cfg.format}'
     out = str(out)
-    if osp.abspath(out) == osp.abspath(checkpoint):
-        raise ConfigError(f'out={out!r} is the checkpoint itself; choose another file.')
+    if osp.isdir(out):
+        raise ConfigError(f'out={out!r} is a folder; out= names the file to write, e.g. '
+                          f'out={osp.join(out, "model." + cfg.format)}.')
+    if cfg.format == 'pth' and out.lower().endswith('.py'):
+        raise ConfigError(f'out={out!r}: the checkpoint\'s config is written beside it as '
+                          '<out without suffix>.py, which is this name; name the checkpoint '
+                          '.pth.')
     return out
+
+
+def _outputs(cfg: DictConfig, out: str) -> list[str]:
+    """The files :func:`deploy` writes for ``out``."""
+    stem = osp.splitext(out)[0]
+    return [out] + [stem + '.py'] * (cfg.format == 'pth') + \
+        [stem + '_clip_image.onnx'] * bool(cfg.clip_tower)
+
+
+def _deployed(path: str) -> bool:
+    """Whether ``path`` is a checkpoint or ONNX graph this tool wrote (its fold recorded), so
+    that deploying again may replace it and the files written with it."""
+    if not osp.isfile(path):
+        return False
+    try:
+        loaded = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+        return 'domino_fold' in loaded.get('meta', {})
+    except Exception:  # not a torch checkpoint (torch's errors vary with the file)
+        pass
+    try:
+        import onnx
+        graph = onnx.load(path, load_external_data=False)
+    except Exception:  # onnx missing, or not an ONNX file
+        return False
+    return any(entry.key == 'source_checkpoint' for entry in graph.metadata_props)
 
 
 def _logits(model, images: torch.Tensor, embedding) -> torch.Tensor:
@@ -304,7 +341,6 @@ def _dataset_meta(num_classes: int) -> Optional[dict]:
 def _write_pth(out: str, plain, seg: dict, recorded: DictConfig, fold_info: dict) -> str:
     """The plain checkpoint (tensors and plain containers only: loads with weights_only) and
     its config beside it; returns the config's path."""
-    from domino_seg.io import atomic_write_bytes
     text = _meta_config(seg)
     meta = dict(cfg=text, domino_fold=fold_info)
     dataset_meta = _dataset_meta(plain.decode_head.num_classes)
@@ -313,17 +349,21 @@ def _write_pth(out: str, plain, seg: dict, recorded: DictConfig, fold_info: dict
     state_dict = {k: v.detach().cpu().contiguous() for k, v in plain.state_dict().items()}
     buffer = io.BytesIO()
     torch.save(dict(state_dict=state_dict, meta=meta), buffer)
-    atomic_write_bytes(out, buffer.getvalue())
+    with reported_write(out, WRITE_FIX):
+        atomic_write_bytes(out, buffer.getvalue())
     config = osp.splitext(out)[0] + '.py'
-    atomic_write_bytes(config, text.encode())
+    with reported_write(config, WRITE_FIX):
+        atomic_write_bytes(config, text.encode())
     return config
 
 
 def _write_onnx(out: str, plain, size, fold_info: dict, verify: bool) -> dict:
     from domino_seg.models.export import (SegmentorLogits, export_segmentor_onnx,
                                           max_onnx_difference, onnx_session)
-    fixed = export_segmentor_onnx(plain, out, size, metadata=dict(
-        fold_info, classes=(_dataset_meta(plain.decode_head.num_classes) or {}).get('classes')))
+    with reported_write(out, WRITE_FIX), atomic_path(out) as tmp:
+        fixed = export_segmentor_onnx(plain, tmp, size, metadata=dict(
+            fold_info,
+            classes=(_dataset_meta(plain.decode_head.num_classes) or {}).get('classes')))
     report = dict(onnx_input_size='dynamic' if fixed is None else
                   f'{size[0]}x{size[1]} only ({fixed})')
     if not verify:
@@ -351,7 +391,8 @@ def _write_clip_tower(cfg: DictConfig, out: str, verify: bool) -> dict:
     if not hasattr(generator.encoder, 'model'):
         raise ConfigError('clip_tower=true: the domain encoder is not an open_clip model.')
     path = osp.splitext(out)[0] + '_clip_image.onnx'
-    example = export_clip_image_onnx(generator, path)
+    with reported_write(path, WRITE_FIX), atomic_path(path) as tmp:
+        example = export_clip_image_onnx(generator, tmp)
     report = dict(clip_tower=path)
     if verify:
         difference = max_onnx_difference(onnx_session(path),

@@ -4,7 +4,6 @@ the model, and ``metrics.json`` after every evaluation, so the work dir
 always holds the numbers of the latest evaluated checkpoint."""
 from __future__ import annotations
 
-import errno
 import json
 import os.path as osp
 from typing import Callable, Optional
@@ -14,8 +13,7 @@ from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 from omegaconf import OmegaConf
 
-from domino_seg.errors import DominoSegError
-from domino_seg.io import atomic_write_bytes, atomic_write_json
+from domino_seg.io import atomic_write_bytes, atomic_write_json, reported_write
 
 MMENGINE_CONFIG = 'mmengine_config.py'
 
@@ -116,14 +114,6 @@ class MetricsJsonHook(Hook):
 
 def _save(path: str, write: Callable[[], None], fix: str) -> None:
     """``write`` ``path`` (atomically); a failure, e.g. a full disk, is a clear error ending
-    with ``fix``: nothing was half-written."""
-    try:
+    with ``fix``."""
+    with reported_write(path, f'Free space (or set paths.work_dirs to another disk) and {fix}'):
         write()
-    except OSError as err:
-        reason = 'the disk is full' if err.errno == errno.ENOSPC else err.strerror or err
-        name = osp.basename(path)
-        previous = (f'the previous {name} is intact' if osp.exists(path) else
-                    f'there is no earlier {name}')
-        raise DominoSegError(f'could not write {path}: {reason}. Nothing was half-written: '
-                             f'{previous}. Free space (or set paths.work_dirs to another disk) '
-                             f'and {fix}') from None

@@ -9,7 +9,7 @@ import pytest
 from omegaconf import OmegaConf
 from PIL import Image
 
-from domino_seg.errors import ConfigError, DataError
+from domino_seg.errors import ConfigError, DataError, DominoSegError
 from domino_seg.evaluation import compare
 
 CONDITIONS = ('cityscapes', 'fog', 'night')
@@ -377,3 +377,18 @@ def test_timings_from_different_devices_are_flagged(tmp_path):
         _with_cost(folder, 1_000_000, 10.0, device)
     comp = compare.compare_runs([str(tmp_path)], baseline='domino=none')
     assert any('timed on different devices (NVIDIA H200, cpu)' in w for w in comp.warnings)
+
+
+def test_out_must_be_a_folder_and_a_full_disk_is_one_error(sweep, tmp_path, disk_full_after):
+    (tmp_path / 'table.md').write_text('mine')
+    with pytest.raises(ConfigError, match=r'--out=.*table.md: .*table.md is a file, not a '):
+        compare.main([sweep], out=str(tmp_path / 'table.md'))
+    assert (tmp_path / 'table.md').read_text() == 'mine'
+    out = tmp_path / 'out'
+    compare.main([sweep], out=str(out))
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    disk_full_after(0)
+    with pytest.raises(DominoSegError, match=f'could not write {out}/comparison.md: the disk '
+                                             'is full. Nothing was half-written: the previous'):
+        compare.main([sweep], out=str(out))
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -279,3 +279,59 @@ def test_image_embedding(make_run, tmp_path):
     import hashlib
     fold = torch.load(tmp_path / 'i.pth', weights_only=True)['meta']['domino_fold']
     assert fold['embedding_sha256'] == hashlib.sha256(expected.tobytes()).hexdigest()
+
+
+def snapshot(folder):
+    """Every file below ``folder`` (relative path -> bytes)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob('*'))
+            if p.is_file()}
+
+
+@pytest.fixture
+def own_run(make_run, tmp_path):
+    """A copy of make_run()'s run folder with the mmengine_config.py a run records."""
+    run = tmp_path / 'run'
+    shutil.copytree(make_run(), run)
+    (run / 'mmengine_config.py').write_text('# the mmengine config of the run\n')
+    return run
+
+
+def test_outputs_never_land_on_the_run_or_the_inputs(own_run, tmp_path, fails):
+    checkpoint = own_run / 'iter_1.pth'
+    np.save(tmp_path / 'rain.npy', np.zeros(64, np.float32))
+    (tmp_path / 'notes.txt').write_text('mine')
+    (tmp_path / 'models').mkdir()
+    link = tmp_path / 'models' / 'fog.pth'
+    link.symlink_to(tmp_path / 'notes.txt')
+    before = snapshot(tmp_path)
+    err = fails(lambda: run_deploy(checkpoint, 'condition=fog',
+                                   f'out={own_run / "mmengine_config.pth"}'))
+    assert f'{own_run}/mmengine_config.py exists in the folder of the run {own_run}' in err
+    err = fails(lambda: run_deploy(checkpoint, 'condition=fog', f'out={tmp_path / "model.py"}'))
+    assert "checkpoint's config is written beside it as <out without suffix>.py, which is this " \
+        'name' in err
+    err = fails(lambda: run_deploy(checkpoint, 'condition=fog', f'out={tmp_path / "models"}'))
+    assert f"out='{tmp_path / 'models'}' is a folder; out= names the file to write" in err
+    err = fails(lambda: run_deploy(checkpoint, 'condition=fog', f'out={checkpoint}'))
+    assert f'{checkpoint} would overwrite the input {checkpoint}' in err
+    err = fails(lambda: run_deploy(checkpoint, f'embedding={tmp_path / "rain.npy"}',
+                                   f'out={tmp_path / "rain.npy"}'))
+    assert f'{tmp_path / "rain.npy"} would overwrite the input' in err
+    err = fails(lambda: run_deploy(checkpoint, 'condition=fog', f'out={link}'))
+    assert f'{link} would be written outside {tmp_path / "models"} (it resolves to ' \
+        f'{tmp_path / "notes.txt"})' in err
+    assert snapshot(tmp_path) == before
+
+
+def test_deploy_again_replaces_its_own_files_and_a_full_disk_keeps_them(own_run, fails,
+                                                                         disk_full_after):
+    checkpoint = own_run / 'iter_1.pth'
+    report = run_deploy(checkpoint, 'condition=fog', 'verify=false')
+    assert report['out'] == str(own_run / 'iter_1_fog.pth')
+    run_deploy(checkpoint, 'condition=fog', 'verify=false')  # its own earlier files
+    before = snapshot(own_run)
+    disk_full_after(0)
+    err = fails(lambda: run_deploy(checkpoint, 'condition=fog', 'verify=false'))
+    assert f'could not write {own_run / "iter_1_fog.pth"}: the disk is full. Nothing was ' \
+           'half-written: the previous iter_1_fog.pth is intact. Free space' in err
+    assert snapshot(own_run) == before  # and no temporary file
