@@ -155,7 +155,7 @@ def _embedding(cfg: DictConfig) -> tuple[Optional[np.ndarray], str, str]:
             f'{embed_dim} numbers>.')
     (key, value), = given.items()
     if key == 'embedding':
-        return _embedding_file(str(value), embed_dim), f'embedding={value}', \
+        return _embedding_file(str(value), embed_dim, mode), f'embedding={value}', \
             osp.splitext(osp.basename(str(value)))[0]
     if key == 'condition' and mode == 'image':
         raise ConfigError(
@@ -201,16 +201,46 @@ def _generator(domain: DictConfig):
     return DomainPromptGenerator(**domain_builder.generator_cfg(domain))
 
 
-def _embedding_file(path: str, embed_dim: int) -> np.ndarray:
+def _embedding_file(path: str, embed_dim: int, mode: str) -> np.ndarray:
+    """The vector of an ``embedding=`` .npy file, checked to be one this model's embeddings
+    can be: ``embed_dim`` finite real numbers, of norm 1 (``text`` and ``image`` embeddings
+    are normalised) or at most 1 (a ``zero_shot`` embedding mixes normalised ones), within
+    UNIT_NORM_TOLERANCE. A vector further off is refused rather than normalised: it is
+    rather another quantity (raw features, another encoder's) than a rounded embedding."""
+    from domino_seg.domain.clip_generator import UNIT_NORM_TOLERANCE
+    fix = (f'save one vector of the model\'s {embed_dim}-d domain embedding with '
+           'np.save(path, embedding), e.g. what DomainPromptGenerator.embed_conditions or '
+           'embed_images returns.')
     try:
         array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise ConfigError(f'embedding={path!r} cannot be read as a .npy array ({err}).') from None
-    array = np.asarray(array, dtype=np.float32)
+    except (OSError, ValueError, EOFError) as err:
+        raise ConfigError(f'embedding={path!r} cannot be read as a .npy array ({err}); '
+                          f'{fix}') from None
+    if isinstance(array, np.lib.npyio.NpzFile):
+        names = ', '.join(array.files)
+        array.close()
+        raise ConfigError(f'embedding={path!r} is a .npz archive (arrays {names}), not one '
+                          f'array; {fix}')
+    if array.dtype == bool or not (np.issubdtype(array.dtype, np.floating) or
+                                   np.issubdtype(array.dtype, np.integer)):
+        raise ConfigError(f'embedding={path!r} holds {array.dtype} values, not real numbers; '
+                          f'{fix}')
     if array.shape not in ((embed_dim, ), (1, embed_dim)) or not np.isfinite(array).all():
         raise ConfigError(f'embedding={path!r} holds an array of shape {array.shape}; this '
                           f'model needs {embed_dim} finite numbers (shape ({embed_dim},)).')
-    return array.reshape(embed_dim)
+    vector = array.astype(np.float32).reshape(embed_dim)
+    norm = float(np.linalg.norm(vector.astype(np.float64)))
+    if mode == 'zero_shot' and norm > 1 + UNIT_NORM_TOLERANCE:
+        raise ConfigError(f'embedding={path!r} has norm {norm:.4g}: a domain=zero_shot embedding '
+                          'mixes normalised condition embeddings, so its norm is at most 1. '
+                          'If it is the right direction, divide it by its norm '
+                          '(e / np.linalg.norm(e)); else ' + fix)
+    if mode != 'zero_shot' and abs(norm - 1) > UNIT_NORM_TOLERANCE:
+        raise ConfigError(f'embedding={path!r} has norm {norm:.4g}: a domain={mode} embedding '
+                          'is normalised (norm 1), so this is likely another quantity (raw '
+                          'features, another encoder\'s). If it is the right direction, divide '
+                          'it by its norm (e / np.linalg.norm(e)); else ' + fix)
+    return vector
 
 
 def _rebuilt(cfg: DictConfig, plain) -> tuple[dict, object]:
