@@ -42,6 +42,7 @@ def deploy(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     """Fold ``cfg.checkpoint`` for the domain ``cfg`` names and write it (see the module
     docstring); ``overrides`` are the command line's (groups given there are not taken from
     the checkpoint's config.yaml). Returns what was written and checked."""
+    from domino_seg.config import recorded_config
     from domino_seg.engine.run import with_checkpoint_model
     from domino_seg.models.fold import fold_domino
     if cfg.format not in FORMATS:
@@ -55,12 +56,7 @@ def deploy(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     if not osp.isfile(checkpoint):
         raise CheckpointError(f'checkpoint={checkpoint!r} is not a file; pass a .pth that '
                               'tools/train.py wrote (see its work dir).')
-    recorded_path = osp.join(osp.dirname(osp.abspath(checkpoint)), 'config.yaml')
-    if not osp.isfile(recorded_path):
-        raise ConfigError(f'checkpoint={checkpoint!r}: no config.yaml beside it, so its model, '
-                          'Domino layers and domain embedding are unknown; pass a checkpoint '
-                          'inside the work dir tools/train.py wrote.')
-    recorded = OmegaConf.load(recorded_path)
+    recorded = recorded_config(checkpoint)
     cfg = with_checkpoint_model(cfg, overrides)
     scope, mode = cfg.domino.scope, cfg.domain.mode
     if cfg.clip_tower and mode not in IMAGE_MODES:
