@@ -322,11 +322,12 @@ def recorded_config(checkpoint: str, key: str = 'checkpoint',
                     required: bool = True) -> DictConfig | None:
     """The config the run that wrote ``checkpoint`` recorded (:func:`recorded_config_path`),
     read as data: that folder may come from anyone, so a file that is not a mapping with the
-    model groups of a run, whose groups do not have the schema's types, or that holds
-    ``${...}`` interpolations (a recorded config is written resolved; resolving them here
-    would run the reader's resolvers, e.g. ``oc.env`` printing an environment variable) is a
-    ConfigError naming the file. Without the file: None, or with ``required`` a ConfigError
-    (``key`` names the config key that gave ``checkpoint``)."""
+    model groups of a run, whose groups do not have the schema's types, with a value out of
+    its range (VALUE_RANGES) or that holds ``${...}`` interpolations (a recorded config is
+    written resolved; resolving them here would run the reader's resolvers, e.g. ``oc.env``
+    printing an environment variable) is a ConfigError naming the file. Without the file:
+    None, or with ``required`` a ConfigError (``key`` names the config key that gave
+    ``checkpoint``)."""
     import yaml
     from omegaconf.errors import OmegaConfBaseException
     path = recorded_config_path(checkpoint)
@@ -364,6 +365,7 @@ def recorded_config(checkpoint: str, key: str = 'checkpoint',
                                               OPTIONAL_MODEL_GROUPS if group in recorded])
     try:
         schema.check(groups, (), 'train')
+        check_value_ranges(recorded)  # (e.g. data.img_scale, which inference reads)
     except ConfigError as err:  # (the schema's words for a tool's own YAML do not apply)
         reason = str(err).replace(f' ({schema.FROM_A_FILE})', '')
         raise ConfigError(f'{path} (beside {key}={checkpoint}) is not a config this domino-seg '

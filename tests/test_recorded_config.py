@@ -75,6 +75,10 @@ def wrong_type(text):
     return text.replace('  scope: head', '  scope: [head]')
 
 
+def small_img_scale(text):  # the Segmenter and deploy read data.img_scale
+    return text.replace('  img_scale:\n  - 128\n  - 64\n', '  img_scale: 5\n')
+
+
 CASES = {
     interpolated: 'holds interpolations (${...}) at model.name: tools/train.py records its '
                   'config resolved',
@@ -88,6 +92,8 @@ CASES = {
     group_not_a_mapping: 'has no domino section',
     wrong_type: 'is not a config this domino-seg can read: domino.scope takes a string, got '
                 "['head']. Restore",
+    small_img_scale: 'is not a config this domino-seg can read: data.img_scale=5 is out of '
+                     'range: data.img_scale takes two integers >= 32',
 }
 
 
