@@ -20,7 +20,7 @@ from PIL import Image
 from mmseg.registry import DATASETS
 
 from domino_seg.data.cityscapes import tag_samples
-from domino_seg.data.layouts import CITYSCAPES
+from domino_seg.data.layouts import CITYSCAPES, check_label_file, readable
 from domino_seg.errors import DataError
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
@@ -74,26 +74,24 @@ def scan_generated(folder: str, labels_root: str, split: str) -> list[tuple[str,
     return pairs
 
 
-def _header(path: str, what: str) -> tuple[tuple[int, int], str]:
+def _size(path: str, what: str) -> tuple[tuple[int, int], str]:
     """(width, height), PIL mode of an image file, from its header (no pixels decoded)."""
-    try:
-        with Image.open(path) as opened:
-            return opened.size, opened.mode
-    except (OSError, ValueError, Image.DecompressionBombError) as err:
-        raise DataError(f'{what} {path} is not an image file PIL can read ({type(err).__name__}: '
-                        f'{err}): it is empty, truncated or another kind of file under an image '
-                        'name. Replace it or move it out of the folder.') from None
+    with readable(path, what), Image.open(path) as opened:
+        return opened.size, opened.mode
 
 
 def _check_pair(image: str, label: str) -> None:
     """A colour image of the label's aspect ratio (any scale: generators often work at
-    another resolution, and the label is resized to the image)."""
-    (width, height), mode = _header(image, 'generated image')
+    another resolution, and the label is resized to the image), and a label file mmseg reads
+    as trainIds (:func:`~domino_seg.data.layouts.check_label_file`)."""
+    (width, height), mode = _size(image, 'generated image')
     if mode not in IMAGE_MODES:
         raise DataError(f'generated image {image} is a {mode} image (PIL mode), not a colour '
                         'image (RGB): a grey or palette PNG named by a stem is usually a label '
                         'map. Save the generated image in colour, or move it out of the folder.')
-    (label_width, label_height), _ = _header(label, 'label')
+    with readable(label, 'label'):
+        check_label_file(label)
+    (label_width, label_height), _ = _size(label, 'label')
     if abs(width * label_height / (height * label_width) - 1) > ASPECT_TOLERANCE:
         raise DataError(f'generated image {image} is {width}x{height} but its label {label} is '
                         f'{label_width}x{label_height}: another aspect ratio, so the image was '

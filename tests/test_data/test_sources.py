@@ -263,13 +263,13 @@ def _other_aspect(folder):
 def _not_an_image(folder):
     image = sorted(folder.glob('*.png'))[2]
     image.write_bytes(b'an html error page saved under an image name')
-    return image, f'generated image {image} is not an image file PIL can read '
+    return image, f'generated image file {image} cannot be read (cannot identify image file'
 
 
 def _empty_file(folder):
     image = sorted(folder.glob('*.png'))[2]
     image.write_bytes(b'')
-    return image, f'generated image {image} is not an image file PIL can read '
+    return image, f'generated image file {image} cannot be read ('
 
 
 def _grey(folder):
@@ -299,5 +299,8 @@ def test_a_label_that_is_not_an_image_is_named(generated_copy, tmp_path):
     shutil.copytree(labels, fake)
     label = fake / 'gtFine/train' / city / f'{stem}_gtFine_labelTrainIds.png'
     label.write_bytes(b'\x89PNG truncated')
-    with pytest.raises(DataError, match=f'label {label} is not an image file PIL can read'):
+    with pytest.raises(DataError, match=f'label file {label} cannot be read'):
+        scan_generated(str(folder), str(fake), 'train')
+    cv2.imwrite(str(label), np.zeros((64, 128, 3), np.uint8))  # a colour rendering
+    with pytest.raises(DataError, match=f'label file {label} is a colour image'):
         scan_generated(str(folder), str(fake), 'train')
