@@ -16,8 +16,8 @@ import os.path as osp
 import re
 
 from mmseg.datasets import CityscapesDataset
-from PIL import Image
 from mmseg.registry import DATASETS
+from PIL import Image
 
 from domino_seg.data.cityscapes import tag_samples
 from domino_seg.data.layouts import CITYSCAPES, check_label_file, readable

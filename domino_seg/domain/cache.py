@@ -64,9 +64,9 @@ class EmbeddingCache:
             problem = f'shape {features.shape} instead of ({dim},)'
         elif not np.issubdtype(features.dtype, np.floating) or not np.isfinite(features).all():
             problem = 'non-finite (NaN/inf) or non-float values'
-        elif dim is not None and abs(np.linalg.norm(features.astype(np.float64)) - 1) > \
-                UNIT_NORM_TOLERANCE:
-            problem = f'norm {np.linalg.norm(features.astype(np.float64)):.4g} instead of 1'
+        elif dim is not None and abs((norm := np.linalg.norm(features.astype(np.float64))) - 1) \
+                > UNIT_NORM_TOLERANCE:
+            problem = f'norm {norm:.4g} instead of 1'
         else:
             return features
         print_log(f'embedding cache file {path} is corrupt ({problem}); recomputing it.',

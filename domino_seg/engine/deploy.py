@@ -201,8 +201,8 @@ def _embedding_file(path: str, embed_dim: int, mode: str) -> np.ndarray:
     """The vector of an ``embedding=`` .npy file, checked to be one this model's embeddings
     can be: ``embed_dim`` finite real numbers, of norm 1 (``text`` and ``image`` embeddings
     are normalised) or at most 1 (a ``zero_shot`` embedding mixes normalised ones), within
-    UNIT_NORM_TOLERANCE. A vector further off is refused rather than normalised: it is
-    rather another quantity (raw features, another encoder's) than a rounded embedding."""
+    UNIT_NORM_TOLERANCE. A vector further off is refused, not normalised: it is more likely
+    another quantity (raw features, another encoder's) than a rounded embedding."""
     from domino_seg.domain.clip_generator import UNIT_NORM_TOLERANCE
     fix = (f'save one vector of the model\'s {embed_dim}-d domain embedding with '
            'np.save(path, embedding), e.g. what DomainPromptGenerator.embed_conditions or '
