@@ -42,6 +42,10 @@ IMAGE_MODES = ('zero_shot', 'image')
 DEFAULT_MODE = 'zero_shot'
 TINY_CLIP = 'domino-tiny-clip'
 
+# |norm - 1| beyond which a vector is no normalised embedding (float32 rounding is ~1e-7, a
+# float16 copy's ~1e-4): a cache entry or an embedding file further off is another quantity
+UNIT_NORM_TOLERANCE = 1e-3
+
 # Makes `domino-tiny-clip` (and any JSON config dropped next to it) an open_clip model name.
 open_clip.add_model_config(Path(__file__).with_name('model_configs'))
 

@@ -45,6 +45,7 @@ def deploy(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     """Fold ``cfg.checkpoint`` for the domain ``cfg`` names and write it (see the module
     docstring); ``overrides`` are the command line's (groups given there are not taken from
     the checkpoint's config.yaml). Returns what was written and checked."""
+    from domino_seg.config import recorded_config
     from domino_seg.engine.run import with_checkpoint_model
     from domino_seg.models.fold import fold_domino
     if cfg.format not in FORMATS:
@@ -58,12 +59,7 @@ def deploy(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     if not osp.isfile(checkpoint):
         raise CheckpointError(f'checkpoint={checkpoint!r} is not a file; pass a .pth that '
                               'tools/train.py wrote (see its work dir).')
-    recorded_path = osp.join(osp.dirname(osp.abspath(checkpoint)), 'config.yaml')
-    if not osp.isfile(recorded_path):
-        raise ConfigError(f'checkpoint={checkpoint!r}: no config.yaml beside it, so its model, '
-                          'Domino layers and domain embedding are unknown; pass a checkpoint '
-                          'inside the work dir tools/train.py wrote.')
-    recorded = OmegaConf.load(recorded_path)
+    recorded = recorded_config(checkpoint)
     cfg = with_checkpoint_model(cfg, overrides)
     scope, mode = cfg.domino.scope, cfg.domain.mode
     if cfg.clip_tower and mode not in IMAGE_MODES:
@@ -162,7 +158,7 @@ def _embedding(cfg: DictConfig) -> tuple[Optional[np.ndarray], str, str]:
             f'{embed_dim} numbers>.')
     (key, value), = given.items()
     if key == 'embedding':
-        return _embedding_file(str(value), embed_dim), f'embedding={value}', \
+        return _embedding_file(str(value), embed_dim, mode), f'embedding={value}', \
             osp.splitext(osp.basename(str(value)))[0]
     if key == 'condition' and mode == 'image':
         raise ConfigError(
@@ -208,16 +204,46 @@ def _generator(domain: DictConfig):
     return DomainPromptGenerator(**domain_builder.generator_cfg(domain))
 
 
-def _embedding_file(path: str, embed_dim: int) -> np.ndarray:
+def _embedding_file(path: str, embed_dim: int, mode: str) -> np.ndarray:
+    """The vector of an ``embedding=`` .npy file, checked to be one this model's embeddings
+    can be: ``embed_dim`` finite real numbers, of norm 1 (``text`` and ``image`` embeddings
+    are normalised) or at most 1 (a ``zero_shot`` embedding mixes normalised ones), within
+    UNIT_NORM_TOLERANCE. A vector further off is refused, not normalised: it is more likely
+    another quantity (raw features, another encoder's) than a rounded embedding."""
+    from domino_seg.domain.clip_generator import UNIT_NORM_TOLERANCE
+    fix = (f'save one vector of the model\'s {embed_dim}-d domain embedding with '
+           'np.save(path, embedding), e.g. what DomainPromptGenerator.embed_conditions or '
+           'embed_images returns.')
     try:
         array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise ConfigError(f'embedding={path!r} cannot be read as a .npy array ({err}).') from None
-    array = np.asarray(array, dtype=np.float32)
+    except (OSError, ValueError, EOFError) as err:
+        raise ConfigError(f'embedding={path!r} cannot be read as a .npy array ({err}); '
+                          f'{fix}') from None
+    if isinstance(array, np.lib.npyio.NpzFile):
+        names = ', '.join(array.files)
+        array.close()
+        raise ConfigError(f'embedding={path!r} is a .npz archive (arrays {names}), not one '
+                          f'array; {fix}')
+    if array.dtype == bool or not (np.issubdtype(array.dtype, np.floating) or
+                                   np.issubdtype(array.dtype, np.integer)):
+        raise ConfigError(f'embedding={path!r} holds {array.dtype} values, not real numbers; '
+                          f'{fix}')
     if array.shape not in ((embed_dim, ), (1, embed_dim)) or not np.isfinite(array).all():
         raise ConfigError(f'embedding={path!r} holds an array of shape {array.shape}; this '
                           f'model needs {embed_dim} finite numbers (shape ({embed_dim},)).')
-    return array.reshape(embed_dim)
+    vector = array.astype(np.float32).reshape(embed_dim)
+    norm = float(np.linalg.norm(vector.astype(np.float64)))
+    if mode == 'zero_shot' and norm > 1 + UNIT_NORM_TOLERANCE:
+        raise ConfigError(f'embedding={path!r} has norm {norm:.4g}: a domain=zero_shot embedding '
+                          'mixes normalised condition embeddings, so its norm is at most 1. '
+                          'If it is the right direction, divide it by its norm '
+                          '(e / np.linalg.norm(e)); else ' + fix)
+    if mode != 'zero_shot' and abs(norm - 1) > UNIT_NORM_TOLERANCE:
+        raise ConfigError(f'embedding={path!r} has norm {norm:.4g}: a domain={mode} embedding '
+                          'is normalised (norm 1), so this is likely another quantity (raw '
+                          'features, another encoder\'s). If it is the right direction, divide '
+                          'it by its norm (e / np.linalg.norm(e)); else ' + fix)
+    return vector
 
 
 def _rebuilt(cfg: DictConfig, plain) -> tuple[dict, object]:

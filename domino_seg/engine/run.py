@@ -16,7 +16,8 @@ from omegaconf import DictConfig, OmegaConf, read_write
 
 from domino_seg import schema
 from domino_seg.config import (check_value_ranges, command_line_keys, model_groups_in,
-                               scores_labels, to_mmengine, with_recorded_model)
+                               recorded_config_path, scores_labels, to_mmengine,
+                               with_recorded_model)
 from domino_seg.data.builder import (check_data, ensure_synthetic, prompt_conditions,
                                      seen_conditions)
 from domino_seg.domain import builder as domain_builder
@@ -216,14 +217,14 @@ def with_checkpoint_model(cfg: DictConfig, overrides) -> DictConfig:
     wrote ``cfg.checkpoint`` recorded (the ``config.yaml`` beside it), except the groups the
     command line ``overrides`` set; says which it used. A checkpoint without a config.yaml
     beside it (e.g. an mmseg one) keeps ``cfg`` as composed."""
-    recorded = osp.join(osp.dirname(osp.abspath(cfg.checkpoint)), 'config.yaml')
-    if not osp.isfile(recorded):
+    if not osp.isfile(recorded_config_path(cfg.checkpoint)):
         return cfg
     keep = model_groups_in(command_line_keys(overrides))
     merged = with_recorded_model(cfg, cfg.checkpoint, 'checkpoint', keep)
     domino, domain = merged.domino.scope, merged.domain.mode
     print(f'checkpoint={cfg.checkpoint}: model {merged.model.get("name", "?")}, '
-          f'domino={domino}, domain={domain}, as recorded in {recorded}'
+          f'domino={domino}, domain={domain}, as recorded in '
+          f'{recorded_config_path(cfg.checkpoint)}'
           + (f' (from the command line: {", ".join(keep)})' if keep else ''), flush=True)
     return merged
 
