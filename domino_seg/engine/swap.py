@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
-from domino_seg.conditions import DOMAIN_OF_CONDITION
+from domino_seg.conditions import DOMAIN_OF_CONDITION, EVAL_CONDITIONS
 from domino_seg.config import scores_labels
 from domino_seg.domain import builder as domain_builder
 from domino_seg.domain.prompts import PromptBank, load_prompt_bank
@@ -120,6 +120,10 @@ def parse(entry, bank: PromptBank) -> Entry:
     if colon and re.fullmatch(r'[\w-]+', kind):
         raise _error(entry, f'{kind}: is not a kind of entry (random:, mean:, text:); for a '
                             f'description with a colon write text:{name}')
+    if name in EVAL_CONDITIONS:  # e.g. fog, with a bank of other conditions
+        raise _error(entry, f'a condition of the datasets, but not of the prompt bank '
+                            f'{bank.source} (its conditions: {", ".join(bank.conditions)}); '
+                            f'for the one-word description, write text:{name}')
     close = difflib.get_close_matches(name, [*bank.conditions, *DOMAIN_OF_CONDITION], n=1,
                                       cutoff=0.6) if re.fullmatch(r'[\w-]+', name) else []
     if close:  # a misspelt condition would otherwise be scored as a description
@@ -139,12 +143,13 @@ def check(cfg: DictConfig) -> list[Entry]:
             'has no Domino layers (domino=none, the baseline): there is nothing to swap. Pass '
             'the checkpoint of a domino=head|backbone|full, domain=text run, or leave swap= out.')
     if cfg.domain.mode != 'text':
+        source = {'zero_shot': "CLIP's mix of the bank's conditions, weighted by each image",
+                  'image': "each image's CLIP image embedding"}.get(cfg.domain.mode, 'none')
         raise ConfigError(
-            f'swap= needs a domain=text model, whose embedding is the condition\'s prompt-bank '
-            f'text embedding; this one is domain={cfg.domain.mode}, whose embedding comes from '
-            'each image (zero_shot: CLIP\'s mix of the bank\'s conditions; image: the CLIP '
-            'image embedding), so no swapped row can be set against its own score. Leave '
-            'swap= out, or evaluate a domain=text run.')
+            'swap= needs a domain=text model, whose embedding is the condition\'s prompt-bank '
+            f'text embedding, which a swap replaces; this one is domain={cfg.domain.mode} '
+            f'(its embedding: {source}), so no row of swapped text embeddings could reproduce '
+            'its own score. Leave swap= out, or evaluate a domain=text run.')
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f'swap={entries!r} names no embedding. {SYNTAX}')
     if not scores_labels(cfg):
@@ -183,7 +188,7 @@ def evaluate(cfg: DictConfig, runner, entries: list[Entry], report: dict) -> dic
     preprocessor = model.data_preprocessor
     generator = preprocessor.embedder.generator(next(model.parameters()).device)
     rows = [dict(embedding=OWN, what="each image's own condition (metrics.json)",
-                 mIoU={c: row['mIoU'] for c, row in report['conditions'].items()})]
+                 mIoU={c: row['mIoU'] for c, row in report.get('conditions', {}).items()})]
     try:
         for i, entry in enumerate(entries, 1):
             preprocessor.swapped = entry.embedding(generator)

