@@ -100,9 +100,10 @@ def parse(entry, bank: PromptBank) -> Entry:
     if _bank_condition(name, bank):
         return Entry(name, 'condition', (_bank_condition(name, bank),))
     if name == 'random' or (colon and kind == 'random'):
-        if colon and not re.fullmatch(r'\d+', rest) or colon and int(rest) >= 2 ** 64:
-            raise _error(entry, f'the seed {rest!r} is not an integer in 0..2**64-1')
-        return Entry(name, 'random', (int(rest) if colon else 0,))
+        seed = rest if colon else '0'
+        if not re.fullmatch(r'\d+', seed) or int(seed) >= 2 ** 64:
+            raise _error(entry, f'the seed {seed!r} is not an integer in 0..2**64-1')
+        return Entry(name, 'random', (int(seed),))
     if colon and kind == 'mean':
         parts = [part.strip() for part in rest.split('+')]
         if len(parts) < 2 or not all(parts):
@@ -110,8 +111,9 @@ def parse(entry, bank: PromptBank) -> Entry:
                                 'mean:fog+night')
         unknown = [part for part in parts if not _bank_condition(part, bank)]
         if unknown:
-            raise _error(entry, f'{", ".join(unknown)} is not a condition of the prompt bank '
-                                f'{bank.source} (its conditions: {", ".join(bank.conditions)})')
+            verb = 'is not a condition' if len(unknown) == 1 else 'are not conditions'
+            raise _error(entry, f'{", ".join(unknown)} {verb} of the prompt bank {bank.source} '
+                                f'(its conditions: {", ".join(bank.conditions)})')
         return Entry(name, 'mean', tuple(_bank_condition(part, bank) for part in parts))
     if colon and kind == 'text':
         if not rest:

@@ -47,6 +47,8 @@ def test_entries(entry, kind, args):
 
 @pytest.mark.parametrize('entry, problem', [
     ('mean:fog+haze', 'haze is not a condition of the prompt bank'),
+    ('mean:mist+fog+haze', 'mist, haze are not conditions of the prompt bank'),
+    ('random:', "the seed '' is not an integer in 0..2**64-1"),
     ('mean:fog', 'mean: takes two or more conditions joined by +'),
     ('mean:fog+', 'mean: takes two or more conditions joined by +'),
     ('random:abc', "the seed 'abc' is not an integer in 0..2**64-1"),
