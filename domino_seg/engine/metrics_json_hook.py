@@ -98,7 +98,7 @@ class MetricsJsonHook(Hook):
         self._write(runner, runner.test_evaluator, runner.cfg.get('load_from'))
 
     def _write(self, runner, evaluator, checkpoint: Optional[str], **fields) -> None:
-        if not is_main_process():
+        if not is_main_process() or _swapped(runner):
             return
         reports = [m.report for m in evaluator.metrics if getattr(m, 'report', None) is not None]
         if not reports:  # a prediction-only test (evaluate=false) scores nothing
@@ -110,6 +110,14 @@ class MetricsJsonHook(Hook):
               f'continue with resume={runner.work_dir} (it evaluates again); the checkpoints '
               'are saved.' if fields else 'run tools/test.py again.')
         runner.logger.info(f'metrics written to {path}')
+
+
+def _swapped(runner) -> bool:
+    """Whether the model evaluates with a swapped domain embedding (``tools/test.py swap=``):
+    those scores are not the checkpoint's, so ``metrics.json`` keeps its own."""
+    from mmengine.model import is_model_wrapper
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    return getattr(model.data_preprocessor, 'swapped', None) is not None
 
 
 def _save(path: str, write: Callable[[], None], fix: str) -> None:

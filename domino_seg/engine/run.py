@@ -184,20 +184,24 @@ def test(cfg: DictConfig) -> dict:
     ``data.eval_sets``, ``data.eval_corruptions``); with
     ``visualize=N``, then draw N samples per condition (engine/visualize.py). With
     ``evaluate=false`` predict only (splits without public labels): no label is read, nothing
-    is scored, and what was written is reported instead of metrics. Ends with where the
-    saved predictions and submission files went."""
-    from domino_seg.engine import visualize
+    is scored, and what was written is reported instead of metrics. With ``swap=[...]``, then
+    score it again with each entry's embedding in place of every image's own (engine/swap.py;
+    the report's ``swap``). Ends with where the saved predictions and submission files went."""
+    from domino_seg.engine import swap, visualize
     if not osp.isfile(cfg.checkpoint):
         raise DominoSegError(f'checkpoint={cfg.checkpoint!r} is not a file; pass the .pth that '
                              'tools/train.py wrote (see its work dir).')
     _check_predict_only(cfg)
     visualize.check(cfg)
+    swaps = swap.check(cfg) if cfg.get('swap') is not None else None
     runner = _runner(cfg, train=False)
     runner.test()
     if cfg.get('visualize'):
         visualize.write_test_grids(cfg, runner)
     report = _final_report(cfg, 'Test results') if scores_labels(cfg) else \
         _prediction_report(cfg, runner)
+    if swaps:
+        report = dict(report, swap=swap.evaluate(cfg, runner, swaps, report))
     _print_outputs(cfg)
     return report
 
