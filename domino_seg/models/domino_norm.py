@@ -72,6 +72,12 @@ def init_linear(layer: nn.Linear, generator: torch.Generator) -> None:
                                                                     generator=generator))
 
 
+def _empty_linear(in_features: int, out_features: int, bias: bool = True) -> nn.Linear:
+    """An uninitialised CPU ``nn.Linear``, made without drawing from the global generator (as
+    ``nn.Linear(...)`` would, for values replaced right after)."""
+    return nn.Linear(in_features, out_features, bias=bias, device='meta').to_empty(device='cpu')
+
+
 def init_linears(layers, generator: torch.Generator) -> None:
     """:func:`init_linear` of each ``nn.Linear`` of ``layers`` (a module's children), in order."""
     for layer in layers:
@@ -89,10 +95,8 @@ def build_domain_encoder(embed_dim: int, hidden: int, layers: int, act: str,
     if not isinstance(getattr(nn, act, None), type):
         raise ValueError(f'act must name a torch.nn activation such as "GELU", got {act!r}')
     dims = [embed_dim] + [hidden] * (layers - 1)
-    with torch.device('meta'):  # nn.Linear would draw its values from the global generator
-        encoder = nn.Sequential(*(module for d_in, d_out in zip(dims[:-1], dims[1:])
-                                  for module in (nn.Linear(d_in, d_out), getattr(nn, act)())))
-    encoder.to_empty(device='cpu')
+    encoder = nn.Sequential(*(module for d_in, d_out in zip(dims[:-1], dims[1:])
+                              for module in (_empty_linear(d_in, d_out), getattr(nn, act)())))
     init_linears(encoder, domino_generator() if generator is None else generator)
     return encoder
 
@@ -102,8 +106,7 @@ def build_mlp(in_dim: int, out_dim: int, hidden: int, layers: int, act: str,
     """``layers`` Linear layers ``in_dim -> hidden -> ... -> out_dim``, the last without bias
     and zero; the others initialised from ``generator`` (default: :func:`domino_generator`)."""
     encoder = build_domain_encoder(in_dim, hidden, layers, act, generator)
-    last = nn.Linear(hidden if layers > 1 else in_dim, out_dim, bias=False, device='meta')
-    last.to_empty(device='cpu')
+    last = _empty_linear(hidden if layers > 1 else in_dim, out_dim, bias=False)
     nn.init.zeros_(last.weight)
     return nn.Sequential(*encoder, last)
 
