@@ -4,11 +4,14 @@ augmentations and the same dropout, and compute the same step-0 outputs, so a pe
 difference measures Domino alone."""
 import copy
 
+import numpy as np
 import pytest
 import torch
 from mmengine.hooks import Hook
+from mmengine.registry import DATASETS
 
 import domino_seg
+from domino_seg.engine.rng_state_hook import get_rng_state
 from domino_seg.engine.runner import DominoRunner
 
 STEPS = 2  # batches compared
@@ -97,3 +100,27 @@ def test_paired_runs_share_weights_batches_and_step_0(runs, pair):
     for key in ('loss', 'decode.loss_ce'):
         torch.testing.assert_close(domino.losses[0][key], baseline.losses[0][key],
                                    rtol=1e-6, atol=1e-6)
+
+
+def same_rng_state(a: dict, b: dict) -> bool:
+    """:func:`get_rng_state` dicts equal: python's, numpy's and torch's generators."""
+    return a['python'] == b['python'] and torch.equal(a['torch'], b['torch']) and all(
+        np.array_equal(x, y) for x, y in zip(a['numpy'], b['numpy']))
+
+
+@pytest.mark.parametrize('domain', [['domain=text'], ['domain=text', 'domain/text_encoder=minilm'],
+                                    ['domain=zero_shot'], ['domain=image']])
+def test_building_the_domain_encoder_draws_no_random_number(tiny_overrides, tmp_path, domain,
+                                                           embed_samples):
+    """The domain encoder, built when the first batch is embedded (in the training process),
+    moves none of the generators the baseline's run also uses: data augmentation (with
+    data.num_workers=0), dropout."""
+    cfg = domino_seg.compose(tiny_overrides + ['domino=head', *domain,
+                                               f'paths.embedding_cache={tmp_path}'])
+    dataset = DATASETS.build(domino_seg.to_mmengine(cfg).train_dataloader.dataset)
+    samples = [dataset[i] for i in range(2)]
+    model = domino_seg.build_segmentor(cfg)
+    before = get_rng_state()
+    embed_samples(model, samples)
+    assert model.data_preprocessor.embedder._generator is not None  # built by that batch
+    assert same_rng_state(get_rng_state(), before)
