@@ -102,6 +102,30 @@ def test_paired_runs_share_weights_batches_and_step_0(runs, pair):
                                    rtol=1e-6, atol=1e-6)
 
 
+MODEL_CONFIGS = ['segformer_mit_tiny', 'clip_vit_b16_upernet', 'dinov2_vits14_upernet',
+                 'clip_rn50_deeplabv3plus', 'resnet50_deeplabv3plus']
+
+
+@pytest.mark.parametrize('model', MODEL_CONFIGS)
+def test_every_model_config_pairs_with_its_baseline(tiny_overrides, tiny_model, model):
+    """domino=full (norms in every part) shares each baseline value and the random stream,
+    whatever the backbone's init walks (open_clip, DINOv2, ResNet's zeroed residual norms)."""
+    built, states = [], []
+    for domino in (['domino=none'], ['domino=full', 'domain=text']):
+        torch.manual_seed(5)
+        built.append(domino_seg.build_segmentor(
+            domino_seg.compose(tiny_overrides + [f'model={model}', *tiny_model[model],
+                                                 *domino])))
+        states.append(torch.get_rng_state())
+    baseline, domino = built
+    assert torch.equal(*states)
+    own = domino.state_dict()
+    shared = domino.checkpoint_state_dict(baseline.state_dict())
+    assert set(own) - set(shared) == domino.checkpoint_keys_may_miss()
+    for key, value in shared.items():
+        assert torch.equal(own[key], value), key
+
+
 def same_rng_state(a: dict, b: dict) -> bool:
     """:func:`get_rng_state` dicts equal: python's, numpy's and torch's generators."""
     return a['python'] == b['python'] and torch.equal(a['torch'], b['torch']) and all(
