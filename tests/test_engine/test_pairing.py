@@ -31,7 +31,7 @@ class Recorder(Hook):
     def before_train(self, runner) -> None:
         self.model = runner.model
         self.state = {k: v.clone() for k, v in runner.model.state_dict().items()}
-        self.rng = torch.get_rng_state()
+        self.rng = get_rng_state()
         self.batches, self.losses = [], []
 
     def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
@@ -62,6 +62,21 @@ def train(overrides: list) -> Recorder:
     return recorder
 
 
+def same_rng_state(a: dict, b: dict) -> bool:
+    """:func:`get_rng_state` dicts equal: python's, numpy's and torch's generators."""
+    return a['python'] == b['python'] and torch.equal(a['torch'], b['torch']) and all(
+        np.array_equal(x, y) for x, y in zip(a['numpy'], b['numpy']))
+
+
+def assert_shares_values(model, state: dict, baseline_state: dict) -> None:
+    """Each entry of the baseline's state dict, under the Domino ``model``'s name for it (as
+    load_from renames it), is bit-identical in the Domino ``state``; the others are Domino's."""
+    shared = model.checkpoint_state_dict(baseline_state)
+    assert set(state) - set(shared) == model.checkpoint_keys_may_miss()
+    for key, value in shared.items():
+        assert torch.equal(state[key], value), key
+
+
 @pytest.fixture(scope='module')
 def runs(tiny_benchmark, tiny_overrides_at, tmp_path_factory):
     """Per pair: the baseline's and the Domino run's records, seed 1, with weather sampled at
@@ -82,12 +97,8 @@ def runs(tiny_benchmark, tiny_overrides_at, tmp_path_factory):
 @pytest.mark.parametrize('pair', PAIRS)
 def test_paired_runs_share_weights_batches_and_step_0(runs, pair):
     baseline, domino = runs[pair]
-    # every entry the baseline has, under the Domino model's name for it, bit-identical
-    shared = domino.model.checkpoint_state_dict(baseline.state)
-    assert set(domino.state) - set(shared) == domino.model.checkpoint_keys_may_miss()
-    for key, value in shared.items():
-        assert torch.equal(domino.state[key], value), key
-    assert torch.equal(domino.rng, baseline.rng)
+    assert_shares_values(domino.model, domino.state, baseline.state)
+    assert same_rng_state(domino.rng, baseline.rng)
     # the same samples, crops, flips, weather and colour jitter
     assert len(domino.batches) == len(baseline.batches) == STEPS
     for ours, theirs in zip(domino.batches, baseline.batches):
@@ -116,20 +127,10 @@ def test_every_model_config_pairs_with_its_baseline(tiny_overrides, tiny_model, 
         built.append(domino_seg.build_segmentor(
             domino_seg.compose(tiny_overrides + [f'model={model}', *tiny_model[model],
                                                  *domino])))
-        states.append(torch.get_rng_state())
+        states.append(get_rng_state())
     baseline, domino = built
-    assert torch.equal(*states)
-    own = domino.state_dict()
-    shared = domino.checkpoint_state_dict(baseline.state_dict())
-    assert set(own) - set(shared) == domino.checkpoint_keys_may_miss()
-    for key, value in shared.items():
-        assert torch.equal(own[key], value), key
-
-
-def same_rng_state(a: dict, b: dict) -> bool:
-    """:func:`get_rng_state` dicts equal: python's, numpy's and torch's generators."""
-    return a['python'] == b['python'] and torch.equal(a['torch'], b['torch']) and all(
-        np.array_equal(x, y) for x, y in zip(a['numpy'], b['numpy']))
+    assert same_rng_state(*states)
+    assert_shares_values(domino, domino.state_dict(), baseline.state_dict())
 
 
 @pytest.mark.parametrize('domain', [['domain=text'], ['domain=text', 'domain/text_encoder=minilm'],
