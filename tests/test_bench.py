@@ -2,10 +2,12 @@
 is lent; the numbers of a dry run mean nothing, their presence and consistency do."""
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,3 +60,32 @@ def test_embed_throughput_runs_both_sides_on_the_same_images():
     before, after = report['before'], report['after']
     assert (before['batch_size'], after['batch_size'], after['workers']) == (1, 2, 1)
     assert report['speedup'] == pytest.approx(after['images_per_s'] / before['images_per_s'])
+
+
+def test_weather_relation_weights_recover_a_known_mixture():
+    """The composition weights are least squares over the parts' shifts: a shift built as
+    0.3 a + 0.6 b gives back (0.3, 0.6), and the correlation compares the two spaces."""
+    sys.path.insert(0, str(ROOT / 'bench'))
+    try:
+        import weather_relation as relation
+    finally:
+        sys.path.remove(str(ROOT / 'bench'))
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=10), rng.normal(size=10)
+    assert relation.weights(0.3 * a + 0.6 * b, [a, b]) == pytest.approx([0.3, 0.6])
+    shifts = {name: rng.normal(size=10) for name in relation.PRESETS}
+    result = relation.relation(shifts, shifts)   # the same shifts in both spaces
+    assert result['pearson'] == pytest.approx(1.0)
+    assert all(row['max_gap'] == 0 for row in result['compositions'])
+    assert result['within_0_2'] == result['compositions_total'] == len(relation.PARTS) + 1
+
+
+@pytest.mark.slow
+def test_weather_relation_prints_its_tables_and_json():
+    result = subprocess.run([sys.executable, 'bench/weather_relation.py', '--scenes', '2',
+                             '--size', '64', '128'], cwd=ROOT, capture_output=True, text=True,
+                            timeout=600, env={**os.environ, 'HF_HUB_OFFLINE': '1'})
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {row['condition'] for row in report['compositions']} >= {'foggy_night', 'rainy_dusk'}
+    assert len(report['pairs']) == 10 and 'Pearson' in result.stdout
