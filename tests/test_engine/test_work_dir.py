@@ -137,6 +137,21 @@ def test_the_lock_ends_with_its_process_though_its_forked_children_live(tmp_path
         os.kill(worker, signal.SIGKILL)
 
 
+def test_a_start_interrupted_before_training_leaves_no_run_folder(tmp_path):
+    """Ctrl-C or SIGTERM while the start generates the benchmark: as a failed start."""
+    folder = tmp_path / 'runs' / 'run'
+    claim_work_dir(str(folder))
+    (folder / '.hydra').mkdir()
+    (folder / '.hydra' / 'config.yaml').write_text('{}')
+    lock_work_dir(str(folder))
+
+    def interrupted():
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        run.run_cli(interrupted)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_resume_values_take_true_false_or_a_path(tmp_path):
     assert domino_seg.compose([f'resume={tmp_path}']).resume == str(tmp_path)
     assert domino_seg.compose([f'resume={tmp_path}']).work_dir == str(tmp_path)
