@@ -17,7 +17,7 @@ def make(cfg: DictConfig) -> None:
                               num_val=cfg.num_val, height=cfg.height, width=cfg.width,
                               seed=cfg.seed, conditions=tuple(cfg.conditions),
                               generated=tuple(cfg.generated), progress=cfg.progress,
-                              overwrite=cfg.overwrite)
+                              overwrite=cfg.overwrite, workers=cfg.workers)
     except ValueError as err:
         raise ConfigError(str(err)) from None
     except DataError as err:

@@ -17,7 +17,7 @@ from domino_seg.data.synthetic import (CLASSES, SKY_DEPTH, benchmark_is_complete
                                        read_cityscapes_depth, render_sample, render_scene,
                                        render_weather, write_benchmark)
 from domino_seg.data.synthetic import writer
-from domino_seg.errors import DataError
+from domino_seg.errors import ConfigError, DataError
 from domino_seg.io import lock_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -236,9 +236,20 @@ def test_manifest_marks_the_benchmark_complete(bench):
     assert (bench / 'synthetic.json').stat().st_mtime_ns == before
 
 
-def test_regenerating_is_byte_identical(bench, tmp_path):
-    again = write_benchmark(tmp_path / 'again', progress=False, **TINY)
-    assert written(again) == written(bench)
+def test_parallel_generation_writes_the_bytes_of_a_serial_one(bench, tmp_path, monkeypatch):
+    pools = []
+
+    class Pool(writer.ProcessPoolExecutor):
+        def __init__(self, workers, **kwargs):
+            pools.append(workers)
+            super().__init__(workers, **kwargs)
+    monkeypatch.setattr(writer, 'ProcessPoolExecutor', Pool)
+    monkeypatch.setattr(os, 'cpu_count', lambda: 2)
+    serial = write_benchmark(tmp_path / 'serial', progress=False, workers=1, **TINY)
+    assert pools == []
+    parallel = write_benchmark(tmp_path / 'parallel', progress=False, workers=2, **TINY)
+    assert pools == [2]
+    assert written(parallel) == written(serial) == written(bench)
 
 
 def test_mismatching_folder_is_an_error_unless_overwrite(bench, tmp_path):
@@ -297,10 +308,12 @@ def broken_after(calls: int, error=RuntimeError('disk full')):
     return render
 
 
-def test_failed_generation_leaves_nothing_behind(tmp_path, monkeypatch):
+@pytest.mark.parametrize('workers', [1, 2])
+def test_failed_generation_leaves_nothing_behind(tmp_path, monkeypatch, workers):
     monkeypatch.setattr(writer, 'render_sample', broken_after(3))
-    with pytest.raises(RuntimeError):
-        write_benchmark(tmp_path / 'new' / 'bench', progress=False, **TINY)
+    monkeypatch.setattr(os, 'cpu_count', lambda: 2)
+    with pytest.raises(RuntimeError, match='disk full'):
+        write_benchmark(tmp_path / 'new' / 'bench', progress=False, workers=workers, **TINY)
     assert list(tmp_path.iterdir()) == []  # nor the folder made for it
 
 
@@ -311,7 +324,7 @@ def test_an_interrupted_regeneration_keeps_the_old_benchmark(bench, tmp_path, mo
     shutil.copytree(bench, copy)
     monkeypatch.setattr(writer, 'render_sample', broken_after(4, error))
     with pytest.raises(KeyboardInterrupt if error != signal.SIGTERM else SystemExit) as err:
-        write_benchmark(copy, progress=False, overwrite=True, **dict(TINY, seed=1))
+        write_benchmark(copy, progress=False, overwrite=True, workers=1, **dict(TINY, seed=1))
     if error == signal.SIGTERM:  # ends the process as Ctrl-C does, with the exit status of
         assert err.value.code == 128 + signal.SIGTERM  # a kill, and its default comes back
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
@@ -385,3 +398,10 @@ def test_training_refuses_a_data_folder_and_says_where_it_generates(tmp_path, fa
     assert f'Generating the synthetic weather benchmark in {new} (a new folder) ...' in \
         capsys.readouterr().out
     assert benchmark_is_complete(new, **TINY)
+
+
+def test_make_synthetic_workers_takes_a_positive_integer():
+    from domino_seg.config import check_value_ranges
+    with pytest.raises(ConfigError, match='workers=0 is out of range: workers takes an integer '
+                                          '>= 1'):
+        check_value_ranges(OmegaConf.create({'workers': 0}))

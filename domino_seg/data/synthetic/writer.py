@@ -19,13 +19,16 @@ interrupted generation leaves the old benchmark whole, and the next one cleans u
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
+import multiprocessing
 import os
 import shutil
 import signal
 import sys
 import tempfile
 import threading
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from glob import escape, glob
 from pathlib import Path
 
@@ -50,6 +53,9 @@ CITIES = {'train': ('synthtown', 'pixelburg'), 'val': ('renderdorf',)}
 ACDC_SEQUENCES = 2                      # GOPR sequences per condition and split
 CITYSCAPES_BASELINE = 0.209313          # metres
 CITYSCAPES_FOCAL = 2262.52              # pixels at 2048 px width
+
+CHUNK = 8                               # samples a generation worker writes per task
+PR_SET_PDEATHSIG = 1                    # prctl option (Linux): a signal when the parent ends
 
 TRAIN_ID_TO_ID = np.zeros(256, np.uint8)    # 255 (ignore) -> 0 (unlabeled)
 TRAIN_ID_TO_ID[:19] = [7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33]
@@ -168,7 +174,7 @@ def _image_counts(root: Path, params: dict) -> dict:
 def write_benchmark(out_dir: str | os.PathLike, num_train: int = 300, num_val: int = 40,
                     height: int = 128, width: int = 256, seed: int = 0,
                     conditions=ADVERSE, generated=(), progress: bool = True,
-                    overwrite: bool = False) -> Path:
+                    overwrite: bool = False, workers: int = 2) -> Path:
     """Generate the benchmark into `out_dir` (a no-op when it is already complete with the
     same parameters) and return its path. ``generated`` conditions add a generated set of the
     clear training scenes in those conditions (see :func:`generated_folder`).
@@ -176,6 +182,7 @@ def write_benchmark(out_dir: str | os.PathLike, num_train: int = 300, num_val: i
     A new or empty `out_dir` is written; a benchmark this generator wrote (incomplete, or with
     other parameters) only with `overwrite`; any other folder is refused (DataError), and so
     is ValueError for bad parameters. SIGTERM, like Ctrl-C, stops a generation cleanly.
+    ``workers`` processes (at most one per CPU core) render it; the bytes do not depend on it.
     """
     given = Path(out_dir).absolute()
     out = Path(os.path.realpath(given))  # (through a link to the benchmark: where it is)
@@ -200,7 +207,7 @@ def write_benchmark(out_dir: str | os.PathLike, num_train: int = 300, num_val: i
                     print(f'Generating the synthetic weather benchmark in {given} ({state}) '
                           '...', flush=True)
                 with _sigterm_raises():
-                    _generate(out, params, progress)
+                    _generate(out, params, progress, min(workers, os.cpu_count() or 1))
     except BaseException as err:
         for folder in made:  # (inner first) the folders made for it, if still empty
             with contextlib.suppress(OSError):
@@ -292,7 +299,7 @@ def _check_replaceable(out: Path, params: dict, overwrite: bool) -> None:
             'overwrite=true to regenerate it there, or choose another folder.')
 
 
-def _generate(out: Path, params: dict, progress: bool) -> None:
+def _generate(out: Path, params: dict, progress: bool, workers: int) -> None:
     """Write the benchmark into a staging folder beside `out`, then swap it in: the old one
     (if any) aside, the new one in, the old one removed."""
     staging = Path(tempfile.mkdtemp(prefix=f'.{out.name}.partial-', dir=out.parent))
@@ -300,7 +307,7 @@ def _generate(out: Path, params: dict, progress: bool) -> None:
     aside = None
     try:
         atomic_write_json(staging / MANIFEST, dict(manifest, complete=False))  # marks it ours
-        _write_samples(staging, params, progress)
+        _write_samples(staging, params, progress, workers)
         atomic_write_json(staging / MANIFEST, dict(manifest, counts=_counts(params),
                                                    cities=CITIES))
         if out.is_dir() and any(out.iterdir()):
@@ -337,16 +344,46 @@ def _sigterm_raises():
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _write_samples(root: Path, params: dict, progress: bool) -> None:
+def _write_samples(root: Path, params: dict, progress: bool, workers: int) -> None:
+    """Render and write every sample, in chunks over `workers` processes: the same bytes for
+    any `workers` (each sample is seeded by its own indices)."""
     per_split = {'train': params['num_train'], 'val': params['num_val']}
     jobs = [(split, 'clear', i) for split in SPLITS for i in range(per_split[split])]
     jobs += [(split, cond, i) for cond in params['conditions'] for split in SPLITS
              for i in range(per_split[split])]
     jobs += [('generated', cond, i) for cond in params.get('generated', [])
              for i in range(params['num_train'])]
+    chunks = [jobs[i:i + CHUNK] for i in range(0, len(jobs), CHUNK)]
+    bar = tqdm(total=len(jobs), desc='synthetic benchmark', unit='img', disable=not progress)
+    with bar:
+        if workers <= 1 or len(chunks) <= 1:
+            for chunk in chunks:
+                bar.update(_write_chunk(root, params, chunk))
+            return
+        # fork: the workers start at once, without importing anything again
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('fork'),
+                                   initializer=_worker_start)
+        try:
+            for done in as_completed([pool.submit(_write_chunk, root, params, chunk)
+                                      for chunk in chunks]):
+                bar.update(done.result())
+        finally:  # (on an error or Ctrl-C, after the chunks being written: then the
+            pool.shutdown(wait=True, cancel_futures=True)  # staging folder is removed)
+
+
+def _worker_start() -> None:
+    """A generation worker: Ctrl-C is the main process's to handle (it stops the pool), and
+    the worker ends with the main process, even by ``kill -9`` (Linux)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _write_chunk(root: Path, params: dict, chunk: list) -> int:
+    """Write the samples ``chunk`` names; how many."""
     size = (params['height'], params['width'])
-    for split, condition, index in tqdm(jobs, desc='synthetic benchmark', unit='img',
-                                        disable=not progress):
+    for split, condition, index in chunk:
         if split == 'generated':
             image = render_generated(params['seed'], condition, index, *size)
             _imwrite(generated_folder(root, condition) / f'{cityscapes_stem("train", index)[1]}'
@@ -357,6 +394,7 @@ def _write_samples(root: Path, params: dict, progress: bool) -> None:
             _write_cityscapes(root / 'cityscapes', split, index, image, label, depth)
         else:
             _write_acdc(root / 'acdc', split, condition, index, image, label)
+    return len(chunk)
 
 
 def render_generated(seed: int, condition: str, index: int, height: int,
