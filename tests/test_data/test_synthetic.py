@@ -398,6 +398,9 @@ def test_training_refuses_a_data_folder_and_says_where_it_generates(tmp_path, fa
     assert f'Generating the synthetic weather benchmark in {new} (a new folder) ...' in \
         capsys.readouterr().out
     assert benchmark_is_complete(new, **TINY)
+    negative = OmegaConf.create({'generate': dict(root=str(new), **dict(TINY, num_train=-1))})
+    assert 'error: data.generate: num_train/num_val must be >= 0' in \
+        fails(lambda: ensure_synthetic(negative))
 
 
 def test_make_synthetic_workers_takes_a_positive_integer():
