@@ -1,5 +1,7 @@
 """Exact resume: a run killed with SIGKILL mid-training and resumed with resume=true ends with
-the weights and metrics of an uninterrupted run."""
+the weights and metrics of an uninterrupted run; a resume right after the kill starts while
+the killed run's DataLoader workers still live."""
+import contextlib
 import json
 import os
 import signal
@@ -109,7 +111,8 @@ def test_resume_right_after_kill_9_while_data_workers_live(tiny_overrides, tmp_p
         resumed = run_tool('train.py', overrides + ['resume=true'], tmp_path)
     finally:
         for worker in workers:
-            os.kill(worker, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker, signal.SIGKILL)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert 'resumed epoch: 0, iter: 1' in resumed.stdout + resumed.stderr
     assert json.loads((only_dir(runs) / 'metrics.json').read_text())['iter'] == 2
