@@ -85,6 +85,7 @@ VALUE_RANGES: dict[str, tuple[Callable[[object], bool], str]] = {
     'log_interval': _integer(1),
     'batch_size': _integer(1),  # tools/embed_domains.py, tools/infer.py
     'num_workers': _integer(0),
+    'workers': _integer(1),  # tools/make_synthetic.py
     'schedule.max_iters': _integer(1),
     'schedule.val_interval': _integer(1),
     'schedule.batch_size': _integer(1),

@@ -3,6 +3,7 @@ tool's inputs, a run's record or anything outside its output folder lie."""
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import os.path as osp
@@ -164,3 +165,38 @@ def check_outputs(outputs: Iterable[str], out: str, inputs: Iterable[str] = (),
                 raise ConfigError(f'{path} exists in the folder of the run {run}, which this '
                                   f'tool did not write: it would be replaced. Choose another '
                                   f'{key}= (e.g. a new file or folder).')
+
+
+def lock_file(path, wait: bool = False) -> Optional[int]:
+    """Take an exclusive lock on the file ``path`` (created if missing) for this process:
+    the open descriptor, which must stay open while the lock is needed, or None when another
+    process holds it (``wait``: block until it is free instead).
+
+    A POSIX record lock (``fcntl.lockf``), not ``flock``: an flock belongs to the open file,
+    so the processes this one forks (DataLoader workers) hold it with their copy of the
+    descriptor and keep it for seconds after this process is killed; a record lock belongs to
+    this process alone and ends with it (``kill -9`` included). Closing any descriptor of the
+    file in this process releases it: open the file nowhere else. OSError where the file
+    cannot be created or the file system has no locks."""
+    path = os.fspath(path)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            if os.path.samestat(os.fstat(fd), os.stat(path)):
+                return fd
+        except FileNotFoundError:
+            pass  # removed by the holder releasing it (release_lock_file): lock the new one
+        except BaseException as err:
+            os.close(fd)
+            if isinstance(err, OSError) and err.errno in (errno.EACCES, errno.EAGAIN):
+                return None
+            raise
+        os.close(fd)
+
+
+def release_lock_file(path, fd: int) -> None:
+    """Release a lock of :func:`lock_file` and remove its file, so that a lock taken for a
+    while leaves nothing behind (a process waiting for it then locks a new file)."""
+    os.remove(path)
+    os.close(fd)

@@ -254,6 +254,7 @@ class MakeSynthetic:
     generated: List[str] = MISSING
     overwrite: bool = MISSING
     progress: bool = MISSING
+    workers: int = MISSING
 
 
 # each tool's config (configs/<name>.yaml) -> its schema

@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 
 from domino_seg.data.synthetic import generated_folder, write_benchmark
 from domino_seg.engine.run import checked, run_cli, run_hydra
-from domino_seg.errors import DataError
+from domino_seg.errors import ConfigError, DataError
 
 
 def make(cfg: DictConfig) -> None:
@@ -17,9 +17,11 @@ def make(cfg: DictConfig) -> None:
                               num_val=cfg.num_val, height=cfg.height, width=cfg.width,
                               seed=cfg.seed, conditions=tuple(cfg.conditions),
                               generated=tuple(cfg.generated), progress=cfg.progress,
-                              overwrite=cfg.overwrite)
-    except (FileExistsError, ValueError) as err:
-        raise DataError(str(err)) from None
+                              overwrite=cfg.overwrite, workers=cfg.workers)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    except DataError as err:
+        raise DataError(f'out={cfg.out}: {err}') from None
     conditions = ', '.join(cfg.conditions)
     generated = ''.join(f'\n  {generated_folder(out, c).relative_to(out)}/  {c}: '
                         f'{cfg.num_train} train (labels: cityscapes/gtFine/train)'

@@ -12,7 +12,7 @@ from domino_seg.data import eval_sets as extra_sets
 from domino_seg.data import sources as train_sources
 from domino_seg.data.corruptions import corruption_conditions
 from domino_seg.data.layouts import ACDC, CITYSCAPES, check_split
-from domino_seg.errors import ConfigError
+from domino_seg.errors import ConfigError, DataError
 
 # metainfo each sample carries into its SegDataSample (besides mmseg's defaults): a given
 # domain embedding (domino_seg.Segmenter's), or what the model's data preprocessor computes it
@@ -172,14 +172,17 @@ def check_data(data: DictConfig, train: bool = True, labels: bool = True) -> Non
 
 
 def ensure_synthetic(data: DictConfig) -> None:
-    """Generate the built-in synthetic benchmark on first use (no-op for real data)."""
+    """Generate the built-in synthetic benchmark on first use (no-op for real data), saying
+    where; a folder the generator did not write is refused, never replaced."""
     if data.get('generate') is None:
         return
-    from domino_seg.data.synthetic import benchmark_is_complete, write_benchmark
+    from domino_seg.data.synthetic import write_benchmark
     params = dict(data.generate)
     root = params.pop('root')
-    if not benchmark_is_complete(root, **params):
-        print(f'Generating the synthetic weather benchmark in {root} (first use, or its '
-              'parameters or generator version changed) ...', flush=True)
-        # overwrite only replaces a folder that holds nothing but an older benchmark
+    try:
+        # overwrite only replaces a folder that holds nothing but a benchmark it generated
         write_benchmark(root, **params, progress=True, overwrite=True)
+    except ValueError as err:
+        raise ConfigError(f'data.generate: {err}') from None
+    except DataError as err:
+        raise DataError(f'paths.synthetic={root}: {err}') from None

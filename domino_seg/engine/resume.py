@@ -9,8 +9,6 @@ written atomically, so the newest ``iter_N.pth`` is always complete.
 """
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import os
 import os.path as osp
@@ -23,8 +21,11 @@ from typing import Optional, Union
 from omegaconf import DictConfig, OmegaConf
 
 from domino_seg.errors import CheckpointError, ConfigError
+from domino_seg.io import lock_file
 
 _ITER = re.compile(r'iter_(\d+)\.pth$')
+# the file in a work dir whose lock the process writing into it holds (lock_work_dir)
+LOCK_FILE = '.lock'
 # what a run writes into its work dir (Hydra's .hydra/ alone is not a run: a failed start)
 RUN_FILES = ('config.yaml', 'metrics.json', 'last_checkpoint', 'iter_*.pth')
 # keys a resumed run may change: where runs live and how this one is found, and load_from,
@@ -177,35 +178,36 @@ _created: list[str] = []  # folders this process created for its work dirs (clai
 
 def remove_unstarted_work_dirs() -> None:
     """Remove the work dirs this process created that hold nothing but Hydra's record of the
-    start (``.hydra/``, a sweep's ``multirun.yaml``), so that a start that failed (a bad value,
-    missing weights or data) leaves no empty run folder behind."""
+    start (``.hydra/``, a sweep's ``multirun.yaml``) and the lock, so that a start that failed
+    (a bad value, missing weights or data, Ctrl-C) leaves no empty run folder behind."""
     for folder in _created:
         files = [osp.relpath(osp.join(path, name), folder)
                  for path, _, names in os.walk(folder) for name in names]
-        if all('.hydra' in f.split(os.sep) or f == 'multirun.yaml' for f in files):
+        if all('.hydra' in f.split(os.sep) or f == 'multirun.yaml' or
+               osp.basename(f) == LOCK_FILE for f in files):
             shutil.rmtree(folder, ignore_errors=True)
     _created.clear()
 
 
 def lock_work_dir(work_dir: str) -> None:
-    """Hold an exclusive lock on ``work_dir`` for the life of this process (released even by
-    ``kill -9``), so that a second process (a run started at the same time, or a resume while
-    the run still trains) fails instead of writing into the same folder. Where the file system
-    has no locks (some network mounts) this does nothing."""
+    """Hold an exclusive lock on ``work_dir`` (its LOCK_FILE) for the life of this process, so
+    that a second process (a run started at the same time, or a resume while the run still
+    trains) fails instead of writing into the same folder. The lock ends with this process,
+    even by ``kill -9`` while its DataLoader workers still live, so a resume right after a
+    crash starts (see :func:`domino_seg.io.lock_file`). Where the file system has no locks
+    (some network mounts) or the folder is not writable this does nothing."""
     path = osp.abspath(work_dir)
     if path in _locks:
         return
-    fd = os.open(path, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as err:
-        os.close(fd)
-        if err.errno == errno.EWOULDBLOCK:
-            raise ConfigError(
-                f'the work dir {work_dir} is in use by another running process (started at the '
-                'same time, or the run itself is still training). Wait for it to end, or choose '
-                'another work_dir.') from None
+        fd = lock_file(osp.join(path, LOCK_FILE))
+    except OSError:
         return
+    if fd is None:
+        raise ConfigError(
+            f'the work dir {work_dir} is in use by another running process (started at the '
+            'same time, or the run itself is still training). Wait for it to end, or choose '
+            'another work_dir.')
     _locks[path] = fd
 
 

@@ -263,11 +263,15 @@ def _user_message(err: DominoSegError) -> str:
 
 
 def run_cli(job: Callable[[], object]) -> None:
-    """Run a tool's job; a DominoSegError becomes one clear paragraph and exit status 2."""
+    """Run a tool's job; a DominoSegError becomes one clear paragraph and exit status 2. A
+    job that ends before its run started leaves no run folder."""
     try:
         job()
     except DominoSegError as err:
         _fail(_user_message(err))
+    except BaseException:  # Ctrl-C, SIGTERM (e.g. while the benchmark is generated), a bug
+        remove_unstarted_work_dirs()
+        raise
 
 
 def _config_message(err: Exception) -> str:

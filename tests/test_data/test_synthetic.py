@@ -1,18 +1,27 @@
 """The built-in synthetic benchmark: scenes, weather, and the files written to disk."""
 import json
+import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
 from domino_seg.data.synthetic import (CLASSES, SKY_DEPTH, benchmark_is_complete, fog,
                                        read_cityscapes_depth, render_sample, render_scene,
                                        render_weather, write_benchmark)
 from domino_seg.data.synthetic import writer
 from domino_seg.data.synthetic.weather import PARTS, PRESETS, Weather, compose
+
+
+from domino_seg.errors import ConfigError, DataError
+from domino_seg.io import lock_file
 
 REPO = Path(__file__).resolve().parents[2]
 H, W = 64, 128
@@ -299,36 +308,141 @@ def test_manifest_marks_the_benchmark_complete(bench):
     assert (bench / 'synthetic.json').stat().st_mtime_ns == before
 
 
-def test_regenerating_is_byte_identical(bench, tmp_path):
-    again = write_benchmark(tmp_path / 'again', progress=False, **TINY)
-    assert written(again) == written(bench)
+def test_parallel_generation_writes_the_bytes_of_a_serial_one(bench, tmp_path, monkeypatch):
+    pools = []
+
+    class Pool(writer.ProcessPoolExecutor):
+        def __init__(self, workers, **kwargs):
+            pools.append(workers)
+            super().__init__(workers, **kwargs)
+    monkeypatch.setattr(writer, 'ProcessPoolExecutor', Pool)
+    monkeypatch.setattr(os, 'cpu_count', lambda: 2)
+    serial = write_benchmark(tmp_path / 'serial', progress=False, workers=1, **TINY)
+    assert pools == []
+    parallel = write_benchmark(tmp_path / 'parallel', progress=False, workers=2, **TINY)
+    assert pools == [2]
+    assert written(parallel) == written(serial) == written(bench)
 
 
-def test_mismatching_or_partial_folder_is_an_error_unless_overwrite(bench, tmp_path):
-    with pytest.raises(FileExistsError, match='overwrite'):
+def test_mismatching_folder_is_an_error_unless_overwrite(bench, tmp_path):
+    with pytest.raises(DataError, match='Pass overwrite=true'):
         write_benchmark(bench, progress=False, **dict(TINY, num_train=1))
-    partial = tmp_path / 'partial'
-    (partial / 'cityscapes').mkdir(parents=True)
-    with pytest.raises(FileExistsError, match='not a complete synthetic benchmark'):
-        write_benchmark(partial, progress=False, **TINY)
-    write_benchmark(partial, progress=False, overwrite=True, **TINY)
-    assert benchmark_is_complete(partial, **TINY)
+    copy = tmp_path / 'copy'
+    shutil.copytree(bench, copy)
+    write_benchmark(copy, progress=False, overwrite=True, **dict(TINY, num_train=1))
+    assert benchmark_is_complete(copy, **dict(TINY, num_train=1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['copy']  # nothing left beside it
 
 
-def test_overwrite_never_deletes_foreign_files(tmp_path):
-    (tmp_path / 'notes.txt').write_text('mine')
-    with pytest.raises(FileExistsError, match='notes.txt'):
-        write_benchmark(tmp_path, progress=False, overwrite=True, **TINY)
-    assert (tmp_path / 'notes.txt').exists()
+def user_folder(root: Path) -> dict:
+    """A folder of someone's own data, with names the benchmark also writes."""
+    (root / 'cityscapes' / 'leftImg8bit').mkdir(parents=True)
+    (root / 'cityscapes' / 'leftImg8bit' / 'a.png').write_bytes(b'\x89PNG mine')
+    (root / 'notes.txt').write_text('mine')
+    return written(root)
 
 
-def test_failed_generation_leaves_nothing_behind(tmp_path, monkeypatch):
-    def broken(*args, **kwargs):
-        raise RuntimeError('disk full')
-    monkeypatch.setattr(writer, 'render_sample', broken)
-    with pytest.raises(RuntimeError):
-        write_benchmark(tmp_path / 'bench', progress=False, **TINY)
-    assert list(tmp_path.iterdir()) == []
+@pytest.mark.parametrize('manifest', [None, '{"generator": "someone else"}', '{broken'])
+def test_a_folder_the_generator_did_not_write_is_never_replaced(tmp_path, manifest):
+    before = user_folder(tmp_path / 'data')
+    if manifest is not None:
+        (tmp_path / 'data' / 'synthetic.json').write_text(manifest)
+        before = written(tmp_path / 'data')
+    with pytest.raises(DataError) as err:
+        write_benchmark(tmp_path / 'data', progress=False, overwrite=True, **TINY)
+    assert str(err.value).startswith(f'{tmp_path / "data"} is not a synthetic benchmark that '
+                                     'domino-seg generated')
+    assert 'nothing in it is replaced or removed' in str(err.value)
+    assert written(tmp_path / 'data') == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['data']
+
+
+def test_overwrite_never_deletes_foreign_files(bench, tmp_path):
+    copy = tmp_path / 'copy'
+    shutil.copytree(bench, copy)
+    (copy / 'notes.txt').write_text('mine')
+    before = written(copy)
+    with pytest.raises(DataError, match="it holds notes.txt, which the generator does not"):
+        write_benchmark(copy, progress=False, overwrite=True, **dict(TINY, seed=1))
+    assert written(copy) == before
+
+
+def broken_after(calls: int, error=RuntimeError('disk full')):
+    """A render_sample that fails at its ``calls``-th call (mid-way through a generation)."""
+    count = iter(range(calls - 1))
+
+    def render(*args, **kwargs):
+        if next(count, None) is None:
+            if isinstance(error, int):  # a signal to this process
+                os.kill(os.getpid(), error)
+            raise error
+        return render_sample(*args, **kwargs)
+    return render
+
+
+@pytest.mark.parametrize('workers', [1, 2])
+def test_failed_generation_leaves_nothing_behind(tmp_path, monkeypatch, workers):
+    monkeypatch.setattr(writer, 'render_sample', broken_after(3))
+    monkeypatch.setattr(os, 'cpu_count', lambda: 2)
+    with pytest.raises(RuntimeError, match='disk full'):
+        write_benchmark(tmp_path / 'new' / 'bench', progress=False, workers=workers, **TINY)
+    assert list(tmp_path.iterdir()) == []  # nor the folder made for it
+
+
+@pytest.mark.parametrize('error', [KeyboardInterrupt(), signal.SIGTERM])
+def test_an_interrupted_regeneration_keeps_the_old_benchmark(bench, tmp_path, monkeypatch,
+                                                             error):
+    copy = tmp_path / 'copy'
+    shutil.copytree(bench, copy)
+    monkeypatch.setattr(writer, 'render_sample', broken_after(4, error))
+    with pytest.raises(KeyboardInterrupt if error != signal.SIGTERM else SystemExit) as err:
+        write_benchmark(copy, progress=False, overwrite=True, workers=1, **dict(TINY, seed=1))
+    if error == signal.SIGTERM:  # ends the process as Ctrl-C does, with the exit status of
+        assert err.value.code == 128 + signal.SIGTERM  # a kill, and its default comes back
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert written(copy) == written(bench)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['copy']
+
+
+def test_a_crash_in_the_swap_is_recovered_by_the_next_run(bench, tmp_path):
+    """kill -9 with the old benchmark set aside and the new one complete but not in place:
+    the next run puts the old one back (and with the new parameters, swaps anew)."""
+    aside, staging = tmp_path / '.copy.old-x1', tmp_path / '.copy.partial-x2'
+    shutil.copytree(bench, aside)
+    shutil.copytree(bench, staging)
+    (tmp_path / '.copy.partial-foreign').mkdir()  # not the generator's: kept
+    (tmp_path / '.copy.lock').write_text('')  # of the killed process
+    assert write_benchmark(tmp_path / 'copy', progress=False, **TINY) == tmp_path / 'copy'
+    assert written(tmp_path / 'copy') == written(bench)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['.copy.partial-foreign', 'copy']
+    # killed after the new one went in: the old one set aside goes, even when nothing else
+    # is to be done
+    shutil.copytree(bench, aside)
+    assert write_benchmark(tmp_path / 'copy', progress=False, **TINY) == tmp_path / 'copy'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['.copy.partial-foreign', 'copy']
+
+
+def test_a_generation_in_progress_elsewhere_is_left_alone(bench, tmp_path):
+    shutil.copytree(bench, tmp_path / 'copy')
+    shutil.copytree(bench, tmp_path / '.copy.partial-x1')
+    ready_r, ready_w = os.pipe()
+    writing = os.fork()
+    if writing == 0:  # another process generating (holding the lock)
+        try:
+            lock_file(tmp_path / '.copy.lock')
+            os.write(ready_w, b'1')
+            time.sleep(60)
+        finally:
+            os._exit(0)
+    try:
+        os.read(ready_r, 1)
+        write_benchmark(tmp_path / 'copy', progress=False, **TINY)
+        assert (tmp_path / '.copy.partial-x1' / 'synthetic.json').is_file()
+    finally:
+        os.kill(writing, signal.SIGKILL)
+        os.waitpid(writing, 0)
+    write_benchmark(tmp_path / 'copy', progress=False, **TINY)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['copy']
 
 
 def test_cli_writes_relative_to_the_current_directory(tmp_path):
@@ -341,3 +455,28 @@ def test_cli_writes_relative_to_the_current_directory(tmp_path):
                                  width=64)
     assert str(tmp_path / 'data/synth') in result.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ['data']     # no hydra outputs/
+
+
+def test_training_refuses_a_data_folder_and_says_where_it_generates(tmp_path, fails, capsys):
+    from domino_seg.data.builder import ensure_synthetic
+    before = user_folder(tmp_path / 'data')
+    data = OmegaConf.create({'generate': dict(root=str(tmp_path / 'data'), **TINY)})
+    err = fails(lambda: ensure_synthetic(data))
+    assert f'error: paths.synthetic={tmp_path / "data"}: {tmp_path / "data"} is not a ' \
+           'synthetic benchmark that domino-seg generated' in err
+    assert written(tmp_path / 'data') == before
+    new = tmp_path / 'new' / 'bench'
+    ensure_synthetic(OmegaConf.create({'generate': dict(root=str(new), **TINY)}))
+    assert f'Generating the synthetic weather benchmark in {new} (a new folder) ...' in \
+        capsys.readouterr().out
+    assert benchmark_is_complete(new, **TINY)
+    negative = OmegaConf.create({'generate': dict(root=str(new), **dict(TINY, num_train=-1))})
+    assert 'error: data.generate: num_train/num_val must be >= 0' in \
+        fails(lambda: ensure_synthetic(negative))
+
+
+def test_make_synthetic_workers_takes_a_positive_integer():
+    from domino_seg.config import check_value_ranges
+    with pytest.raises(ConfigError, match='workers=0 is out of range: workers takes an integer '
+                                          '>= 1'):
+        check_value_ranges(OmegaConf.create({'workers': 0}))

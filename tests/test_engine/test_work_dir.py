@@ -2,13 +2,14 @@
 run is refused unless that run is resumed, a locked folder is refused, a resume must keep the
 recorded config, and a full disk while writing metrics.json is a clear error."""
 import errno
-import fcntl
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from omegaconf import OmegaConf
@@ -87,16 +88,68 @@ def test_a_work_dir_that_is_a_file_is_refused(tmp_path):
 def test_a_locked_work_dir_is_refused_to_another_process(tmp_path):
     lock_work_dir(str(tmp_path))
     lock_work_dir(str(tmp_path))  # this process holds it already
-    fd = os.open(tmp_path, os.O_RDONLY)
-    try:
-        with pytest.raises(BlockingIOError):
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    finally:
-        os.close(fd)
     code = f'from domino_seg.engine.resume import lock_work_dir; lock_work_dir({str(tmp_path)!r})'
     other = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert other.returncode == 1
     assert f'the work dir {tmp_path} is in use by another running process' in other.stderr
+
+
+def locks_in_another_process(folder) -> bool:
+    """Whether a process forked now gets the lock on ``folder``."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            lock_work_dir(str(folder))
+            os._exit(0)
+        except ConfigError:
+            os._exit(1)
+        finally:
+            os._exit(2)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+
+
+def test_the_lock_ends_with_its_process_though_its_forked_children_live(tmp_path):
+    """kill -9 of a run whose DataLoader workers (forked, holding the lock file's descriptor)
+    live on for seconds: a resume at once gets the lock."""
+    ready_r, ready_w = os.pipe()
+    owner = os.fork()
+    if owner == 0:  # the run: lock, fork a worker that outlives it, wait to be killed
+        try:
+            lock_work_dir(str(tmp_path))
+            worker = os.fork()
+            if worker == 0:
+                time.sleep(60)
+            else:
+                os.write(ready_w, str(worker).encode())
+                time.sleep(60)
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    worker = int(os.read(ready_r, 20))
+    os.close(ready_r)
+    try:
+        assert not locks_in_another_process(tmp_path)  # the run holds it
+        os.kill(owner, signal.SIGKILL)
+        os.waitpid(owner, 0)
+        os.kill(worker, 0)  # the worker is alive (else ProcessLookupError)
+        lock_work_dir(str(tmp_path))  # no ConfigError
+    finally:
+        os.kill(worker, signal.SIGKILL)
+
+
+def test_a_start_interrupted_before_training_leaves_no_run_folder(tmp_path):
+    """Ctrl-C or SIGTERM while the start generates the benchmark: as a failed start."""
+    folder = tmp_path / 'runs' / 'run'
+    claim_work_dir(str(folder))
+    (folder / '.hydra').mkdir()
+    (folder / '.hydra' / 'config.yaml').write_text('{}')
+    lock_work_dir(str(folder))
+
+    def interrupted():
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        run.run_cli(interrupted)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_resume_values_take_true_false_or_a_path(tmp_path):

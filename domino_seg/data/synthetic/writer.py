@@ -6,20 +6,38 @@ clear training scenes are also rendered in other conditions as a *generated* set
 a layout-to-image model writes (ALDM: ``generated/cityscapes_<condition>/<city>_<seq>_<frame>.png``,
 paired with the Cityscapes train labels by name). Every sample is
 seeded by (seed, split, condition, index), so it does not depend on what else is generated or
-in which order. The benchmark is written to a temporary sibling folder and renamed into place
-with its manifest last, so a half-written folder is never taken for a complete one.
+in which order.
+
+A folder is the generator's only if it carries the manifest the generator wrote
+(``synthetic.json``); nothing else is ever replaced or removed. A benchmark is written into a
+staging folder beside its place (``.<name>.partial-*``, manifest first, completed last) and
+swapped in by renames (the old one aside to ``.<name>.old-*``, the new one in, then the old
+one removed), under a lock (``.<name>.lock`` beside it) that one writer at a time holds: an
+interrupted generation leaves the old benchmark whole, and the next one cleans up after a
+``kill -9``.
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
+import multiprocessing
 import os
 import shutil
+import signal
+import sys
 import tempfile
+import threading
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from glob import escape, glob
 from pathlib import Path
 
 import cv2
 import numpy as np
 from tqdm import tqdm
+
+from domino_seg.errors import DataError
+from domino_seg.io import atomic_write_json, lock_file, release_lock_file
 
 from .geometry import SKY_DEPTH
 from .scene import render_scene
@@ -27,12 +45,17 @@ from .weather import CONDITIONS, render_weather
 
 GENERATOR_VERSION = 3      # bump whenever scenes or weather change, so old benchmarks mismatch
 MANIFEST = 'synthetic.json'
+GENERATOR = 'domino_seg.data.synthetic'   # the manifest's mark of a folder this code wrote
+WRITTEN = ('cityscapes', 'acdc', 'generated', MANIFEST)  # what a benchmark folder holds
 ADVERSE = CONDITIONS[1:]
 SPLITS = ('train', 'val')
 CITIES = {'train': ('synthtown', 'pixelburg'), 'val': ('renderdorf',)}
 ACDC_SEQUENCES = 2                      # GOPR sequences per condition and split
 CITYSCAPES_BASELINE = 0.209313          # metres
 CITYSCAPES_FOCAL = 2262.52              # pixels at 2048 px width
+
+CHUNK = 8                               # samples a generation worker writes per task
+PR_SET_PDEATHSIG = 1                    # prctl option (Linux): a signal when the parent ends
 
 TRAIN_ID_TO_ID = np.zeros(256, np.uint8)    # 255 (ignore) -> 0 (unlabeled)
 TRAIN_ID_TO_ID[:19] = [7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33]
@@ -151,74 +174,216 @@ def _image_counts(root: Path, params: dict) -> dict:
 def write_benchmark(out_dir: str | os.PathLike, num_train: int = 300, num_val: int = 40,
                     height: int = 128, width: int = 256, seed: int = 0,
                     conditions=ADVERSE, generated=(), progress: bool = True,
-                    overwrite: bool = False) -> Path:
+                    overwrite: bool = False, workers: int = 2) -> Path:
     """Generate the benchmark into `out_dir` (a no-op when it is already complete with the
     same parameters) and return its path. ``generated`` conditions add a generated set of the
     clear training scenes in those conditions (see :func:`generated_folder`).
 
-    An existing, non-empty `out_dir` that is incomplete or was made with other parameters is
-    an error unless `overwrite`, which replaces it (only if it looks like a benchmark).
+    A new or empty `out_dir` is written; a benchmark this generator wrote (incomplete, or with
+    other parameters) only with `overwrite`; any other folder is refused (DataError), and so
+    is ValueError for bad parameters. SIGTERM, like Ctrl-C, stops a generation cleanly.
+    ``workers`` processes (at most one per CPU core) render it; the bytes do not depend on it.
     """
-    out = Path(out_dir).absolute()
+    given = Path(out_dir).absolute()
+    out = Path(os.path.realpath(given))  # (through a link to the benchmark: where it is)
     params = _params(num_train, num_val, height, width, seed, conditions, generated)
     if benchmark_is_complete(out, **params):
-        return out
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f'{out} exists and is not a folder')
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise FileExistsError(
-                f'{out} exists but is not a complete synthetic benchmark with the requested '
-                f'parameters {params} (see {out / MANIFEST}). Delete it, choose another '
-                'folder, or pass overwrite=true to regenerate it.')
-        _remove_old_benchmark(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f'.{out.name}.partial-', dir=out.parent))
+        if _leftovers(out, 'partial') or _leftovers(out, 'old'):
+            with contextlib.suppress(OSError), _locked(out, wait=False) as locked:
+                if locked:
+                    _recover(out)
+        return given
+    made = [folder for folder in (out.parent, *out.parent.parents) if not folder.exists()]
     try:
-        _write_samples(staging, params, progress)
-        manifest = dict(generator='domino_seg.data.synthetic', version=GENERATOR_VERSION,
-                        params=params, counts=_counts(params), cities=CITIES)
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + '\n')
-        _move_into_place(staging, out, params)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(out, wait=True, progress=progress):
+            _recover(out)
+            if not benchmark_is_complete(out, **params):  # (or another process wrote it)
+                _check_replaceable(out, params, overwrite)
+                if progress:  # (a mistyped folder shows at once: Ctrl-C keeps nothing)
+                    state = ('a new folder' if not out.exists() else 'an empty folder'
+                             if not any(out.iterdir()) else 'replacing the incomplete or '
+                             'differently generated one there')
+                    print(f'Generating the synthetic weather benchmark in {given} ({state}) '
+                          '...', flush=True)
+                with _sigterm_raises():
+                    _generate(out, params, progress, min(workers, os.cpu_count() or 1))
+    except BaseException as err:
+        for folder in made:  # (inner first) the folders made for it, if still empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if isinstance(err, OSError) and not isinstance(err, DataError):
+            raise DataError(f'the synthetic benchmark cannot be written into {out} ({err}); '
+                            'nothing of it was kept, and a benchmark already there is '
+                            'unchanged. Free space, or choose another (writable) folder for '
+                            'it.') from None
+        raise
+    return given
+
+
+@contextlib.contextmanager
+def _locked(out: Path, wait: bool, progress: bool = False):
+    """Hold the lock of the benchmark at `out` (a file beside it, removed after); yields
+    whether it is held (always, with `wait`, which says when another process generates it
+    meanwhile)."""
+    path = out.parent / f'.{out.name}.lock'
+    fd = lock_file(path)
+    if fd is None and wait:
+        if progress:
+            print(f'Waiting for another process that generates the synthetic benchmark in '
+                  f'{out} ...', file=sys.stderr, flush=True)
+        fd = lock_file(path, wait=True)
+    try:
+        yield fd is not None
+    finally:
+        if fd is not None:
+            release_lock_file(path, fd)
+
+
+def _leftovers(out: Path, kind: str) -> list[Path]:
+    """The staging (``kind='partial'``) or set-aside (``'old'``) folders of `out` that the
+    generator wrote (marked by its manifest), as an interrupted generation leaves them."""
+    pattern = escape(str(out.parent / f'.{out.name}.{kind}-')) + '*'
+    return sorted(path for path in map(Path, glob(pattern)) if _manifest(path) is not None)
+
+
+def _manifest(folder: Path) -> dict | None:
+    """The generator's manifest in `folder`, or None when the folder is not the generator's."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) and manifest.get('generator') == GENERATOR \
+        else None
+
+
+def _recover(out: Path) -> None:
+    """Under the lock, finish what an interrupted generation left: its staging folders go;
+    the old benchmark it set aside comes back where none is now, and goes where a new one was
+    swapped in."""
+    for staging in _leftovers(out, 'partial'):
+        shutil.rmtree(staging)
+    for old in _leftovers(out, 'old'):
+        if not os.path.lexists(out):
+            os.rename(old, out)
+        elif _manifest(out) is not None:
+            shutil.rmtree(old)
+
+
+def _check_replaceable(out: Path, params: dict, overwrite: bool) -> None:
+    """A DataError unless `out` is new, empty, or (with `overwrite`) a benchmark this
+    generator wrote that holds nothing else."""
+    if not os.path.lexists(out):
+        return
+    if not out.is_dir():
+        raise DataError(f'{out} exists and is not a folder; choose a new or empty folder for '
+                        'the synthetic benchmark.')
+    names = sorted(p.name for p in out.iterdir())
+    if not names:
+        return
+    manifest = _manifest(out)
+    foreign = [name for name in names if name not in WRITTEN]
+    if manifest is None or foreign:
+        shown = foreign if manifest else names
+        listed = ', '.join(shown[:5]) + (', ...' if len(shown) > 5 else '')
+        raise DataError(
+            f'{out} is not a synthetic benchmark that domino-seg generated (' +
+            (f'it holds {listed}, which the generator does not write' if manifest else
+             f'it has no {MANIFEST} from the generator and holds {listed}') +
+            '), so nothing in it is replaced or removed. Choose a new or empty folder for the '
+            'benchmark (or move those files away).')
+    if not overwrite:
+        raise DataError(
+            f'{out} holds a synthetic benchmark that is incomplete or was generated with '
+            f'other parameters ({manifest.get("params")}; requested {params}). Pass '
+            'overwrite=true to regenerate it there, or choose another folder.')
+
+
+def _generate(out: Path, params: dict, progress: bool, workers: int) -> None:
+    """Write the benchmark into a staging folder beside `out`, then swap it in: the old one
+    (if any) aside, the new one in, the old one removed."""
+    staging = Path(tempfile.mkdtemp(prefix=f'.{out.name}.partial-', dir=out.parent))
+    manifest = dict(generator=GENERATOR, version=GENERATOR_VERSION, params=params)
+    aside = None
+    try:
+        atomic_write_json(staging / MANIFEST, dict(manifest, complete=False))  # marks it ours
+        _write_samples(staging, params, progress, workers)
+        atomic_write_json(staging / MANIFEST, dict(manifest, counts=_counts(params),
+                                                   cities=CITIES))
+        if out.is_dir() and any(out.iterdir()):
+            aside = Path(tempfile.mkdtemp(prefix=f'.{out.name}.old-', dir=out.parent))
+            os.rename(out, aside)
+        elif out.is_dir():
+            out.rmdir()
+        os.rename(staging, out)
     except BaseException:
+        if aside is not None and not os.path.lexists(out):
+            os.rename(aside, out)
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return out
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)  # (else the next generation removes it)
 
 
-def _remove_old_benchmark(out: Path) -> None:
-    """Delete a previous (partial) benchmark; refuse folders holding anything else."""
-    foreign = sorted(p.name for p in out.iterdir()
-                     if p.name not in ('cityscapes', 'acdc', 'generated', MANIFEST))
-    if foreign:
-        raise FileExistsError(f'refusing to overwrite {out}: it holds {foreign}, which the '
-                              'synthetic benchmark does not write')
-    shutil.rmtree(out)
+@contextlib.contextmanager
+def _sigterm_raises():
+    """SIGTERM (a job scheduler, ``kill``) ends the process as Ctrl-C does, by an exception
+    (SystemExit 143), so a generation removes its staging folder; only where SIGTERM has its
+    default action and in the main thread (the only one that handles signals)."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
 
-
-def _move_into_place(staging: Path, out: Path, params: dict) -> None:
-    """Rename the finished staging folder to `out`; if a concurrent writer got there first
-    with the same benchmark, keep theirs."""
-    if out.is_dir() and not any(out.iterdir()):
-        out.rmdir()
+    def terminate(signum, frame):
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, terminate)
     try:
-        os.rename(staging, out)
-    except OSError:
-        if not benchmark_is_complete(out, **params):
-            raise
-        shutil.rmtree(staging, ignore_errors=True)
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _write_samples(root: Path, params: dict, progress: bool) -> None:
+def _write_samples(root: Path, params: dict, progress: bool, workers: int) -> None:
+    """Render and write every sample, in chunks over `workers` processes: the same bytes for
+    any `workers` (each sample is seeded by its own indices)."""
     per_split = {'train': params['num_train'], 'val': params['num_val']}
     jobs = [(split, 'clear', i) for split in SPLITS for i in range(per_split[split])]
     jobs += [(split, cond, i) for cond in params['conditions'] for split in SPLITS
              for i in range(per_split[split])]
     jobs += [('generated', cond, i) for cond in params.get('generated', [])
              for i in range(params['num_train'])]
+    chunks = [jobs[i:i + CHUNK] for i in range(0, len(jobs), CHUNK)]
+    bar = tqdm(total=len(jobs), desc='synthetic benchmark', unit='img', disable=not progress)
+    with bar:
+        if workers <= 1 or len(chunks) <= 1:
+            for chunk in chunks:
+                bar.update(_write_chunk(root, params, chunk))
+            return
+        # fork: the workers start at once, without importing anything again
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('fork'),
+                                   initializer=_worker_start)
+        try:
+            for done in as_completed([pool.submit(_write_chunk, root, params, chunk)
+                                      for chunk in chunks]):
+                bar.update(done.result())
+        finally:  # (on an error or Ctrl-C, after the chunks being written: then the
+            pool.shutdown(wait=True, cancel_futures=True)  # staging folder is removed)
+
+
+def _worker_start() -> None:
+    """A generation worker: Ctrl-C is the main process's to handle (it stops the pool), and
+    the worker ends with the main process, even by ``kill -9`` (Linux)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _write_chunk(root: Path, params: dict, chunk: list) -> int:
+    """Write the samples ``chunk`` names; how many."""
     size = (params['height'], params['width'])
-    for split, condition, index in tqdm(jobs, desc='synthetic benchmark', unit='img',
-                                        disable=not progress):
+    for split, condition, index in chunk:
         if split == 'generated':
             image = render_generated(params['seed'], condition, index, *size)
             _imwrite(generated_folder(root, condition) / f'{cityscapes_stem("train", index)[1]}'
@@ -229,6 +394,7 @@ def _write_samples(root: Path, params: dict, progress: bool) -> None:
             _write_cityscapes(root / 'cityscapes', split, index, image, label, depth)
         else:
             _write_acdc(root / 'acdc', split, condition, index, image, label)
+    return len(chunk)
 
 
 def render_generated(seed: int, condition: str, index: int, height: int,
