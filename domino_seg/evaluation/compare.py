@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os.path as osp
 import re
 import statistics
@@ -28,6 +29,7 @@ from omegaconf import OmegaConf
 from domino_seg.conditions import seen_conditions
 from domino_seg.errors import ConfigError, DataError
 from domino_seg.evaluation.report import markdown_table, save_figure
+from domino_seg.engine.metrics_json_hook import MMENGINE_CONFIG
 from domino_seg.io import atomic_write_bytes
 
 # keys that never split nor name rows (besides hydra.*): the seed is what rows aggregate over
@@ -122,21 +124,52 @@ def _ignored(key: str, ignore: Sequence[str]) -> bool:
         key == k or key.startswith(k + '.') for k in (*IGNORED_KEYS, *ignore))
 
 
-def find_metrics(paths: Sequence[str]) -> list[Path]:
-    """``metrics.json`` files given directly or found under the given folders."""
-    found = []
+RUN_MARKERS = ('.hydra', 'config.yaml', MMENGINE_CONFIG)  # what makes a folder a work dir
+
+
+def find_metrics(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
+    """``metrics.json`` files given directly or found under the given folders, and one line per
+    run folder under them that has none (with why), so that no run is left out unsaid."""
+    found, skipped = [], []
     for path in map(Path, paths):
         if path.is_file():
             found.append(path)
         elif path.is_dir():
             found += sorted(path.rglob('metrics.json'), key=_natural)
+            skipped += [f'skipped {folder}: {_why_no_metrics(folder)}'
+                        for folder in _run_folders(path)
+                        if not (folder / 'metrics.json').is_file()]
         else:
             raise DataError(f'{path} does not exist; pass work dirs, sweep dirs '
                             '(work_dirs/multirun/<time>) or metrics.json files.')
     if not found:
         raise DataError(f'no metrics.json under {", ".join(map(str, paths))}; pass the work '
-                        'dirs of finished runs or a sweep dir (work_dirs/multirun/<time>).')
-    return list(dict.fromkeys(p.resolve() for p in found))
+                        'dirs of finished runs or a sweep dir (work_dirs/multirun/<time>).' +
+                        ''.join(f' {line}.' for line in skipped))
+    return list(dict.fromkeys(p.resolve() for p in found)), list(dict.fromkeys(skipped))
+
+
+def _run_folders(root: Path) -> list[Path]:
+    """The work dirs under ``root`` (``root`` included): folders holding Hydra's ``.hydra``,
+    ``config.yaml`` or ``mmengine_config.py`` (Hydra's own ``.hydra/config.yaml`` aside)."""
+    folders = {marker.parent for name in RUN_MARKERS for marker in root.rglob(name)
+               if '.hydra' not in marker.parent.parts}
+    return sorted(folders, key=_natural)
+
+
+def _why_no_metrics(folder: Path) -> str:
+    """Why a work dir has no ``metrics.json``, as far as its ``config.yaml`` tells."""
+    try:
+        config = OmegaConf.to_container(OmegaConf.load(folder / 'config.yaml'))
+    except Exception:  # absent or unreadable: the run did not get far
+        config = None
+    task = config.get('task') if isinstance(config, dict) else None
+    if task == 'test' and config.get('evaluate') is False:
+        return 'no metrics.json (a prediction-only test, evaluate=false: nothing is scored)'
+    if task not in (None, 'train', 'test'):
+        return f'no metrics.json (a task={task} run: it scores nothing)'
+    return ('no metrics.json: the run stopped before its first evaluation (failed, '
+            'interrupted or still running); resume it or leave it out')
 
 
 def read_run(path: Path) -> Run:
@@ -151,24 +184,117 @@ def read_run(path: Path) -> Run:
         raise DataError(f'{path} has no "conditions"; it is not a metrics.json written by '
                         'domino-seg.')
     work_dir = path.parent
-    config = metrics.get('config')
-    if not config and (work_dir / 'config.yaml').is_file():
-        config = OmegaConf.to_container(OmegaConf.load(work_dir / 'config.yaml'))
-    if not config:
+    check_metrics(path, metrics)
+    config, source, prefix = metrics.get('config'), path, 'config.'
+    if config in (None, {}) and (work_dir / 'config.yaml').is_file():
+        source, prefix = work_dir / 'config.yaml', ''
+        config = OmegaConf.to_container(_load_yaml(source))
+    if config in (None, {}):
         raise DataError(f'{path} records no config and {work_dir / "config.yaml"} is missing, '
                         'so runs cannot be grouped; compare work dirs written by domino-seg.')
+    check_config(source, config, prefix)
     run = Run(str(work_dir), metrics, config)
     hydra_dir = work_dir / '.hydra'
     if (hydra_dir / 'overrides.yaml').is_file():
-        texts = OmegaConf.to_container(OmegaConf.load(hydra_dir / 'overrides.yaml'))
-        for override in OverridesParser.create().parse_overrides(texts):
+        texts = OmegaConf.to_container(_load_yaml(hydra_dir / 'overrides.yaml'))
+        try:
+            overrides = OverridesParser.create().parse_overrides(texts)
+        except Exception as err:  # Hydra's OverrideParseException, or not a list of strings
+            raise DataError(f'{hydra_dir / "overrides.yaml"} is not a list of Hydra overrides '
+                            f'({err}); restore it or delete it (rows are then named by '
+                            'config keys).') from None
+        for override in overrides:
             if not override.is_delete():
                 run.overrides[override.key_or_group] = override.get_value_element_as_str()
     if (hydra_dir / 'hydra.yaml').is_file():
-        hydra_cfg = OmegaConf.load(hydra_dir / 'hydra.yaml')
-        choices = OmegaConf.select(hydra_cfg, 'hydra.runtime.choices', default=None)
+        choices = OmegaConf.select(_load_yaml(hydra_dir / 'hydra.yaml'),
+                                   'hydra.runtime.choices', default=None)
         run.choices = OmegaConf.to_container(choices) if choices is not None else {}
     return run
+
+
+def _load_yaml(path: Path):
+    try:
+        return OmegaConf.load(path)
+    except Exception as err:  # yaml's errors, or a file OmegaConf cannot hold
+        raise DataError(f'{path} is not readable YAML ({err}); restore it from the run or '
+                        'leave that run out of the comparison.') from None
+
+
+REWRITE = ("rerun tools/test.py on that run's checkpoint (it rewrites metrics.json) or leave "
+           'that run out of the comparison')
+
+
+def _invalid(path: Path, key: str, value, expected: str) -> DataError:
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + '...'
+    return DataError(f'{path}: "{key}" is {shown}, expected {expected}; domino-seg never writes '
+                     f'that (an edited or damaged file). Fix: {REWRITE}.')
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        math.isfinite(value)
+
+
+def _check(path: Path, value, key: str, kind: str, optional: bool = True):
+    """``value`` (of ``key`` in ``path``) if it is of ``kind``, else an error naming both;
+    None passes when ``optional``. Kinds: 'percent' (finite, 0..100), 'count' (int >= 0),
+    'time' (finite >= 0), 'text', 'mapping', 'texts' (strings), 'mappings' (mappings), 'seed'."""
+    if value is None and optional:
+        return None
+    ok, expected = {
+        'percent': (_number(value) and 0 <= value <= 100, 'a finite number from 0 to 100 (%)'),
+        'count': (isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+                  'a whole number >= 0'),
+        'time': (_number(value) and value >= 0, 'a finite number >= 0'),
+        'text': (isinstance(value, str), 'a string'),
+        'mapping': (isinstance(value, dict), 'a mapping'),
+        'texts': (isinstance(value, list) and all(isinstance(v, str) for v in value),
+                  'a list of strings'),
+        'mappings': (isinstance(value, list) and all(isinstance(v, dict) for v in value),
+                     'a list of mappings'),
+        'seed': (isinstance(value, int) and not isinstance(value, bool), 'a whole number'),
+    }[kind]
+    if not ok:
+        raise _invalid(path, key, value, expected + ('' if optional else ', required'))
+    return value
+
+
+def check_metrics(path: Path, metrics: dict) -> None:
+    """Every value compare reads from a ``metrics.json`` has the type and range domino-seg
+    writes (the config it records: :func:`check_config`), so a damaged file is an error naming
+    it and the key, never a traceback or a silently wrong number."""
+    for condition, entry in metrics['conditions'].items():
+        key = f'conditions.{condition}'
+        _check(path, entry, key, 'mapping', optional=False)
+        _check(path, entry.get('mIoU'), f'{key}.mIoU', 'percent')
+        per_class = _check(path, entry.get('per_class_iou'), f'{key}.per_class_iou', 'mapping')
+        for name, value in (per_class or {}).items():
+            _check(path, value, f'{key}.per_class_iou.{name}', 'percent')
+    _check(path, metrics.get('mean_unseen_mIoU'), 'mean_unseen_mIoU', 'percent')
+    _check(path, metrics.get('iter'), 'iter', 'count')
+    model = _check(path, metrics.get('model'), 'model', 'mapping') or {}
+    _check(path, model.get('params'), 'model.params', 'count')
+    inference = _check(path, metrics.get('inference'), 'inference', 'mapping') or {}
+    _check(path, inference.get('ms_per_image'), 'inference.ms_per_image', 'time')
+    _check(path, inference.get('device'), 'inference.device', 'text')
+
+
+def check_config(path: Path, config, prefix: str = 'config.') -> None:
+    """The recorded config's keys compare reads (``prefix``: where they sit in ``path``)."""
+    _check(path, config, prefix[:-1] or 'the whole file', 'mapping', optional=False)
+    for key, kind in (('seed', 'seed'), ('task', 'text'), ('exp_name', 'text')):
+        _check(path, config.get(key), prefix + key, kind)
+    schedule = _check(path, config.get('schedule'), f'{prefix}schedule', 'mapping') or {}
+    _check(path, schedule.get('max_iters'), f'{prefix}schedule.max_iters', 'count')
+    data = _check(path, config.get('data'), f'{prefix}data', 'mapping') or {}
+    for key in ('seen_conditions', 'train_weather'):
+        _check(path, data.get(key), f'{prefix}data.{key}', 'texts')
+    sources = _check(path, data.get('train_sources'), f'{prefix}data.train_sources', 'mappings')
+    for i, source in enumerate(sources or []):
+        for key in ('kind', 'condition'):
+            _check(path, source.get(key), f'{prefix}data.train_sources.{i}.{key}', 'text')
 
 
 def _unfinished(run: Run) -> Optional[str]:
@@ -257,9 +383,9 @@ def compare_runs(paths: Sequence[str], baseline: Optional[str] = None,
                  ignore: Sequence[str] = ()) -> Comparison:
     """Read, group and aggregate the runs under ``paths``; ``ignore`` adds config keys that
     neither split nor name rows."""
-    warnings = []
+    paths, warnings = find_metrics(paths)
     runs = []
-    for path in find_metrics(paths):
+    for path in paths:
         run = read_run(path)
         why = _unfinished(run)
         if why:

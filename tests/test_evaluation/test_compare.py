@@ -377,3 +377,89 @@ def test_timings_from_different_devices_are_flagged(tmp_path):
         _with_cost(folder, 1_000_000, 10.0, device)
     comp = compare.compare_runs([str(tmp_path)], baseline='domino=none')
     assert any('timed on different devices (NVIDIA H200, cpu)' in w for w in comp.warnings)
+
+
+def _edit(folder, edit):
+    """Apply ``edit`` to the parsed metrics.json of ``folder`` and write it back (NaN as the
+    literal ``NaN`` json.dumps writes, as a hand-edited file could hold)."""
+    path = folder / 'metrics.json'
+    metrics = json.loads(path.read_text())
+    edit(metrics)
+    path.write_text(json.dumps(metrics))
+    return path
+
+
+def _set(*keys_and_value):
+    *keys, value = keys_and_value
+
+    def edit(tree):
+        for key in keys[:-1]:
+            tree = tree.setdefault(key, {})
+        tree[keys[-1]] = value
+    return edit
+
+
+@pytest.mark.parametrize('edit, key', [
+    (_set('conditions', 'fog', 'mIoU', float('nan')), 'conditions.fog.mIoU'),
+    (_set('conditions', 'fog', 'mIoU', '12.5'), 'conditions.fog.mIoU'),
+    (_set('conditions', 'fog', 'mIoU', 150.0), 'conditions.fog.mIoU'),
+    (_set('conditions', 'fog', 'mIoU', True), 'conditions.fog.mIoU'),
+    (_set('conditions', 'fog', [1, 2]), 'conditions.fog'),
+    (_set('conditions', 'night', 'per_class_iou', 'car', -3.0),
+     'conditions.night.per_class_iou.car'),
+    (_set('mean_unseen_mIoU', float('inf')), 'mean_unseen_mIoU'),
+    (_set('iter', -1), 'iter'),
+    (_set('iter', 2.5), 'iter'),
+    (_set('model', 'params', -10), 'model.params'),
+    (_set('model', 'params', 1.5), 'model.params'),
+    (_set('inference', 'ms_per_image', float('nan')), 'inference.ms_per_image'),
+    (_set('inference', 'ms_per_image', -1.0), 'inference.ms_per_image'),
+    (_set('inference', 'device', 3), 'inference.device'),
+    (_set('model', [1]), 'model'),
+    (_set('config', 'not a mapping'), 'config'),
+    (_set('config', [1, 2]), 'config'),
+    (_set('config', 'seed', [0]), 'config.seed'),
+    (_set('config', 'schedule', 'max_iters', '10'), 'config.schedule.max_iters'),
+    (_set('config', 'data', 'seen_conditions', 'cityscapes'), 'config.data.seen_conditions'),
+    (_set('config', 'data', 'train_sources', [{'kind': 3}]), 'config.data.train_sources.0.kind'),
+])
+def test_a_bad_value_in_metrics_json_names_the_file_and_key(tmp_path, edit, key):
+    path = _edit(write_run(tmp_path / 'run', 0, (60.0, 10.0, 20.0)), edit)
+    with pytest.raises(DataError) as err:
+        compare.compare_runs([tmp_path])
+    message = str(err.value)
+    assert message.startswith(f'{path}: "{key}" is ') and 'expected' in message
+    assert 'rerun tools/test.py' in message
+
+
+def test_a_bad_config_yaml_beside_a_metrics_json_without_config_is_named(tmp_path):
+    folder = write_run(tmp_path / 'run', 0, (60.0, 10.0, 20.0))
+    _edit(folder, _set('config', None))
+    (folder / 'config.yaml').write_text('- a list\n- not a config\n')
+    with pytest.raises(DataError, match=rf'^{folder / "config.yaml"}: "the whole file" is'):
+        compare.compare_runs([tmp_path])
+    (folder / 'config.yaml').write_text('seed: [unclosed\n')
+    with pytest.raises(DataError, match='config.yaml is not readable YAML'):
+        compare.compare_runs([tmp_path])
+
+
+def test_run_folders_without_metrics_are_listed_as_skipped(sweep):
+    crashed = sweep / '4'
+    (crashed / '.hydra').mkdir(parents=True)
+    predict_only = sweep / '5'
+    predict_only.mkdir()
+    (predict_only / 'config.yaml').write_text('task: test\nevaluate: false\n')
+    (sweep / 'notes').mkdir()  # not a work dir: not mentioned
+    comp = compare.compare_runs([sweep])
+    assert [w for w in comp.warnings if w.startswith('skipped')] == [
+        f'skipped {crashed}: no metrics.json: the run stopped before its first evaluation '
+        '(failed, interrupted or still running); resume it or leave it out',
+        f'skipped {predict_only}: no metrics.json (a prediction-only test, evaluate=false: '
+        'nothing is scored)']
+    assert sum(len(row.runs) for row in comp.rows) == 4
+
+
+def test_nothing_left_after_skipping_is_an_error_listing_the_folders(tmp_path):
+    (tmp_path / '0' / '.hydra').mkdir(parents=True)
+    with pytest.raises(DataError, match=rf'no metrics.json under .* skipped {tmp_path / "0"}: '):
+        compare.compare_runs([tmp_path])

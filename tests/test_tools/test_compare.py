@@ -81,3 +81,20 @@ def test_compare_without_runs_fails_clearly(tmp_path):
     result = run_tool('compare.py', [str(tmp_path)], tmp_path)
     assert result.returncode == 2 and 'Traceback' not in result.stderr
     assert 'no metrics.json under' in result.stderr and 'sweep dir' in result.stderr
+
+
+def test_compare_on_a_damaged_metrics_json_is_one_paragraph(tmp_path, fails, capsys):
+    from domino_seg.evaluation import compare
+    from tests.test_evaluation.test_compare import write_run
+    good = write_run(tmp_path / 'good', 0, (60.0, 10.0, 20.0))
+    bad = write_run(tmp_path / 'bad', 1, (60.0, 10.0, 20.0))
+    (bad / 'metrics.json').write_text((bad / 'metrics.json').read_text().replace(
+        '"mIoU": 10.0', '"mIoU": NaN'))
+    err = fails(lambda: compare.main([str(tmp_path)]))
+    assert f'{bad / "metrics.json"}: "conditions.fog.mIoU" is nan' in err
+    assert not list(tmp_path.glob('comparison*'))  # nothing written
+    (tmp_path / 'crashed' / '.hydra').mkdir(parents=True)
+    (bad / 'metrics.json').unlink()
+    compare.main([str(good), str(tmp_path / 'crashed')], out=str(tmp_path / 'out'))
+    err = capsys.readouterr().err
+    assert f'warning: skipped {tmp_path / "crashed"}: no metrics.json' in err
