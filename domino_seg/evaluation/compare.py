@@ -19,6 +19,7 @@ import os.path as osp
 import re
 import statistics
 import sys
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -28,6 +29,8 @@ from omegaconf import OmegaConf
 
 from domino_seg.conditions import seen_conditions
 from domino_seg.errors import ConfigError, DataError
+from domino_seg.evaluation import intervals
+from domino_seg.evaluation.metrics import PER_IMAGE_FILE
 from domino_seg.evaluation.report import markdown_table, save_figure
 from domino_seg.engine.metrics_json_hook import MMENGINE_CONFIG
 from domino_seg.io import atomic_write_bytes
@@ -36,7 +39,8 @@ from domino_seg.io import atomic_write_bytes
 IGNORED_KEYS = ('seed', 'work_dir', 'paths.work_dirs', 'resume')
 MEAN_UNSEEN = 'mean unseen'
 _MISSING = object()
-OUTPUT_FILES = ('comparison.md', 'comparison.csv', 'comparison.png')
+OUTPUT_FILES = ('comparison.md', 'comparison.csv', 'comparison.png',
+                'comparison_intervals.png')
 PER_CLASS_FILES = ('comparison_per_class.md', 'comparison_per_class.csv')
 
 
@@ -93,9 +97,11 @@ class Row:
     runs: list
     cells: dict = field(default_factory=dict)   # condition or MEAN_UNSEEN -> Stat
     delta: dict = field(default_factory=dict)   # condition or MEAN_UNSEEN -> Δ of means
-    # condition or MEAN_UNSEEN -> Stat of the per-seed differences to the baseline's run of
-    # the same seed (paired: the seed's shared data order and initialisation cancel out)
+    # condition or MEAN_UNSEEN -> Interval (t) of the per-seed differences to the baseline's
+    # run of the same seed (paired: the seed's shared data order and initialisation cancel out)
     paired: dict = field(default_factory=dict)
+    # single runs: condition or MEAN_UNSEEN -> Interval of the per-image bootstrap
+    bootstrap: dict = field(default_factory=dict)
     # the operating cost (COST_KEYS -> Stat over the row's runs)
     cost: dict = field(default_factory=dict)
 
@@ -112,6 +118,7 @@ class Comparison:
     baseline: Row
     warnings: list = field(default_factory=list)
     seen: list = field(default_factory=list)  # the conditions every row has seen in training
+    notes: list = field(default_factory=list)  # why a single-run row has no bootstrap
 
 
 def _natural(path: Path) -> list:
@@ -424,9 +431,10 @@ def compare_runs(paths: Sequence[str], baseline: Optional[str] = None,
         for key, stat in row.cells.items():
             ref = base.cells[key].mean
             row.delta[key] = None if stat.mean is None or ref is None else stat.mean - ref
-            row.paired[key] = Stat.of([_difference(_score(run, key, unseen),
-                                                   _score(ref_run, key, unseen))
-                                       for run, ref_run in pairs])
+            row.paired[key] = intervals.t_interval([_difference(_score(run, key, unseen),
+                                                                _score(ref_run, key, unseen))
+                                                    for run, ref_run in pairs])
+    notes = _bootstrap_rows(rows, base, conditions, unseen)
     seen = [c for c in conditions if all(c in row.seen for row in rows)]
     for row in rows:
         row.cost = dict(params=Stat.of([run.params for run in row.runs]),
@@ -436,7 +444,34 @@ def compare_runs(paths: Sequence[str], baseline: Optional[str] = None,
     if len(devices) > 1:
         warnings.append(f'the runs were timed on different devices ({", ".join(devices)}): '
                         'the time per image compares machines, not models')
-    return Comparison(rows, conditions, unseen, base, warnings, seen)
+    return Comparison(rows, conditions, unseen, base, warnings, seen, notes)
+
+
+def _bootstrap_rows(rows: list, base: Row, conditions: list, unseen: list) -> list[str]:
+    """The per-image bootstrap of each single-run row against a single-run baseline (seeds
+    give no interval there); the notes say which rows lack a per-image record."""
+    if len(base.runs) != 1:
+        return []
+    single = [row for row in rows if row is not base and len(row.runs) == 1]
+    records = {}
+    for row in [base, *single]:
+        run = row.runs[0]
+        records[row.name] = intervals.read_image_areas(
+            run.work_dir, {c: run.miou(c) for c in run.metrics['conditions']})
+    if records[base.name] is None:
+        return [f'no per-image bootstrap: the baseline {base.runs[0].work_dir} has no '
+                f'{PER_IMAGE_FILE} (evaluate it with evaluator.per_image=true)'] if single else []
+    notes = []
+    for row in single:
+        if records[row.name] is None:
+            notes.append(f'no per-image bootstrap for "{row.name}": {row.runs[0].work_dir} has '
+                         f'no {PER_IMAGE_FILE} (evaluate it with evaluator.per_image=true)')
+            continue
+        shared = [c for c in conditions
+                  if row.runs[0].miou(c) is not None and base.runs[0].miou(c) is not None]
+        row.bootstrap = intervals.bootstrap(records[row.name], records[base.name], shared,
+                                            unseen, mean_key=MEAN_UNSEEN)
+    return notes
 
 
 def _mean_of(run: Run, conditions: list) -> Optional[float]:
@@ -496,7 +531,7 @@ def format_markdown(comp: Comparison) -> str:
         notes.append('† seen in training by that row (its training sources, '
                      'data.train_weather or data.seen_conditions).')
     return markdown_table(header, lines) + '\n\n' + '\n'.join(notes) + '\n' + \
-        _paired_markdown(comp) + _cost_markdown(comp)
+        _paired_markdown(comp) + _bootstrap_markdown(comp) + _cost_markdown(comp)
 
 
 def _ratio(value: Optional[float], ref: Optional[float]) -> Optional[float]:
@@ -533,19 +568,69 @@ def _cost_markdown(comp: Comparison) -> str:
             '\n')
 
 
+def _interval_text(interval: intervals.Interval) -> str:
+    return '-' if interval.low is None else f'[{interval.low:+.2f}, {interval.high:+.2f}]'
+
+
 def _paired_markdown(comp: Comparison) -> str:
-    """The per-seed differences to the baseline (rows sharing seeds with it), or ''."""
+    """The per-seed differences to the baseline (rows sharing seeds with it) with their
+    t-intervals and verdicts, then what these seeds can detect; '' when no row pairs."""
     rows = [row for row in comp.rows
-            if row is not comp.baseline and any(s.n for s in row.paired.values())]
+            if row is not comp.baseline and any(i.n for i in row.paired.values())]
     if not rows:
         return ''
-    header = ['configuration', 'paired seeds', *comp.conditions, MEAN_UNSEEN]
-    lines = [[row.name, max(s.n for s in row.paired.values()),
-              *(_cell(row.paired[k], '+') for k in (*comp.conditions, MEAN_UNSEEN))]
-             for row in rows]
+    header = ['configuration', 'condition', 'paired seeds', 'Δ mean ± std', '95% interval',
+              'verdict']
+    lines = [[row.name, key, row.paired[key].n, _cell(row.paired[key], '+'),
+              _interval_text(row.paired[key]), row.paired[key].verdict]
+             for row in rows for key in _keys(comp) if row.paired[key].n]
+    power = [_power_line(row) for row in rows]
     return (f'\nPaired per-seed difference to "{comp.baseline.name}" (mIoU points; mean ± '
-            'sample std over the seeds both rows ran):\n\n' + markdown_table(header, lines) +
-            '\n')
+            'sample std over the seeds both rows ran; 95% t-interval; verdict: better or worse '
+            'when the interval excludes 0):\n\n' + markdown_table(header, lines) + '\n\n' +
+            '\n'.join(line for line in power if line) + '\n')
+
+
+def _keys(comp: Comparison) -> list[str]:
+    return comp.conditions + ([MEAN_UNSEEN] if comp.unseen else [])
+
+
+def power_of(row: Row) -> tuple:
+    """The row's pooled paired sd over its conditions, its fewest pairs, the smallest
+    difference those seeds detect at 80% power and the seeds a ±1 mIoU interval needs."""
+    sd, n = intervals.pooled_std([i for key, i in row.paired.items() if key != MEAN_UNSEEN])
+    if sd is None:
+        return None, n, None, None
+    return sd, n, intervals.detectable_difference(sd, n), intervals.seeds_for_half_width(sd)
+
+
+def _power_line(row: Row) -> str:
+    sd, n, detectable, seeds = power_of(row)
+    if sd is None:
+        return ''
+    if detectable is None:
+        return f'"{row.name}": the paired differences do not vary over its {n} seeds (sd 0).'
+    return (f'"{row.name}": paired sd {sd:.2f} (pooled over its conditions): {n} seeds detect '
+            f'a difference of {detectable:.2f} mIoU with 80% power (paired t-test, two-sided '
+            f'α = 0.05); a ±1.00 mIoU 95% interval needs {seeds} seeds.')
+
+
+def _bootstrap_markdown(comp: Comparison) -> str:
+    """The per-image bootstrap of single-run rows, or '' (with the notes on rows lacking it)."""
+    rows = [row for row in comp.rows if row.bootstrap]
+    notes = ''.join(f'\nnote: {note}' for note in comp.notes)
+    if not rows:
+        return notes + '\n' if notes else ''
+    header = ['configuration', 'condition', 'images', 'Δ mIoU', '95% interval', 'verdict']
+    lines = [[row.name, key, row.bootstrap[key].n, f'{row.bootstrap[key].mean:+.2f}',
+              _interval_text(row.bootstrap[key]), row.bootstrap[key].verdict]
+             for row in rows for key in _keys(comp) if key in row.bootstrap]
+    return (f'\nSingle runs: per-image bootstrap of the difference to "{comp.baseline.name}" '
+            f'(mIoU points on all images; 95% interval: percentiles of '
+            f'{intervals.BOOTSTRAP_DRAWS} resamples of each condition\'s images, paired by '
+            f'image, seed {intervals.BOOTSTRAP_SEED}; it covers the test images, not the '
+            'training seed):\n\n' + markdown_table(header, lines) + '\n' + notes +
+            ('\n' if notes else ''))
 
 
 def _blank(value: Optional[float]) -> str:
@@ -554,17 +639,29 @@ def _blank(value: Optional[float]) -> str:
 
 
 def format_csv(comp: Comparison) -> str:
-    """One line per row: mean, std, Δ for each condition and the mean unseen (full
-    precision; empty when undefined), the seeds and the work dirs."""
+    """One line per row: mean, std, Δ for each condition and the mean unseen, the paired
+    per-seed difference (mean, std, pairs, 95% t-interval, verdict) and the per-image bootstrap
+    of single runs (difference, interval, verdict); the cost, the pooled paired sd, the
+    difference detectable at 80% power, the seeds for a ±1 interval, the seeds and work dirs
+    (full precision; empty when undefined; the baseline's verdicts empty)."""
     keys = comp.conditions + [MEAN_UNSEEN]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator='\n')
     slug = {k: k.replace(' ', '_') for k in keys}
     stats = ('mean', 'std', 'delta', 'paired_delta_mean', 'paired_delta_std')
+    tests = ('paired_n', 'paired_low', 'paired_high', 'paired_verdict', 'bootstrap_delta',
+             'bootstrap_low', 'bootstrap_high', 'bootstrap_verdict')
     writer.writerow(['configuration', 'seeds', 'seed_values'] +
                     [f'{slug[k]}_{s}' for k in keys for s in stats] +
-                    ['params', 'mean_seen', 'ms_per_image', 'work_dirs'])
+                    ['params', 'mean_seen', 'ms_per_image'] +
+                    [f'{slug[k]}_{s}' for k in keys for s in tests] +
+                    ['paired_std_pooled', 'detectable_at_80_power', 'seeds_for_1_mIoU',
+                     'work_dirs'])
+    none = intervals.Interval(None)
     for row in comp.rows:
+        base = row is comp.baseline
+        tested = [(row.paired[k], row.bootstrap.get(k, none)) for k in keys]
+        sd, _, detectable, seeds = (None,) * 4 if base else power_of(row)
         writer.writerow([row.name, len(row.runs),
                          ' '.join(str(run.config.get('seed')) for run in row.runs)] +
                         [_blank(x) for k in keys
@@ -572,7 +669,13 @@ def format_csv(comp: Comparison) -> str:
                                    row.paired[k].mean, row.paired[k].std)] +
                         [_blank(row.cost[k].mean) for k in ('params', 'mean_seen',
                                                             'ms_per_image')] +
-                        [' '.join(run.work_dir for run in row.runs)])
+                        [x for paired, boot in tested for x in (
+                            paired.n, _blank(paired.low), _blank(paired.high),
+                            '' if base or paired.mean is None else paired.verdict,
+                            _blank(boot.mean), _blank(boot.low), _blank(boot.high),
+                            '' if boot.mean is None else boot.verdict)] +
+                        [_blank(sd), _blank(detectable), '' if seeds is None else seeds,
+                         ' '.join(run.work_dir for run in row.runs)])
     return out.getvalue()
 
 
@@ -644,37 +747,105 @@ def format_per_class_csv(comp: Comparison, per: PerClass) -> str:
     return out.getvalue()
 
 
+# parts of row names that figures leave out (run lengths, rarely what is compared)
+FIGURE_DROPS = ('schedule.max_iters=', 'schedule.val_interval=')
+
+
+def figure_names(rows: Sequence[Row]) -> list[str]:
+    """Row names for legends: without the FIGURE_DROPS parts unless that makes two rows alike
+    (or one empty), wrapped to fit inside the axes."""
+    short = [' '.join(p for p in row.name.split() if not p.startswith(FIGURE_DROPS))
+             for row in rows]
+    names = short if all(short) and len(set(short)) == len(short) else [r.name for r in rows]
+    return [textwrap.fill(name, 40) for name in names]
+
+
+def _tick_labels(comp: Comparison, keys: list) -> list[str]:
+    return [k + (' (seen)' if all(k in r.seen for r in comp.rows) else '') for k in keys]
+
+
 def plot_comparison(comp: Comparison):
     """Grouped bars: conditions (and the mean unseen) x rows, error bars = std over seeds."""
     from matplotlib.figure import Figure
-    keys = comp.conditions + ([MEAN_UNSEEN] if comp.unseen else [])
+    keys = _keys(comp)
     x = np.arange(len(keys))
     width = 0.8 / len(comp.rows)
     fig = Figure(figsize=(max(6.0, 1.1 * len(keys) * max(1, len(comp.rows) / 2)), 4.5),
                  layout='constrained')
     ax = fig.subplots()
-    for i, row in enumerate(comp.rows):
+    for i, (row, name) in enumerate(zip(comp.rows, figure_names(comp.rows))):
         stats = [row.cells[k] for k in keys]
         ax.bar(x - 0.4 + width * (i + 0.5), [np.nan if s.mean is None else s.mean for s in stats],
                width, yerr=[s.std or 0.0 for s in stats], capsize=3,
-               label=f'{row.name} (n={len(row.runs)})')
-    ax.set_xticks(x, [k + (' (seen)' if all(k in r.seen for r in comp.rows) else '')
-                      for k in keys])
+               label=f'{name} (n={len(row.runs)})')
+    ax.set_xticks(x, _tick_labels(comp, keys))
     ax.set_ylabel('mIoU (%)')
     ax.set_title('mIoU per condition, mean ± std over seeds', fontsize=10)
     ax.grid(axis='y', alpha=0.3)
-    fig.legend(loc='outside lower center', ncol=min(len(comp.rows), 3), fontsize=8,
-               frameon=False)
+    ax.margins(y=0.3)  # room for the legend above the bars
+    ax.legend(loc='upper right', fontsize=8, framealpha=0.9)
+    return fig
+
+
+def _shown_interval(row: Row, key: str) -> intervals.Interval:
+    """What the interval figure shows: the bootstrap of a single run, else the paired seeds."""
+    return row.bootstrap.get(key) or row.paired[key]
+
+
+def plot_intervals(comp: Comparison):
+    """Each row's difference to the baseline per condition (and mean unseen) with its 95%
+    interval as error bars (a bare point where there is none), a line at 0, the conditions
+    every row trained on shaded; None with no row to compare."""
+    rows = [row for row in comp.rows if row is not comp.baseline]
+    if not rows:
+        return None
+    from matplotlib.figure import Figure
+    keys = _keys(comp)
+    x = np.arange(len(keys))
+    step = 0.6 / len(rows)
+    fig = Figure(figsize=(max(6.0, 1.2 * len(keys) * max(1, len(rows) / 2)), 4.5),
+                 layout='constrained')
+    ax = fig.subplots()
+    for i, key in enumerate(keys):
+        if all(key in row.seen for row in comp.rows):
+            ax.axvspan(i - 0.45, i + 0.45, color='0.9', zorder=0)
+    names = figure_names(comp.rows)
+    ax.axhline(0.0, color='0.3', linewidth=1,
+               label=f'{names[comp.rows.index(comp.baseline)]} (baseline)')
+    for i, row in enumerate(rows):
+        shown = [_shown_interval(row, k) for k in keys]
+        mean = np.array([np.nan if s.mean is None else s.mean for s in shown])
+        low = np.array([np.nan if s.low is None else s.low for s in shown])
+        high = np.array([np.nan if s.high is None else s.high for s in shown])
+        what = 'per-image bootstrap' if row.bootstrap else \
+            f'{max(s.n for s in row.paired.values())} paired seeds'
+        ax.errorbar(x - 0.3 + step * (i + 0.5), mean,
+                    yerr=np.nan_to_num(np.stack([mean - low, high - mean])), fmt='o',
+                    capsize=4, label=f'{names[comp.rows.index(row)]} ({what})')
+    ax.set_xticks(x, _tick_labels(comp, keys))
+    ax.set_xlim(-0.5, len(keys) - 0.5)
+    ax.set_ylabel('Δ mIoU to the baseline (points)')
+    ax.set_title('Difference to the baseline with 95% intervals (shaded: seen in training)',
+                 fontsize=10)
+    ax.grid(axis='y', alpha=0.3)
+    ax.margins(y=0.3)
+    ax.legend(loc='upper right', fontsize=8, framealpha=0.9)
     return fig
 
 
 def write_outputs(comp: Comparison, out_dir: str) -> list[str]:
-    """``comparison.md``, ``comparison.csv`` and ``comparison.png`` in ``out_dir``."""
-    md, csv_path, png = (osp.join(out_dir, name) for name in OUTPUT_FILES)
+    """``comparison.md``, ``comparison.csv``, ``comparison.png`` and, with a row to compare,
+    ``comparison_intervals.png`` in ``out_dir``."""
+    md, csv_path, png, intervals_png = (osp.join(out_dir, name) for name in OUTPUT_FILES)
     atomic_write_bytes(md, format_markdown(comp).encode())
     atomic_write_bytes(csv_path, format_csv(comp).encode())
     save_figure(plot_comparison(comp), png)
-    return [md, csv_path, png]
+    written = [md, csv_path, png]
+    figure = plot_intervals(comp)
+    if figure is not None:
+        save_figure(figure, intervals_png)
+        written.append(intervals_png)
+    return written
 
 
 def write_per_class(comp: Comparison, per: PerClass, out_dir: str) -> list[str]:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 from PIL import Image
+from scipy import stats
 
 from domino_seg.errors import ConfigError, DataError
 from domino_seg.evaluation import compare
@@ -107,6 +108,9 @@ def test_csv_png_and_markdown_files(sweep, tmp_path):
     comp = compare.compare_runs([sweep], baseline='domino=head')
     paths = compare.write_outputs(comp, tmp_path / 'out')
     assert [p.rsplit('/', 1)[1] for p in map(str, paths)] == list(compare.OUTPUT_FILES)
+    with Image.open(tmp_path / 'out' / 'comparison_intervals.png') as png:
+        assert png.format == 'PNG'
+
     rows = list(csv.DictReader(io.StringIO((tmp_path / 'out' / 'comparison.csv').read_text())))
     assert [r['configuration'] for r in rows] == ['domino=none', 'domino=head']
     none = rows[0]
@@ -227,13 +231,27 @@ def test_paired_per_seed_differences_to_the_baseline(sweep):
     assert head.paired['fog'].mean == pytest.approx(statistics.fmean(fog))
     assert head.paired['fog'].std == pytest.approx(statistics.stdev(fog))
     assert none.paired['fog'].mean == 0 and none.paired['fog'].std == 0
+    # the 95% t-interval, as scipy's one-sample t-test on the differences gives it
+    expected = stats.ttest_1samp(fog, 0.0).confidence_interval(0.95)
+    assert (head.paired['fog'].low, head.paired['fog'].high) == pytest.approx(
+        (expected.low, expected.high), rel=1e-12)
+    assert head.paired['fog'].verdict == 'not distinguishable'
+    unseen = head.paired[compare.MEAN_UNSEEN]  # +5.25 ± 0.35 over 2 seeds: excludes 0
+    assert unseen.low > 0 and unseen.verdict == 'better'
     text = compare.format_markdown(comp)
     paired = text.split('Paired per-seed difference to "domino=none"')[1].splitlines()
-    row = cells(next(line for line in paired if line.startswith('| domino=head')))
-    assert row[0:2] == ['domino=head', '2']  # then cityscapes, fog, night, mean unseen
-    assert row[3] == f'{statistics.fmean(fog):+.2f} ± {statistics.stdev(fog):.2f}'
+    lines = [cells(line) for line in paired if line.startswith('| domino=head')]
+    assert [line[1] for line in lines] == ['cityscapes', 'fog', 'night', 'mean unseen']
+    assert lines[1] == ['domino=head', 'fog', '2',
+                        f'{statistics.fmean(fog):+.2f} ± {statistics.stdev(fog):.2f}',
+                        f'[{expected.low:+.2f}, {expected.high:+.2f}]', 'not distinguishable']
+    assert lines[3][-1] == 'better'
     csv_row = list(csv.DictReader(io.StringIO(compare.format_csv(comp))))[1]
     assert float(csv_row['fog_paired_delta_mean']) == pytest.approx(statistics.fmean(fog))
+    assert float(csv_row['fog_paired_low']) == head.paired['fog'].low
+    assert csv_row['fog_paired_n'] == '2' and csv_row['fog_paired_verdict'] == \
+        'not distinguishable'
+    assert csv_row['fog_bootstrap_delta'] == ''  # seeds, not single runs
 
 
 def test_training_sources_make_their_conditions_seen(tmp_path):
@@ -463,3 +481,89 @@ def test_nothing_left_after_skipping_is_an_error_listing_the_folders(tmp_path):
     (tmp_path / '0' / '.hydra').mkdir(parents=True)
     with pytest.raises(DataError, match=rf'no metrics.json under .* skipped {tmp_path / "0"}: '):
         compare.compare_runs([tmp_path])
+
+
+# per-image records: 3 classes; images of two conditions (intersection, union per class)
+def _sample(pred, label, condition, rel_path):
+    import torch
+    return dict(pred_sem_seg=dict(data=torch.tensor([pred])),
+                gt_sem_seg=dict(data=torch.tensor([label])), condition=condition,
+                img_path=f'/data/{rel_path}', rel_path=rel_path)
+
+
+def _evaluated(per_image=True, **kwargs):
+    from domino_seg.evaluation.metrics import ConditionIoUMetric
+    m = ConditionIoUMetric(seen_conditions=['cityscapes'], conditions=['cityscapes', 'fog'],
+                           per_image=per_image, **kwargs)
+    m.dataset_meta = dict(classes=('road', 'car', 'bike'))
+    m.process({}, [_sample([[0, 1, 1]], [[0, 0, 1]], 'fog', 'b/2.png'),
+                   _sample([[0, 0, 2]], [[0, 0, 2]], 'cityscapes', 'a/1.png'),
+                   _sample([[2, 2, 255]], [[2, 1, 255]], 'fog', 'a/1.png')])
+    m.evaluate(3)
+    return m
+
+
+def test_the_per_image_record_holds_each_images_areas_and_reproduces_the_report():
+    from domino_seg.evaluation import intervals
+    areas = _evaluated().image_areas
+    assert areas['classes'].tolist() == ['road', 'car', 'bike']
+    assert areas['images'].tolist() == ['b/2.png', 'a/1.png', 'a/1.png']
+    assert areas['conditions'].tolist() == ['fog', 'cityscapes', 'fog']
+    # fog b/2: label 0 0 1, pred 0 1 1 -> road I1 U2, car I1 U2; fog a/1 (255 ignored):
+    # label 2 1, pred 2 2 -> car U1, bike I1 U2
+    assert areas['intersect'].tolist() == [[1, 1, 0], [2, 0, 1], [0, 0, 1]]
+    assert areas['union'].tolist() == [[2, 2, 0], [2, 0, 1], [0, 1, 2]]
+    assert areas['label'].tolist() == [[2, 1, 0], [2, 0, 1], [0, 1, 1]]
+    assert areas['intersect'].dtype == np.int64
+    m = _evaluated()
+    fog = areas['conditions'] == 'fog'
+    assert intervals.miou(areas['intersect'][fog].sum(0), areas['union'][fog].sum(0)) == \
+        pytest.approx(m.report['conditions']['fog']['mIoU'], rel=1e-6)
+    assert _evaluated(per_image=False).image_areas is None
+
+
+def test_per_image_with_nan_to_num_is_refused():
+    with pytest.raises(ConfigError, match=r'per_image=True, nan_to_num=0\).*drop one'):
+        _evaluated(nan_to_num=0)
+
+
+def _hook_runner(work_dir, metric):
+    import logging
+    from types import SimpleNamespace
+
+    import torch
+    return SimpleNamespace(work_dir=str(work_dir), model=torch.nn.Linear(2, 1), cfg={},
+                           logger=logging.getLogger('test_compare'),
+                           test_evaluator=SimpleNamespace(metrics=[metric]))
+
+
+def test_metrics_json_hook_writes_the_record_beside_metrics_json(tmp_path):
+    from domino_seg.engine.metrics_json_hook import MetricsJsonHook
+    from domino_seg.evaluation import intervals
+    m = _evaluated()
+    MetricsJsonHook(config=dict(seed=0)).after_test_epoch(_hook_runner(tmp_path, m))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['metrics.json', 'per_image.npz']
+    with np.load(tmp_path / 'per_image.npz', allow_pickle=False) as npz:
+        assert sorted(npz.files) == ['classes', 'conditions', 'images', 'intersect', 'label',
+                                     'union']
+        for key, value in m.image_areas.items():
+            assert np.array_equal(npz[key], value) and npz[key].dtype == value.dtype
+    mious = {c: row['mIoU'] for c, row in m.report['conditions'].items()}
+    record = intervals.read_image_areas(str(tmp_path), mious)
+    assert list(record.conditions) == ['fog', 'cityscapes']
+    images, inter, union = record.conditions['fog']
+    assert images.tolist() == ['a/1.png', 'b/2.png']  # sorted by path
+    assert inter.tolist() == [[0, 0, 1], [1, 1, 0]] and union.tolist() == [[0, 1, 2], [2, 2, 0]]
+    # without per_image: no record
+    MetricsJsonHook(config={}).after_test_epoch(_hook_runner(tmp_path / 'off',
+                                                             _evaluated(per_image=False)))
+    assert sorted(p.name for p in (tmp_path / 'off').iterdir()) == ['metrics.json']
+
+
+def test_evaluator_per_image_reaches_the_metric(tmp_path):
+    import domino_seg
+    cfg = domino_seg.compose([f'work_dir={tmp_path}', 'evaluator.per_image=true'])
+    mm = domino_seg.to_mmengine(cfg)
+    assert mm.val_evaluator[0]['per_image'] is True and mm.test_evaluator[0]['per_image'] is True
+    assert domino_seg.to_mmengine(domino_seg.compose([f'work_dir={tmp_path}'])) \
+        .val_evaluator[0]['per_image'] is False
