@@ -5,9 +5,12 @@ equal except for the seed (and where results go) are one row; its cells are the 
 standard deviation over those runs of the mIoU per condition and of the mean over unseen
 conditions, and the Δ column is the difference of means to a baseline row. A row is named by
 the Hydra overrides (``.hydra/overrides.yaml`` in each work dir) whose values differ between
-rows, e.g. ``domino=head domain=zero_shot``. ``--per-class`` adds one table per condition of
-the per-class IoU (mean ± std over each row's seeds, the Δ of means to the baseline in
-parentheses), to see which classes a method wins or loses.
+rows, e.g. ``domino=head domain=zero_shot``. Each difference to the baseline gets a 95%
+interval and a verdict: the paired t-interval over the seeds both rows ran (with what those
+seeds can detect), or for single runs a per-image bootstrap (:mod:`.intervals`;
+docs/comparisons.md). A metrics.json is checked value by value before use. ``--per-class``
+adds one table per condition of the per-class IoU (mean ± std over each row's seeds, the Δ of
+means to the baseline in parentheses), to see which classes a method wins or loses.
 """
 from __future__ import annotations
 
@@ -28,11 +31,11 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from domino_seg.conditions import seen_conditions
+from domino_seg.engine.metrics_json_hook import MMENGINE_CONFIG
 from domino_seg.errors import ConfigError, DataError
 from domino_seg.evaluation import intervals
 from domino_seg.evaluation.metrics import PER_IMAGE_FILE
 from domino_seg.evaluation.report import markdown_table, save_figure
-from domino_seg.engine.metrics_json_hook import MMENGINE_CONFIG
 from domino_seg.io import atomic_write_bytes
 
 # keys that never split nor name rows (besides hydra.*): the seed is what rows aggregate over
@@ -450,9 +453,9 @@ def compare_runs(paths: Sequence[str], baseline: Optional[str] = None,
 def _bootstrap_rows(rows: list, base: Row, conditions: list, unseen: list) -> list[str]:
     """The per-image bootstrap of each single-run row against a single-run baseline (seeds
     give no interval there); the notes say which rows lack a per-image record."""
-    if len(base.runs) != 1:
-        return []
     single = [row for row in rows if row is not base and len(row.runs) == 1]
+    if len(base.runs) != 1 or not single:
+        return []
     records = {}
     for row in [base, *single]:
         run = row.runs[0]
@@ -460,7 +463,7 @@ def _bootstrap_rows(rows: list, base: Row, conditions: list, unseen: list) -> li
             run.work_dir, {c: run.miou(c) for c in run.metrics['conditions']})
     if records[base.name] is None:
         return [f'no per-image bootstrap: the baseline {base.runs[0].work_dir} has no '
-                f'{PER_IMAGE_FILE} (evaluate it with evaluator.per_image=true)'] if single else []
+                f'{PER_IMAGE_FILE} (evaluate it with evaluator.per_image=true)']
     notes = []
     for row in single:
         if records[row.name] is None:
