@@ -18,6 +18,7 @@ import csv
 import io
 import json
 import math
+import os
 import os.path as osp
 import re
 import statistics
@@ -145,10 +146,10 @@ def find_metrics(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
         if path.is_file():
             found.append(path)
         elif path.is_dir():
-            found += sorted(path.rglob('metrics.json'), key=_natural)
+            folders = _run_folders(path)
+            found += [folder / 'metrics.json' for folder, scored in folders if scored]
             skipped += [f'skipped {folder}: {_why_no_metrics(folder)}'
-                        for folder in _run_folders(path)
-                        if not (folder / 'metrics.json').is_file()]
+                        for folder, scored in folders if not scored]
         else:
             raise DataError(f'{path} does not exist; pass work dirs, sweep dirs '
                             '(work_dirs/multirun/<time>) or metrics.json files.')
@@ -159,12 +160,17 @@ def find_metrics(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
     return list(dict.fromkeys(p.resolve() for p in found)), list(dict.fromkeys(skipped))
 
 
-def _run_folders(root: Path) -> list[Path]:
-    """The work dirs under ``root`` (``root`` included): folders holding Hydra's ``.hydra``,
-    ``config.yaml`` or ``mmengine_config.py`` (Hydra's own ``.hydra/config.yaml`` aside)."""
-    folders = {marker.parent for name in RUN_MARKERS for marker in root.rglob(name)
-               if '.hydra' not in marker.parent.parts}
-    return sorted(folders, key=_natural)
+def _run_folders(root: Path) -> list[tuple[Path, bool]]:
+    """The folders under ``root`` (``root`` included) holding a ``metrics.json`` or looking
+    like a work dir (Hydra's ``.hydra``, ``config.yaml`` or ``mmengine_config.py``), each with
+    whether it has a ``metrics.json``; in one walk of the tree, in natural order."""
+    folders = []
+    for folder, dirs, files in os.walk(root):
+        scored = 'metrics.json' in files
+        if scored or '.hydra' in dirs or not set(files).isdisjoint(RUN_MARKERS):
+            folders.append((Path(folder), scored))
+        dirs[:] = [d for d in dirs if d != '.hydra']
+    return sorted(folders, key=lambda item: _natural(item[0]))
 
 
 def _why_no_metrics(folder: Path) -> str:
@@ -587,11 +593,11 @@ def _paired_markdown(comp: Comparison) -> str:
     lines = [[row.name, key, row.paired[key].n, _cell(row.paired[key], '+'),
               _interval_text(row.paired[key]), row.paired[key].verdict]
              for row in rows for key in _keys(comp) if row.paired[key].n]
-    power = [_power_line(row) for row in rows]
+    power = ''.join(f'\n{line}' for line in map(_power_line, rows) if line)
     return (f'\nPaired per-seed difference to "{comp.baseline.name}" (mIoU points; mean ± '
             'sample std over the seeds both rows ran; 95% t-interval; verdict: better or worse '
-            'when the interval excludes 0):\n\n' + markdown_table(header, lines) + '\n\n' +
-            '\n'.join(line for line in power if line) + '\n')
+            'when the interval excludes 0):\n\n' + markdown_table(header, lines) + '\n' +
+            (f'{power}\n' if power else ''))
 
 
 def _keys(comp: Comparison) -> list[str]:

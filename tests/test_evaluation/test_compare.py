@@ -246,6 +246,15 @@ def test_paired_per_seed_differences_to_the_baseline(sweep):
                         f'{statistics.fmean(fog):+.2f} ± {statistics.stdev(fog):.2f}',
                         f'[{expected.low:+.2f}, {expected.high:+.2f}]', 'not distinguishable']
     assert lines[3][-1] == 'better'
+    # below: the paired sd pooled over the conditions (variances 0, 2, 4.5; 1 dof each), what
+    # 2 seeds detect at 80% power, and the seeds for a ±1 interval at that sd
+    from domino_seg.evaluation import intervals
+    sd = np.sqrt((0 + 2 + 4.5) / 3)
+    assert compare.power_of(head)[:2] == (pytest.approx(sd), 2)
+    assert (f'"domino=head": paired sd {sd:.2f} (pooled over its conditions): 2 seeds detect a '
+            f'difference of {intervals.detectable_difference(sd, 2):.2f} mIoU with 80% power '
+            '(paired t-test, two-sided α = 0.05); a ±1.00 mIoU 95% interval needs '
+            f'{intervals.seeds_for_half_width(sd)} seeds.') in text
     csv_row = list(csv.DictReader(io.StringIO(compare.format_csv(comp))))[1]
     assert float(csv_row['fog_paired_delta_mean']) == pytest.approx(statistics.fmean(fog))
     assert float(csv_row['fog_paired_low']) == head.paired['fog'].low
