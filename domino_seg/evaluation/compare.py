@@ -867,20 +867,27 @@ def write_per_class(comp: Comparison, per: PerClass, out_dir: str) -> list[str]:
 
 def main(paths: Sequence[str], baseline: Optional[str] = None, out: Optional[str] = None,
          ignore: Sequence[str] = (), per_class: bool = False) -> Comparison:
-    """What ``tools/compare.py`` does: print the table and write the three files; with
-    ``per_class``, also the per-class tables and their two files."""
+    """What ``tools/compare.py`` does: print the tables and write the files (OUTPUT_FILES);
+    with ``per_class``, also the per-class tables and their two files."""
     comp = compare_runs(paths, baseline, ignore)
     per = aggregate_per_class(comp) if per_class else None  # fails before writing anything
-    for warning in comp.warnings:
-        print(f'warning: {warning}', file=sys.stderr)
     if out is None:
         first = Path(paths[0])
         out = str(first if first.is_dir() else first.parent)
+    if osp.exists(out) and not osp.isdir(out):
+        raise DataError(f'--out {out} is a file; give a folder for the comparison files '
+                        f'({", ".join(OUTPUT_FILES)}).')
+    for warning in comp.warnings:
+        print(f'warning: {warning}', file=sys.stderr)
     print(format_markdown(comp))
-    written = write_outputs(comp, out)
-    if per is not None:
-        print(format_per_class_markdown(comp, per))
-        written += write_per_class(comp, per, out)
+    try:
+        written = write_outputs(comp, out)
+        if per is not None:
+            print(format_per_class_markdown(comp, per))
+            written += write_per_class(comp, per, out)
+    except OSError as err:  # each file is written atomically: none is half-written
+        raise DataError(f'could not write the comparison into {out}: '
+                        f'{err.strerror or err}; give another folder with --out.') from None
     for path in written:
         print(f'wrote {path}')
     return comp
