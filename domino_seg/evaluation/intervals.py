@@ -114,10 +114,12 @@ def pooled_std(intervals: Sequence[Interval]) -> tuple[Optional[float], int]:
 
 def miou(intersect: np.ndarray, union: np.ndarray) -> np.ndarray:
     """mIoU (%) as mmseg's IoUMetric computes it from summed areas (last axis: classes): the
-    mean over classes present (union > 0) of intersection / union."""
+    mean over classes present (union > 0) of intersection / union; NaN with none present
+    (e.g. a resample of images whose pixels are all ignored)."""
     present = union > 0
     iou = np.divide(intersect, union, out=np.zeros(union.shape), where=present)
-    return 100.0 * iou.sum(-1) / present.sum(-1)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        return 100.0 * iou.sum(-1) / present.sum(-1)
 
 
 @dataclass
@@ -217,7 +219,8 @@ _NONE = (np.array([], dtype=str), None, None)  # a condition a record lacks
 
 
 def _percentile_interval(mean: float, draws: np.ndarray, n: int) -> Interval:
-    low, high = np.percentile(draws, [100 * ALPHA / 2, 100 * (1 - ALPHA / 2)])
+    """The percentiles of the draws whose mIoU is defined (NaN: no class present)."""
+    low, high = np.nanpercentile(draws, [100 * ALPHA / 2, 100 * (1 - ALPHA / 2)])
     return Interval(mean, float(low), float(high), n)
 
 

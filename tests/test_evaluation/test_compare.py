@@ -835,3 +835,20 @@ def test_a_failed_record_write_leaves_metrics_json_as_it_was(tmp_path, monkeypat
         metrics_json_hook.MetricsJsonHook().after_test_epoch(_hook_runner(tmp_path, _evaluated()))
     assert (tmp_path / 'metrics.json').read_text() == '{"earlier": true}'
     assert sorted(p.name for p in tmp_path.iterdir()) == ['metrics.json']
+
+
+def test_resamples_without_any_class_present_are_left_out_of_the_interval():
+    """An image whose pixels are all ignored has no union: a resample of only such images has
+    no mIoU (NaN, as mmseg); the percentiles are of the other draws."""
+    from pathlib import Path
+
+    from domino_seg.evaluation import intervals
+    images = np.array(['a.png', 'b.png'])
+    run = intervals.ImageAreas(Path('run'), ['road'], {
+        'fog': (images, np.array([[3], [0]]), np.array([[4], [0]]))})
+    base = intervals.ImageAreas(Path('base'), ['road'], {
+        'fog': (images, np.array([[2], [0]]), np.array([[4], [0]]))})
+    fog = intervals.bootstrap(run, base, ['fog'], [], mean_key='mean unseen', draws=40)['fog']
+    # every defined draw holds a.png: 75 - 50 whatever the count of b.png
+    assert (fog.mean, fog.low, fog.high) == (25.0, 25.0, 25.0)
+    assert fog.verdict == 'better'
