@@ -270,7 +270,8 @@ def _add_training(mm: dict, cfg: DictConfig, after_load: list) -> None:
     )
     if torch.cuda.is_available():  # torch's SyncBatchNorm is GPU-only
         mm['sync_bn'] = 'torch'  # BatchNorm statistics over all processes (launcher != none)
-    mm['custom_hooks'].append(dict(type='RngStateHook'))
+    # exact resume: the RNG states in checkpoints; Ctrl-C/SIGTERM: a checkpoint, then stop
+    mm['custom_hooks'] += [dict(type='RngStateHook'), dict(type='InterruptHook')]
 
 
 # the groups that describe a trained model (finetune: absent from configs before it existed)
@@ -297,20 +298,12 @@ def model_groups_in(keys: set[str]) -> list[str]:
 def with_recorded_model(cfg: DictConfig, checkpoint: str, key: str,
                         keep: Sequence[str] = (), keys: Sequence[str] = ()) -> DictConfig:
     """``cfg`` with the model groups (MODEL_GROUPS) of the run that wrote ``checkpoint``, read
-    from the ``config.yaml`` beside it, except the groups in ``keep``, and with the recorded
-    values of ``keys`` (e.g. ``data.img_scale``) where it has them; ``key`` names the config
-    key that gave ``checkpoint`` in the errors."""
+    from the ``config.yaml`` beside it (:func:`recorded_config`), except the groups in
+    ``keep``, and with the recorded values of ``keys`` (e.g. ``data.img_scale``) where it has
+    them; ``key`` names the config key that gave ``checkpoint`` in the errors."""
     import copy
     from omegaconf import open_dict
-    config = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), 'config.yaml')
-    if not os.path.isfile(config):
-        raise ConfigError(f'{key}={checkpoint!r}: no config.yaml beside it, so its model is '
-                          'unknown; pass a checkpoint inside the work dir tools/train.py wrote.')
-    recorded = OmegaConf.load(config)
-    missing = [group for group in MODEL_GROUPS if group not in recorded]
-    if missing:
-        raise ConfigError(f'{config} has no {", ".join(missing)} section; it is not a '
-                          f'domino-seg run config ({key} must come from tools/train.py).')
+    recorded = recorded_config(checkpoint, key)
     merged = copy.deepcopy(cfg)
     with open_dict(merged):
         for group in MODEL_GROUPS + OPTIONAL_MODEL_GROUPS:
@@ -321,6 +314,77 @@ def with_recorded_model(cfg: DictConfig, checkpoint: str, key: str,
             if value is not None:
                 OmegaConf.update(merged, name, value)
     return merged
+
+
+def recorded_config_path(checkpoint: str) -> str:
+    """The ``config.yaml`` tools/train.py records in the work dir beside its checkpoints."""
+    return os.path.join(os.path.dirname(os.path.abspath(checkpoint)), 'config.yaml')
+
+
+def recorded_config(checkpoint: str, key: str = 'checkpoint',
+                    required: bool = True) -> DictConfig | None:
+    """The config the run that wrote ``checkpoint`` recorded (:func:`recorded_config_path`),
+    read as data: that folder may come from anyone, so a file that is not a mapping with the
+    model groups of a run, whose groups do not have the schema's types, with a value out of
+    its range (VALUE_RANGES) or that holds ``${...}`` interpolations (a recorded config is
+    written resolved; resolving them here would run the reader's resolvers, e.g. ``oc.env``
+    printing an environment variable) is a ConfigError naming the file. Without the file:
+    None, or with ``required`` a ConfigError (``key`` names the config key that gave
+    ``checkpoint``)."""
+    import yaml
+    from omegaconf.errors import OmegaConfBaseException
+    path = recorded_config_path(checkpoint)
+    if not os.path.isfile(path):
+        if not required:
+            return None
+        raise ConfigError(f'{key}={checkpoint!r}: no config.yaml beside it, so its model is '
+                          'unknown; pass a checkpoint inside the work dir tools/train.py wrote.')
+    fix = (f'Restore the config.yaml tools/train.py wrote in that run, or pass ({key}=) a '
+           'checkpoint of a run that has it.')
+    try:
+        recorded = OmegaConf.load(path)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, OmegaConfBaseException) as err:
+        reason = ' '.join(str(err).split())
+        raise ConfigError(f'{path} (beside {key}={checkpoint}) is not a domino-seg run config: '
+                          f'{reason}. {fix}') from None
+    if not isinstance(recorded, DictConfig):
+        raise ConfigError(f'{path} (beside {key}={checkpoint}) is not a domino-seg run config: '
+                          f'it holds a {type(recorded).__name__}, not a mapping of config '
+                          f'groups. {fix}')
+    missing = [group for group in MODEL_GROUPS
+               if not isinstance(recorded.get(group), DictConfig)]
+    if missing:
+        raise ConfigError(f'{path} has no {", ".join(missing)} section; it is not a domino-seg '
+                          f'run config ({key} must come from tools/train.py). {fix}')
+    interpolated = _interpolations(OmegaConf.to_container(recorded, resolve=False))
+    if interpolated:
+        raise ConfigError(
+            f'{path} holds interpolations (${{...}}) at {", ".join(interpolated[:5])}'
+            f'{", ..." if len(interpolated) > 5 else ""}: tools/train.py records its config '
+            'resolved, so this file was edited or written elsewhere, and domino-seg does not '
+            "resolve it (that would run this machine's resolvers, e.g. read its environment "
+            f'variables). Replace each with its value. {fix}')
+    groups = OmegaConf.masked_copy(recorded, [group for group in MODEL_GROUPS +
+                                              OPTIONAL_MODEL_GROUPS if group in recorded])
+    try:
+        schema.check(groups, (), 'train')
+        check_value_ranges(recorded)  # (e.g. data.img_scale, which inference reads)
+    except ConfigError as err:  # (the schema's words for a tool's own YAML do not apply)
+        reason = str(err).replace(f' ({schema.FROM_A_FILE})', '')
+        raise ConfigError(f'{path} (beside {key}={checkpoint}) is not a config this domino-seg '
+                          f'can read: {reason} {fix}') from None
+    return recorded
+
+
+def _interpolations(node, key: str = '') -> list[str]:
+    """The keys of ``node`` (a plain container) whose string values hold ``${``."""
+    if isinstance(node, dict):
+        items = ((f'{key}.{k}' if key else str(k), v) for k, v in node.items())
+    elif isinstance(node, list):
+        items = ((f'{key}[{i}]', v) for i, v in enumerate(node))
+    else:
+        return [key] if isinstance(node, str) and '${' in node else []
+    return [found for k, v in items for found in _interpolations(v, k)]
 
 
 def build_dataset(cfg: DictConfig, split: str = 'train'):

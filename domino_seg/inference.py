@@ -120,6 +120,10 @@ def pil_to_rgb(image, name: str, notes: list) -> np.ndarray:
                         'fixed brightness range; save it as an 8- or 16-bit image.')
     if sixteen:
         notes.append(('16bit', f'{name} has 16 bits per channel: scaled to 8 bits.'))
+    if mode in ('1', 'L', 'LA', 'La'):
+        notes.append(('grey', f'{name} is a grey image: converted to RGB.'))
+    if mode in ('P', 'PA'):
+        notes.append(('palette', f'{name} is a palette image: converted to RGB.'))
     if mode in ('RGBA', 'RGBa', 'LA', 'La', 'PA') or 'transparency' in image.info:
         notes.append(('alpha', f'{name} has an alpha channel (transparency): dropped, the '
                                'colours are segmented as they are.'))
@@ -145,6 +149,7 @@ def array_to_rgb(array: np.ndarray, name: str, notes: list) -> np.ndarray:
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[..., 0]
     if array.ndim == 2:
+        notes.append(('grey', f'{name} is a grey image: converted to RGB.'))
         return np.repeat(array[..., None], 3, axis=2)
     if array.ndim == 3 and array.shape[2] == 4:
         notes.append(('alpha', f'{name} has an alpha channel (transparency): dropped, the '
@@ -175,8 +180,17 @@ def load_image(image: ImageLike, name: Optional[str] = None,
                 return pil_to_rgb(opened, path, notes), path
         except DataError:
             raise
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError,
-                Image.DecompressionBombError) as err:
+        except Image.DecompressionBombError as err:
+            raise DataError(
+                f'image file {path} is too large to decode safely ({err}): Pillow refuses '
+                f'images of more than twice PIL.Image.MAX_IMAGE_PIXELS = '
+                f'{Image.MAX_IMAGE_PIXELS} pixels. Resize it first (the model sees it resized '
+                'to data.img_scale anyway), e.g. python -c "from PIL import Image; '
+                "Image.MAX_IMAGE_PIXELS = None; im = Image.open('big.png'); "
+                "im.thumbnail((4096, 4096)); im.save('small.png')\"; or, for a file you trust, "
+                'set PIL.Image.MAX_IMAGE_PIXELS = None in Python before Segmenter.predict.'
+            ) from None
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as err:
             raise _unreadable(path, err) from None
     label = name or 'image'
     if isinstance(image, Image.Image):

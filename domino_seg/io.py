@@ -1,12 +1,18 @@
-"""Writing files so that a crash never leaves a half-written one behind."""
+"""Writing files so that a crash never leaves a half-written one behind, and never where a
+tool's inputs, a run's record or anything outside its output folder lie."""
 from __future__ import annotations
 
 import errno
 import json
 import os
+import os.path as osp
 import shutil
 import tempfile
+from contextlib import contextmanager
 from io import BytesIO
+from typing import Callable, Iterable, Iterator, Optional
+
+from domino_seg.errors import ConfigError, DominoSegError
 
 
 def atomic_write_bytes(path, data: bytes) -> None:
@@ -49,3 +55,112 @@ def atomic_write_png(path, array) -> None:
     buf = BytesIO()
     Image.fromarray(array).save(buf, format='PNG')
     atomic_write_bytes(path, buf.getvalue())
+
+
+@contextmanager
+def atomic_path(path) -> Iterator[str]:
+    """A temporary name beside ``path`` (same suffix) for writers that take a file name
+    (OpenCV's VideoWriter, the ONNX exporter): renamed over ``path`` when the block ends,
+    removed when it raises, so ``path`` is never a part of a file."""
+    path = os.fspath(path)
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    base, ext = osp.splitext(osp.basename(path))
+    tmp = osp.join(folder, f'.{base}.{os.getpid()}.tmp{ext}')
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if osp.lexists(tmp):
+            os.remove(tmp)
+
+
+@contextmanager
+def reported_write(path, fix: str) -> Iterator[None]:
+    """An OSError (a full disk, no permission) in the block, an atomic write of ``path``,
+    becomes a DominoSegError naming ``path`` and ending with ``fix``: nothing was half-written,
+    and what was there before is intact."""
+    try:
+        yield
+    except DominoSegError:  # (DataError is an OSError too) already says what is wrong
+        raise
+    except OSError as err:
+        reason = 'the disk is full' if err.errno == errno.ENOSPC else err.strerror or err
+        name = osp.basename(path)
+        previous = (f'the previous {name} is intact' if osp.exists(path) else
+                    f'there is no earlier {name}')
+        raise DominoSegError(f'could not write {path}: {reason}. Nothing was half-written: '
+                             f'{previous}. {fix}') from None
+
+
+def inside(path, folder) -> bool:
+    """Whether ``path`` is ``folder`` or below it, symlinks and ``..`` resolved."""
+    path, folder = osp.realpath(path), osp.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def check_out_folder(out, key: str = 'out') -> None:
+    """``out``, the folder a tool writes into, must be (or become) one: neither it nor a
+    folder above it may be a file."""
+    existing = osp.abspath(out)
+    while not osp.exists(existing):
+        existing = osp.dirname(existing)
+    if not osp.isdir(existing):
+        raise ConfigError(f'{key}={out}: {existing} is a file, not a folder; {key}= names the '
+                          'folder the outputs go to: choose a folder (a new one is created).')
+
+
+def run_folder(path) -> Optional[str]:
+    """The run folder (one holding a run's record, see ``resume.RUN_FILES``) that ``path``
+    lies in, at any depth, or None."""
+    from domino_seg.engine.resume import run_files
+    folder = osp.dirname(osp.realpath(path))
+    while True:
+        if run_files(folder):
+            return folder
+        parent = osp.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
+
+
+def _file_id(path) -> Optional[tuple]:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def check_outputs(outputs: Iterable[str], out: str, inputs: Iterable[str] = (),
+                  ours: Callable[[str], bool] = lambda path: False, key: str = 'out') -> None:
+    """Before a tool writes anything: a ConfigError naming the file and the fix for an output
+    that resolves (symlinks followed) outside the folder ``out``, is one of ``inputs`` (the
+    files the tool reads, its checkpoint included; hard links too), is another output's file,
+    or would replace a file of a run folder that is not ``ours`` (an earlier output of the
+    same tool)."""
+    given = {}
+    for path in inputs:
+        given.setdefault(_file_id(path) or osp.realpath(path), path)
+    written: dict[str, str] = {}
+    for path in outputs:
+        if not inside(path, out):
+            raise ConfigError(f'{path} would be written outside {out} (it resolves to '
+                              f'{osp.realpath(path)}): an output may not lead out of the '
+                              f'folder of {key}= by .. or a symbolic link. Remove the link, or '
+                              f'choose another {key}=.')
+        ident = _file_id(path) or osp.realpath(path)
+        if ident in given:
+            raise ConfigError(f'{path} would overwrite the input {given[ident]}: choose another '
+                              f'{key}= (a folder away from the inputs), or move the input.')
+        real = osp.realpath(path)
+        if real in written:
+            raise ConfigError(f'{written[real]} and {path} are the same file: the second '
+                              f'would overwrite the first; choose another {key}=.')
+        written[real] = path
+        if osp.lexists(path) and not ours(path):
+            run = run_folder(path)
+            if run is not None:
+                raise ConfigError(f'{path} exists in the folder of the run {run}, which this '
+                                  f'tool did not write: it would be replaced. Choose another '
+                                  f'{key}= (e.g. a new file or folder).')

@@ -206,6 +206,7 @@ class Test(Train):
     visualize: int = MISSING
     compare_checkpoint: Optional[str] = MISSING
     submission: Optional[str] = MISSING
+    swap: Optional[List[str]] = MISSING  # entries checked by engine/swap.py
 
 
 @dataclass

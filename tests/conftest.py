@@ -21,6 +21,18 @@ TINY = dict(num_train=4, num_val=2, height=64, width=128, seed=0)
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a connection fails the test: "fails fast" means "never tries to
+    download", which holds on a loaded machine where a wall-time bound would not."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError('the code under test tried to open a network connection')
+    monkeypatch.setattr(socket.socket, 'connect', refuse)
+    monkeypatch.setattr(socket, 'create_connection', refuse)
+
+
 @pytest.fixture(scope='session')
 def tiny_benchmark(tmp_path_factory):
     """A tiny synthetic benchmark in the real Cityscapes/ACDC layouts."""
@@ -96,6 +108,41 @@ def fails(capsys):
         assert 'Traceback' not in err and '\nerror: ' in err
         return err
     return fails
+
+
+@pytest.fixture
+def disk_full_after(monkeypatch):
+    """``disk_full_after(n)``: from now on, the write after the first ``n`` into files opened
+    by ``os.fdopen`` (the atomic writes of domino_seg.io) writes half its bytes and fails as on
+    a full disk (ENOSPC)."""
+    import errno
+    real = os.fdopen
+    count = [0]
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *args):
+            self.f.close()
+
+        def write(self, data):
+            count[0] += 1
+            if count[0] > writes[0]:
+                self.f.write(data[:len(data) // 2])
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return self.f.write(data)
+
+    writes = [0]
+
+    def disk_full_after(n):
+        writes[0] = n
+        monkeypatch.setattr(os, 'fdopen', lambda fd, *args, **kwargs:
+                            Full(real(fd, *args, **kwargs)))
+    return disk_full_after
 
 
 @pytest.fixture

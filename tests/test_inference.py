@@ -131,9 +131,12 @@ def test_image_modes_and_sizes_are_converted_and_said_once(runs, tiny_benchmark)
     for r in (results[2], results[3], results[6]):
         np.testing.assert_array_equal(r.label, results[0].label)
     np.testing.assert_array_equal(results[7].label, results[1].label)  # 16-bit grey = grey
-    assert len(messages) == 2, messages  # the alpha channel and 16 bits, once each
-    assert 'images[2] has an alpha channel' in messages[0]
-    assert 'images[3] has 16 bits per channel: scaled to 8 bits' in messages[1]
+    # grey, the alpha channel, 16 bits and a palette, once each, as the README promises
+    assert len(messages) == 4, messages
+    assert 'images[1] is a grey image: converted to RGB' in messages[0]
+    assert 'images[2] has an alpha channel' in messages[1]
+    assert 'images[3] has 16 bits per channel: scaled to 8 bits' in messages[2]
+    assert 'images[4] is a palette image: converted to RGB' in messages[3]
 
 
 def test_sixteen_bit_colour_png_is_said(runs, tmp_path):
@@ -280,3 +283,118 @@ def test_find_inputs_names_outputs_below_their_folder_or_glob(tmp_path):
     (tmp_path / 'a.jpg').write_bytes(b'')
     with pytest.raises(DataError, match=r'a.jpg and .*a.png would both write a_overlay.png'):
         find_inputs(str(tmp_path), out)
+
+
+def snapshot(folder):
+    """Every file below ``folder`` (relative path -> bytes)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob('*'))
+            if p.is_file()}
+
+
+def test_infer_never_writes_over_its_inputs(runs, tmp_path, fails):
+    """input=[a.png,a_overlay.png] out=<their folder>: a.png's overlay would replace the
+    user's a_overlay.png, which is an input; nothing is written."""
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    Image.fromarray(np.zeros((64, 128, 3), np.uint8)).save(photos / 'a.png')
+    Image.fromarray(np.full((64, 128, 3), 90, np.uint8)).save(photos / 'a_overlay.png')
+    before = snapshot(photos)
+    err = fails(infer_cfg(runs, runs['none'],
+                          f'input=[{photos / "a.png"},{photos / "a_overlay.png"}]',
+                          f'out={photos}'))
+    assert f'{photos / "a_overlay.png"} would overwrite the input {photos / "a_overlay.png"}' \
+        in err and 'choose another out=' in err
+    assert snapshot(photos) == before
+
+
+def test_infer_out_is_a_folder(runs, tmp_path, fails):
+    image = tmp_path / 'a.png'
+    Image.fromarray(np.zeros((64, 128, 3), np.uint8)).save(image)
+    (tmp_path / 'results.txt').write_bytes(b'mine')
+    err = fails(infer_cfg(runs, runs['none'], f'input={image}',
+                          f'out={tmp_path / "results.txt"}'))
+    assert f'out={tmp_path / "results.txt"}: {tmp_path / "results.txt"} is a file, not a ' \
+           'folder' in err
+    assert (tmp_path / 'results.txt').read_bytes() == b'mine'
+
+
+def test_a_glob_leading_out_of_its_folder_is_refused(runs, tmp_path, fails):
+    """in/*/../../victim/*.png would write its overlays into victim/, outside out=."""
+    (tmp_path / 'in' / 'x').mkdir(parents=True)
+    (tmp_path / 'victim').mkdir()
+    Image.fromarray(np.zeros((64, 128, 3), np.uint8)).save(tmp_path / 'victim' / 'b.png')
+    before = snapshot(tmp_path)
+    out = tmp_path / 'new' / 'out'  # not there yet
+    err = fails(infer_cfg(runs, runs['none'], f'input={tmp_path}/in/*/../../victim/*.png',
+                          f'out={out}'))
+    assert f'{tmp_path}/in/x/../../victim/b.png lies outside {tmp_path}/in, the folder the ' \
+           'glob starts from' in err and f'outside out={out}' in err
+    assert snapshot(tmp_path) == before and not (tmp_path / 'new').exists()
+
+
+def test_infer_leaves_the_files_of_a_run_alone(runs, tmp_path, fails):
+    run = tmp_path / 'run'
+    shutil.copytree(runs['none'].parent, run)
+    (run / 'street_overlay.png').write_bytes(b'not written by infer')
+    image = tmp_path / 'street.png'
+    Image.fromarray(np.zeros((64, 128, 3), np.uint8)).save(image)
+    before = snapshot(run)
+    err = fails(infer_cfg(runs, run / 'iter_1.pth', f'input={image}', f'out={run}'))
+    assert f'{run}/street_overlay.png exists in the folder of the run {run}' in err
+    assert snapshot(run) == before
+
+
+def test_a_full_disk_ends_in_one_error_and_keeps_what_was_written(runs, tmp_path, fails,
+                                                                   disk_full_after):
+    """Rerunning into a run folder replaces the earlier outputs (infer.json lists them); a
+    full disk at the second image leaves the first image's new files and the second's old ones
+    whole, and no temporary file."""
+    run = tmp_path / 'run'
+    shutil.copytree(runs['none'].parent, run)
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    for name, value in (('a.png', 0), ('b.png', 200)):
+        Image.fromarray(np.full((64, 128, 3), value, np.uint8)).save(photos / name)
+    out = run / 'infer'
+    infer_cfg(runs, run / 'iter_1.pth', f'input={photos}', f'out={out}', 'alpha=0.5')()
+    first = snapshot(out)
+    disk_full_after(2)  # a's two PNGs, then b's overlay fails
+    err = fails(infer_cfg(runs, run / 'iter_1.pth', f'input={photos}', f'out={out}',
+                          'alpha=1.0'))
+    assert f'could not write {out / "b_overlay.png"}: the disk is full. Nothing was ' \
+           'half-written: the previous b_overlay.png is intact. Free space' in err
+    second = snapshot(out)
+    assert sorted(second) == sorted(first)  # no temporary file left
+    assert second['a_overlay.png'] != first['a_overlay.png']  # whole, with alpha=1
+    for name in ('b_overlay.png', 'b_labelTrainIds.png', 'infer.json'):
+        assert second[name] == first[name]
+
+
+def test_grey_and_palette_files_are_said_once(runs, tmp_path):
+    messages, notify = said()
+    segmenter = Segmenter.from_checkpoint(runs['none'])
+    segmenter.notify = notify
+    rgb = np.random.default_rng(0).integers(0, 255, (64, 128, 3), np.uint8)
+    for name in ('g1', 'g2'):
+        Image.fromarray(rgb).convert('L').save(tmp_path / f'{name}.png')
+    Image.fromarray(rgb).convert('P').save(tmp_path / 'p.png')
+    segmenter.predict([tmp_path / 'g1.png', tmp_path / 'g2.png', tmp_path / 'p.png'])
+    assert messages == [f'{tmp_path / "g1.png"} is a grey image: converted to RGB. (said for '
+                        'the first such image only)',
+                        f'{tmp_path / "p.png"} is a palette image: converted to RGB. (said for '
+                        'the first such image only)']
+
+
+def test_an_image_beyond_pils_pixel_limit_says_so(tmp_path, monkeypatch):
+    from PIL import Image as PILImage
+
+    from domino_seg.inference import load_image
+    Image.fromarray(np.zeros((64, 128, 3), np.uint8)).save(tmp_path / 'big.png')
+    monkeypatch.setattr(PILImage, 'MAX_IMAGE_PIXELS', 1000)  # 8192 pixels: over twice that
+    with pytest.raises(DataError) as err:
+        load_image(tmp_path / 'big.png')
+    message = str(err.value)
+    assert message.startswith(f'image file {tmp_path / "big.png"} is too large to decode '
+                              'safely (Image size (8192 pixels) exceeds limit of 2000 pixels')
+    assert 'more than twice PIL.Image.MAX_IMAGE_PIXELS = 1000 pixels. Resize it first' in message
+    assert 'truncated' not in message

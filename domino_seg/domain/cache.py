@@ -14,8 +14,8 @@ path, so a cache stays valid when the dataset moves.
 Entries are written to a temp file in the same folder and renamed into place (``os.replace`` is
 atomic), so concurrent processes (the ranks of a DDP run, the precompute tool) never read a
 partial file; reads use ``np.load(allow_pickle=False)``. An entry of another shape than the
-generator's features or with NaN/inf values (a damaged or foreign file) is a miss, with a
-warning naming the file: it is recomputed and overwritten.
+generator's features, with NaN/inf values or not of norm 1 (a damaged or foreign file) is a
+miss, with a warning naming the file: it is recomputed and overwritten.
 """
 from __future__ import annotations
 
@@ -30,6 +30,8 @@ import numpy as np
 from mmengine.logging import print_log
 
 from domino_seg.io import atomic_write_bytes
+
+from .clip_generator import UNIT_NORM_TOLERANCE
 
 
 class EmbeddingCache:
@@ -51,16 +53,20 @@ class EmbeddingCache:
 
     def load(self, key: str, dim: Optional[int] = None) -> Optional[np.ndarray]:
         """The cached features, or None on a miss. An unreadable file counts as a miss, and so
-        does one that holds NaN/inf or (with ``dim``) is not a vector of ``dim`` values."""
+        does one that holds NaN/inf or (with ``dim``) is not a normalised vector of ``dim``
+        values, as the generator's features are."""
         path = self._path(key)
         try:
             features = np.load(path, allow_pickle=False)
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):
             return None
         if dim is not None and features.shape != (dim,):
             problem = f'shape {features.shape} instead of ({dim},)'
         elif not np.issubdtype(features.dtype, np.floating) or not np.isfinite(features).all():
             problem = 'non-finite (NaN/inf) or non-float values'
+        elif dim is not None and abs((norm := np.linalg.norm(features.astype(np.float64))) - 1) \
+                > UNIT_NORM_TOLERANCE:
+            problem = f'norm {norm:.4g} instead of 1'
         else:
             return features
         print_log(f'embedding cache file {path} is corrupt ({problem}); recomputing it.',

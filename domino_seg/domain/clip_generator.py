@@ -42,6 +42,10 @@ IMAGE_MODES = ('zero_shot', 'image')
 DEFAULT_MODE = 'zero_shot'
 TINY_CLIP = 'domino-tiny-clip'
 
+# |norm - 1| beyond which a vector is no normalised embedding (float32 rounding is ~1e-7, a
+# float16 copy's ~1e-4): a cache entry or an embedding file further off is another quantity
+UNIT_NORM_TOLERANCE = 1e-3
+
 # Makes `domino-tiny-clip` (and any JSON config dropped next to it) an open_clip model name.
 open_clip.add_model_config(Path(__file__).with_name('model_configs'))
 
@@ -210,9 +214,21 @@ class DomainPromptGenerator:
         """softmax(cos-sim / temperature) over the bank's conditions, Tensor[N, C] (for logging)."""
         return torch.softmax(features @ self.condition_embeddings.T / self.temperature, dim=-1)
 
+    def embed_descriptions(self, descriptions: Sequence[str]) -> torch.Tensor:
+        """Free descriptions (``'in a dax'``) -> Tensor[N, D], each embedded as a bank
+        condition with that one description is: put into every template of the bank (used
+        verbatim when it has none), the normalised mean of the prompts' embeddings."""
+        templates = self.bank.templates or ('{}',)
+        return self._embed_prompts([[template.replace('{}', description)
+                                     for template in templates]
+                                    for description in descriptions])
+
     def _embed_bank(self) -> torch.Tensor:
-        """Every condition's prompts, encoded in one batch -> Tensor[C, D] of normalised means."""
-        prompt_lists = list(self.bank.prompts.values())
+        """Every condition's prompts -> Tensor[C, D] (:meth:`_embed_prompts`)."""
+        return self._embed_prompts(list(self.bank.prompts.values()))
+
+    def _embed_prompts(self, prompt_lists: Sequence[Sequence[str]]) -> torch.Tensor:
+        """Lists of prompts, encoded in one batch -> Tensor[N, D] of normalised means."""
         features = self.encoder.encode_text([prompt for prompts in prompt_lists
                                              for prompt in prompts])
         means = [chunk.mean(0) for chunk in features.split([len(p) for p in prompt_lists])]

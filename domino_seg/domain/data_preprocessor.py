@@ -2,6 +2,9 @@
 embeddings, computed on the model's device before the Domino layers read them."""
 from __future__ import annotations
 
+from typing import Optional
+
+import torch
 from mmseg.models.data_preprocessor import SegDataPreProcessor
 from mmseg.registry import MODELS
 
@@ -17,6 +20,10 @@ class DomainEmbeddingDataPreProcessor(SegDataPreProcessor):
     :class:`DomainEmbedder` (in the main process, batched, on the inputs' device) and drops the
     embedding inputs the pipeline's DomainEmbeddingInputs step put there.
 
+    ``swapped``, when set (Tensor[D]), is every sample's embedding instead of its own: the
+    prompt-swap evaluation (``tools/test.py swap=``, :mod:`domino_seg.engine.swap`) runs the
+    usual test loop with it.
+
     Args:
         embedder: DomainEmbedder kwargs (``generator``, ``cache_dir``). Other arguments are
             those of SegDataPreProcessor.
@@ -25,14 +32,18 @@ class DomainEmbeddingDataPreProcessor(SegDataPreProcessor):
     def __init__(self, embedder: dict, **kwargs):
         super().__init__(**kwargs)
         self.embedder = DomainEmbedder(**embedder)  # a plain attribute: not in the state dict
+        self.swapped: Optional[torch.Tensor] = None
 
     def forward(self, data: dict, training: bool = False) -> dict:
         data = super().forward(data, training)
         samples = data.get('data_samples')
         if samples is None:  # tensor mode without samples: nothing to condition on
             return data
-        embeddings = self.embedder([sample.metainfo for sample in samples],
-                                   data['inputs'].device)
+        device = data['inputs'].device
+        if self.swapped is None:
+            embeddings = self.embedder([sample.metainfo for sample in samples], device)
+        else:
+            embeddings = self.swapped.to(device, torch.float32).expand(len(samples), -1)
         for sample, embedding in zip(samples, embeddings):
             for key in INPUT_KEYS:
                 if key in sample:

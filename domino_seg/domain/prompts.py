@@ -40,10 +40,12 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 @dataclass(frozen=True)
 class PromptBank:
-    """Condition name -> its prompts (non-empty), in file order."""
+    """Condition name -> its prompts (non-empty), in file order; ``templates`` are the
+    bank's, kept so that other descriptions can be embedded as its conditions are."""
 
     prompts: dict[str, tuple[str, ...]]
     source: str
+    templates: tuple[str, ...] = ()
 
     @property
     def conditions(self) -> list[str]:
@@ -116,4 +118,4 @@ def prompt_bank_from_dict(data, source: str = '<dict>') -> PromptBank:
             fail(f"condition '{condition}' has no prompts: give it descriptions (with at least "
                  "one template) or list full prompts under 'prompts'")
         prompts[condition] = tuple(expanded)
-    return PromptBank(prompts=prompts, source=source)
+    return PromptBank(prompts=prompts, source=source, templates=tuple(templates))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import os.path as osp
 from typing import Optional, Sequence
 
@@ -26,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from domino_seg.conditions import DOMAIN_OF_CONDITION
 from domino_seg.domain.clip_generator import IMAGE_MODES
 from domino_seg.errors import CheckpointError, ConfigError, DominoSegError
+from domino_seg.io import atomic_path, atomic_write_bytes, check_outputs, reported_write
 
 FORMATS = ('pth', 'onnx')
 # verification: |difference| allowed relative to the logits' scale
@@ -36,12 +36,16 @@ ZERO_SHOT_CAVEAT = (
     'zero-shot, the Domino model needs the CLIP image tower at inference (clip_tower=true '
     'exports it as ONNX: its outputs, the embedding and the condition probabilities, can pick '
     'among models folded for each condition).')
+# how a failed write (a full disk, no permission) ends: the message of reported_write
+WRITE_FIX = ('Free space or make the folder of out= writable (or choose another out=), and run '
+             'the same command again.')
 
 
 def deploy(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     """Fold ``cfg.checkpoint`` for the domain ``cfg`` names and write it (see the module
     docstring); ``overrides`` are the command line's (groups given there are not taken from
     the checkpoint's config.yaml). Returns what was written and checked."""
+    from domino_seg.config import recorded_config
     from domino_seg.engine.run import with_checkpoint_model
     from domino_seg.models.fold import fold_domino
     if cfg.format not in FORMATS:
@@ -55,12 +59,7 @@ def deploy(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     if not osp.isfile(checkpoint):
         raise CheckpointError(f'checkpoint={checkpoint!r} is not a file; pass a .pth that '
                               'tools/train.py wrote (see its work dir).')
-    recorded_path = osp.join(osp.dirname(osp.abspath(checkpoint)), 'config.yaml')
-    if not osp.isfile(recorded_path):
-        raise ConfigError(f'checkpoint={checkpoint!r}: no config.yaml beside it, so its model, '
-                          'Domino layers and domain embedding are unknown; pass a checkpoint '
-                          'inside the work dir tools/train.py wrote.')
-    recorded = OmegaConf.load(recorded_path)
+    recorded = recorded_config(checkpoint)
     cfg = with_checkpoint_model(cfg, overrides)
     scope, mode = cfg.domino.scope, cfg.domain.mode
     if cfg.clip_tower and mode not in IMAGE_MODES:
@@ -69,10 +68,15 @@ def deploy(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
                           f'(domain={mode}) has none to export.')
     size = _size(cfg, recorded)
     embedding, source, tag = _embedding(cfg)  # (before the weights load: errors come fast)
+    out = _out_path(cfg, checkpoint, tag)
+    inputs = [checkpoint, recorded_path] + [str(cfg[key]) for key in ('embedding', 'image')
+                                            if cfg.get(key) is not None]
+    deployed = _deployed(out)
+    check_outputs(_outputs(cfg, out), osp.dirname(osp.abspath(out)), inputs,
+                  ours=lambda path: deployed)
     model = _domino_model(cfg, checkpoint)
     plain = fold_domino(model, embedding)
     plain_cfg, plain = _rebuilt(cfg, plain)
-    out = _out_path(cfg, checkpoint, tag)
     report = dict(checkpoint=checkpoint, domino=scope, domain=mode, folded_for=source,
                   format=cfg.format, out=out, size=list(size))
     fold_info = dict(source_checkpoint=osp.abspath(checkpoint), domino=scope, domain=mode,
@@ -82,7 +86,6 @@ def deploy(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
             np.ascontiguousarray(embedding, np.float32).tobytes()).hexdigest()
     if cfg.verify:
         report['fold_max_difference'] = _check_fold(model, plain, embedding, size)
-    os.makedirs(osp.dirname(osp.abspath(out)) or '.', exist_ok=True)
     if cfg.format == 'pth':
         report['config'] = _write_pth(out, plain, plain_cfg, recorded, fold_info)
     else:
@@ -155,7 +158,7 @@ def _embedding(cfg: DictConfig) -> tuple[Optional[np.ndarray], str, str]:
             f'{embed_dim} numbers>.')
     (key, value), = given.items()
     if key == 'embedding':
-        return _embedding_file(str(value), embed_dim), f'embedding={value}', \
+        return _embedding_file(str(value), embed_dim, mode), f'embedding={value}', \
             osp.splitext(osp.basename(str(value)))[0]
     if key == 'condition' and mode == 'image':
         raise ConfigError(
@@ -201,16 +204,46 @@ def _generator(domain: DictConfig):
     return DomainPromptGenerator(**domain_builder.generator_cfg(domain))
 
 
-def _embedding_file(path: str, embed_dim: int) -> np.ndarray:
+def _embedding_file(path: str, embed_dim: int, mode: str) -> np.ndarray:
+    """The vector of an ``embedding=`` .npy file, checked to be one this model's embeddings
+    can be: ``embed_dim`` finite real numbers, of norm 1 (``text`` and ``image`` embeddings
+    are normalised) or at most 1 (a ``zero_shot`` embedding mixes normalised ones), within
+    UNIT_NORM_TOLERANCE. A vector further off is refused, not normalised: it is more likely
+    another quantity (raw features, another encoder's) than a rounded embedding."""
+    from domino_seg.domain.clip_generator import UNIT_NORM_TOLERANCE
+    fix = (f'save one vector of the model\'s {embed_dim}-d domain embedding with '
+           'np.save(path, embedding), e.g. what DomainPromptGenerator.embed_conditions or '
+           'embed_images returns.')
     try:
         array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise ConfigError(f'embedding={path!r} cannot be read as a .npy array ({err}).') from None
-    array = np.asarray(array, dtype=np.float32)
+    except (OSError, ValueError, EOFError) as err:
+        raise ConfigError(f'embedding={path!r} cannot be read as a .npy array ({err}); '
+                          f'{fix}') from None
+    if isinstance(array, np.lib.npyio.NpzFile):
+        names = ', '.join(array.files)
+        array.close()
+        raise ConfigError(f'embedding={path!r} is a .npz archive (arrays {names}), not one '
+                          f'array; {fix}')
+    if array.dtype == bool or not (np.issubdtype(array.dtype, np.floating) or
+                                   np.issubdtype(array.dtype, np.integer)):
+        raise ConfigError(f'embedding={path!r} holds {array.dtype} values, not real numbers; '
+                          f'{fix}')
     if array.shape not in ((embed_dim, ), (1, embed_dim)) or not np.isfinite(array).all():
         raise ConfigError(f'embedding={path!r} holds an array of shape {array.shape}; this '
                           f'model needs {embed_dim} finite numbers (shape ({embed_dim},)).')
-    return array.reshape(embed_dim)
+    vector = array.astype(np.float32).reshape(embed_dim)
+    norm = float(np.linalg.norm(vector.astype(np.float64)))
+    if mode == 'zero_shot' and norm > 1 + UNIT_NORM_TOLERANCE:
+        raise ConfigError(f'embedding={path!r} has norm {norm:.4g}: a domain=zero_shot embedding '
+                          'mixes normalised condition embeddings, so its norm is at most 1. '
+                          'If it is the right direction, divide it by its norm '
+                          '(e / np.linalg.norm(e)); else ' + fix)
+    if mode != 'zero_shot' and abs(norm - 1) > UNIT_NORM_TOLERANCE:
+        raise ConfigError(f'embedding={path!r} has norm {norm:.4g}: a domain={mode} embedding '
+                          'is normalised (norm 1), so this is likely another quantity (raw '
+                          'features, another encoder\'s). If it is the right direction, divide '
+                          'it by its norm (e / np.linalg.norm(e)); else ' + fix)
+    return vector
 
 
 def _rebuilt(cfg: DictConfig, plain) -> tuple[dict, object]:
@@ -232,9 +265,39 @@ def _out_path(cfg: DictConfig, checkpoint: str, tag: str) -> str:
         stem = osp.splitext(osp.abspath(checkpoint))[0]
         out = f'{stem}_{tag}.{cfg.format}'
     out = str(out)
-    if osp.abspath(out) == osp.abspath(checkpoint):
-        raise ConfigError(f'out={out!r} is the checkpoint itself; choose another file.')
+    if osp.isdir(out):
+        raise ConfigError(f'out={out!r} is a folder; out= names the file to write, e.g. '
+                          f'out={osp.join(out, "model." + cfg.format)}.')
+    if cfg.format == 'pth' and out.lower().endswith('.py'):
+        raise ConfigError(f'out={out!r}: the checkpoint\'s config is written beside it as '
+                          '<out without suffix>.py, which is this name; name the checkpoint '
+                          '.pth.')
     return out
+
+
+def _outputs(cfg: DictConfig, out: str) -> list[str]:
+    """The files :func:`deploy` writes for ``out``."""
+    stem = osp.splitext(out)[0]
+    return [out] + [stem + '.py'] * (cfg.format == 'pth') + \
+        [stem + '_clip_image.onnx'] * bool(cfg.clip_tower)
+
+
+def _deployed(path: str) -> bool:
+    """Whether ``path`` is a checkpoint or ONNX graph this tool wrote (its fold recorded), so
+    that deploying again may replace it and the files written with it."""
+    if not osp.isfile(path):
+        return False
+    try:
+        loaded = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+        return 'domino_fold' in loaded.get('meta', {})
+    except Exception:  # not a torch checkpoint (torch's errors vary with the file)
+        pass
+    try:
+        import onnx
+        graph = onnx.load(path, load_external_data=False)
+    except Exception:  # onnx missing, or not an ONNX file
+        return False
+    return any(entry.key == 'source_checkpoint' for entry in graph.metadata_props)
 
 
 def _logits(model, images: torch.Tensor, embedding) -> torch.Tensor:
@@ -304,7 +367,6 @@ def _dataset_meta(num_classes: int) -> Optional[dict]:
 def _write_pth(out: str, plain, seg: dict, recorded: DictConfig, fold_info: dict) -> str:
     """The plain checkpoint (tensors and plain containers only: loads with weights_only) and
     its config beside it; returns the config's path."""
-    from domino_seg.io import atomic_write_bytes
     text = _meta_config(seg)
     meta = dict(cfg=text, domino_fold=fold_info)
     dataset_meta = _dataset_meta(plain.decode_head.num_classes)
@@ -313,17 +375,21 @@ def _write_pth(out: str, plain, seg: dict, recorded: DictConfig, fold_info: dict
     state_dict = {k: v.detach().cpu().contiguous() for k, v in plain.state_dict().items()}
     buffer = io.BytesIO()
     torch.save(dict(state_dict=state_dict, meta=meta), buffer)
-    atomic_write_bytes(out, buffer.getvalue())
+    with reported_write(out, WRITE_FIX):
+        atomic_write_bytes(out, buffer.getvalue())
     config = osp.splitext(out)[0] + '.py'
-    atomic_write_bytes(config, text.encode())
+    with reported_write(config, WRITE_FIX):
+        atomic_write_bytes(config, text.encode())
     return config
 
 
 def _write_onnx(out: str, plain, size, fold_info: dict, verify: bool) -> dict:
     from domino_seg.models.export import (SegmentorLogits, export_segmentor_onnx,
                                           max_onnx_difference, onnx_session)
-    fixed = export_segmentor_onnx(plain, out, size, metadata=dict(
-        fold_info, classes=(_dataset_meta(plain.decode_head.num_classes) or {}).get('classes')))
+    with reported_write(out, WRITE_FIX), atomic_path(out) as tmp:
+        fixed = export_segmentor_onnx(plain, tmp, size, metadata=dict(
+            fold_info,
+            classes=(_dataset_meta(plain.decode_head.num_classes) or {}).get('classes')))
     report = dict(onnx_input_size='dynamic' if fixed is None else
                   f'{size[0]}x{size[1]} only ({fixed})')
     if not verify:
@@ -351,7 +417,8 @@ def _write_clip_tower(cfg: DictConfig, out: str, verify: bool) -> dict:
     if not hasattr(generator.encoder, 'model'):
         raise ConfigError('clip_tower=true: the domain encoder is not an open_clip model.')
     path = osp.splitext(out)[0] + '_clip_image.onnx'
-    example = export_clip_image_onnx(generator, path)
+    with reported_write(path, WRITE_FIX), atomic_path(path) as tmp:
+        example = export_clip_image_onnx(generator, tmp)
     report = dict(clip_tower=path)
     if verify:
         difference = max_onnx_difference(onnx_session(path),

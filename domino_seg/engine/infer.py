@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import json
 import math
 import os
 import os.path as osp
@@ -16,7 +17,8 @@ from omegaconf import DictConfig, ListConfig
 from domino_seg.conditions import image_stem
 from domino_seg.errors import ConfigError, DataError
 from domino_seg.inference import IMAGE_SUFFIXES, VIDEO_SUFFIXES, Segmenter
-from domino_seg.io import atomic_write_json, atomic_write_png
+from domino_seg.io import (atomic_path, atomic_write_json, atomic_write_png, check_out_folder,
+                           check_outputs, inside, reported_write)
 
 OVERLAY_SUFFIX = '_overlay.png'
 LABEL_SUFFIX = '_labelTrainIds.png'  # as tools/test.py save_predictions=true
@@ -49,16 +51,12 @@ def _media(path: str) -> bool:
     return path.lower().endswith(IMAGE_SUFFIXES + VIDEO_SUFFIXES)
 
 
-def _inside(path: str, folder: str) -> bool:
-    path, folder = osp.abspath(path), osp.abspath(folder)
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
-
-
 def find_inputs(spec, out: str) -> list[Input]:
     """The images and videos ``spec`` names (a file, a folder searched recursively, a glob,
     or a list of these), in order, each with its output stem; files under ``out`` (earlier
-    outputs) are left out of folders and globs. Nothing found, or two inputs that would write
-    the same files: a DataError."""
+    outputs) are left out of folders and globs. Nothing found, a glob that leads out of the
+    folder it starts from (its outputs would leave ``out``), or two inputs that would write the
+    same files: a DataError."""
     specs = list(spec) if isinstance(spec, (list, tuple, ListConfig)) else [spec]
     if not specs:
         raise DataError('input=[] names no image or video.')
@@ -79,12 +77,18 @@ def find_inputs(spec, out: str) -> list[Input]:
         else:
             raise DataError(f'input={item}: no such file or folder (nor a glob: it has no * ? '
                             '[]). Give an image, a video, a folder or a glob.')
-        paths = sorted(p for p in paths if _media(p) and not _inside(p, out))
+        paths = sorted(p for p in paths if _media(p) and not inside(p, out))
         if not paths:
             raise DataError(f'input={item}: {what} holds no image ({", ".join(IMAGE_SUFFIXES)}) '
                             f'or video ({", ".join(VIDEO_SUFFIXES)})' +
-                            (f' outside out={out}' if _inside(out, base) else '') + '.')
-        found += [Input(p, image_stem(osp.relpath(p, base))) for p in paths]
+                            (f' outside out={out}' if inside(out, base) else '') + '.')
+        for path in paths:
+            stem = image_stem(osp.relpath(path, base))
+            if '..' in stem.split(os.sep):
+                raise DataError(f'input={item}: {path} lies outside {base}, the folder the glob '
+                                'starts from (it goes up with ..), so its outputs would land '
+                                f'outside out={out}. Give its folder as an input of its own.')
+            found.append(Input(path, stem))
     written: dict[str, str] = {}
     for one in found:
         other = written.setdefault(one.stem, one.path)
@@ -118,11 +122,54 @@ def _check_keys(cfg: DictConfig) -> None:
                           'mp4v (.mp4) or MJPG (.avi).')
 
 
+# how a failed write (a full disk, no permission) ends: the message of reported_write
+WRITE_FIX = ('Free space or make out= writable (or choose another out=), and run the same '
+             'command again: the files written before are whole.')
+
+
+def _video_path(item: Input, out: str, codec: str) -> str:
+    return osp.join(out, item.stem + '_overlay' + VIDEO_CONTAINER.get(codec.lower(), '.avi'))
+
+
+def _outputs(inputs: Sequence[Input], out: str, codec: str) -> list[str]:
+    """Every file this run writes, in order."""
+    return [path for item in inputs
+            for path in ([_video_path(item, out, codec)] if item.is_video else
+                         [osp.join(out, item.stem + OVERLAY_SUFFIX),
+                          osp.join(out, item.stem + LABEL_SUFFIX)])] + \
+        [osp.join(out, 'infer.json')]
+
+
+def _earlier_outputs(out: str) -> set[str]:
+    """The files an earlier run wrote into ``out`` (its ``infer.json`` and those it lists),
+    which a new run may replace, resolved."""
+    index = osp.join(out, 'infer.json')
+    try:
+        with open(index) as f:
+            report = json.load(f)
+        records = report['images'] + report['videos']
+        earlier = [record[key] for record in records for key in ('overlay', 'labels')
+                   if key in record]
+    except (OSError, ValueError, TypeError, KeyError):
+        return set()
+    return {osp.realpath(path) for path in earlier + [index] if isinstance(path, str)}
+
+
+def _recorded_config(checkpoint: str) -> str:
+    """The run's ``config.yaml`` beside ``checkpoint``, which infer reads."""
+    return osp.join(osp.dirname(osp.abspath(checkpoint)), 'config.yaml')
+
+
+def _write_png(path: str, array: np.ndarray) -> None:
+    with reported_write(path, WRITE_FIX):
+        atomic_write_png(path, array)
+
+
 def _write_image(segmenter: Segmenter, prediction, stem: str, out: str, alpha: float) -> dict:
     overlay = osp.join(out, stem + OVERLAY_SUFFIX)
     labels = osp.join(out, stem + LABEL_SUFFIX)
-    atomic_write_png(overlay, segmenter.overlay(prediction, alpha))
-    atomic_write_png(labels, prediction.label)
+    _write_png(overlay, segmenter.overlay(prediction, alpha))
+    _write_png(labels, prediction.label)
     record = dict(input=prediction.name, overlay=overlay, labels=labels)
     if prediction.condition is not None:
         record['condition'] = prediction.condition
@@ -150,41 +197,39 @@ def write_video(segmenter: Segmenter, item: Input, out: str, cfg: DictConfig) ->
                         f'{osp.basename(item.path)} -c:v libx264 out.mp4).')
     fps = cfg.video_fps or capture.get(cv2.CAP_PROP_FPS) or 25.0
     codec = str(cfg.video_codec)
-    path = osp.join(out, item.stem + '_overlay' + VIDEO_CONTAINER.get(codec.lower(), '.avi'))
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    base, ext = osp.splitext(path)
-    tmp = f'{osp.dirname(path)}/.{osp.basename(base)}.{os.getpid()}.tmp{ext}'
+    path = _video_path(item, out, codec)
+    ext = osp.splitext(path)[1]
     bar = tqdm(total=max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0) or None,
                desc=osp.basename(item.path), unit='frame', file=sys.stderr)
     writer, frames, sums = None, 0, None
     legend = list(range(len(segmenter.classes)))
     try:
-        for prediction in segmenter.predict_iter(_frames(capture), batch_size=cfg.batch_size):
-            picture = segmenter.overlay(prediction, cfg.alpha, legend_ids=legend)
+        with reported_write(path, WRITE_FIX), atomic_path(path) as tmp:
+            for prediction in segmenter.predict_iter(_frames(capture),
+                                                     batch_size=cfg.batch_size):
+                picture = segmenter.overlay(prediction, cfg.alpha, legend_ids=legend)
+                if writer is None:
+                    writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*codec), float(fps),
+                                             (picture.shape[1], picture.shape[0]))
+                    if not writer.isOpened():
+                        raise ConfigError(f'OpenCV cannot write {ext} videos with the codec '
+                                          f'video_codec={codec}: choose mp4v (.mp4) or MJPG '
+                                          '(.avi).')
+                writer.write(np.ascontiguousarray(picture[..., ::-1]))
+                probs = prediction.condition_probabilities
+                if probs is not None:
+                    sums = {c: (sums or {}).get(c, 0.0) + p for c, p in probs.items()}
+                frames += 1
+                bar.update(1)
             if writer is None:
-                writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*codec), float(fps),
-                                         (picture.shape[1], picture.shape[0]))
-                if not writer.isOpened():
-                    raise ConfigError(f'OpenCV cannot write {ext} videos with the codec '
-                                      f'video_codec={codec}: choose mp4v (.mp4) or MJPG (.avi).')
-            writer.write(np.ascontiguousarray(picture[..., ::-1]))
-            probs = prediction.condition_probabilities
-            if probs is not None:
-                sums = {c: (sums or {}).get(c, 0.0) + p for c, p in probs.items()}
-            frames += 1
-            bar.update(1)
-        if writer is None:
-            raise DataError(f'video file {item.path} holds no frame OpenCV can decode.')
-        writer.release()
-        writer = None
-        os.replace(tmp, path)
+                raise DataError(f'video file {item.path} holds no frame OpenCV can decode.')
+            writer.release()  # (before the rename)
+            writer = None
     finally:
         bar.close()
         capture.release()
         if writer is not None:
             writer.release()
-        if osp.exists(tmp):
-            os.remove(tmp)
     record = dict(input=item.path, overlay=path, frames=frames, fps=float(fps))
     if segmenter.condition is not None:
         record['condition'] = segmenter.condition
@@ -199,8 +244,14 @@ def infer(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     from tqdm import tqdm
     _check_keys(cfg)
     out = str(cfg.out)
+    check_out_folder(out)
     inputs = find_inputs(cfg.input, out)
-    segmenter = Segmenter.from_config(cfg, str(cfg.checkpoint), overrides, device=cfg.device,
+    checkpoint = str(cfg.checkpoint)
+    earlier = _earlier_outputs(out)
+    check_outputs(_outputs(inputs, out, str(cfg.video_codec)), out,
+                  [item.path for item in inputs] + [checkpoint, _recorded_config(checkpoint)],
+                  ours=lambda path: osp.realpath(path) in earlier)
+    segmenter = Segmenter.from_config(cfg, checkpoint, overrides, device=cfg.device,
                                       condition=_condition(cfg), batch_size=cfg.batch_size,
                                       require_condition=True)
     print(segmenter.describe(), flush=True)
@@ -216,9 +267,11 @@ def infer(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
                 bar.update(1)
     for item in videos:
         records['videos'].append(write_video(segmenter, item, out, cfg))
-    report = dict(checkpoint=str(cfg.checkpoint), model=segmenter.describe(),
+    report = dict(checkpoint=checkpoint, model=segmenter.describe(),
                   classes=segmenter.classes, **records)
-    atomic_write_json(osp.join(out, 'infer.json'), report)
+    index = osp.join(out, 'infer.json')
+    with reported_write(index, WRITE_FIX):
+        atomic_write_json(index, report)
     lines = [f'{len(images)} image(s) -> {out} (*{OVERLAY_SUFFIX}, *{LABEL_SUFFIX})'] * \
         bool(images) + [f'{len(videos)} video(s) -> {out} (*_overlay.mp4/.avi, '
                         f'{sum(v["frames"] for v in records["videos"])} frames)'] * bool(videos)

@@ -5,7 +5,6 @@ always holds the numbers of the latest evaluated checkpoint (with ``evaluator.pe
 also ``per_image.npz``: each image's per-class areas, written just before metrics.json)."""
 from __future__ import annotations
 
-import errno
 import io
 import json
 import os.path as osp
@@ -16,9 +15,8 @@ from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 from omegaconf import OmegaConf
 
-from domino_seg.errors import DominoSegError
 from domino_seg.evaluation.metrics import PER_IMAGE_FILE
-from domino_seg.io import atomic_write_bytes, atomic_write_json
+from domino_seg.io import atomic_write_bytes, atomic_write_json, reported_write
 
 MMENGINE_CONFIG = 'mmengine_config.py'
 
@@ -103,7 +101,7 @@ class MetricsJsonHook(Hook):
         self._write(runner, runner.test_evaluator, runner.cfg.get('load_from'))
 
     def _write(self, runner, evaluator, checkpoint: Optional[str], **fields) -> None:
-        if not is_main_process():
+        if not is_main_process() or _swapped(runner):
             return
         scored = [m for m in evaluator.metrics if getattr(m, 'report', None) is not None]
         if not scored:  # a prediction-only test (evaluate=false) scores nothing
@@ -128,16 +126,16 @@ def _npz_bytes(arrays: dict) -> bytes:
     return buf.getvalue()
 
 
+def _swapped(runner) -> bool:
+    """Whether the model evaluates with a swapped domain embedding (``tools/test.py swap=``):
+    those scores are not the checkpoint's, so ``metrics.json`` keeps its own."""
+    from mmengine.model import is_model_wrapper
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    return getattr(model.data_preprocessor, 'swapped', None) is not None
+
+
 def _save(path: str, write: Callable[[], None], fix: str) -> None:
     """``write`` ``path`` (atomically); a failure, e.g. a full disk, is a clear error ending
-    with ``fix``: nothing was half-written."""
-    try:
+    with ``fix``."""
+    with reported_write(path, f'Free space (or set paths.work_dirs to another disk) and {fix}'):
         write()
-    except OSError as err:
-        reason = 'the disk is full' if err.errno == errno.ENOSPC else err.strerror or err
-        name = osp.basename(path)
-        previous = (f'the previous {name} is intact' if osp.exists(path) else
-                    f'there is no earlier {name}')
-        raise DominoSegError(f'could not write {path}: {reason}. Nothing was half-written: '
-                             f'{previous}. Free space (or set paths.work_dirs to another disk) '
-                             f'and {fix}') from None

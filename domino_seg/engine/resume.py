@@ -214,11 +214,13 @@ def check_same_config(cfg: DictConfig, checkpoint: str) -> None:
     config the run of ``checkpoint`` recorded (its ``config.yaml``), except RESUME_MAY_CHANGE:
     a resume continues that run exactly, so it must not be another experiment, model or
     schedule (and must not overwrite that run's record with one)."""
+    from domino_seg.config import recorded_config, recorded_config_path
     from domino_seg.evaluation.compare import flatten_config, render_value
-    recorded = osp.join(osp.dirname(osp.abspath(checkpoint)), 'config.yaml')
-    if not osp.isfile(recorded):
+    config = recorded_config(checkpoint, 'resume', required=False)
+    if config is None:
         return  # a checkpoint from elsewhere: only its fit to the model is checked
-    old = flatten_config(OmegaConf.to_container(OmegaConf.load(recorded)))
+    recorded = recorded_config_path(checkpoint)
+    old = flatten_config(OmegaConf.to_container(config))
     new = flatten_config(OmegaConf.to_container(cfg, resolve=True))
     # keys the record lacks were added by a newer domino-seg (their defaults keep the old
     # behaviour); a real change of experiment also changes keys the record has

@@ -5,6 +5,8 @@ import difflib
 import json
 import os
 import os.path as osp
+import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import Callable, Optional
@@ -14,7 +16,8 @@ from omegaconf import DictConfig, OmegaConf, read_write
 
 from domino_seg import schema
 from domino_seg.config import (check_value_ranges, command_line_keys, model_groups_in,
-                               scores_labels, to_mmengine, with_recorded_model)
+                               recorded_config_path, scores_labels, to_mmengine,
+                               with_recorded_model)
 from domino_seg.data.builder import (check_data, ensure_synthetic, prompt_conditions,
                                      seen_conditions)
 from domino_seg.domain import builder as domain_builder
@@ -22,6 +25,8 @@ from domino_seg.engine.resume import (check_same_config, checkpoint_iter, claim_
                                       is_first_process, lock_work_dir, metrics_iter,
                                       remove_unstarted_work_dirs, resume_checkpoint,
                                       resumed_folder)
+from domino_seg.engine.interrupt_hook import (TrainingInterrupted, finish_stopped,
+                                              stop_on_signals, stopped_by_error)
 from domino_seg.errors import ConfigError, DominoSegError
 from domino_seg.evaluation.report import count_table, format_table, per_class_table
 
@@ -107,7 +112,17 @@ def train(cfg: DictConfig) -> dict:
     runner = _runner(cfg, train=True, **resume)
     evaluated = not finished or metrics_iter(cfg.work_dir) != cfg.schedule.max_iters
     if not finished:
-        runner.train()
+        with stop_on_signals():
+            try:
+                runner.train()
+                finish_stopped(runner)
+            except TrainingInterrupted as stop:
+                _stopped(cfg, stop)
+            except Exception:
+                stop = stopped_by_error(runner)
+                if stop is None:
+                    raise
+                _stopped(cfg, stop)
     elif evaluated:
         runner.val()  # the final evaluation the interrupted run did not finish
     return _final_report(cfg, 'Final evaluation', evaluated)
@@ -169,20 +184,24 @@ def test(cfg: DictConfig) -> dict:
     ``data.eval_sets``, ``data.eval_corruptions``); with
     ``visualize=N``, then draw N samples per condition (engine/visualize.py). With
     ``evaluate=false`` predict only (splits without public labels): no label is read, nothing
-    is scored, and what was written is reported instead of metrics. Ends with where the
-    saved predictions and submission files went."""
-    from domino_seg.engine import visualize
+    is scored, and what was written is reported instead of metrics. With ``swap=[...]``, then
+    score it again with each entry's embedding in place of every image's own (engine/swap.py;
+    the report's ``swap``). Ends with where the saved predictions and submission files went."""
+    from domino_seg.engine import swap, visualize
     if not osp.isfile(cfg.checkpoint):
         raise DominoSegError(f'checkpoint={cfg.checkpoint!r} is not a file; pass the .pth that '
                              'tools/train.py wrote (see its work dir).')
     _check_predict_only(cfg)
     visualize.check(cfg)
+    swaps = swap.check(cfg) if cfg.get('swap') is not None else None
     runner = _runner(cfg, train=False)
     runner.test()
     if cfg.get('visualize'):
         visualize.write_test_grids(cfg, runner)
     report = _final_report(cfg, 'Test results') if scores_labels(cfg) else \
         _prediction_report(cfg, runner)
+    if swaps:
+        report = dict(report, swap=swap.evaluate(cfg, runner, swaps, report))
     _print_outputs(cfg)
     return report
 
@@ -202,16 +221,31 @@ def with_checkpoint_model(cfg: DictConfig, overrides) -> DictConfig:
     wrote ``cfg.checkpoint`` recorded (the ``config.yaml`` beside it), except the groups the
     command line ``overrides`` set; says which it used. A checkpoint without a config.yaml
     beside it (e.g. an mmseg one) keeps ``cfg`` as composed."""
-    recorded = osp.join(osp.dirname(osp.abspath(cfg.checkpoint)), 'config.yaml')
-    if not osp.isfile(recorded):
+    if not osp.isfile(recorded_config_path(cfg.checkpoint)):
         return cfg
     keep = model_groups_in(command_line_keys(overrides))
     merged = with_recorded_model(cfg, cfg.checkpoint, 'checkpoint', keep)
     domino, domain = merged.domino.scope, merged.domain.mode
     print(f'checkpoint={cfg.checkpoint}: model {merged.model.get("name", "?")}, '
-          f'domino={domino}, domain={domain}, as recorded in {recorded}'
+          f'domino={domino}, domain={domain}, as recorded in '
+          f'{recorded_config_path(cfg.checkpoint)}'
           + (f' (from the command line: {", ".join(keep)})' if keep else ''), flush=True)
     return merged
+
+
+def _stopped(cfg: DictConfig, stop: TrainingInterrupted) -> None:
+    """Say where a stopped run's work is and how to continue it, then exit 128 + signal."""
+    from mmengine.logging import print_log
+    args = [a for a in sys.argv[1:] if not a.startswith('resume=')]
+    command = shlex.join(['python', sys.argv[0], *args, f'resume={cfg.work_dir}'])
+    if stop.checkpoint is None:
+        print_log(f'Stopped ({signal.Signals(stop.signum).name}) before the first checkpoint: '
+                  'nothing to resume.', logger='current')
+    else:
+        print_log(f'Stopped at iteration {stop.iteration} of {cfg.schedule.max_iters} '
+                  f'({signal.Signals(stop.signum).name}); checkpoint {stop.checkpoint}. '
+                  f'Continue with:\n  {command}', logger='current')
+    sys.exit(128 + stop.signum)
 
 
 def _fail(message: str) -> None:

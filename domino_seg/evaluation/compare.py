@@ -37,7 +37,8 @@ from domino_seg.errors import ConfigError, DataError
 from domino_seg.evaluation import intervals
 from domino_seg.evaluation.metrics import PER_IMAGE_FILE
 from domino_seg.evaluation.report import markdown_table, save_figure
-from domino_seg.io import atomic_write_bytes
+from domino_seg.io import (atomic_write_bytes, check_out_folder, check_outputs,
+                           reported_write)
 
 # keys that never split nor name rows (besides hydra.*): the seed is what rows aggregate over
 IGNORED_KEYS = ('seed', 'work_dir', 'paths.work_dirs', 'resume')
@@ -842,17 +843,28 @@ def plot_intervals(comp: Comparison):
     return fig
 
 
+# how a failed write (a full disk, no permission) ends: the message of reported_write
+WRITE_FIX = 'Free space or make --out writable (or choose another --out), and run it again.'
+
+
+def _write(path: str, data: bytes) -> None:
+    with reported_write(path, WRITE_FIX):
+        atomic_write_bytes(path, data)
+
+
 def write_outputs(comp: Comparison, out_dir: str) -> list[str]:
     """``comparison.md``, ``comparison.csv``, ``comparison.png`` and, with a row to compare,
     ``comparison_intervals.png`` in ``out_dir``."""
     md, csv_path, png, intervals_png = (osp.join(out_dir, name) for name in OUTPUT_FILES)
-    atomic_write_bytes(md, format_markdown(comp).encode())
-    atomic_write_bytes(csv_path, format_csv(comp).encode())
-    save_figure(plot_comparison(comp), png)
+    _write(md, format_markdown(comp).encode())
+    _write(csv_path, format_csv(comp).encode())
+    with reported_write(png, WRITE_FIX):
+        save_figure(plot_comparison(comp), png)
     written = [md, csv_path, png]
     figure = plot_intervals(comp)
     if figure is not None:
-        save_figure(figure, intervals_png)
+        with reported_write(intervals_png, WRITE_FIX):
+            save_figure(figure, intervals_png)
         written.append(intervals_png)
     return written
 
@@ -860,8 +872,8 @@ def write_outputs(comp: Comparison, out_dir: str) -> list[str]:
 def write_per_class(comp: Comparison, per: PerClass, out_dir: str) -> list[str]:
     """``comparison_per_class.md`` and ``comparison_per_class.csv`` in ``out_dir``."""
     md, csv_path = (osp.join(out_dir, name) for name in PER_CLASS_FILES)
-    atomic_write_bytes(md, format_per_class_markdown(comp, per).encode())
-    atomic_write_bytes(csv_path, format_per_class_csv(comp, per).encode())
+    _write(md, format_per_class_markdown(comp, per).encode())
+    _write(csv_path, format_per_class_csv(comp, per).encode())
     return [md, csv_path]
 
 
@@ -871,23 +883,23 @@ def main(paths: Sequence[str], baseline: Optional[str] = None, out: Optional[str
     with ``per_class``, also the per-class tables and their two files."""
     comp = compare_runs(paths, baseline, ignore)
     per = aggregate_per_class(comp) if per_class else None  # fails before writing anything
+    for warning in comp.warnings:
+        print(f'warning: {warning}', file=sys.stderr)
     if out is None:
         first = Path(paths[0])
         out = str(first if first.is_dir() else first.parent)
-    if osp.exists(out) and not osp.isdir(out):
-        raise DataError(f'--out {out} is a file; give a folder for the comparison files '
-                        f'({", ".join(OUTPUT_FILES)}).')
-    for warning in comp.warnings:
-        print(f'warning: {warning}', file=sys.stderr)
+    check_out_folder(out, '--out')
+    names = OUTPUT_FILES + (PER_CLASS_FILES if per is not None else ())
+    inputs = [osp.join(run.work_dir, name) for row in comp.rows for run in row.runs
+              for name in ('metrics.json', 'config.yaml', PER_IMAGE_FILE)]
+    # (its files' names are its own: a run folder, the default --out, may hold earlier ones)
+    check_outputs([osp.join(out, name) for name in names], out, inputs, ours=lambda path: True,
+                  key='--out')
     print(format_markdown(comp))
-    try:
-        written = write_outputs(comp, out)
-        if per is not None:
-            print(format_per_class_markdown(comp, per))
-            written += write_per_class(comp, per, out)
-    except OSError as err:  # each file is written atomically: none is half-written
-        raise DataError(f'could not write the comparison into {out}: '
-                        f'{err.strerror or err}; give another folder with --out.') from None
+    written = write_outputs(comp, out)
+    if per is not None:
+        print(format_per_class_markdown(comp, per))
+        written += write_per_class(comp, per, out)
     for path in written:
         print(f'wrote {path}')
     return comp

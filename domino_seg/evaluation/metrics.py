@@ -19,7 +19,7 @@ from domino_seg.conditions import CITYSCAPES, image_stem
 from domino_seg.errors import ConfigError
 from domino_seg.evaluation.report import format_table
 from domino_seg.evaluation.visualize import colorize
-from domino_seg.io import atomic_write_png
+from domino_seg.io import atomic_write_png, reported_write
 
 IOU_METRICS = ('mIoU', 'mDice', 'mFscore')  # mmseg IoUMetric's iou_metrics
 PER_IMAGE_FILE = 'per_image.npz'  # beside metrics.json with evaluator.per_image=true
@@ -79,6 +79,9 @@ def _report_order(conditions: Sequence[str], found: Iterable[str]) -> list[str]:
 
 LABEL_SUFFIX = '_labelTrainIds.png'  # as Cityscapes' *_gtFine_labelTrainIds.png
 COLOR_SUFFIX = '_color.png'          # as Cityscapes' *_gtFine_color.png
+# how a failed write of tools/test.py's PNGs (a full disk) ends: the message of reported_write
+WRITE_FIX = ('Free space (or set paths.work_dirs to another disk) and run tools/test.py '
+             'again.')
 
 
 def image_id(sample: dict) -> str:
@@ -109,9 +112,11 @@ def save_prediction(output_dir: str, pred: torch.Tensor, sample: dict,
     ignore black) to look at, as a trainId map looks black in an image viewer."""
     stem = osp.join(output_dir, sample['condition'], image_stem(image_id(sample)))
     train_ids = pred.cpu().numpy().astype(np.uint8)
-    atomic_write_png(stem + LABEL_SUFFIX, train_ids)
+    with reported_write(stem + LABEL_SUFFIX, WRITE_FIX):
+        atomic_write_png(stem + LABEL_SUFFIX, train_ids)
     if palette is not None:
-        atomic_write_png(stem + COLOR_SUFFIX, colorize(train_ids, palette))
+        with reported_write(stem + COLOR_SUFFIX, WRITE_FIX):
+            atomic_write_png(stem + COLOR_SUFFIX, colorize(train_ids, palette))
 
 
 def _palette(metric: BaseMetric) -> Optional[Sequence[Sequence[int]]]:

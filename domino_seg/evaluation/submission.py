@@ -18,7 +18,8 @@ from mmseg.registry import HOOKS
 
 from domino_seg.conditions import TRAIN_ID_TO_ID, image_stem
 from domino_seg.errors import ConfigError
-from domino_seg.io import atomic_write_png
+from domino_seg.evaluation.metrics import WRITE_FIX
+from domino_seg.io import atomic_write_png, reported_write
 
 FORMATS = ('cityscapes',)
 SUFFIX = '_labelIds.png'
@@ -61,5 +62,6 @@ class CityscapesSubmissionHook(Hook):
         for sample in outputs:
             pred = sample.pred_sem_seg.data.squeeze(0).cpu().numpy()
             rel = sample.metainfo.get('rel_path') or osp.basename(sample.img_path)
-            atomic_write_png(osp.join(self.out_dir, submission_name(sample.condition, rel)),
-                             to_label_ids(pred))
+            path = osp.join(self.out_dir, submission_name(sample.condition, rel))
+            with reported_write(path, WRITE_FIX):
+                atomic_write_png(path, to_label_ids(pred))

@@ -20,12 +20,18 @@ about ``embed_dim * hidden + hidden * 2 * C`` parameters. ``DomainAwareEncoderDe
 instead shares all but the last MLP layer across the model, which is what keeps Domino under
 1% of a small model's parameters (see its docstring).
 
+The MLPs draw their initial values from their own generator (:func:`domino_generator`), never
+from torch's global ones: a Domino model and the baseline built after the same ``seed`` draw
+the same initial values for every layer they share, and the same random numbers after.
+
 The layer reads the embeddings from :func:`domain_embedding_context`.
 """
 from __future__ import annotations
 
+import math
 from typing import Optional
 
+import numpy as np
 import torch
 import torch.nn as nn
 from torch import Tensor
@@ -38,22 +44,71 @@ NORM_TYPES = (_BatchNorm, nn.GroupNorm, nn.LayerNorm)
 DEFAULT_MLP = dict(hidden=4, layers=2, act='GELU')
 
 
-def build_domain_encoder(embed_dim: int, hidden: int, layers: int, act: str) -> nn.Sequential:
+# tells Domino's generator apart from torch's global one seeded with the same seed
+DOMINO_STREAM = 0xD0319
+
+
+def domino_generator(seed: Optional[int] = None) -> torch.Generator:
+    """The CPU generator Domino's MLPs are initialised from, derived from ``seed``; by default
+    from ``torch.initial_seed()``, the run's ``seed`` (mmengine's Runner seeds torch right
+    before it builds the model). A stream of its own, so the global one (the baseline's
+    weights, dropout, ...) stays as in a run without Domino."""
+    seed = torch.initial_seed() if seed is None else seed
+    state = np.random.SeedSequence(seed, spawn_key=(DOMINO_STREAM, )).generate_state(1, np.uint64)
+    return torch.Generator().manual_seed(int(state[0]))
+
+
+def init_linear(layer: nn.Linear, generator: torch.Generator) -> None:
+    """``nn.Linear``'s default initialisation (kaiming-uniform weight, bias uniform in
+    +-1/sqrt(fan_in)), drawn on the CPU from ``generator``: the values depend neither on torch's
+    global generators nor on the layer's device."""
+    weight = torch.empty(layer.weight.shape)
+    nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=generator)
+    with torch.no_grad():
+        layer.weight.copy_(weight)
+        if layer.bias is not None:
+            bound = 1 / math.sqrt(layer.in_features) if layer.in_features > 0 else 0
+            layer.bias.copy_(torch.empty(layer.bias.shape).uniform_(-bound, bound,
+                                                                    generator=generator))
+
+
+def _empty_linear(in_features: int, out_features: int, bias: bool = True) -> nn.Linear:
+    """An uninitialised CPU ``nn.Linear``, made without drawing from the global generator (as
+    ``nn.Linear(...)`` would, for values replaced right after)."""
+    return nn.Linear(in_features, out_features, bias=bias, device='meta').to_empty(device='cpu')
+
+
+def init_linears(layers, generator: torch.Generator) -> None:
+    """:func:`init_linear` of each ``nn.Linear`` of ``layers`` (a module's children), in order."""
+    for layer in layers:
+        if isinstance(layer, nn.Linear):
+            init_linear(layer, generator)
+
+
+def build_domain_encoder(embed_dim: int, hidden: int, layers: int, act: str,
+                         generator: Optional[torch.Generator] = None) -> nn.Sequential:
     """The Domino MLP without its last layer: ``layers - 1`` (Linear, ``nn.<act>``) pairs
-    ``embed_dim -> hidden -> ... -> hidden``; empty (the identity) for ``layers=1``."""
+    ``embed_dim -> hidden -> ... -> hidden``; empty (the identity) for ``layers=1``. Initialised
+    from ``generator`` (default: :func:`domino_generator`), on the CPU."""
     if layers < 1:
         raise ValueError(f'the Domino MLP needs at least one layer, got layers={layers}')
     if not isinstance(getattr(nn, act, None), type):
         raise ValueError(f'act must name a torch.nn activation such as "GELU", got {act!r}')
     dims = [embed_dim] + [hidden] * (layers - 1)
-    return nn.Sequential(*(module for d_in, d_out in zip(dims[:-1], dims[1:])
-                           for module in (nn.Linear(d_in, d_out), getattr(nn, act)())))
+    encoder = nn.Sequential(*(module for d_in, d_out in zip(dims[:-1], dims[1:])
+                              for module in (_empty_linear(d_in, d_out), getattr(nn, act)())))
+    init_linears(encoder, domino_generator() if generator is None else generator)
+    return encoder
 
 
-def build_mlp(in_dim: int, out_dim: int, hidden: int, layers: int, act: str) -> nn.Sequential:
-    """``layers`` Linear layers ``in_dim -> hidden -> ... -> out_dim``, the last without bias."""
-    encoder = build_domain_encoder(in_dim, hidden, layers, act)
-    return nn.Sequential(*encoder, nn.Linear(hidden if layers > 1 else in_dim, out_dim, bias=False))
+def build_mlp(in_dim: int, out_dim: int, hidden: int, layers: int, act: str,
+              generator: Optional[torch.Generator] = None) -> nn.Sequential:
+    """``layers`` Linear layers ``in_dim -> hidden -> ... -> out_dim``, the last without bias
+    and zero; the others initialised from ``generator`` (default: :func:`domino_generator`)."""
+    encoder = build_domain_encoder(in_dim, hidden, layers, act, generator)
+    last = _empty_linear(hidden if layers > 1 else in_dim, out_dim, bias=False)
+    nn.init.zeros_(last.weight)
+    return nn.Sequential(*encoder, last)
 
 
 def _num_channels(norm: nn.Module) -> int:
@@ -78,9 +133,11 @@ class DominoNorm(nn.Module):
         embed_dim: length of the embeddings set by ``domain_embedding_context``.
         mlp: overrides of ``DEFAULT_MLP``: ``hidden`` width, number of Linear ``layers`` and
             ``act``, the name of a ``torch.nn`` activation.
+        generator: the MLP's initial values come from it (default: :func:`domino_generator`).
     """
 
-    def __init__(self, norm: nn.Module, embed_dim: int, mlp: Optional[dict] = None):
+    def __init__(self, norm: nn.Module, embed_dim: int, mlp: Optional[dict] = None,
+                 generator: Optional[torch.Generator] = None):
         super().__init__()
         if not isinstance(norm, NORM_TYPES):
             raise TypeError('Domino wraps BatchNorm, SyncBatchNorm, GroupNorm or LayerNorm, '
@@ -91,19 +148,18 @@ class DominoNorm(nn.Module):
         self.embed_dim = embed_dim
         self.num_channels = _num_channels(norm)
         self.channel_dim = -1 if isinstance(norm, nn.LayerNorm) else 1
-        self.mlp = build_mlp(embed_dim, 2 * self.num_channels, **{**DEFAULT_MLP, **(mlp or {})})
-        self.reset_parameters()
+        self.mlp = build_mlp(embed_dim, 2 * self.num_channels, **{**DEFAULT_MLP, **(mlp or {})},
+                             generator=generator)
         tensors = (*norm.parameters(), *norm.buffers())
         reference = next((t for t in tensors if t.is_floating_point()), None)
         if reference is not None:  # converting a model already on GPU / in half precision
             self.mlp.to(device=reference.device, dtype=reference.dtype)
         self.register_load_state_dict_pre_hook(_accept_unwrapped_norm_keys)
 
-    def reset_parameters(self) -> None:
-        """Re-initialise the MLP only, its last layer to zero: the layer is the wrapped norm."""
-        for layer in self.mlp:
-            if isinstance(layer, nn.Linear):
-                layer.reset_parameters()
+    def reset_parameters(self, generator: Optional[torch.Generator] = None) -> None:
+        """Re-initialise the MLP only, from ``generator`` (default: :func:`domino_generator`),
+        its last layer to zero: the layer is the wrapped norm."""
+        init_linears(self.mlp[:-1], domino_generator() if generator is None else generator)
         nn.init.zeros_(self.mlp[-1].weight)
 
     def forward(self, x: Tensor) -> Tensor:

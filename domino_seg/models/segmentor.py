@@ -11,10 +11,10 @@ from torch import Tensor
 
 from domino_seg.conditions import EMBEDDING_KEY
 
-from .convert import SCOPE_PARTS, convert_to_domino
+from .convert import SCOPE_PARTS, convert_to_domino, unconverted
 from .domain_context import domain_embedding_context
-from .domino_norm import (DEFAULT_MLP, DominoNorm, build_domain_encoder, domino_mlp_keys,
-                          with_wrapped_norm_keys)
+from .domino_norm import (DEFAULT_MLP, DominoNorm, build_domain_encoder, domino_generator,
+                          domino_mlp_keys, init_linears, with_wrapped_norm_keys)
 
 DEFAULT_DOMINO = dict(scope='head', embed_dim=512, mlp=None)
 
@@ -34,6 +34,12 @@ class DomainAwareEncoderDecoder(EncoderDecoder):
     (configs/model/segformer_mit_tiny.yaml), 0.33% to SegFormer-B0 and 0.08% to UPerHead + FCN
     on ResNet-50; without sharing, every layer would pay the 512 * hidden input layer again.
 
+    Paired with the baseline: built and initialised after the same seed, the two models hold
+    the same values in every parameter and buffer they share (``checkpoint_state_dict`` maps
+    the baseline's names to this model's) and leave torch's global generator in the same
+    state, so they also draw the same dropout masks; Domino's own layers come from
+    :func:`~domino_seg.models.domino_norm.domino_generator` of that seed.
+
     Args:
         domino: ``dict(scope='head'|'backbone'|'full', embed_dim=512, mlp=None)``, ``mlp``
             overriding ``dict(hidden=4, layers=2, act='GELU')``. The baseline (``domino=none``)
@@ -52,9 +58,13 @@ class DomainAwareEncoderDecoder(EncoderDecoder):
         self.domino_scope = domino['scope']
         self.domain_embed_dim = domino['embed_dim']
         mlp = {**DEFAULT_MLP, **(domino['mlp'] or {})}
-        self.domain_encoder = build_domain_encoder(self.domain_embed_dim, **mlp)
+        self.domino_seed = torch.initial_seed()  # the run's seed: the Runner has just set it
+        generator = domino_generator(self.domino_seed)
+        self.domain_encoder = build_domain_encoder(self.domain_embed_dim, **mlp,
+                                                   generator=generator)
         code_dim = mlp['hidden'] if mlp['layers'] > 1 else self.domain_embed_dim
-        convert_to_domino(self, code_dim, self.domino_scope, mlp=dict(layers=1))
+        convert_to_domino(self, code_dim, self.domino_scope, mlp=dict(layers=1),
+                          generator=generator)
 
     def checkpoint_keys_may_miss(self) -> set[str]:
         """State-dict keys a checkpoint loaded into this model may lack: those Domino
@@ -69,14 +79,25 @@ class DomainAwareEncoderDecoder(EncoderDecoder):
         return with_wrapped_norm_keys(self, state_dict)
 
     def init_weights(self) -> None:
-        """Base init, then zero the Domino layers' last Linear again, so that the model starts as
-        the baseline: MiT/ViT ``init_weights`` re-initialise every ``nn.Linear``."""
+        """The baseline's init on the baseline's modules (each Domino layer replaced by its
+        norm, no domain encoder: MiT/ViT re-initialise every ``nn.Linear`` they meet), so the
+        shared weights and the global generator's state are the baseline's; then Domino's
+        layers from their own generator, as at construction (the last layers zero: the model
+        starts as the baseline)."""
         first_call = not self.is_init
-        super().init_weights()
+        encoder = self.domain_encoder
+        del self.domain_encoder
+        try:
+            with unconverted(self):
+                super().init_weights()
+        finally:
+            self.domain_encoder = encoder
         if first_call:
+            generator = domino_generator(self.domino_seed)
+            init_linears(encoder, generator)
             for module in self.modules():
                 if isinstance(module, DominoNorm):
-                    module.reset_parameters()
+                    module.reset_parameters(generator)
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         with self._domain_context(inputs, [sample.metainfo for sample in data_samples]):

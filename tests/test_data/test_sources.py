@@ -227,3 +227,80 @@ def test_paper_presets_differ_only_in_domino():
     kinds = [(s.kind, s.get('condition')) for s in domino.data.train_sources]
     assert kinds == [('cityscapes', None), ('generated', 'night'), ('generated', 'snow'),
                      ('generated', 'fog'), ('generated', 'rain')]
+
+
+@pytest.fixture
+def generated_copy(bench_with_generated, tmp_path):
+    """A private copy of the generated night folder to break, and its labels root."""
+    folder = tmp_path / 'gen'
+    shutil.copytree(generated_folder(bench_with_generated, 'night'), folder)
+    return folder, str(bench_with_generated / 'cityscapes')
+
+
+def test_a_valid_generated_folder_scans_as_before(generated_copy):
+    from domino_seg.data.generated import scan_generated
+    folder, labels = generated_copy
+    pairs = scan_generated(str(folder), labels, 'train')
+    assert [image for image, _ in pairs] == sorted(str(p) for p in folder.glob('*.png'))
+
+
+def _duplicate(folder):
+    first = sorted(folder.glob('*.png'))[0]
+    city = first.name.split('_')[0]
+    (folder / city).mkdir()
+    twin = folder / city / first.name.replace('.png', '_leftImg8bit.png')
+    shutil.copy(first, twin)
+    return first, f'generated images {twin} and {first} are both named {first.stem}, so both ' \
+        'take its label and the image would be trained on twice as often: keep one'
+
+
+def _other_aspect(folder):
+    image = sorted(folder.glob('*.png'))[1]
+    cv2.imwrite(str(image), np.zeros((64, 64, 3), np.uint8))
+    return image, f'generated image {image} is 64x64 but its label '
+
+
+def _not_an_image(folder):
+    image = sorted(folder.glob('*.png'))[2]
+    image.write_bytes(b'an html error page saved under an image name')
+    return image, f'generated image file {image} cannot be read (cannot identify image file'
+
+
+def _empty_file(folder):
+    image = sorted(folder.glob('*.png'))[2]
+    image.write_bytes(b'')
+    return image, f'generated image file {image} cannot be read ('
+
+
+def _grey(folder):
+    image = sorted(folder.glob('*.png'))[3]
+    cv2.imwrite(str(image), np.zeros((64, 128), np.uint8))  # a label map named by the stem
+    return image, f'generated image {image} is a L image (PIL mode), not a colour image'
+
+
+@pytest.mark.parametrize('damage', [_duplicate, _other_aspect, _not_an_image, _empty_file,
+                                    _grey])
+def test_generated_images_are_checked_before_use(generated_copy, damage, fails):
+    """Each is one paragraph naming the file (exit 2), not a doubled sample, a label map
+    stretched onto an image it was not made from, or a traceback in a data-loader worker."""
+    from domino_seg.data.generated import scan_generated
+    folder, labels = generated_copy
+    _, message = damage(folder)
+    assert message in fails(lambda: scan_generated(str(folder), labels, 'train'))
+
+
+def test_a_label_that_is_not_an_image_is_named(generated_copy, tmp_path):
+    from domino_seg.data.generated import scan_generated
+    folder, labels = generated_copy
+    image = sorted(folder.glob('*.png'))[0]
+    stem = image.stem
+    city = stem.split('_')[0]
+    fake = tmp_path / 'labels'
+    shutil.copytree(labels, fake)
+    label = fake / 'gtFine/train' / city / f'{stem}_gtFine_labelTrainIds.png'
+    label.write_bytes(b'\x89PNG truncated')
+    with pytest.raises(DataError, match=f'label file {label} cannot be read'):
+        scan_generated(str(folder), str(fake), 'train')
+    cv2.imwrite(str(label), np.zeros((64, 128, 3), np.uint8))  # a colour rendering
+    with pytest.raises(DataError, match=f'label file {label} is a colour image'):
+        scan_generated(str(folder), str(fake), 'train')

@@ -12,6 +12,7 @@ from domino_seg.data.synthetic import (CLASSES, SKY_DEPTH, benchmark_is_complete
                                        read_cityscapes_depth, render_sample, render_scene,
                                        render_weather, write_benchmark)
 from domino_seg.data.synthetic import writer
+from domino_seg.data.synthetic.weather import PARTS, PRESETS, Weather, compose
 
 REPO = Path(__file__).resolve().parents[2]
 H, W = 64, 128
@@ -145,6 +146,75 @@ def test_weather_works_without_labels_or_lights(scenes, condition):
 def test_unknown_condition_is_an_error(scenes):
     with pytest.raises(ValueError, match='hail'):
         render_weather(scenes[0].image, scenes[0].depth, 'hail', rng(0))
+
+
+# --- conditions as attributes --------------------------------------------------------------
+
+
+def test_the_benchmark_conditions_are_presets_of_attributes():
+    assert PRESETS['clear'] == Weather()
+    assert PRESETS['fog'].changed() == {'visibility': 'fog'}
+    assert PRESETS['night'].changed() == {'illumination': 'night'}
+    assert PRESETS['rain'].changed() == {'precipitation': 'rain', 'ground': 'wet'}
+    assert PRESETS['snow'].changed() == {'precipitation': 'snow', 'ground': 'snow'}
+    assert PRESETS['foggy_night'] == Weather(illumination='night', visibility='fog')
+    assert PRESETS['rainy_dusk'] == Weather('dusk', 'clear', 'rain', 'wet')
+    for name, parts in PARTS.items():
+        assert PRESETS[name] == compose(*(PRESETS[p] for p in parts))
+
+
+def test_unknown_attributes_and_disagreeing_parts_are_errors():
+    with pytest.raises(ValueError, match="unknown visibility 'smog'"):
+        Weather(visibility='smog')
+    with pytest.raises(ValueError, match='disagree on precipitation'):
+        compose(PRESETS['rain'], PRESETS['snow'])
+
+
+def test_every_preset_has_prompts_in_the_attribute_bank():
+    from domino_seg.domain.prompts import load_prompt_bank
+    bank = load_prompt_bank(REPO / 'configs/domain/prompts/weather_attributes.yaml')
+    assert set(PRESETS) <= set(bank.conditions)
+
+
+@pytest.mark.parametrize('name', [n for n in PRESETS if n != 'clear'])
+def test_every_preset_renders_deterministically(scenes, name):
+    scene = scenes[3]
+    kwargs = dict(label=scene.label, lights=scene.lights)
+    out = render_weather(scene.image, scene.depth, name, rng(2), **kwargs)
+    assert out.shape == scene.image.shape and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, render_weather(scene.image, scene.depth, PRESETS[name],
+                                                      rng(2), **kwargs))
+
+
+def luminance(image):
+    return image.astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+
+
+def test_a_foggy_night_lies_between_night_and_fog(scenes):
+    for i, scene in enumerate(scenes[:3]):
+        kwargs = dict(label=scene.label, lights=scene.lights, severity=0.6)
+        fog, night, foggy_night = (
+            luminance(render_weather(scene.image, scene.depth, name, rng(i), **kwargs))
+            for name in ('fog', 'night', 'foggy_night'))
+        assert night.mean() < foggy_night.mean() < 0.7 * fog.mean()  # a veil lit by lamps
+        assert min(np.abs(foggy_night - fog).mean(), np.abs(foggy_night - night).mean()) > 10
+
+
+def test_lamp_halos_grow_with_fog_density():
+    """One lamp on a black, distant scene: the light around it (outside its glare) grows
+    from a clear night to mist, fog and dense fog."""
+    image = np.full((96, 192, 3), 30, np.uint8)
+    depth = np.full((96, 192), 40.0, np.float32)
+    lamp = [(96.0, 30.0, 2.0, (255, 210, 140))]
+    ring = np.hypot(*np.mgrid[:96, :192] - np.array([30, 96])[:, None, None])
+    ring = (ring > 12) & (ring < 30)
+    glow = []
+    for visibility in ('clear', 'mist', 'fog', 'dense_fog'):
+        weather = Weather(illumination='night', visibility=visibility)
+        out = render_weather(image, depth, weather, rng(0), lights=lamp, severity=0.5)
+        sky = render_weather(image, depth, weather, rng(0), lights=[], severity=0.5)
+        glow.append((luminance(out) - luminance(sky))[ring].mean())
+    assert glow[0] < glow[1] < glow[2] < glow[3]
 
 
 # --- writer -------------------------------------------------------------------------------

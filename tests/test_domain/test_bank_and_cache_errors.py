@@ -100,6 +100,9 @@ def image(seed=0):
     (np.array([np.inf] * 64, np.float32), 'non-finite (NaN/inf) or non-float values'),
     (np.zeros(7, np.float32), 'shape (7,) instead of (64,)'),
     (np.zeros((2, 64), np.float32), 'shape (2, 64) instead of (64,)'),
+    # finite and of the right shape, but not a normalised CLIP feature: mIoU would change
+    (np.full(64, 1.0, np.float32), 'norm 8 instead of 1'),
+    (np.full(64, 0.01, np.float32), 'norm 0.08 instead of 1'),
 ])
 def test_corrupt_cache_entry_is_recomputed_with_a_warning(tmp_path, warnings_logged, entry,
                                                           problem, embed_image):

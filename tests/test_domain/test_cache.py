@@ -55,6 +55,8 @@ def test_unreadable_entry_is_a_miss(tmp_path):
     cache.save(key, np.ones(4))
     (cache.dir / key[:2] / f'{key}.npy').write_bytes(b'garbage')
     assert cache.load(key) is None
+    (cache.dir / key[:2] / f'{key}.npy').write_bytes(b'')  # numpy: EOFError
+    assert cache.load(key) is None
 
 
 def _hammer(root, seed):

@@ -4,7 +4,6 @@ import os
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
-import time  # noqa: E402
 
 import huggingface_hub  # noqa: E402
 import numpy as np  # noqa: E402
@@ -185,12 +184,10 @@ def test_cached_tag_loads_from_hf_cache_with_tag_preprocessing(generators, tmp_p
     assert type(gelu).__name__ == 'QuickGELU'
 
 
-def test_uncached_tag_fails_fast_with_instructions(tmp_path, monkeypatch):
+def test_uncached_tag_fails_fast_with_instructions(tmp_path, monkeypatch, no_network):
     monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_CACHE', str(tmp_path))
-    start = time.perf_counter()
     with pytest.raises(FileNotFoundError) as error:
         DomainPromptGenerator(arch='ViT-B-16', pretrained='openai', mode='zero_shot')
-    assert time.perf_counter() - start < 5
     message = str(error.value)
     for hint in ("pretrained='openai'", "open_clip.create_model('ViT-B-16', pretrained='openai')",
                  'domain.clip.pretrained=/path/to/open_clip_model.safetensors',

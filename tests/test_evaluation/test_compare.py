@@ -6,11 +6,11 @@ import statistics
 
 import numpy as np
 import pytest
+import scipy.stats
 from omegaconf import OmegaConf
 from PIL import Image
-import scipy.stats
 
-from domino_seg.errors import ConfigError, DataError
+from domino_seg.errors import ConfigError, DataError, DominoSegError
 from domino_seg.evaluation import compare
 
 CONDITIONS = ('cityscapes', 'fog', 'night')
@@ -110,7 +110,6 @@ def test_csv_png_and_markdown_files(sweep, tmp_path):
     assert [p.rsplit('/', 1)[1] for p in map(str, paths)] == list(compare.OUTPUT_FILES)
     with Image.open(tmp_path / 'out' / 'comparison_intervals.png') as png:
         assert png.format == 'PNG'
-
     rows = list(csv.DictReader(io.StringIO((tmp_path / 'out' / 'comparison.csv').read_text())))
     assert [r['configuration'] for r in rows] == ['domino=none', 'domino=head']
     none = rows[0]
@@ -541,7 +540,9 @@ def _hook_runner(work_dir, metric):
     from types import SimpleNamespace
 
     import torch
-    return SimpleNamespace(work_dir=str(work_dir), model=torch.nn.Linear(2, 1), cfg={},
+    model = torch.nn.Linear(2, 1)
+    model.data_preprocessor = torch.nn.Identity()  # embeds nothing, swaps nothing
+    return SimpleNamespace(work_dir=str(work_dir), model=model, cfg={},
                            logger=logging.getLogger('test_compare'),
                            test_evaluator=SimpleNamespace(metrics=[metric]))
 
@@ -852,3 +853,18 @@ def test_resamples_without_any_class_present_are_left_out_of_the_interval():
     # every defined draw holds a.png: 75 - 50 whatever the count of b.png
     assert (fog.mean, fog.low, fog.high) == (25.0, 25.0, 25.0)
     assert fog.verdict == 'better'
+
+
+def test_out_must_be_a_folder_and_a_full_disk_is_one_error(sweep, tmp_path, disk_full_after):
+    (tmp_path / 'table.md').write_text('mine')
+    with pytest.raises(ConfigError, match=r'--out=.*table.md: .*table.md is a file, not a '):
+        compare.main([sweep], out=str(tmp_path / 'table.md'))
+    assert (tmp_path / 'table.md').read_text() == 'mine'
+    out = tmp_path / 'out'
+    compare.main([sweep], out=str(out))
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    disk_full_after(0)
+    with pytest.raises(DominoSegError, match=f'could not write {out}/comparison.md: the disk '
+                                             'is full. Nothing was half-written: the previous'):
+        compare.main([sweep], out=str(out))
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -253,3 +253,23 @@ def test_the_old_export_key_says_it_was_renamed(override, tmp_path, tool_fails):
     err = tool_fails('test.py', ['checkpoint=x.pth', override], tmp_path)
     assert 'export= was renamed to submission= (same values): submission=cityscapes writes ' \
            'the labelIds PNGs for the evaluation servers, into <work_dir>/submission/.' in err
+
+
+def test_a_full_disk_while_writing_predictions_is_one_error(tmp_path, disk_full_after):
+    """tools/test.py's PNGs (submission=, save_predictions=) end in the tools' error, no
+    temporary file left."""
+    from domino_seg.errors import DominoSegError
+    from domino_seg.evaluation.metrics import save_prediction
+    sample = SegDataSample(metainfo=dict(img_path='/data/x/a_rgb_anon.png', condition='fog',
+                                         rel_path='seq/a_rgb_anon.png'))
+    sample.pred_sem_seg = PixelData(data=torch.zeros(1, 4, 6, dtype=torch.long))
+    disk_full_after(0)
+    with pytest.raises(DominoSegError, match=rf'could not write {tmp_path}/sub/fog/seq/'
+                                             r'a_labelIds.png: the disk is full\. .*tools/test'):
+        CityscapesSubmissionHook(str(tmp_path / 'sub')).after_test_iter(None, 0,
+                                                                       outputs=[sample])
+    with pytest.raises(DominoSegError, match=rf'could not write {tmp_path}/pred/fog/seq/'
+                                             r'a_labelTrainIds.png: the disk is full'):
+        save_prediction(str(tmp_path / 'pred'), sample.pred_sem_seg.data[0],
+                        dict(condition='fog', rel_path='seq/a_rgb_anon.png', img_path='a'))
+    assert [p for p in tmp_path.rglob('*') if p.is_file()] == []

@@ -176,3 +176,21 @@ def test_threads_do_not_share_embeddings():
     for result, want in zip(results, expected):
         torch.testing.assert_close(result, want, rtol=0, atol=0)
     assert not torch.equal(expected[0], expected[1])
+
+
+def test_building_draws_from_its_generator_only():
+    """A Domino layer's MLP comes from the generator it is given (default: one derived from
+    torch's seed), so building it leaves the global stream as it was."""
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    layers = [DominoNorm(nn.LayerNorm(C), EMBED_DIM, mlp=dict(layers=3),
+                         generator=torch.Generator().manual_seed(seed)) for seed in (1, 1, 2)]
+    assert torch.equal(torch.get_rng_state(), state)
+    weights = [layer.mlp[0].weight for layer in layers]
+    assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
+    assert torch.equal(DominoNorm(nn.LayerNorm(C), EMBED_DIM).mlp[0].weight,
+                       DominoNorm(nn.LayerNorm(C), EMBED_DIM).mlp[0].weight)
+    assert torch.equal(torch.get_rng_state(), state)
+    layers[2].reset_parameters(torch.Generator().manual_seed(1))
+    assert torch.equal(layers[2].mlp[0].weight, weights[0])
+    assert not layers[2].mlp[-1].weight.any()

@@ -187,3 +187,33 @@ def test_bad_domino_configs_are_refused():
         with pytest.raises(ValueError, match=match):
             MODELS.build(dict(type='DomainAwareEncoderDecoder', **MODELS_CFG['segformer'],
                               domino=bad))
+
+
+@pytest.mark.parametrize('arch', ['segformer', 'uper'])
+@pytest.mark.parametrize('scope', ['head', 'backbone', 'full'])
+def test_paired_with_the_baseline_of_the_same_seed(arch, scope):
+    """Built and initialised after one seed, a Domino model holds the baseline's values in
+    every entry they share (MiT re-initialises every Linear it meets, ResNet zeroes its
+    blocks' last norm) and leaves the global generator where the baseline does."""
+    torch.manual_seed(3)
+    baseline = build('none', arch)
+    after_baseline = torch.get_rng_state()
+    torch.manual_seed(3)
+    domino = build(scope, arch)
+    assert torch.equal(torch.get_rng_state(), after_baseline)
+    own = domino.state_dict()
+    shared = domino.checkpoint_state_dict(baseline.state_dict())  # as load_from renames it
+    assert set(own) - set(shared) == keys_may_miss(domino)
+    for key, value in shared.items():
+        assert torch.equal(own[key], value), key
+
+
+def test_domino_layers_come_from_a_generator_of_the_seed():
+    """Domino's own weights are a function of the seed: seed k of a row repeats them."""
+    def encoder_weight(seed):
+        torch.manual_seed(seed)
+        return build('full').domain_encoder[0].weight
+
+    first = encoder_weight(3)
+    assert torch.equal(encoder_weight(3), first)
+    assert not torch.equal(encoder_weight(4), first)

@@ -128,21 +128,3 @@ def test_single_runs_with_per_image_records_get_a_bootstrap(tiny_overrides, tmp_
     assert {line[-1] for line in lines} <= {'better', 'worse', 'not distinguishable'}
     assert (sweep_dir / 'comparison_intervals.png').stat().st_size > 0
 
-
-def test_compare_into_a_file_or_an_unwritable_folder_is_one_paragraph(tmp_path, fails,
-                                                                      monkeypatch):
-    import errno
-
-    from domino_seg.evaluation import compare
-    from tests.test_evaluation.test_compare import write_run
-    run = write_run(tmp_path / 'run', 0, (60.0, 10.0, 20.0))
-    metrics = (run / 'metrics.json').read_text()
-    err = fails(lambda: compare.main([str(run)], out=str(run / 'metrics.json')))
-    assert f'--out {run / "metrics.json"} is a file; give a folder' in err
-    assert (run / 'metrics.json').read_text() == metrics
-
-    def denied(path, data):
-        raise OSError(errno.EACCES, 'Permission denied', path)
-    monkeypatch.setattr(compare, 'atomic_write_bytes', denied)
-    err = fails(lambda: compare.main([str(run)], out=str(tmp_path / 'locked')))
-    assert f'could not write the comparison into {tmp_path / "locked"}: Permission denied' in err

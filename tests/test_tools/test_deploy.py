@@ -279,3 +279,119 @@ def test_image_embedding(make_run, tmp_path):
     import hashlib
     fold = torch.load(tmp_path / 'i.pth', weights_only=True)['meta']['domino_fold']
     assert fold['embedding_sha256'] == hashlib.sha256(expected.tobytes()).hexdigest()
+
+
+def snapshot(folder):
+    """Every file below ``folder`` (relative path -> bytes)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob('*'))
+            if p.is_file()}
+
+
+@pytest.fixture
+def own_run(make_run, tmp_path):
+    """A copy of make_run()'s run folder with the mmengine_config.py a run records."""
+    run = tmp_path / 'run'
+    shutil.copytree(make_run(), run)
+    (run / 'mmengine_config.py').write_text('# the mmengine config of the run\n')
+    return run
+
+
+def test_outputs_never_land_on_the_run_or_the_inputs(own_run, tmp_path, fails):
+    checkpoint = own_run / 'iter_1.pth'
+    np.save(tmp_path / 'rain.npy', np.eye(64, dtype=np.float32)[0])  # a valid embedding
+    (tmp_path / 'notes.txt').write_text('mine')
+    (tmp_path / 'models').mkdir()
+    link = tmp_path / 'models' / 'fog.pth'
+    link.symlink_to(tmp_path / 'notes.txt')
+    before = snapshot(tmp_path)
+    err = fails(lambda: run_deploy(checkpoint, 'condition=fog',
+                                   f'out={own_run / "mmengine_config.pth"}'))
+    assert f'{own_run}/mmengine_config.py exists in the folder of the run {own_run}' in err
+    err = fails(lambda: run_deploy(checkpoint, 'condition=fog', f'out={tmp_path / "model.py"}'))
+    assert "checkpoint's config is written beside it as <out without suffix>.py, which is this " \
+        'name' in err
+    err = fails(lambda: run_deploy(checkpoint, 'condition=fog', f'out={tmp_path / "models"}'))
+    assert f"out='{tmp_path / 'models'}' is a folder; out= names the file to write" in err
+    err = fails(lambda: run_deploy(checkpoint, 'condition=fog', f'out={checkpoint}'))
+    assert f'{checkpoint} would overwrite the input {checkpoint}' in err
+    err = fails(lambda: run_deploy(checkpoint, f'embedding={tmp_path / "rain.npy"}',
+                                   f'out={tmp_path / "rain.npy"}'))
+    assert f'{tmp_path / "rain.npy"} would overwrite the input' in err
+    err = fails(lambda: run_deploy(checkpoint, 'condition=fog', f'out={link}'))
+    assert f'{link} would be written outside {tmp_path / "models"} (it resolves to ' \
+        f'{tmp_path / "notes.txt"})' in err
+    assert snapshot(tmp_path) == before
+
+
+def test_deploy_again_replaces_its_own_files_and_a_full_disk_keeps_them(own_run, fails,
+                                                                         disk_full_after):
+    checkpoint = own_run / 'iter_1.pth'
+    report = run_deploy(checkpoint, 'condition=fog', 'verify=false')
+    assert report['out'] == str(own_run / 'iter_1_fog.pth')
+    run_deploy(checkpoint, 'condition=fog', 'verify=false')  # its own earlier files
+    before = snapshot(own_run)
+    disk_full_after(0)
+    err = fails(lambda: run_deploy(checkpoint, 'condition=fog', 'verify=false'))
+    assert f'could not write {own_run / "iter_1_fog.pth"}: the disk is full. Nothing was ' \
+           'half-written: the previous iter_1_fog.pth is intact. Free space' in err
+    assert snapshot(own_run) == before  # and no temporary file
+
+
+def _save(path, array, **arrays):
+    if arrays:
+        np.savez(path, **arrays)
+    else:
+        np.save(path, array, allow_pickle=True)
+    return path
+
+
+def unit(dim=64, scale=1.0, dtype=np.float32):
+    vector = np.random.default_rng(0).normal(size=dim)
+    return (vector / np.linalg.norm(vector) * scale).astype(dtype)
+
+
+@pytest.mark.parametrize('name, array, mode, message', [
+    ('e.npz', None, 'text', 'is a .npz archive (arrays a, b), not one array'),
+    ('e.npy', np.array(['0.1'] * 64), 'text', 'holds <U3 values, not real numbers'),
+    ('e.npy', np.array([0.1] * 64, dtype=object), 'text', 'cannot be read as a .npy array'),
+    ('e.npy', np.ones(64, bool), 'text', 'holds bool values, not real numbers'),
+    ('e.npy', unit().astype(np.complex64), 'text', 'holds complex64 values, not real'),
+    ('e.npy', np.stack([unit(), unit()]), 'text', 'holds an array of shape (2, 64)'),
+    ('e.npy', np.full(64, np.nan, np.float32), 'text', 'needs 64 finite numbers'),
+    ('e.npy', unit(scale=2), 'text', 'has norm 2: a domain=text embedding is normalised'),
+    ('e.npy', unit(scale=0.5), 'image', 'has norm 0.5: a domain=image embedding is normalised'),
+    ('e.npy', unit(scale=1.5), 'zero_shot', 'has norm 1.5: a domain=zero_shot embedding mixes'),
+    ('empty.npy', b'', 'text', 'cannot be read as a .npy array'),
+])
+def test_embedding_files_are_checked(tmp_path, name, array, mode, message):
+    """Each is refused with the fix, instead of a traceback or a silently folded vector."""
+    from domino_seg.engine.deploy import _embedding_file
+    from domino_seg.errors import ConfigError
+    path = tmp_path / name
+    if isinstance(array, bytes):
+        path.write_bytes(array)
+    else:
+        _save(path, array, **({'a': unit(), 'b': unit()} if name.endswith('.npz') else {}))
+    with pytest.raises(ConfigError) as err:
+        _embedding_file(str(path), 64, mode)
+    assert message in str(err.value) and f'embedding={str(path)!r}' in str(err.value)
+
+
+@pytest.mark.parametrize('array, mode', [
+    (unit(), 'text'), (unit()[None], 'image'), (unit(dtype=np.float16), 'text'),
+    (np.eye(64, dtype=np.int64)[3], 'text'),  # a one-hot vector is normalised
+    (unit(scale=0.6), 'zero_shot'),  # a mix of normalised embeddings
+])
+def test_embedding_files_of_the_model_are_used_as_they_are(tmp_path, array, mode):
+    from domino_seg.engine.deploy import _embedding_file
+    path = _save(tmp_path / 'e.npy', array)
+    got = _embedding_file(str(path), 64, mode)
+    assert got.dtype == np.float32 and got.shape == (64,)
+    np.testing.assert_array_equal(got, array.reshape(64).astype(np.float32))
+
+
+def test_a_bad_embedding_file_stops_the_tool(make_run, tmp_path, fails):
+    path = _save(tmp_path / 'raw.npy', unit(scale=7))
+    err = fails(lambda: run_deploy(make_run() / 'iter_1.pth', f'embedding={path}'))
+    assert f"embedding='{path}' has norm 7: a domain=text embedding is normalised" in err
+    assert not (make_run() / 'iter_1_raw.pth').exists()

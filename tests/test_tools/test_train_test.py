@@ -165,16 +165,12 @@ def test_embed_domains_fills_the_cache(tiny_overrides, tmp_path):
     assert stats['computed'] == 0 and stats['hits'] == images
 
 
-def test_missing_clip_weights_fail_fast_with_instructions(tiny_overrides, tmp_path):
-    import time
-    start = time.perf_counter()
+def test_missing_clip_weights_fail_with_instructions(tiny_overrides, tmp_path):
     result = run_tool('train.py', tiny_overrides + ['domino=head', 'domain=zero_shot',
                                                     'domain/clip=vit_b16_openai'], tmp_path)
-    elapsed = time.perf_counter() - start
     assert result.returncode == 2
     assert 'Traceback' not in result.stderr
     assert "pretrained='openai'" in result.stderr and 'domain.clip.pretrained=' in result.stderr
-    assert elapsed < 40  # interpreter + imports; the check itself takes milliseconds
 
 
 def test_cfg_mmengine_prints_the_runtime_config_and_runs_nothing(tiny_overrides, tmp_path):

@@ -1,5 +1,17 @@
 """Physically motivated weather for clear images with a depth map.
 
+A condition is a set of physical attributes (:class:`Weather`): illumination (day, dusk,
+night), visibility (clear, mist, fog, dense fog), precipitation (none, rain, snow) and ground
+(dry, wet, snow-covered). Any combination renders, in the order light travels: the ground's
+surface, the light falling on the scene (daylight, dimmed under clouds; dusk and night lit by
+the ambient light and the street lamps, whose light pools on the surfaces near them), wet
+ground mirroring the lit scene, the air between scene and camera (Koschmieder scattering by
+fog and by the haze of falling rain or snow, with an airlight of the ambient light's colour;
+lamps glow with halos that grow with its density), falling drops or flakes lit by the same
+light, and the sensor (noise grows as the light fades). Named conditions (``PRESETS``) are
+attribute sets: the benchmark's fog, night, rain and snow, further single attributes (dusk,
+light and dense fog) and their compositions (a foggy night, a rainy dusk, a snowy night).
+
 Works on synthetic scenes and on real images with an estimated depth: the label map and the
 light sources are optional refinements (wet roads, snow cover and lit lamps need to know where
 roads and lamps are). All randomness comes from the `rng` argument, so a result is
@@ -7,7 +19,8 @@ reproducible. `severity` in [0, 1] scales the effect; None draws it from `rng` (
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from dataclasses import dataclass, fields
+from typing import Sequence, Union
 
 import cv2
 import numpy as np
@@ -17,11 +30,73 @@ from domino_seg.conditions import ACDC_CONDITIONS
 from .geometry import ID, SKY_DEPTH
 from .materials import smooth_noise
 
-CONDITIONS = ('clear',) + ACDC_CONDITIONS   # the order seeds the benchmark's samples
 SKY_FROM_DEPTH = SKY_DEPTH / 2    # without labels, pixels at least this far are taken as sky
 GROUND = [ID['road'], ID['sidewalk']]
 SNOW_CAPPED = [ID[name] for name in ('building', 'wall', 'fence', 'pole', 'vegetation', 'car',
                                      'truck', 'bus')]
+GAMMA = 2.2
+
+
+@dataclass(frozen=True)
+class Weather:
+    """A condition as physical attributes; the defaults are a clear dry day."""
+    illumination: str = 'day'      # day | dusk | night
+    visibility: str = 'clear'      # clear | mist | fog | dense_fog
+    precipitation: str = 'none'    # none | rain | snow
+    ground: str = 'dry'            # dry | wet | snow
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value, options = getattr(self, field.name), ATTRIBUTES[field.name]
+            if value not in options:
+                raise ValueError(f'unknown {field.name} {value!r}; expected one of {options}')
+
+    def changed(self) -> dict:
+        """The attributes that differ from a clear dry day."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if getattr(self, f.name) != f.default}
+
+
+ATTRIBUTES = {'illumination': ('day', 'dusk', 'night'),
+              'visibility': ('clear', 'mist', 'fog', 'dense_fog'),
+              'precipitation': ('none', 'rain', 'snow'),
+              'ground': ('dry', 'wet', 'snow')}
+
+
+def compose(*parts: Weather) -> Weather:
+    """The condition with every part's changed attributes (parts must not disagree)."""
+    merged: dict = {}
+    for part in parts:
+        for name, value in part.changed().items():
+            if merged.setdefault(name, value) != value:
+                raise ValueError(f'the parts disagree on {name}: {merged[name]!r} vs {value!r}')
+    return Weather(**merged)
+
+
+_SINGLE = {
+    'clear': Weather(),
+    'fog': Weather(visibility='fog'),
+    'night': Weather(illumination='night'),
+    'rain': Weather(precipitation='rain', ground='wet'),
+    'snow': Weather(precipitation='snow', ground='snow'),
+    'dusk': Weather(illumination='dusk'),
+    'light_fog': Weather(visibility='mist'),
+    'dense_fog': Weather(visibility='dense_fog'),
+}
+# named compositions -> the named conditions they combine
+PARTS = {
+    'foggy_night': ('fog', 'night'),
+    'foggy_dusk': ('fog', 'dusk'),
+    'rainy_night': ('rain', 'night'),
+    'rainy_dusk': ('rain', 'dusk'),
+    'snowy_night': ('snow', 'night'),
+    'snowy_dusk': ('snow', 'dusk'),
+    'foggy_rain': ('fog', 'rain'),
+    'foggy_snow': ('fog', 'snow'),
+}
+PRESETS: dict[str, Weather] = {**_SINGLE, **{name: compose(*(_SINGLE[p] for p in parts))
+                                             for name, parts in PARTS.items()}}
+CONDITIONS = ('clear',) + ACDC_CONDITIONS   # the benchmark's; the order seeds its samples
 
 
 def fog(image: np.ndarray, depth: np.ndarray, beta, airlight) -> np.ndarray:
@@ -32,59 +107,151 @@ def fog(image: np.ndarray, depth: np.ndarray, beta, airlight) -> np.ndarray:
     return image * t + np.asarray(airlight) * (1 - t)
 
 
-def render_weather(image: np.ndarray, depth: np.ndarray, condition: str,
+def weather_of(condition: Union[str, Weather]) -> Weather:
+    """A preset's attributes (a Weather is returned as is)."""
+    if isinstance(condition, Weather):
+        return condition
+    if condition not in PRESETS:
+        raise ValueError(f'unknown weather condition {condition!r}; expected one of '
+                         f'{tuple(PRESETS)} or a Weather of attributes')
+    return PRESETS[condition]
+
+
+def render_weather(image: np.ndarray, depth: np.ndarray, condition: Union[str, Weather],
                    rng: np.random.Generator, label: np.ndarray | None = None,
                    lights: Sequence | None = None, severity: float | None = None) -> np.ndarray:
-    """Return `image` (H x W x 3 uint8 RGB, clear daylight) as seen in `condition`.
+    """Return `image` (H x W x 3 uint8 RGB, clear daylight) as seen in `condition` (a preset
+    name or a :class:`Weather`).
 
     depth: H x W metres (sky: large). label: optional Cityscapes trainIds. lights: optional
-    (x, y, radius, rgb) light sources in pixels for night; random street lamps when None.
+    (x, y, radius, rgb) light sources in pixels, lit at dusk and night; random street lamps
+    when None.
     """
-    if condition not in CONDITIONS:
-        raise ValueError(f'unknown weather condition {condition!r}; expected one of {CONDITIONS}')
-    if condition == 'clear':
+    weather = weather_of(condition)
+    if weather == Weather():
         return image.copy()
     if severity is None:
         severity = rng.uniform(0.3, 0.85)
-    rgb = image.astype(np.float32) / 255.0
+    severity = float(severity)
     depth = np.asarray(depth, np.float32)
+    h, w = depth.shape
     sky = label == ID['sky'] if label is not None else depth >= SKY_FROM_DEPTH
-    render = RENDERERS[condition]
-    out = render(rgb, depth, sky, rng, float(severity), label=label, lights=lights)
-    out += rng.normal(0, 0.01, out.shape).astype(np.float32)
+    albedo = (image.astype(np.float32) / 255.0) ** GAMMA                 # to linear light
+    if weather.ground == 'snow' and label is not None:
+        albedo = _snow_cover(albedo, label, rng, severity)
+    light = _illumination(weather, severity, rng, h, w, lights)
+    scene = albedo * (light.ambient + light.pool)
+    scene = np.where(sky[..., None], light.sky if light.sky is not None else albedo, scene)
+    if weather.ground == 'wet' and label is not None:  # the road mirrors the lamps too (their
+        # glare is added after the air, where it is seen through it)
+        scene = _wet_ground(scene + light.glare, label, rng, severity) - light.glare
+    beta = _extinction(weather, severity, rng, depth.shape)
+    out = _scatter(scene, depth, beta, light, w)
+    out = _particles(out, weather, severity, rng, light, depth.shape)
+    out = np.clip(out, 0, 1) ** (1 / GAMMA)
+    out += rng.normal(0, light.noise, out.shape).astype(np.float32) * np.sqrt(out + 0.05)
     return (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def _fog(rgb, depth, sky, rng, severity, **_) -> np.ndarray:
-    """Dense fog: visibility 150 m (light) down to 30 m (dense), patchy, greyish-white."""
-    visibility = (150 - 120 * severity) * rng.uniform(0.85, 1.15)
-    beta = 3.912 / visibility                 # contrast threshold 2 % (Koschmieder)
-    patchy = beta * (1 + 0.25 * smooth_noise(rng, depth.shape, across=8))
-    airlight = rng.uniform(0.72, 0.92) * np.float32([0.97, 0.99, 1.02])
-    t = np.exp(-patchy * depth)[..., None]
-    softened = rgb * t + cv2.GaussianBlur(rgb, (0, 0), 1.0) * (1 - t)   # forward scattering
-    return fog(softened, depth, patchy, airlight)
+@dataclass
+class _Light:
+    ambient: np.ndarray          # RGB (linear) of the light falling on every surface
+    pool: np.ndarray             # H x W x 3 lamp light falling on nearby surfaces
+    sky: np.ndarray | None       # H x W x 3 sky radiance, None: the image's own
+    glare: np.ndarray            # H x W x 3 the lamps themselves
+    emitted: np.ndarray | None   # H x W x 3 lamp discs, for halos
+    airlight: np.ndarray         # RGB radiance of fog and haze
+    noise: float                 # sensor noise (sRGB units at mid grey)
 
 
-def _night(rgb, depth, sky, rng, severity, lights=None, **_) -> np.ndarray:
-    """Dim bluish ambient light, a dark sky with a faint city glow, lamps that light their
-    surroundings and glare with halos, and the sensor noise of high gain."""
-    h, w = depth.shape
-    albedo = rgb ** 2.2                                              # to linear light
-    ambient = rng.uniform(0.04, 0.1) * (1.2 - severity) * np.float32([0.7, 0.85, 1.2])
+def _illumination(weather: Weather, severity: float, rng, h: int, w: int, lights) -> _Light:
+    """Daylight (dimmer and flatter under rain or snow clouds), dusk (warm, low, lamps on) or
+    night (dim bluish ambient light, a dark sky with a city glow, lamps lighting the surfaces
+    near them)."""
+    down = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
+    overcast = {'none': 1.0, 'rain': rng.uniform(0.45, 0.65), 'snow': rng.uniform(0.8, 0.95)}[
+        weather.precipitation]
+    if weather.illumination == 'day':
+        ambient = np.float32([1, 1, 1]) * overcast
+        level = rng.uniform(0.55, 0.85) * overcast
+        sky = None if weather.precipitation == 'none' else (
+            level * np.float32([0.96, 0.98, 1.0]) *
+            (1 - 0.1 * smooth_noise(rng, (h, w), across=6))[..., None]).astype(np.float32)
+        airlight = level * np.float32([0.97, 0.99, 1.02])
+        none = np.zeros((h, w, 3), np.float32)
+        return _Light(ambient, none, sky, none, None, airlight, 0.01)
+    if weather.illumination == 'dusk':
+        ambient = (rng.uniform(0.08, 0.15) * (1.1 - 0.4 * severity) * overcast *
+                   np.float32([1.0, 0.78, 0.6]))
+        lamps = 0.6
+        sky = (np.float32([0.03, 0.05, 0.12]) + down ** 2 * np.float32([0.3, 0.16, 0.07])) * \
+            rng.uniform(0.7, 1.3) * overcast
+        noise = 0.015 + 0.015 * severity
+    else:
+        ambient = rng.uniform(0.04, 0.1) * (1.2 - severity) * np.float32([0.7, 0.85, 1.2])
+        lamps = 1.0
+        sky = (np.float32([0.004, 0.006, 0.015]) + down ** 3 * np.float32([0.03, 0.02, 0.01])) * \
+            rng.uniform(0.6, 1.4)
+        noise = 0.02 + 0.03 * severity
     if lights is None:
         lights = _random_lamps(rng, h, w)
-    emitted = _light_layer(lights, h, w)
+    emitted = _light_layer(lights, h, w) * lamps
     pool = cv2.GaussianBlur(emitted, (0, 0), 0.04 * w) * (0.04 * w) ** 2 * 0.06
-    lit = albedo * (ambient + pool)
-    down = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]     # city glow low in the sky
-    night_sky = np.float32([0.004, 0.006, 0.015]) + down ** 3 * np.float32([0.03, 0.02, 0.01])
-    lit = np.where(sky[..., None], night_sky * rng.uniform(0.6, 1.4), lit)
-    glare = (emitted + 0.6 * cv2.GaussianBlur(emitted, (0, 0), 0.008 * w + 0.5)
-             + 0.25 * cv2.GaussianBlur(emitted, (0, 0), 0.03 * w))
-    out = np.clip(lit + glare, 0, 1) ** (1 / 2.2)
-    noise_gain = 0.02 + 0.03 * severity
-    out += rng.normal(0, noise_gain, out.shape).astype(np.float32) * np.sqrt(out + 0.05)
+    glare = emitted + 0.6 * cv2.GaussianBlur(emitted, (0, 0), 0.008 * w + 0.5)
+    sky = np.broadcast_to(sky, (h, w, 3)).astype(np.float32)
+    airlight = ambient * 0.8 + sky[0, 0] * 0.5 + pool.mean(axis=(0, 1)) * 0.2  # lit by lamps
+    return _Light(ambient, pool, sky, glare, emitted, airlight.astype(np.float32), noise)
+
+
+VISIBILITY_M = {'mist': (480, 330), 'fog': (150, 120), 'dense_fog': (40, 20)}  # a - b * severity
+HAZE = {'none': (0.0, 0.0), 'rain': (0.003, 0.012), 'snow': (0.006, 0.025)}   # beta a + b * s
+
+
+def _extinction(weather: Weather, severity: float, rng, shape) -> np.ndarray | float:
+    """The extinction coefficient (1/m): fog of the visibility's distance (contrast threshold
+    2 %, Koschmieder), patchy, plus the haze of falling rain or snow."""
+    beta = 0.0
+    if weather.visibility != 'clear':
+        a, b = VISIBILITY_M[weather.visibility]
+        beta = 3.912 / ((a - b * severity) * rng.uniform(0.85, 1.15))
+        beta = beta * (1 + 0.25 * smooth_noise(rng, shape, across=8))
+    a, b = HAZE[weather.precipitation]
+    return beta + a + b * severity
+
+
+def _scatter(scene, depth, beta, light: _Light, w: int) -> np.ndarray:
+    """Scene light attenuated and blurred by the air, the airlight added, the lamps seen
+    through it with halos that widen and brighten as the air thickens."""
+    t = np.exp(-np.asarray(beta) * depth)[..., None]
+    softened = scene * t + cv2.GaussianBlur(scene, (0, 0), 1.0) * (1 - t)   # forward scattering
+    out = softened * t + light.airlight * (1 - t)
+    if light.emitted is None:
+        return out
+    density = float(np.mean(beta)) * 30                # optical depth of 30 m of air
+    scattered = 1 - np.exp(-density)
+    halo = (cv2.GaussianBlur(light.emitted, (0, 0), (0.015 + 0.03 * scattered) * w) * 3 +
+            cv2.GaussianBlur(light.emitted, (0, 0), (0.05 + 0.1 * scattered) * w) * 5)
+    return out + light.glare * t + scattered * halo
+
+
+def _particles(out, weather: Weather, severity: float, rng, light: _Light, shape):
+    """Rain streaks and lens drops, or snow flakes, as bright as the light around them."""
+    if weather.precipitation == 'none':
+        return out
+    lit = np.clip(float(np.mean(light.ambient)) + np.mean(light.pool, axis=-1, keepdims=True),
+                  0, 1)                                         # (lamps light the near ones)
+    if weather.precipitation == 'rain':
+        wind = rng.normal(0, 12)                                    # degrees from vertical
+        for length, amount, width in ((0.03, 1200, 1), (0.08, 250, 2)):   # far thin, near long
+            streaks = _streaks(rng, shape, int(amount * severity * out[..., 0].size / 32768),
+                               length, width, angle=wind)[..., None]
+            out = out + streaks * (np.maximum(0.7 * lit, 1.2 * out) - out) * 0.5
+        return _lens_drops(out, rng, int(rng.integers(0, 4 + 4 * severity)))
+    white = np.float32([0.97, 0.99, 1.03]) * rng.uniform(0.8, 0.92)
+    for radius, amount, blur in ((0.0, 900, 0.0), (0.006, 150, 0.5), (0.015, 25, 2.0)):
+        flakes = _flakes(rng, shape, int(amount * severity * out[..., 0].size / 32768),
+                         radius, blur)[..., None]
+        out = out * (1 - flakes) + np.maximum(white * lit, 1.3 * out) * flakes
     return out
 
 
@@ -104,23 +271,6 @@ def _light_layer(lights, h: int, w: int) -> np.ndarray:
         cv2.circle(layer, centre, max(int(round(radius * 4)), 2), intensity.tolist(), -1,
                    lineType=cv2.LINE_AA, shift=2)
     return layer
-
-
-def _rain(rgb, depth, sky, rng, severity, label=None, **_) -> np.ndarray:
-    """Overcast light and rain haze, a wet reflective road, streaks and drops on the lens."""
-    grey = rng.uniform(0.5, 0.65)
-    out = fog(rgb, depth, 0.003 + 0.012 * severity, grey)
-    out = _desaturate(out, 0.35) * rng.uniform(0.72, 0.85)
-    overcast = grey * (1.0 - 0.15 * smooth_noise(rng, depth.shape, across=6))
-    out = np.where(sky[..., None], overcast[..., None] * np.float32([0.96, 0.98, 1.0]), out)
-    if label is not None:
-        out = _wet_ground(out, label, rng, severity)
-    wind = rng.normal(0, 12)                                        # degrees from vertical
-    for length, amount, width in ((0.03, 1200, 1), (0.08, 250, 2)):   # far thin, near long
-        streaks = _streaks(rng, depth.shape, int(amount * severity * depth.size / 32768),
-                           length, width, angle=wind)
-        out = out + streaks[..., None] * (0.85 - out) * 0.5
-    return _lens_drops(out, rng, int(rng.integers(0, 4 + 4 * severity)))
 
 
 def _wet_ground(rgb, label, rng, severity) -> np.ndarray:
@@ -170,22 +320,6 @@ def _lens_drops(rgb, rng, count: int) -> np.ndarray:
     return rgb * (1 - mask) + blurred * mask
 
 
-def _snow(rgb, depth, sky, rng, severity, label=None, **_) -> np.ndarray:
-    """Falling snow haze, white overcast sky, snow-covered ground and tops, flakes."""
-    white = rng.uniform(0.8, 0.92) * np.float32([0.97, 0.99, 1.03])
-    out = fog(rgb, depth, 0.006 + 0.025 * severity, white)
-    out = _desaturate(out, 0.3)
-    overcast = white * (1 - 0.06 * smooth_noise(rng, depth.shape, across=6))[..., None]
-    out = np.where(sky[..., None], overcast, out)
-    if label is not None:
-        out = _snow_cover(out, label, rng, severity)
-    for radius, amount, blur in ((0.0, 900, 0.0), (0.006, 150, 0.5), (0.015, 25, 2.0)):
-        flakes = _flakes(rng, depth.shape, int(amount * severity * depth.size / 32768),
-                         radius, blur)
-        out = out * (1 - flakes[..., None]) + white * flakes[..., None]
-    return out
-
-
 def _snow_cover(rgb, label, rng, severity) -> np.ndarray:
     """Snow on the ground (less on the busy road) and on top edges of objects."""
     h, w = label.shape
@@ -227,7 +361,3 @@ def _desaturate(rgb, amount: float) -> np.ndarray:
     """Move colours `amount` of the way towards grey (overcast light is flat)."""
     grey = rgb.mean(axis=2, keepdims=True)
     return rgb + (grey - rgb) * amount
-
-
-RENDERERS: dict[str, Callable[..., np.ndarray]] = {
-    'fog': _fog, 'night': _night, 'rain': _rain, 'snow': _snow}

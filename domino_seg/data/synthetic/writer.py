@@ -25,7 +25,7 @@ from .geometry import SKY_DEPTH
 from .scene import render_scene
 from .weather import CONDITIONS, render_weather
 
-GENERATOR_VERSION = 2      # bump whenever scenes or weather change, so old benchmarks mismatch
+GENERATOR_VERSION = 3      # bump whenever scenes or weather change, so old benchmarks mismatch
 MANIFEST = 'synthetic.json'
 ADVERSE = CONDITIONS[1:]
 SPLITS = ('train', 'val')

@@ -1,7 +1,6 @@
 """model.pretrained: random state dicts saved in each library's layout load back through the
 real config path; interpolation, key report and every failure are explicit."""
 import logging
-import time
 
 import open_clip
 import pytest
@@ -194,15 +193,13 @@ def test_unrelated_or_unsafe_files_are_refused(tiny_model, tmp_path):
      'Download https://download.openmmlab.com/pretrain/third_party/resnet50_v1c-2cccc1ad.pth'),
 ])
 def test_uncached_library_weights_fail_fast_with_instructions(model, pretrained, message,
-                                                              monkeypatch, tmp_path):
+                                                              monkeypatch, tmp_path, no_network):
     monkeypatch.setenv('HF_HOME', str(tmp_path / 'hf'))  # an empty cache
     monkeypatch.setenv('HF_HUB_CACHE', str(tmp_path / 'hf'))
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
     cfg = domino_seg.compose([f'model={model}', f'model.pretrained={pretrained}'])
-    start = time.perf_counter()
     with pytest.raises(WeightsError) as err:
         domino_seg.to_mmengine(cfg)
-    assert time.perf_counter() - start < 5
     assert message in str(err.value)
     assert 'never downloads' in str(err.value) and 'model.pretrained=' in str(err.value)
     assert 'language meaning' not in str(err.value)  # that is what domain.clip=null means
