@@ -147,12 +147,14 @@ def precision(amp) -> dict:
 
 
 def _metrics(evaluator: DictConfig, data: DictConfig, conditions: list) -> list[dict]:
-    """The evaluator's metrics; the per-condition IoU, first, gets the run's conditions."""
+    """The evaluator's metrics; the per-condition IoU, first, gets the run's conditions and
+    whether to keep each image's areas (``evaluator.per_image``)."""
     metrics = OmegaConf.to_container(evaluator.metrics, resolve=True)
     if not metrics or metrics[0].get('type') != 'ConditionIoUMetric':
         raise ConfigError('evaluator.metrics must start with {type: ConditionIoUMetric} (what '
                           f'metrics.json and the tables read); got {metrics}.')
-    metrics[0].update(seen_conditions=data_builder.seen_conditions(data), conditions=conditions)
+    metrics[0].update(seen_conditions=data_builder.seen_conditions(data), conditions=conditions,
+                      per_image=bool(evaluator.get('per_image', False)))
     return metrics
 
 

@@ -160,6 +160,7 @@ class InferDomain(Domain):
 class Evaluator:
     metrics: List[Dict[str, Any]] = MISSING  # each metric checks its own arguments
     imports: List[str] = MISSING
+    per_image: bool = MISSING
 
 
 @dataclass

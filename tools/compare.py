@@ -1,4 +1,4 @@
-"""Compare runs as a table, a CSV and a bar chart:
+"""Compare runs as a table, a CSV, a bar chart and the differences with their intervals:
 
     python tools/compare.py work_dirs/multirun/<time> [more work or sweep dirs]
         [--baseline domino=none] [--out DIR] [--ignore KEY ...] [--per-class]
@@ -12,8 +12,11 @@ from domino_seg.evaluation import compare
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Group runs that differ only in the seed, print mIoU per condition as '
-                    'mean ± std with deltas to a baseline row (markdown), and write '
-                    'comparison.md, comparison.csv and comparison.png.')
+                    'mean ± std with deltas to a baseline row (markdown), each difference with '
+                    'a 95% interval and a verdict (paired t over seeds; a per-image bootstrap '
+                    'for single runs evaluated with evaluator.per_image=true; '
+                    'docs/comparisons.md), and write comparison.md, comparison.csv, '
+                    'comparison.png and comparison_intervals.png.')
     parser.add_argument('paths', nargs='+',
                         help='work dirs, sweep dirs or metrics.json files (searched '
                              'recursively for metrics.json)')

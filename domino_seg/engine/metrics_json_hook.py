@@ -1,9 +1,11 @@
 """The run's record in its work dir: ``config.yaml`` (the resolved config) and
 ``mmengine_config.py`` (the mmengine config it runs) once the checkpoint has loaded and fits
 the model, and ``metrics.json`` after every evaluation, so the work dir
-always holds the numbers of the latest evaluated checkpoint."""
+always holds the numbers of the latest evaluated checkpoint (with ``evaluator.per_image=true``,
+also ``per_image.npz``: each image's per-class areas, written just before metrics.json)."""
 from __future__ import annotations
 
+import io
 import json
 import os.path as osp
 from typing import Callable, Optional
@@ -13,6 +15,7 @@ from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 from omegaconf import OmegaConf
 
+from domino_seg.evaluation.metrics import PER_IMAGE_FILE
 from domino_seg.io import atomic_write_bytes, atomic_write_json, reported_write
 
 MMENGINE_CONFIG = 'mmengine_config.py'
@@ -100,16 +103,27 @@ class MetricsJsonHook(Hook):
     def _write(self, runner, evaluator, checkpoint: Optional[str], **fields) -> None:
         if not is_main_process() or _swapped(runner):
             return
-        reports = [m.report for m in evaluator.metrics if getattr(m, 'report', None) is not None]
-        if not reports:  # a prediction-only test (evaluate=false) scores nothing
+        scored = [m for m in evaluator.metrics if getattr(m, 'report', None) is not None]
+        if not scored:  # a prediction-only test (evaluate=false) scores nothing
             return
-        payload = dict(reports[0], checkpoint=checkpoint, **fields, **self._cost(runner),
+        fix = (f'continue with resume={runner.work_dir} (it evaluates again); the checkpoints '
+               'are saved.' if fields else 'run tools/test.py again.')
+        areas = getattr(scored[0], 'image_areas', None)
+        if areas is not None:  # first: a metrics.json is never newer than its per-image record
+            npz = osp.join(runner.work_dir, PER_IMAGE_FILE)
+            _save(npz, lambda: atomic_write_bytes(npz, _npz_bytes(areas)), fix)
+        payload = dict(scored[0].report, checkpoint=checkpoint, **fields, **self._cost(runner),
                        config=self.config, **self.extra)
         path = osp.join(runner.work_dir, self.filename)
-        _save(path, lambda: atomic_write_json(path, payload),
-              f'continue with resume={runner.work_dir} (it evaluates again); the checkpoints '
-              'are saved.' if fields else 'run tools/test.py again.')
+        _save(path, lambda: atomic_write_json(path, payload), fix)
         runner.logger.info(f'metrics written to {path}')
+
+
+def _npz_bytes(arrays: dict) -> bytes:
+    import numpy as np
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
 
 
 def _swapped(runner) -> bool:

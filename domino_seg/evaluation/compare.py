@@ -5,19 +5,25 @@ equal except for the seed (and where results go) are one row; its cells are the 
 standard deviation over those runs of the mIoU per condition and of the mean over unseen
 conditions, and the Δ column is the difference of means to a baseline row. A row is named by
 the Hydra overrides (``.hydra/overrides.yaml`` in each work dir) whose values differ between
-rows, e.g. ``domino=head domain=zero_shot``. ``--per-class`` adds one table per condition of
-the per-class IoU (mean ± std over each row's seeds, the Δ of means to the baseline in
-parentheses), to see which classes a method wins or loses.
+rows, e.g. ``domino=head domain=zero_shot``. Each difference to the baseline gets a 95%
+interval and a verdict: the paired t-interval over the seeds both rows ran (with what those
+seeds can detect), or for single runs a per-image bootstrap (:mod:`.intervals`;
+docs/comparisons.md). A metrics.json is checked value by value before use. ``--per-class``
+adds one table per condition of the per-class IoU (mean ± std over each row's seeds, the Δ of
+means to the baseline in parentheses), to see which classes a method wins or loses.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
+import math
+import os
 import os.path as osp
 import re
 import statistics
 import sys
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -26,7 +32,10 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from domino_seg.conditions import seen_conditions
+from domino_seg.engine.metrics_json_hook import MMENGINE_CONFIG
 from domino_seg.errors import ConfigError, DataError
+from domino_seg.evaluation import intervals
+from domino_seg.evaluation.metrics import PER_IMAGE_FILE
 from domino_seg.evaluation.report import markdown_table, save_figure
 from domino_seg.io import (atomic_write_bytes, check_out_folder, check_outputs,
                            reported_write)
@@ -35,7 +44,8 @@ from domino_seg.io import (atomic_write_bytes, check_out_folder, check_outputs,
 IGNORED_KEYS = ('seed', 'work_dir', 'paths.work_dirs', 'resume')
 MEAN_UNSEEN = 'mean unseen'
 _MISSING = object()
-OUTPUT_FILES = ('comparison.md', 'comparison.csv', 'comparison.png')
+OUTPUT_FILES = ('comparison.md', 'comparison.csv', 'comparison.png',
+                'comparison_intervals.png')
 PER_CLASS_FILES = ('comparison_per_class.md', 'comparison_per_class.csv')
 
 
@@ -92,9 +102,11 @@ class Row:
     runs: list
     cells: dict = field(default_factory=dict)   # condition or MEAN_UNSEEN -> Stat
     delta: dict = field(default_factory=dict)   # condition or MEAN_UNSEEN -> Δ of means
-    # condition or MEAN_UNSEEN -> Stat of the per-seed differences to the baseline's run of
-    # the same seed (paired: the seed's shared data order and initialisation cancel out)
+    # condition or MEAN_UNSEEN -> Interval (t) of the per-seed differences to the baseline's
+    # run of the same seed (paired: the seed's shared data order and initialisation cancel out)
     paired: dict = field(default_factory=dict)
+    # single runs: condition or MEAN_UNSEEN -> Interval of the per-image bootstrap
+    bootstrap: dict = field(default_factory=dict)
     # the operating cost (COST_KEYS -> Stat over the row's runs)
     cost: dict = field(default_factory=dict)
 
@@ -111,6 +123,7 @@ class Comparison:
     baseline: Row
     warnings: list = field(default_factory=list)
     seen: list = field(default_factory=list)  # the conditions every row has seen in training
+    notes: list = field(default_factory=list)  # why a single-run row has no bootstrap
 
 
 def _natural(path: Path) -> list:
@@ -123,21 +136,57 @@ def _ignored(key: str, ignore: Sequence[str]) -> bool:
         key == k or key.startswith(k + '.') for k in (*IGNORED_KEYS, *ignore))
 
 
-def find_metrics(paths: Sequence[str]) -> list[Path]:
-    """``metrics.json`` files given directly or found under the given folders."""
-    found = []
+RUN_MARKERS = ('.hydra', 'config.yaml', MMENGINE_CONFIG)  # what makes a folder a work dir
+
+
+def find_metrics(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
+    """``metrics.json`` files given directly or found under the given folders, and one line per
+    run folder under them that has none (with why), so that no run is left out unsaid."""
+    found, skipped = [], []
     for path in map(Path, paths):
         if path.is_file():
             found.append(path)
         elif path.is_dir():
-            found += sorted(path.rglob('metrics.json'), key=_natural)
+            folders = _run_folders(path)
+            found += [folder / 'metrics.json' for folder, scored in folders if scored]
+            skipped += [f'skipped {folder}: {_why_no_metrics(folder)}'
+                        for folder, scored in folders if not scored]
         else:
             raise DataError(f'{path} does not exist; pass work dirs, sweep dirs '
                             '(work_dirs/multirun/<time>) or metrics.json files.')
     if not found:
         raise DataError(f'no metrics.json under {", ".join(map(str, paths))}; pass the work '
-                        'dirs of finished runs or a sweep dir (work_dirs/multirun/<time>).')
-    return list(dict.fromkeys(p.resolve() for p in found))
+                        'dirs of finished runs or a sweep dir (work_dirs/multirun/<time>).' +
+                        ''.join(f' {line}.' for line in skipped))
+    return list(dict.fromkeys(p.resolve() for p in found)), list(dict.fromkeys(skipped))
+
+
+def _run_folders(root: Path) -> list[tuple[Path, bool]]:
+    """The folders under ``root`` (``root`` included) holding a ``metrics.json`` or looking
+    like a work dir (Hydra's ``.hydra``, ``config.yaml`` or ``mmengine_config.py``), each with
+    whether it has a ``metrics.json``; in one walk of the tree, in natural order."""
+    folders = []
+    for folder, dirs, files in os.walk(root):
+        scored = 'metrics.json' in files
+        if scored or '.hydra' in dirs or not set(files).isdisjoint(RUN_MARKERS):
+            folders.append((Path(folder), scored))
+        dirs[:] = [d for d in dirs if d != '.hydra']
+    return sorted(folders, key=lambda item: _natural(item[0]))
+
+
+def _why_no_metrics(folder: Path) -> str:
+    """Why a work dir has no ``metrics.json``, as far as its ``config.yaml`` tells."""
+    try:
+        config = OmegaConf.to_container(OmegaConf.load(folder / 'config.yaml'))
+    except Exception:  # absent or unreadable: the run did not get far
+        config = None
+    task = config.get('task') if isinstance(config, dict) else None
+    if task == 'test' and config.get('evaluate') is False:
+        return 'no metrics.json (a prediction-only test, evaluate=false: nothing is scored)'
+    if task not in (None, 'train', 'test'):
+        return f'no metrics.json (a task={task} run: it scores nothing)'
+    return ('no metrics.json: the run stopped before its first evaluation (failed, '
+            'interrupted or still running); resume it or leave it out')
 
 
 def read_run(path: Path) -> Run:
@@ -152,24 +201,117 @@ def read_run(path: Path) -> Run:
         raise DataError(f'{path} has no "conditions"; it is not a metrics.json written by '
                         'domino-seg.')
     work_dir = path.parent
-    config = metrics.get('config')
-    if not config and (work_dir / 'config.yaml').is_file():
-        config = OmegaConf.to_container(OmegaConf.load(work_dir / 'config.yaml'))
-    if not config:
+    check_metrics(path, metrics)
+    config, source, prefix = metrics.get('config'), path, 'config.'
+    if config in (None, {}) and (work_dir / 'config.yaml').is_file():
+        source, prefix = work_dir / 'config.yaml', ''
+        config = OmegaConf.to_container(_load_yaml(source))
+    if config in (None, {}):
         raise DataError(f'{path} records no config and {work_dir / "config.yaml"} is missing, '
                         'so runs cannot be grouped; compare work dirs written by domino-seg.')
+    check_config(source, config, prefix)
     run = Run(str(work_dir), metrics, config)
     hydra_dir = work_dir / '.hydra'
     if (hydra_dir / 'overrides.yaml').is_file():
-        texts = OmegaConf.to_container(OmegaConf.load(hydra_dir / 'overrides.yaml'))
-        for override in OverridesParser.create().parse_overrides(texts):
+        texts = OmegaConf.to_container(_load_yaml(hydra_dir / 'overrides.yaml'))
+        try:
+            overrides = OverridesParser.create().parse_overrides(texts)
+        except Exception as err:  # Hydra's OverrideParseException, or not a list of strings
+            raise DataError(f'{hydra_dir / "overrides.yaml"} is not a list of Hydra overrides '
+                            f'({err}); restore it or delete it (rows are then named by '
+                            'config keys).') from None
+        for override in overrides:
             if not override.is_delete():
                 run.overrides[override.key_or_group] = override.get_value_element_as_str()
     if (hydra_dir / 'hydra.yaml').is_file():
-        hydra_cfg = OmegaConf.load(hydra_dir / 'hydra.yaml')
-        choices = OmegaConf.select(hydra_cfg, 'hydra.runtime.choices', default=None)
+        choices = OmegaConf.select(_load_yaml(hydra_dir / 'hydra.yaml'),
+                                   'hydra.runtime.choices', default=None)
         run.choices = OmegaConf.to_container(choices) if choices is not None else {}
     return run
+
+
+def _load_yaml(path: Path):
+    try:
+        return OmegaConf.load(path)
+    except Exception as err:  # yaml's errors, or a file OmegaConf cannot hold
+        raise DataError(f'{path} is not readable YAML ({err}); restore it from the run or '
+                        'leave that run out of the comparison.') from None
+
+
+REWRITE = ("rerun tools/test.py on that run's checkpoint (it rewrites metrics.json) or leave "
+           'that run out of the comparison')
+
+
+def _invalid(path: Path, key: str, value, expected: str) -> DataError:
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + '...'
+    return DataError(f'{path}: "{key}" is {shown}, expected {expected}; domino-seg never writes '
+                     f'that (an edited or damaged file). Fix: {REWRITE}.')
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        math.isfinite(value)
+
+
+def _check(path: Path, value, key: str, kind: str, optional: bool = True):
+    """``value`` (of ``key`` in ``path``) if it is of ``kind``, else an error naming both;
+    None passes when ``optional``. Kinds: 'percent' (finite, 0..100), 'count' (int >= 0),
+    'time' (finite >= 0), 'text', 'mapping', 'texts' (strings), 'mappings' (mappings), 'seed'."""
+    if value is None and optional:
+        return None
+    ok, expected = {
+        'percent': (_number(value) and 0 <= value <= 100, 'a finite number from 0 to 100 (%)'),
+        'count': (isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+                  'a whole number >= 0'),
+        'time': (_number(value) and value >= 0, 'a finite number >= 0'),
+        'text': (isinstance(value, str), 'a string'),
+        'mapping': (isinstance(value, dict), 'a mapping'),
+        'texts': (isinstance(value, list) and all(isinstance(v, str) for v in value),
+                  'a list of strings'),
+        'mappings': (isinstance(value, list) and all(isinstance(v, dict) for v in value),
+                     'a list of mappings'),
+        'seed': (isinstance(value, int) and not isinstance(value, bool), 'a whole number'),
+    }[kind]
+    if not ok:
+        raise _invalid(path, key, value, expected + ('' if optional else ', required'))
+    return value
+
+
+def check_metrics(path: Path, metrics: dict) -> None:
+    """Every value compare reads from a ``metrics.json`` has the type and range domino-seg
+    writes (the config it records: :func:`check_config`), so a damaged file is an error naming
+    it and the key, never a traceback or a silently wrong number."""
+    for condition, entry in metrics['conditions'].items():
+        key = f'conditions.{condition}'
+        _check(path, entry, key, 'mapping', optional=False)
+        _check(path, entry.get('mIoU'), f'{key}.mIoU', 'percent')
+        per_class = _check(path, entry.get('per_class_iou'), f'{key}.per_class_iou', 'mapping')
+        for name, value in (per_class or {}).items():
+            _check(path, value, f'{key}.per_class_iou.{name}', 'percent')
+    _check(path, metrics.get('mean_unseen_mIoU'), 'mean_unseen_mIoU', 'percent')
+    _check(path, metrics.get('iter'), 'iter', 'count')
+    model = _check(path, metrics.get('model'), 'model', 'mapping') or {}
+    _check(path, model.get('params'), 'model.params', 'count')
+    inference = _check(path, metrics.get('inference'), 'inference', 'mapping') or {}
+    _check(path, inference.get('ms_per_image'), 'inference.ms_per_image', 'time')
+    _check(path, inference.get('device'), 'inference.device', 'text')
+
+
+def check_config(path: Path, config, prefix: str = 'config.') -> None:
+    """The recorded config's keys compare reads (``prefix``: where they sit in ``path``)."""
+    _check(path, config, prefix[:-1] or 'the whole file', 'mapping', optional=False)
+    for key, kind in (('seed', 'seed'), ('task', 'text'), ('exp_name', 'text')):
+        _check(path, config.get(key), prefix + key, kind)
+    schedule = _check(path, config.get('schedule'), f'{prefix}schedule', 'mapping') or {}
+    _check(path, schedule.get('max_iters'), f'{prefix}schedule.max_iters', 'count')
+    data = _check(path, config.get('data'), f'{prefix}data', 'mapping') or {}
+    for key in ('seen_conditions', 'train_weather'):
+        _check(path, data.get(key), f'{prefix}data.{key}', 'texts')
+    sources = _check(path, data.get('train_sources'), f'{prefix}data.train_sources', 'mappings')
+    for i, source in enumerate(sources or []):
+        for key in ('kind', 'condition'):
+            _check(path, source.get(key), f'{prefix}data.train_sources.{i}.{key}', 'text')
 
 
 def _unfinished(run: Run) -> Optional[str]:
@@ -258,9 +400,9 @@ def compare_runs(paths: Sequence[str], baseline: Optional[str] = None,
                  ignore: Sequence[str] = ()) -> Comparison:
     """Read, group and aggregate the runs under ``paths``; ``ignore`` adds config keys that
     neither split nor name rows."""
-    warnings = []
+    paths, warnings = find_metrics(paths)
     runs = []
-    for path in find_metrics(paths):
+    for path in paths:
         run = read_run(path)
         why = _unfinished(run)
         if why:
@@ -299,9 +441,10 @@ def compare_runs(paths: Sequence[str], baseline: Optional[str] = None,
         for key, stat in row.cells.items():
             ref = base.cells[key].mean
             row.delta[key] = None if stat.mean is None or ref is None else stat.mean - ref
-            row.paired[key] = Stat.of([_difference(_score(run, key, unseen),
-                                                   _score(ref_run, key, unseen))
-                                       for run, ref_run in pairs])
+            row.paired[key] = intervals.t_interval([_difference(_score(run, key, unseen),
+                                                                _score(ref_run, key, unseen))
+                                                    for run, ref_run in pairs])
+    notes = _bootstrap_rows(rows, base, conditions, unseen)
     seen = [c for c in conditions if all(c in row.seen for row in rows)]
     for row in rows:
         row.cost = dict(params=Stat.of([run.params for run in row.runs]),
@@ -311,7 +454,34 @@ def compare_runs(paths: Sequence[str], baseline: Optional[str] = None,
     if len(devices) > 1:
         warnings.append(f'the runs were timed on different devices ({", ".join(devices)}): '
                         'the time per image compares machines, not models')
-    return Comparison(rows, conditions, unseen, base, warnings, seen)
+    return Comparison(rows, conditions, unseen, base, warnings, seen, notes)
+
+
+def _bootstrap_rows(rows: list, base: Row, conditions: list, unseen: list) -> list[str]:
+    """The per-image bootstrap of each single-run row against a single-run baseline (seeds
+    give no interval there); the notes say which rows lack a per-image record."""
+    single = [row for row in rows if row is not base and len(row.runs) == 1]
+    if len(base.runs) != 1 or not single:
+        return []
+    records = {}
+    for row in [base, *single]:
+        run = row.runs[0]
+        records[row.name] = intervals.read_image_areas(
+            run.work_dir, {c: run.miou(c) for c in run.metrics['conditions']})
+    if records[base.name] is None:
+        return [f'no per-image bootstrap: the baseline {base.runs[0].work_dir} has no '
+                f'{PER_IMAGE_FILE} (evaluate it with evaluator.per_image=true)']
+    notes = []
+    for row in single:
+        if records[row.name] is None:
+            notes.append(f'no per-image bootstrap for "{row.name}": {row.runs[0].work_dir} has '
+                         f'no {PER_IMAGE_FILE} (evaluate it with evaluator.per_image=true)')
+            continue
+        shared = [c for c in conditions
+                  if row.runs[0].miou(c) is not None and base.runs[0].miou(c) is not None]
+        row.bootstrap = intervals.bootstrap(records[row.name], records[base.name], shared,
+                                            unseen, mean_key=MEAN_UNSEEN)
+    return notes
 
 
 def _mean_of(run: Run, conditions: list) -> Optional[float]:
@@ -371,7 +541,7 @@ def format_markdown(comp: Comparison) -> str:
         notes.append('† seen in training by that row (its training sources, '
                      'data.train_weather or data.seen_conditions).')
     return markdown_table(header, lines) + '\n\n' + '\n'.join(notes) + '\n' + \
-        _paired_markdown(comp) + _cost_markdown(comp)
+        _paired_markdown(comp) + _bootstrap_markdown(comp) + _cost_markdown(comp)
 
 
 def _ratio(value: Optional[float], ref: Optional[float]) -> Optional[float]:
@@ -408,19 +578,69 @@ def _cost_markdown(comp: Comparison) -> str:
             '\n')
 
 
+def _interval_text(interval: intervals.Interval) -> str:
+    return '-' if interval.low is None else f'[{interval.low:+.2f}, {interval.high:+.2f}]'
+
+
 def _paired_markdown(comp: Comparison) -> str:
-    """The per-seed differences to the baseline (rows sharing seeds with it), or ''."""
+    """The per-seed differences to the baseline (rows sharing seeds with it) with their
+    t-intervals and verdicts, then what these seeds can detect; '' when no row pairs."""
     rows = [row for row in comp.rows
-            if row is not comp.baseline and any(s.n for s in row.paired.values())]
+            if row is not comp.baseline and any(i.n for i in row.paired.values())]
     if not rows:
         return ''
-    header = ['configuration', 'paired seeds', *comp.conditions, MEAN_UNSEEN]
-    lines = [[row.name, max(s.n for s in row.paired.values()),
-              *(_cell(row.paired[k], '+') for k in (*comp.conditions, MEAN_UNSEEN))]
-             for row in rows]
+    header = ['configuration', 'condition', 'paired seeds', 'Δ mean ± std', '95% interval',
+              'verdict']
+    lines = [[row.name, key, row.paired[key].n, _cell(row.paired[key], '+'),
+              _interval_text(row.paired[key]), row.paired[key].verdict]
+             for row in rows for key in _keys(comp) if row.paired[key].n]
+    power = ''.join(f'\n{line}' for line in map(_power_line, rows) if line)
     return (f'\nPaired per-seed difference to "{comp.baseline.name}" (mIoU points; mean ± '
-            'sample std over the seeds both rows ran):\n\n' + markdown_table(header, lines) +
-            '\n')
+            'sample std over the seeds both rows ran; 95% t-interval; verdict: better or worse '
+            'when the interval excludes 0):\n\n' + markdown_table(header, lines) + '\n' +
+            (f'{power}\n' if power else ''))
+
+
+def _keys(comp: Comparison) -> list[str]:
+    return comp.conditions + ([MEAN_UNSEEN] if comp.unseen else [])
+
+
+def power_of(row: Row) -> tuple:
+    """The row's pooled paired sd over its conditions, its fewest pairs, the smallest
+    difference those seeds detect at 80% power and the seeds a ±1 mIoU interval needs."""
+    sd, n = intervals.pooled_std([i for key, i in row.paired.items() if key != MEAN_UNSEEN])
+    if sd is None:
+        return None, n, None, None
+    return sd, n, intervals.detectable_difference(sd, n), intervals.seeds_for_half_width(sd)
+
+
+def _power_line(row: Row) -> str:
+    sd, n, detectable, seeds = power_of(row)
+    if sd is None:
+        return ''
+    if detectable is None:
+        return f'"{row.name}": the paired differences do not vary over its {n} seeds (sd 0).'
+    return (f'"{row.name}": paired sd {sd:.2f} (pooled over its conditions): {n} seeds detect '
+            f'a difference of {detectable:.2f} mIoU with 80% power (paired t-test, two-sided '
+            f'α = 0.05); a ±1.00 mIoU 95% interval needs {seeds} seeds.')
+
+
+def _bootstrap_markdown(comp: Comparison) -> str:
+    """The per-image bootstrap of single-run rows, or '' (with the notes on rows lacking it)."""
+    rows = [row for row in comp.rows if row.bootstrap]
+    notes = ''.join(f'\nnote: {note}' for note in comp.notes)
+    if not rows:
+        return notes + '\n' if notes else ''
+    header = ['configuration', 'condition', 'images', 'Δ mIoU', '95% interval', 'verdict']
+    lines = [[row.name, key, row.bootstrap[key].n, f'{row.bootstrap[key].mean:+.2f}',
+              _interval_text(row.bootstrap[key]), row.bootstrap[key].verdict]
+             for row in rows for key in _keys(comp) if key in row.bootstrap]
+    return (f'\nSingle runs: per-image bootstrap of the difference to "{comp.baseline.name}" '
+            f'(mIoU points on all images; 95% interval: percentiles of '
+            f'{intervals.BOOTSTRAP_DRAWS} resamples of each condition\'s images, paired by '
+            f'image, seed {intervals.BOOTSTRAP_SEED}; it covers the test images, not the '
+            'training seed):\n\n' + markdown_table(header, lines) + '\n' + notes +
+            ('\n' if notes else ''))
 
 
 def _blank(value: Optional[float]) -> str:
@@ -429,17 +649,29 @@ def _blank(value: Optional[float]) -> str:
 
 
 def format_csv(comp: Comparison) -> str:
-    """One line per row: mean, std, Δ for each condition and the mean unseen (full
-    precision; empty when undefined), the seeds and the work dirs."""
+    """One line per row: mean, std, Δ for each condition and the mean unseen, the paired
+    per-seed difference (mean, std, pairs, 95% t-interval, verdict) and the per-image bootstrap
+    of single runs (difference, interval, verdict); the cost, the pooled paired sd, the
+    difference detectable at 80% power, the seeds for a ±1 interval, the seeds and work dirs
+    (full precision; empty when undefined; the baseline's verdicts empty)."""
     keys = comp.conditions + [MEAN_UNSEEN]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator='\n')
     slug = {k: k.replace(' ', '_') for k in keys}
     stats = ('mean', 'std', 'delta', 'paired_delta_mean', 'paired_delta_std')
+    tests = ('paired_n', 'paired_low', 'paired_high', 'paired_verdict', 'bootstrap_delta',
+             'bootstrap_low', 'bootstrap_high', 'bootstrap_verdict')
     writer.writerow(['configuration', 'seeds', 'seed_values'] +
                     [f'{slug[k]}_{s}' for k in keys for s in stats] +
-                    ['params', 'mean_seen', 'ms_per_image', 'work_dirs'])
+                    ['params', 'mean_seen', 'ms_per_image'] +
+                    [f'{slug[k]}_{s}' for k in keys for s in tests] +
+                    ['paired_std_pooled', 'detectable_at_80_power', 'seeds_for_1_mIoU',
+                     'work_dirs'])
+    none = intervals.Interval(None)
     for row in comp.rows:
+        base = row is comp.baseline
+        tested = [(row.paired[k], row.bootstrap.get(k, none)) for k in keys]
+        sd, _, detectable, seeds = (None,) * 4 if base else power_of(row)
         writer.writerow([row.name, len(row.runs),
                          ' '.join(str(run.config.get('seed')) for run in row.runs)] +
                         [_blank(x) for k in keys
@@ -447,7 +679,13 @@ def format_csv(comp: Comparison) -> str:
                                    row.paired[k].mean, row.paired[k].std)] +
                         [_blank(row.cost[k].mean) for k in ('params', 'mean_seen',
                                                             'ms_per_image')] +
-                        [' '.join(run.work_dir for run in row.runs)])
+                        [x for paired, boot in tested for x in (
+                            paired.n, _blank(paired.low), _blank(paired.high),
+                            '' if base or paired.mean is None else paired.verdict,
+                            _blank(boot.mean), _blank(boot.low), _blank(boot.high),
+                            '' if boot.mean is None else boot.verdict)] +
+                        [_blank(sd), _blank(detectable), '' if seeds is None else seeds,
+                         ' '.join(run.work_dir for run in row.runs)])
     return out.getvalue()
 
 
@@ -519,27 +757,89 @@ def format_per_class_csv(comp: Comparison, per: PerClass) -> str:
     return out.getvalue()
 
 
+# parts of row names that figures leave out (run lengths, rarely what is compared)
+FIGURE_DROPS = ('schedule.max_iters=', 'schedule.val_interval=')
+
+
+def figure_names(rows: Sequence[Row]) -> list[str]:
+    """Row names for legends: without the FIGURE_DROPS parts unless that makes two rows alike
+    (or one empty), wrapped to fit inside the axes."""
+    short = [' '.join(p for p in row.name.split() if not p.startswith(FIGURE_DROPS))
+             for row in rows]
+    names = short if all(short) and len(set(short)) == len(short) else [r.name for r in rows]
+    return [textwrap.fill(name, 40) for name in names]
+
+
+def _tick_labels(comp: Comparison, keys: list) -> list[str]:
+    return [k + (' (seen)' if all(k in r.seen for r in comp.rows) else '') for k in keys]
+
+
 def plot_comparison(comp: Comparison):
     """Grouped bars: conditions (and the mean unseen) x rows, error bars = std over seeds."""
     from matplotlib.figure import Figure
-    keys = comp.conditions + ([MEAN_UNSEEN] if comp.unseen else [])
+    keys = _keys(comp)
     x = np.arange(len(keys))
     width = 0.8 / len(comp.rows)
     fig = Figure(figsize=(max(6.0, 1.1 * len(keys) * max(1, len(comp.rows) / 2)), 4.5),
                  layout='constrained')
     ax = fig.subplots()
-    for i, row in enumerate(comp.rows):
+    for i, (row, name) in enumerate(zip(comp.rows, figure_names(comp.rows))):
         stats = [row.cells[k] for k in keys]
         ax.bar(x - 0.4 + width * (i + 0.5), [np.nan if s.mean is None else s.mean for s in stats],
                width, yerr=[s.std or 0.0 for s in stats], capsize=3,
-               label=f'{row.name} (n={len(row.runs)})')
-    ax.set_xticks(x, [k + (' (seen)' if all(k in r.seen for r in comp.rows) else '')
-                      for k in keys])
+               label=f'{name} (n={len(row.runs)})')
+    ax.set_xticks(x, _tick_labels(comp, keys))
     ax.set_ylabel('mIoU (%)')
     ax.set_title('mIoU per condition, mean ± std over seeds', fontsize=10)
     ax.grid(axis='y', alpha=0.3)
-    fig.legend(loc='outside lower center', ncol=min(len(comp.rows), 3), fontsize=8,
-               frameon=False)
+    ax.margins(y=0.3)  # room for the legend above the bars
+    ax.legend(loc='upper right', fontsize=8, framealpha=0.9)
+    return fig
+
+
+def _shown_interval(row: Row, key: str) -> intervals.Interval:
+    """What the interval figure shows: the bootstrap of a single run, else the paired seeds."""
+    return row.bootstrap.get(key) or row.paired[key]
+
+
+def plot_intervals(comp: Comparison):
+    """Each row's difference to the baseline per condition (and mean unseen) with its 95%
+    interval as error bars (a bare point where there is none), a line at 0, the conditions
+    every row trained on shaded; None with no row to compare."""
+    rows = [row for row in comp.rows if row is not comp.baseline]
+    if not rows:
+        return None
+    from matplotlib.figure import Figure
+    keys = _keys(comp)
+    x = np.arange(len(keys))
+    step = 0.6 / len(rows)
+    fig = Figure(figsize=(max(6.0, 1.2 * len(keys) * max(1, len(rows) / 2)), 4.5),
+                 layout='constrained')
+    ax = fig.subplots()
+    for i, key in enumerate(keys):
+        if all(key in row.seen for row in comp.rows):
+            ax.axvspan(i - 0.45, i + 0.45, color='0.9', zorder=0)
+    names = figure_names(comp.rows)
+    ax.axhline(0.0, color='0.3', linewidth=1,
+               label=f'{names[comp.rows.index(comp.baseline)]} (baseline)')
+    for i, row in enumerate(rows):
+        shown = [_shown_interval(row, k) for k in keys]
+        mean = np.array([np.nan if s.mean is None else s.mean for s in shown])
+        low = np.array([np.nan if s.low is None else s.low for s in shown])
+        high = np.array([np.nan if s.high is None else s.high for s in shown])
+        what = 'per-image bootstrap' if row.bootstrap else \
+            f'{max(s.n for s in row.paired.values())} paired seeds'
+        ax.errorbar(x - 0.3 + step * (i + 0.5), mean,
+                    yerr=np.nan_to_num(np.stack([mean - low, high - mean])), fmt='o',
+                    capsize=4, label=f'{names[comp.rows.index(row)]} ({what})')
+    ax.set_xticks(x, _tick_labels(comp, keys))
+    ax.set_xlim(-0.5, len(keys) - 0.5)
+    ax.set_ylabel('Δ mIoU to the baseline (points)')
+    ax.set_title('Difference to the baseline with 95% intervals (shaded: seen in training)',
+                 fontsize=10)
+    ax.grid(axis='y', alpha=0.3)
+    ax.margins(y=0.3)
+    ax.legend(loc='upper right', fontsize=8, framealpha=0.9)
     return fig
 
 
@@ -553,13 +853,20 @@ def _write(path: str, data: bytes) -> None:
 
 
 def write_outputs(comp: Comparison, out_dir: str) -> list[str]:
-    """``comparison.md``, ``comparison.csv`` and ``comparison.png`` in ``out_dir``."""
-    md, csv_path, png = (osp.join(out_dir, name) for name in OUTPUT_FILES)
+    """``comparison.md``, ``comparison.csv``, ``comparison.png`` and, with a row to compare,
+    ``comparison_intervals.png`` in ``out_dir``."""
+    md, csv_path, png, intervals_png = (osp.join(out_dir, name) for name in OUTPUT_FILES)
     _write(md, format_markdown(comp).encode())
     _write(csv_path, format_csv(comp).encode())
     with reported_write(png, WRITE_FIX):
         save_figure(plot_comparison(comp), png)
-    return [md, csv_path, png]
+    written = [md, csv_path, png]
+    figure = plot_intervals(comp)
+    if figure is not None:
+        with reported_write(intervals_png, WRITE_FIX):
+            save_figure(figure, intervals_png)
+        written.append(intervals_png)
+    return written
 
 
 def write_per_class(comp: Comparison, per: PerClass, out_dir: str) -> list[str]:
@@ -572,8 +879,8 @@ def write_per_class(comp: Comparison, per: PerClass, out_dir: str) -> list[str]:
 
 def main(paths: Sequence[str], baseline: Optional[str] = None, out: Optional[str] = None,
          ignore: Sequence[str] = (), per_class: bool = False) -> Comparison:
-    """What ``tools/compare.py`` does: print the table and write the three files; with
-    ``per_class``, also the per-class tables and their two files."""
+    """What ``tools/compare.py`` does: print the tables and write the files (OUTPUT_FILES);
+    with ``per_class``, also the per-class tables and their two files."""
     comp = compare_runs(paths, baseline, ignore)
     per = aggregate_per_class(comp) if per_class else None  # fails before writing anything
     for warning in comp.warnings:
@@ -584,7 +891,7 @@ def main(paths: Sequence[str], baseline: Optional[str] = None, out: Optional[str
     check_out_folder(out, '--out')
     names = OUTPUT_FILES + (PER_CLASS_FILES if per is not None else ())
     inputs = [osp.join(run.work_dir, name) for row in comp.rows for run in row.runs
-              for name in ('metrics.json', 'config.yaml')]
+              for name in ('metrics.json', 'config.yaml', PER_IMAGE_FILE)]
     # (its files' names are its own: a run folder, the default --out, may hold earlier ones)
     check_outputs([osp.join(out, name) for name in names], out, inputs, ours=lambda path: True,
                   key='--out')

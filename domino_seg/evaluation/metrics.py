@@ -22,6 +22,7 @@ from domino_seg.evaluation.visualize import colorize
 from domino_seg.io import atomic_write_png, reported_write
 
 IOU_METRICS = ('mIoU', 'mDice', 'mFscore')  # mmseg IoUMetric's iou_metrics
+PER_IMAGE_FILE = 'per_image.npz'  # beside metrics.json with evaluator.per_image=true
 
 
 def _pct(value) -> Optional[float]:
@@ -36,14 +37,15 @@ def _mean_pct(values) -> Optional[float]:
     return None if np.isnan(values).all() else _pct(np.nanmean(values))
 
 
-def _check_options(metrics: list, nan_to_num, beta, format_only: bool, unknown: dict) -> None:
+def _check_options(metrics: list, nan_to_num, beta, format_only: bool, per_image: bool,
+                   unknown: dict) -> None:
     """mmseg IoUMetric's options that ConditionIoUMetric keeps, or a clear error."""
     name = 'ConditionIoUMetric'
     if unknown:
         raise ConfigError(
             f'{name} got unknown arguments {sorted(unknown)}; it takes seen_conditions, '
-            'conditions, prediction_colors and mmseg IoUMetric\'s iou_metrics, nan_to_num, '
-            'beta, ignore_index, output_dir, collect_device, prefix.')
+            'conditions, prediction_colors, per_image and mmseg IoUMetric\'s iou_metrics, '
+            'nan_to_num, beta, ignore_index, output_dir, collect_device, prefix.')
     if format_only:
         raise ConfigError(
             f'{name}(format_only=True): this metric scores against labels; to only predict '
@@ -58,6 +60,11 @@ def _check_options(metrics: list, nan_to_num, beta, format_only: bool, unknown: 
     if not _is_number(beta) or beta <= 0:
         raise ConfigError(f'{name}(beta={beta!r}): expected a number > 0 (the weight of '
                           'recall in the F-score).')
+    if per_image and nan_to_num is not None:
+        raise ConfigError(f'{name}(per_image=True, nan_to_num={nan_to_num!r}): the per-image '
+                          'record serves the bootstrap of tools/compare.py, which averages the '
+                          'classes present as mmseg does without nan_to_num; drop one of them '
+                          '(evaluator.per_image=false, or nan_to_num).')
 
 
 def _is_number(value) -> bool:
@@ -77,14 +84,33 @@ WRITE_FIX = ('Free space (or set paths.work_dirs to another disk) and run tools/
              'again.')
 
 
+def image_id(sample: dict) -> str:
+    """The image's path relative to its images folder (its basename when the dataset records
+    none): what names its saved prediction and its line in the per-image record."""
+    return sample.get('rel_path') or osp.basename(sample['img_path'])
+
+
+def per_image_areas(results: list, classes: Sequence[str]) -> dict:
+    """ConditionIoUMetric's results as arrays, one line per image: ``images`` (path relative
+    to the images folder), ``conditions``, and per class (``classes``) pixel counts
+    ``intersect``, ``union`` and ``label`` (N x C, int64): enough to recompute any subset's
+    mIoU as mmseg does (sum over images, then IoU per class), e.g. to bootstrap images."""
+    shape = (len(results), len(classes))
+    areas = {name: np.array([np.asarray(r[i]) for r in results], dtype=np.float64)
+             .reshape(shape).round().astype(np.int64)
+             for i, name in ((0, 'intersect'), (1, 'union'), (3, 'label'))}
+    return dict(classes=np.array(classes, dtype=str),
+                images=np.array([r[5] for r in results], dtype=str).reshape(-1),
+                conditions=np.array([r[4] for r in results], dtype=str).reshape(-1), **areas)
+
+
 def save_prediction(output_dir: str, pred: torch.Tensor, sample: dict,
                     palette: Optional[Sequence[Sequence[int]]] = None) -> None:
     """Write the trainId prediction as ``<output_dir>/<condition>/<stem>_labelTrainIds.png``
     (``<stem>``: the image's relative path without ``_leftImg8bit.png`` / ``_rgb_anon.png``),
     named as a label map since it is one; with a ``palette``, also ``<stem>_color.png`` (RGB,
     ignore black) to look at, as a trainId map looks black in an image viewer."""
-    stem = osp.join(output_dir, sample['condition'],
-                    image_stem(sample.get('rel_path') or osp.basename(sample['img_path'])))
+    stem = osp.join(output_dir, sample['condition'], image_stem(image_id(sample)))
     train_ids = pred.cpu().numpy().astype(np.uint8)
     with reported_write(stem + LABEL_SUFFIX, WRITE_FIX):
         atomic_write_png(stem + LABEL_SUFFIX, train_ids)
@@ -119,7 +145,9 @@ class ConditionIoUMetric(IoUMetric):
     predicts without labels), as are unknown arguments, which mmseg would ignore.
 
     ``output_dir`` saves each prediction (:func:`save_prediction`), with a colour PNG beside it
-    when ``prediction_colors``.
+    when ``prediction_colors``. ``per_image`` keeps each image's per-class areas
+    (:func:`per_image_areas`) in ``self.image_areas`` after ``evaluate``, which MetricsJsonHook
+    writes to ``per_image.npz`` beside metrics.json (``evaluator.per_image=true``).
     """
 
     default_prefix = ''  # the names are '<condition>/<metric>' already
@@ -129,16 +157,18 @@ class ConditionIoUMetric(IoUMetric):
                  nan_to_num: Optional[float] = None, beta: float = 1, format_only: bool = False,
                  ignore_index: int = 255, collect_device: str = 'cpu',
                  output_dir: Optional[str] = None, prefix: Optional[str] = None,
-                 prediction_colors: bool = False, **unknown) -> None:
+                 prediction_colors: bool = False, per_image: bool = False, **unknown) -> None:
         metrics = [iou_metrics] if isinstance(iou_metrics, str) else list(iou_metrics)
-        _check_options(metrics, nan_to_num, beta, format_only, unknown)
+        _check_options(metrics, nan_to_num, beta, format_only, per_image, unknown)
         super().__init__(ignore_index=ignore_index, nan_to_num=nan_to_num, beta=beta,
                          iou_metrics=['mIoU'] + [m for m in metrics if m != 'mIoU'],
                          collect_device=collect_device, output_dir=output_dir, prefix=prefix)
         self.seen_conditions = tuple(seen_conditions)
         self.conditions = tuple(conditions)  # report order; others follow as seen
         self.prediction_colors = prediction_colors
+        self.per_image = per_image
         self.report: Optional[dict] = None
+        self.image_areas: Optional[dict] = None
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         num_classes = len(self.dataset_meta['classes'])
@@ -146,13 +176,13 @@ class ConditionIoUMetric(IoUMetric):
             pred = sample['pred_sem_seg']['data'].squeeze(0)
             label = sample['gt_sem_seg']['data'].squeeze(0).to(pred)
             areas = self.intersect_and_union(pred, label, num_classes, self.ignore_index)
-            self.results.append((*areas, sample['condition']))
+            self.results.append((*areas, sample['condition'], image_id(sample)))
             if self.output_dir is not None:
                 save_prediction(self.output_dir, pred, sample, _palette(self))
 
     def compute_metrics(self, results: list) -> dict:
         by_condition = defaultdict(list)
-        for *areas, condition in results:
+        for *areas, condition, _ in results:
             by_condition[condition].append(areas)
         order = _report_order(self.conditions, by_condition)
         classes = self.dataset_meta['classes']
@@ -176,6 +206,7 @@ class ConditionIoUMetric(IoUMetric):
         unseen = [v for v in unseen if v is not None]
         report['mean_unseen_mIoU'] = float(np.mean(unseen)) if unseen else None
         self.report = report
+        self.image_areas = per_image_areas(results, classes) if self.per_image else None
         # the summary at every evaluation; run._final_report adds the per-class table once
         print_log('\n' + format_table(report, self.seen_conditions), logger='current')
 

@@ -81,3 +81,50 @@ def test_compare_without_runs_fails_clearly(tmp_path):
     result = run_tool('compare.py', [str(tmp_path)], tmp_path)
     assert result.returncode == 2 and 'Traceback' not in result.stderr
     assert 'no metrics.json under' in result.stderr and 'sweep dir' in result.stderr
+
+
+def test_compare_on_a_damaged_metrics_json_is_one_paragraph(tmp_path, fails, capsys):
+    from domino_seg.evaluation import compare
+    from tests.test_evaluation.test_compare import write_run
+    good = write_run(tmp_path / 'good', 0, (60.0, 10.0, 20.0))
+    bad = write_run(tmp_path / 'bad', 1, (60.0, 10.0, 20.0))
+    (bad / 'metrics.json').write_text((bad / 'metrics.json').read_text().replace(
+        '"mIoU": 10.0', '"mIoU": NaN'))
+    err = fails(lambda: compare.main([str(tmp_path)]))
+    assert f'{bad / "metrics.json"}: "conditions.fog.mIoU" is nan' in err
+    assert not list(tmp_path.glob('comparison*'))  # nothing written
+    (tmp_path / 'crashed' / '.hydra').mkdir(parents=True)
+    (bad / 'metrics.json').unlink()
+    compare.main([str(good), str(tmp_path / 'crashed')], out=str(tmp_path / 'out'))
+    err = capsys.readouterr().err
+    assert f'warning: skipped {tmp_path / "crashed"}: no metrics.json' in err
+
+
+@pytest.mark.slow
+def test_single_runs_with_per_image_records_get_a_bootstrap(tiny_overrides, tmp_path):
+    """Two single runs trained with evaluator.per_image=true: each work dir holds a record that
+    reproduces its metrics.json (compare checks it), and compare bootstraps their difference."""
+    import numpy as np
+    # after tiny_overrides, which set schedule.batch_size
+    sweep = run_tool('train.py', ['-m'] + tiny_overrides + ['schedule.batch_size=1,2',
+                                                            'evaluator.per_image=true'],
+                     tmp_path, timeout=900)
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    sweep_dir, = (tmp_path / 'work_dirs' / 'multirun').iterdir()
+    for job in ('0', '1'):
+        metrics = json.loads((sweep_dir / job / 'metrics.json').read_text())
+        with np.load(sweep_dir / job / 'per_image.npz', allow_pickle=False) as npz:
+            counts = dict(zip(*np.unique(npz['conditions'], return_counts=True)))
+            assert npz['intersect'].shape == (len(npz['images']), 19)
+        assert counts == {c: row['num_images'] for c, row in metrics['conditions'].items()}
+    result = run_tool('compare.py', [str(sweep_dir), '--baseline', 'schedule.batch_size=2'],
+                      tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = result.stdout.split('Single runs: per-image bootstrap of the difference to '
+                                '"schedule.batch_size=2"')[1]
+    lines = [cells(line) for line in table.split('\n\n')[1].splitlines()[2:]]
+    assert [line[1] for line in lines][-1] == 'mean unseen'
+    assert {line[0] for line in lines} == {'schedule.batch_size=1'}
+    assert {line[-1] for line in lines} <= {'better', 'worse', 'not distinguishable'}
+    assert (sweep_dir / 'comparison_intervals.png').stat().st_size > 0
+
