@@ -45,7 +45,7 @@ def deploy(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     """Fold ``cfg.checkpoint`` for the domain ``cfg`` names and write it (see the module
     docstring); ``overrides`` are the command line's (groups given there are not taken from
     the checkpoint's config.yaml). Returns what was written and checked."""
-    from domino_seg.config import recorded_config
+    from domino_seg.config import recorded_config, recorded_config_path
     from domino_seg.engine.run import with_checkpoint_model
     from domino_seg.models.fold import fold_domino
     if cfg.format not in FORMATS:
@@ -69,8 +69,8 @@ def deploy(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     size = _size(cfg, recorded)
     embedding, source, tag = _embedding(cfg)  # (before the weights load: errors come fast)
     out = _out_path(cfg, checkpoint, tag)
-    inputs = [checkpoint, recorded_path] + [str(cfg[key]) for key in ('embedding', 'image')
-                                            if cfg.get(key) is not None]
+    inputs = [checkpoint, recorded_config_path(checkpoint)] + [
+        str(cfg[key]) for key in ('embedding', 'image') if cfg.get(key) is not None]
     deployed = _deployed(out)
     check_outputs(_outputs(cfg, out), osp.dirname(osp.abspath(out)), inputs,
                   ours=lambda path: deployed)
