@@ -30,16 +30,19 @@ _HEAD = ('conv_head.', 'bn2.', 'classifier.')
 def efficientnet_pytorch_to_timm(state_dict: StateDict, stage_depths: Sequence[int]) -> StateDict:
     """An EfficientNet-PyTorch state dict (``_conv_stem.weight``, ``_blocks.N._bn0.*``, ...,
     ``_fc.*``) under timm's EfficientNet names, every key mapped: flat block ``N`` becomes
-    ``blocks.<stage>.<index>`` for stages of ``stage_depths`` blocks. Raises a KeyError on a
-    key of neither layout."""
+    ``blocks.<stage>.<index>`` for stages of ``stage_depths`` blocks. Raises a ValueError when
+    the file's number of blocks differs (another EfficientNet size), a KeyError on a layer
+    name of neither layout."""
     where = [(stage, index) for stage, depth in enumerate(stage_depths) for index in range(depth)]
-    expanded = {int(m.group(1)) for m in map(re.compile(r'_blocks\.(\d+)\._expand_conv\.').match,
-                                             state_dict) if m}
+    blocks = _block_ids(state_dict)
+    if blocks != set(range(len(where))):
+        raise ValueError(f'{len(blocks)} blocks in the file, {len(where)} in the model')
+    expanded = _block_ids(state_dict, '_expand_conv.')
     converted = {}
     for key, value in state_dict.items():
         block = re.fullmatch(r'_blocks\.(\d+)\.(\w+)\.(\w+)', key)
         if block is None:
-            layer, param = key.split('.', 1)
+            layer, _, param = key.partition('.')
             converted[f'{_TOP[layer]}.{param}'] = value
             continue
         n, layer, param = int(block.group(1)), block.group(2), block.group(3)
@@ -47,6 +50,12 @@ def efficientnet_pytorch_to_timm(state_dict: StateDict, stage_depths: Sequence[i
         stage, index = where[n]
         converted[f'blocks.{stage}.{index}.{names[layer]}.{param}'] = value
     return converted
+
+
+def _block_ids(state_dict: StateDict, layer: str = '') -> set:
+    """The numbers N of the ``_blocks.N.<layer>`` keys."""
+    pattern = re.compile(r'_blocks\.(\d+)\.' + re.escape(layer))
+    return {int(m.group(1)) for m in map(pattern.match, state_dict) if m}
 
 
 @MODELS.register_module()
@@ -100,11 +109,12 @@ class EfficientNetLite(PretrainedBackbone):
             try:
                 state_dict = efficientnet_pytorch_to_timm(
                     state_dict, [len(stage) for stage in self.effnet.blocks])
-            except (KeyError, IndexError, ValueError) as err:
+            except (KeyError, ValueError) as err:
                 raise WeightsError(
                     f'{name}: the EfficientNet-PyTorch weights do not fit '
-                    f'model.segmentor.backbone.model_name={self.model_name!r} (no place for '
-                    f'{err}): pick the architecture they were trained with.') from None
+                    f'model.segmentor.backbone.model_name={self.model_name!r} ('
+                    f'{"unknown layer " if isinstance(err, KeyError) else ""}{err}): pick the '
+                    'architecture they were trained with.') from None
             log_remap(name, "converted EfficientNet-PyTorch's layout to timm's")
         dropped = [key for key in state_dict if key.startswith(_HEAD)]
         log_remap(name, f'{read} tensors read, {read - len(dropped)} used, {len(dropped)} '

@@ -113,8 +113,13 @@ def test_without_the_package_the_error_names_the_extra(monkeypatch):
 def test_weights_of_another_architecture_are_refused(lite0_file, tmp_path):
     bigger = dict(lite0_file, **{'_blocks.16._bn2.weight': torch.ones(320)})  # a 17th block
     torch.save(bigger, tmp_path / 'lite.pth')
-    with pytest.raises(WeightsError, match="model_name='tf_efficientnet_lite0'"):
+    with pytest.raises(WeightsError, match="model_name='tf_efficientnet_lite0' "
+                                           r"\(17 blocks in the file, 16 in the model\)"):
         build(MODEL, {MODEL: []}, f'model.pretrained={tmp_path / "lite.pth"}')
+    with_se = dict(lite0_file, **{'_blocks.1._se_reduce.weight': torch.ones(4, 96, 1, 1)})
+    torch.save(with_se, tmp_path / 'b0.pth')  # EfficientNet-B0 blocks have squeeze-excitation
+    with pytest.raises(WeightsError, match="unknown layer '_se_reduce'"):
+        build(MODEL, {MODEL: []}, f'model.pretrained={tmp_path / "b0.pth"}')
 
 
 @pytest.mark.slow
