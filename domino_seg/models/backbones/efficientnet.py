@@ -117,8 +117,9 @@ class EfficientNetLite(PretrainedBackbone):
                     'architecture they were trained with.') from None
             log_remap(name, "converted EfficientNet-PyTorch's layout to timm's")
         dropped = [key for key in state_dict if key.startswith(_HEAD)]
-        log_remap(name, f'{read} tensors read, {read - len(dropped)} used, {len(dropped)} '
-                  'deliberately dropped (classifier and head conv: not in the feature pyramid)')
+        log_remap(name, f'{read} tensors read, {read - len(dropped)} used' + (
+            f', {len(dropped)} deliberately dropped (classifier and head conv: not in the '
+            'feature pyramid)' if dropped else ''))
         return {'effnet.' + key: value for key, value in state_dict.items()
                 if key not in dropped}
 
