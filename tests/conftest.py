@@ -189,6 +189,7 @@ TINY_VIT = ['model.pretrained=null', 'model.embed_dim=32',
             'model.segmentor.backbone.out_indices=[0,1,2,3]'] + TINY_HEADS
 TINY_MODELS = {
     'segformer_mit_tiny': [],
+    'efficientnet_lite0_mlp': ['model.pretrained=null'],
     'clip_vit_b16_upernet': TINY_VIT + [
         'model.segmentor.backbone.model_cfg={vision_cfg:{width:32,layers:4,head_width:16},'
         f'text_cfg:{TINY_TEXT},embed_dim:16}}'],

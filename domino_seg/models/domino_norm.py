@@ -24,6 +24,10 @@ The MLPs draw their initial values from their own generator (:func:`domino_gener
 from torch's global ones: a Domino model and the baseline built after the same ``seed`` draw
 the same initial values for every layer they share, and the same random numbers after.
 
+timm's BatchNorm + activation layers (``BatchNormAct2d``: BN, then dropout and e.g. ReLU6, as
+in its EfficientNets) are conditioned between the two: the BN part is modulated as above and
+the layer's own dropout and activation follow.
+
 The layer reads the embeddings from :func:`domain_embedding_context`.
 """
 from __future__ import annotations
@@ -148,6 +152,8 @@ class DominoNorm(nn.Module):
         self.embed_dim = embed_dim
         self.num_channels = _num_channels(norm)
         self.channel_dim = -1 if isinstance(norm, nn.LayerNorm) else 1
+        # timm's BatchNormAct2d: BN, then its own dropout and activation
+        self.norm_act = isinstance(norm, _BatchNorm) and hasattr(norm, 'act')
         self.mlp = build_mlp(embed_dim, 2 * self.num_channels, **{**DEFAULT_MLP, **(mlp or {})},
                              generator=generator)
         tensors = (*norm.parameters(), *norm.buffers())
@@ -186,9 +192,12 @@ class DominoNorm(nn.Module):
         if self._uses_running_stats():
             # eval-mode BN is affine: fold it and Domino into one per-sample scale and shift
             scale, shift = self._running_affine(shape)
-            return torch.addcmul(shift * (1 + d_scale) + d_shift, x, scale * (1 + d_scale))
-        # one pass over the feature map: base * (1 + d_scale) + d_shift - beta0 * d_scale
-        return torch.addcmul(d_shift, self.wrapped(x), 1 + d_scale)
+            out = torch.addcmul(shift * (1 + d_scale) + d_shift, x, scale * (1 + d_scale))
+        else:
+            # one pass over the feature map: base * (1 + d_scale) + d_shift - beta0 * d_scale
+            base = _BatchNorm.forward(self.wrapped, x) if self.norm_act else self.wrapped(x)
+            out = torch.addcmul(d_shift, base, 1 + d_scale)
+        return self.wrapped.act(self.wrapped.drop(out)) if self.norm_act else out
 
     def _uses_running_stats(self) -> bool:
         norm = self.wrapped

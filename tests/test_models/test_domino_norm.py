@@ -194,3 +194,24 @@ def test_building_draws_from_its_generator_only():
     layers[2].reset_parameters(torch.Generator().manual_seed(1))
     assert torch.equal(layers[2].mlp[0].weight, weights[0])
     assert not layers[2].mlp[-1].weight.any()
+
+
+@pytest.mark.parametrize('train', [False, True])
+def test_timm_batchnorm_act_is_modulated_before_its_activation(train):
+    """timm's BatchNormAct2d (BN then ReLU6, EfficientNet's norms): identity at init, and
+    the activation applies to the modulated BN output (eval mode used to drop it)."""
+    from timm.layers import BatchNormAct2d
+    torch.manual_seed(0)
+    norm_act = pretrained(BatchNormAct2d(C, act_layer=nn.ReLU6)).train(train)
+    x, embeddings = torch.randn(3, C, 5, 4) * 4, torch.randn(3, EMBED_DIM)
+    layer = DominoNorm(copy.deepcopy(norm_act), EMBED_DIM)
+    with domain_embedding_context(embeddings):
+        torch.testing.assert_close(layer(x), copy.deepcopy(norm_act)(x), rtol=0, atol=1e-6)
+
+    randomize_mlp(layer)
+    plain = DominoNorm(nn.BatchNorm2d(C).train(train), EMBED_DIM)
+    plain.load_state_dict(layer.state_dict())
+    with domain_embedding_context(embeddings):
+        out, expected = layer(x), nn.functional.relu6(plain(x))
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    assert out.min() == 0 and out.max() == 6  # the activation is there

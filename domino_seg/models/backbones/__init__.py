@@ -1,3 +1,4 @@
 """Foundation-model backbones registered in mmseg's MODELS (see README, "Backbones")."""
 from .clip import OpenCLIPResNet, OpenCLIPVisionTransformer  # noqa: F401
 from .dinov2 import DINOv2VisionTransformer  # noqa: F401
+from .efficientnet import EfficientNetLite  # noqa: F401
