@@ -193,7 +193,7 @@ def checked(cfg: DictConfig) -> DictConfig:
     from hydra.core.hydra_config import HydraConfig
     hydra_cfg = HydraConfig.get()
     schema.check(cfg, hydra_cfg.overrides.task, hydra_cfg.job.config_name)
-    check_value_ranges(cfg)
+    check_value_ranges(cfg, hydra_cfg.overrides.task)
     return cfg
 
 
