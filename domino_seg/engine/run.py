@@ -12,17 +12,17 @@ from typing import Callable, Optional
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from domino_seg import schema
+from domino_seg import schema, tool_help
 from domino_seg.config import (check_value_ranges, command_line_keys, model_groups_in,
                                scores_labels, to_mmengine, with_recorded_model)
 from domino_seg.data.builder import (check_data, ensure_synthetic, prompt_conditions,
                                      seen_conditions)
 from domino_seg.domain import builder as domain_builder
 from domino_seg.engine.resume import (check_same_config, checkpoint_iter, claim_work_dir,
-                                      is_first_process, lock_work_dir, metrics_iter,
-                                      remove_unstarted_work_dirs, resume_checkpoint,
-                                      resumed_folder)
-from domino_seg.errors import ConfigError, DominoSegError
+                                      is_first_process, latest_checkpoint, lock_work_dir,
+                                      metrics_iter, remove_unstarted_work_dirs,
+                                      resume_checkpoint, resumed_folder)
+from domino_seg.errors import CheckpointError, ConfigError, DominoSegError
 from domino_seg.evaluation.report import count_table, format_table, per_class_table
 
 
@@ -172,9 +172,10 @@ def test(cfg: DictConfig) -> dict:
     is scored, and what was written is reported instead of metrics. Ends with where the
     saved predictions and submission files went."""
     from domino_seg.engine import visualize
+    cfg.checkpoint = checkpoint_file(cfg.checkpoint)
     if not osp.isfile(cfg.checkpoint):
         raise DominoSegError(f'checkpoint={cfg.checkpoint!r} is not a file; pass the .pth that '
-                             'tools/train.py wrote (see its work dir).')
+                             'tools/train.py wrote, or its run folder (its work dir).')
     _check_predict_only(cfg)
     visualize.check(cfg)
     runner = _runner(cfg, train=False)
@@ -189,19 +190,45 @@ def test(cfg: DictConfig) -> dict:
 
 def checked(cfg: DictConfig) -> DictConfig:
     """A tool's config after :func:`domino_seg.schema.check` (its command line names the
-    override of a wrong key or value) and :func:`check_value_ranges`."""
+    override of a wrong key or value), a check that the values the tool requires (``???``,
+    e.g. ``checkpoint``) are given, and :func:`check_value_ranges`."""
     from hydra.core.hydra_config import HydraConfig
     hydra_cfg = HydraConfig.get()
     schema.check(cfg, hydra_cfg.overrides.task, hydra_cfg.job.config_name)
+    missing = OmegaConf.missing_keys(cfg)
+    if missing:
+        raise ConfigError(tool_help.missing_values(hydra_cfg.job.config_name, sorted(missing)))
     check_value_ranges(cfg, hydra_cfg.overrides.task)
     return cfg
+
+
+def checkpoint_file(path: str, key: str = 'checkpoint') -> str:
+    """``path``, or for a run folder its newest checkpoint (``iter_N.pth``, the one
+    ``resume=<folder>`` continues from: see :func:`latest_checkpoint`), which it names on the
+    console; a folder without one is a CheckpointError listing what the folder holds."""
+    if not osp.isdir(path):
+        return path
+    found = latest_checkpoint(path)
+    if found is None:
+        entries = sorted(os.listdir(path))
+        held = ', '.join(entries[:12]) + (f', ... ({len(entries)} in all)'
+                                          if len(entries) > 12 else '')
+        raise CheckpointError(
+            f'{key}={path!r} is a folder without a checkpoint (iter_N.pth); it holds '
+            + (held if entries else 'nothing') + f'. Pass {key}=<run folder>/iter_N.pth, or '
+            'the work dir of a run that saved one (training saves a checkpoint every '
+            'schedule.val_interval iterations and at the end).')
+    print(f'{key}={path}: a run folder; using its newest checkpoint {found}', flush=True)
+    return found
 
 
 def with_checkpoint_model(cfg: DictConfig, overrides) -> DictConfig:
     """tools/test.py: ``cfg`` with the model, finetune, domino and domain groups the run that
     wrote ``cfg.checkpoint`` recorded (the ``config.yaml`` beside it), except the groups the
     command line ``overrides`` set; says which it used. A checkpoint without a config.yaml
-    beside it (e.g. an mmseg one) keeps ``cfg`` as composed."""
+    beside it (e.g. an mmseg one) keeps ``cfg`` as composed. A run folder stands for its
+    newest checkpoint (:func:`checkpoint_file`)."""
+    cfg.checkpoint = checkpoint_file(cfg.checkpoint)
     recorded = osp.join(osp.dirname(osp.abspath(cfg.checkpoint)), 'config.yaml')
     if not osp.isfile(recorded):
         return cfg
@@ -236,8 +263,29 @@ def run_cli(job: Callable[[], object]) -> None:
         _fail(_user_message(err))
 
 
+def _option_message(missing: str, options: list) -> str:
+    """The error for an unknown option of a config group (``missing``: ``group/option``, as
+    Hydra names it): the override that chose it, the closest option and the options."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    group, _, option = missing.rpartition('/')
+    options = sorted(o for o in options if not o.startswith('_'))
+    line = next((o.input_line for o in OverridesParser.create().parse_overrides(
+        [a for a in sys.argv[1:] if '=' in a and not a.startswith('-')])
+        if o.key_or_group == group), None)
+    where, plus = (f'{line}: ', line.split(group)[0]) if line else ('', '')
+    close = difflib.get_close_matches(option, options, n=1)
+    return (f'{where}the config group {group} has no option {option!r} (no '
+            f'configs/{group}/{option}.yaml).' +
+            (f' Did you mean {plus}{group}={close[0]}?' if close else '') +
+            f' Options of {group}: {", ".join(options)}.')
+
+
 def _config_message(err: Exception) -> str:
-    """Hydra's message, plus the valid keys for an unknown one (Hydra names the key only)."""
+    """Hydra's message, plus the valid keys for an unknown one (Hydra names the key only),
+    or the closest option for an unknown group option."""
+    from hydra.errors import MissingConfigException
+    if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options:
+        return _option_message(err.missing_cfg_file, list(err.options))
     cause = err.__cause__ or err.__context__
     while cause is not None and not isinstance(cause, DominoSegError):
         cause = cause.__cause__ or cause.__context__
@@ -328,6 +376,10 @@ def run_hydra(main: Callable[[], None], config_name: Optional[str] = None) -> No
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
     os.environ['HYDRA_FULL_ERROR'] = '1'  # Hydra raises instead of printing and exiting 1
+    tool = config_name or Path(sys.argv[0]).stem  # each tool reads configs/<its name>.yaml
+    flags = tool_help.flag_error(sys.argv[1:], tool) if tool in schema.SCHEMAS else None
+    if flags:  # argparse would only say "unrecognized arguments"
+        _fail(flags)
     overrides = _mmengine_flag(sys.argv[1:]) if config_name else None
     try:
         if overrides is not None:
