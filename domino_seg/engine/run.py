@@ -368,20 +368,26 @@ def _mmengine_flag(argv: list) -> Optional[list]:
     return None
 
 
+def _refuse_flags(argv: list, tool: str) -> None:
+    """A ConfigError for ``--key value`` flags (:func:`tool_help.flag_error`)."""
+    message = tool_help.flag_error(argv, tool)
+    if message:
+        raise ConfigError(message)
+
+
 def run_hydra(main: Callable[[], None], config_name: Optional[str] = None) -> None:
     """Run a ``@hydra.main`` entry point so that configuration errors (unknown key or group
-    option, malformed override, missing value) are one paragraph and exit status 2, like a
-    DominoSegError; any other error keeps its full traceback. With ``config_name``, the tool
+    option, malformed override, missing value, a ``--key value`` flag) are one paragraph and
+    exit status 2, like a DominoSegError; any other error keeps its full traceback. With ``config_name``, the tool
     also takes ``--cfg mmengine`` (:func:`print_mmengine_config`)."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
     os.environ['HYDRA_FULL_ERROR'] = '1'  # Hydra raises instead of printing and exiting 1
     tool = config_name or Path(sys.argv[0]).stem  # each tool reads configs/<its name>.yaml
-    flags = tool_help.flag_error(sys.argv[1:], tool) if tool in schema.SCHEMAS else None
-    if flags:  # argparse would only say "unrecognized arguments"
-        _fail(flags)
     overrides = _mmengine_flag(sys.argv[1:]) if config_name else None
     try:
+        if tool in schema.SCHEMAS:  # argparse would only say "unrecognized arguments"
+            run_cli(lambda: _refuse_flags(sys.argv[1:], tool))
         if overrides is not None:
             run_cli(lambda: print_mmengine_config(config_name, overrides))
         else:
