@@ -1,7 +1,9 @@
 """``--help`` of each tool: the config groups it composes and the keys it reads, with the
 comments of the YAML that defines them (Hydra's own help lists every group of the config
 folder, internal ones included). Each tool's YAML sets ``hydra.help.template`` to the
-``tool_help`` resolver: ``${tool_help:NAME,[keys to leave out]}``."""
+``tool_help`` resolver: ``${tool_help:NAME,[keys to leave out],[group keys to list]}``. Also
+the errors for a command line that leaves a required key unset or gives ``--key value``
+flags, which name what the tool takes instead."""
 from __future__ import annotations
 
 import re

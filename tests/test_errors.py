@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 
 import domino_seg
@@ -198,8 +199,8 @@ def test_run_folder_gives_the_recorded_model(tmp_path, capsys):
     run_dir = tmp_path / 'run'
     run_dir.mkdir()
     (run_dir / 'iter_4.pth').write_text('')
-    domino_seg.config.OmegaConf.save(domino_seg.compose(['domino=head', 'domain=zero_shot']),
-                                     run_dir / 'config.yaml')
+    OmegaConf.save(domino_seg.compose(['domino=head', 'domain=zero_shot']),
+                   run_dir / 'config.yaml')
     cfg = domino_seg.compose([f'checkpoint={run_dir}'], config_name='test')
     merged = run.with_checkpoint_model(cfg, [f'checkpoint={run_dir}'])
     assert merged.checkpoint == str(run_dir / 'iter_4.pth') and merged.domino.scope == 'head'

@@ -378,8 +378,8 @@ def _refuse_flags(argv: list, tool: str) -> None:
 def run_hydra(main: Callable[[], None], config_name: Optional[str] = None) -> None:
     """Run a ``@hydra.main`` entry point so that configuration errors (unknown key or group
     option, malformed override, missing value, a ``--key value`` flag) are one paragraph and
-    exit status 2, like a DominoSegError; any other error keeps its full traceback. With ``config_name``, the tool
-    also takes ``--cfg mmengine`` (:func:`print_mmengine_config`)."""
+    exit status 2, like a DominoSegError; any other error keeps its full traceback. With
+    ``config_name``, the tool also takes ``--cfg mmengine`` (:func:`print_mmengine_config`)."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
     os.environ['HYDRA_FULL_ERROR'] = '1'  # Hydra raises instead of printing and exiting 1
