@@ -172,6 +172,13 @@ def test_required_value_not_given(tmp_path, tool_fails):
     assert not (tmp_path / 'runs').exists()
 
 
+def test_required_value_not_given_to_cfg_mmengine(capsys):
+    with pytest.raises(SystemExit):
+        run.run_cli(lambda: run.print_mmengine_config('test', []))
+    assert capsys.readouterr().err.startswith('\nerror: checkpoint is not set, and tools/test.py '
+                                              'needs it: checkpoint= the checkpoint to evaluate')
+
+
 def test_two_required_values_not_given():
     from domino_seg.tool_help import missing_values
     text = missing_values('infer', ['checkpoint', 'input'])

@@ -195,11 +195,17 @@ def checked(cfg: DictConfig) -> DictConfig:
     from hydra.core.hydra_config import HydraConfig
     hydra_cfg = HydraConfig.get()
     schema.check(cfg, hydra_cfg.overrides.task, hydra_cfg.job.config_name)
-    missing = OmegaConf.missing_keys(cfg)
-    if missing:
-        raise ConfigError(tool_help.missing_values(hydra_cfg.job.config_name, sorted(missing)))
+    _check_required(cfg, hydra_cfg.job.config_name)
     check_value_ranges(cfg, hydra_cfg.overrides.task)
     return cfg
+
+
+def _check_required(cfg: DictConfig, config_name: str) -> None:
+    """A ConfigError naming the required keys (``???``) left unset (OmegaConf would say
+    "Missing mandatory value" once a key is read)."""
+    missing = OmegaConf.missing_keys(cfg)
+    if missing:
+        raise ConfigError(tool_help.missing_values(config_name, sorted(missing)))
 
 
 def checkpoint_file(path: str, key: str = 'checkpoint') -> str:
@@ -353,6 +359,7 @@ def print_mmengine_config(config_name: str, overrides: list) -> None:
     import contextlib
     from domino_seg.config import compose
     cfg = compose(overrides, config_name)
+    _check_required(cfg, config_name)
     if cfg.get('task') == 'test':
         with contextlib.redirect_stdout(sys.stderr):  # (stdout: the config only)
             cfg = with_checkpoint_model(cfg, overrides)
