@@ -110,6 +110,11 @@ def test_every_activation_offered_builds():
     from domino_seg.models.domino_norm import ACTIVATIONS, build_mlp
     for act in ACTIVATIONS:
         assert build_mlp(8, 6, hidden=4, layers=2, act=act)(torch.zeros(2, 8)).shape == (2, 6)
+    # built directly (not from a config), the model refuses them too
+    with pytest.raises(ValueError, match='hidden >= 1, got layers=2, hidden=0'):
+        build_mlp(8, 6, hidden=0, layers=2, act='GELU')
+    with pytest.raises(ValueError, match="one of GELU, .*; got 'Linear'"):
+        build_mlp(8, 6, hidden=4, layers=2, act='Linear')  # a torch.nn class, no activation
 
 
 def test_values_at_the_bounds_pass():

@@ -48,7 +48,8 @@ def build_domain_encoder(embed_dim: int, hidden: int, layers: int, act: str) -> 
         raise ValueError(f'the Domino MLP needs layers >= 1 and hidden >= 1, got '
                          f'layers={layers}, hidden={hidden}')
     if act not in ACTIVATIONS:
-        raise ValueError(f'act must be one of {", ".join(ACTIVATIONS)}, got {act!r}')
+        raise ValueError(f'act must name a torch.nn activation, one of {", ".join(ACTIVATIONS)}; '
+                         f'got {act!r}')
     dims = [embed_dim] + [hidden] * (layers - 1)
     return nn.Sequential(*(module for d_in, d_out in zip(dims[:-1], dims[1:])
                            for module in (nn.Linear(d_in, d_out), getattr(nn, act)())))
