@@ -4,7 +4,7 @@ Each config group is read in one place: ``data`` by :mod:`domino_seg.data.builde
 ``model``/``domino``/``finetune`` by :mod:`domino_seg.models.builder`, ``domain`` by
 :mod:`domino_seg.domain.builder`, ``schedule`` and the top-level keys here. What each key
 takes is declared once, in :mod:`domino_seg.schema`, and a composed config is checked against
-it there (types, unknown keys); the numeric ranges are ``VALUE_RANGES`` here.
+it there (types, unknown keys); the value ranges and choices are ``VALUE_RANGES`` here.
 """
 from __future__ import annotations
 
@@ -18,10 +18,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from domino_seg import schema, tool_help
+from domino_seg.conditions import EVAL_CONDITIONS
 from domino_seg.data import builder as data_builder
+from domino_seg.data.corruptions import CORRUPTIONS, SEVERITIES
 from domino_seg.domain import builder as domain_builder
 from domino_seg.errors import ConfigError
 from domino_seg.models import builder as model_builder
+from domino_seg.models.convert import SCOPE_PARTS
+from domino_seg.models.domino_norm import ACTIVATIONS
 
 # configs/runtime/: torch.distributed's backend for this machine
 OmegaConf.register_new_resolver(
@@ -39,7 +43,7 @@ def compose(overrides: Sequence[str] = (), config_name: str = 'train') -> DictCo
     cfg = _compose(overrides, config_name)
     schema.check(cfg, overrides, config_name)
     OmegaConf.resolve(cfg)
-    check_value_ranges(cfg)
+    check_value_ranges(cfg, overrides)
     return cfg
 
 
@@ -61,11 +65,14 @@ def _integer(low: int, high: int | None = None) -> tuple[Callable[[object], bool
             f'an integer >= {low}' if high is None else f'an integer in {low}..{high}')
 
 
-def _number(low: float, high: float, low_open: bool = False) -> tuple[Callable, str]:
+def _number(low: float, high: float, low_open: bool = False,
+            optional: bool = False) -> tuple[Callable, str]:
     def ok(v):
-        return type(v) in (int, float) and math.isfinite(v) and \
+        return (optional and v is None) or type(v) in (int, float) and math.isfinite(v) and \
             (v > low if low_open else v >= low) and v <= high
-    return ok, (f'a number > {low}' if math.isinf(high) else f'a number in {low}..{high}')
+    text = f'a number {">" if low_open else ">="} {low}' if math.isinf(high) else \
+        f'a number in {low}..{high}' if not low_open else f'a number in ({low}, {high}]'
+    return ok, text + (' or null' if optional else '')
 
 
 def _pair(low: int, what: str) -> tuple[Callable[[object], bool], str]:
@@ -79,18 +86,67 @@ def _ratio_range(v) -> bool:
         all(type(x) in (int, float) and math.isfinite(x) and x > 0 for x in v) and v[0] <= v[1]
 
 
+def _choice(options: Sequence, what: str = '') -> tuple[Callable[[object], bool], str]:
+    return (lambda v: v in options and type(v) is type(options[0]),
+            f'one of {", ".join(map(str, options))}' + (f' ({what})' if what else ''))
+
+
+def _distinct(options: Sequence, what: str, empty: bool = True,
+              note: str = '') -> tuple[Callable, str]:
+    """A list of ``options``, each at most once: a repeated entry would be evaluated twice and
+    weigh double in the means."""
+    def ok(v):
+        return isinstance(v, list) and (empty or bool(v)) and len(set(v)) == len(v) and \
+            all(x in options and type(x) is type(options[0]) for x in v)
+    ok.distinct = True  # check_value_ranges names the repeated entry
+    return ok, (f'a list of distinct {what}' + ('' if empty else ', at least one') +
+                f', each one of {", ".join(map(str, options))}' + note)
+
+
+SEED = _integer(0, 2 ** 32 - 1)  # numpy's seed range
+SPLITS = ('train', 'val', 'test')  # the split folders of Cityscapes and ACDC (and eval_sets)
+
 # key -> (is the value allowed, the allowed values in words); keys a config lacks are skipped
 VALUE_RANGES: dict[str, tuple[Callable[[object], bool], str]] = {
-    'seed': _integer(0, 2 ** 32 - 1),  # numpy's seed range
+    'seed': SEED,
     'log_interval': _integer(1),
     'batch_size': _integer(1),  # tools/embed_domains.py, tools/infer.py
     'num_workers': _integer(0),
-    'workers': _integer(1),  # tools/make_synthetic.py
+    'launcher': _choice(('none', 'pytorch', 'slurm', 'mpi')),
+    # tools/make_synthetic.py (its writer's bounds)
+    'workers': _integer(1),
+    'num_train': _integer(0),
+    'num_val': _integer(0),
+    'height': _integer(16),
+    'width': _integer(16),
     'schedule.max_iters': _integer(1),
     'schedule.val_interval': _integer(1),
     'schedule.batch_size': _integer(1),
     'schedule.test_batch_size': _integer(1),
     'schedule.warmup_iters': _integer(0),
+    # mmengine's CheckpointHook: -1 keeps every checkpoint (0 would too, unlike what it says)
+    'schedule.max_keep_ckpts': (lambda v: type(v) is int and (v >= 1 or v == -1),
+                                'an integer >= 1, or -1 to keep every checkpoint'),
+    'model.embed_dim': _integer(1),
+    'model.optimizer.lr': _number(0, math.inf, low_open=True),
+    'model.optimizer.weight_decay': _number(0, math.inf),
+    'finetune.layer_decay_rate': _number(0, 1, low_open=True, optional=True),
+    'domino.scope': _choice(('none', *SCOPE_PARTS)),
+    'domino.mlp.hidden': _integer(1),
+    'domino.mlp.layers': _integer(1),
+    'domino.mlp.act': _choice(ACTIVATIONS, 'a torch.nn activation'),
+    'data.train_split': _choice(SPLITS, 'the split folder read'),
+    'data.eval_split': _choice(SPLITS, 'the split folder read'),
+    'data.eval_conditions': _distinct(EVAL_CONDITIONS, 'conditions',
+                                      note=' (other datasets: data.eval_sets)'),
+    'data.eval_corruptions': _distinct(CORRUPTIONS, 'corruption names'),
+    'data.corruption_severities': _distinct(tuple(SEVERITIES), 'severities', empty=False),
+    'data.corruption_seed': SEED,
+    'data.generate.num_train': _integer(1),
+    'data.generate.num_val': _integer(1),
+    'data.generate.height': _integer(16),
+    'data.generate.width': _integer(16),
+    'data.generate.seed': SEED,
     'data.num_workers': _integer(0),
     'data.num_classes': _integer(1, 255),  # 8-bit label maps, 255 = ignore
     # the models downsample by 32
@@ -102,17 +158,34 @@ VALUE_RANGES: dict[str, tuple[Callable[[object], bool], str]] = {
 }
 
 
-def check_value_ranges(cfg: DictConfig) -> None:
-    """Raise a ConfigError naming the key, its value and the allowed range when a numeric key
-    of ``VALUE_RANGES`` is out of range (e.g. ``schedule.max_iters=0``, ``seed=-1``), before
-    mmengine or the data loader meets it as a traceback or a silently empty run."""
+def _numeric(value) -> bool:
+    return isinstance(value, (int, float)) or \
+        isinstance(value, list) and all(isinstance(x, (int, float)) for x in value)
+
+
+def check_value_ranges(cfg: DictConfig, overrides: Sequence[str] = ()) -> None:
+    """Raise a ConfigError naming the key, its value, the allowed values and where the value
+    came from (the command-line ``overrides`` or a config file) when a key of
+    ``VALUE_RANGES`` is out of range or not a valid choice (e.g. ``schedule.max_iters=0``,
+    ``data.eval_split=``, a corruption listed twice), before mmengine, the data loader or the
+    model meets it as a traceback, a silently empty run or a silently wrong score."""
     for key, (allowed, text) in VALUE_RANGES.items():
         value = OmegaConf.select(cfg, key, default=KeyError)
         if value is KeyError:
             continue
         value = OmegaConf.to_object(value) if OmegaConf.is_config(value) else value
-        if not allowed(value):
-            raise ConfigError(f'{key}={json.dumps(value)} is out of range: {key} takes {text}.')
+        if allowed(value):
+            continue
+        repeated = [x for i, x in enumerate(value) if x in value[:i]] \
+            if getattr(allowed, 'distinct', False) and isinstance(value, list) else []
+        line = schema.set_by(key, overrides)
+        source = '' if line and line.lstrip('+~').split('=', 1)[0] == key else \
+            f' (set by {line})' if line else f' ({schema.FROM_A_FILE})'
+        raise ConfigError(
+            f'{key}={json.dumps(value)} ' + ('is out of range' if _numeric(value) else
+                                             'is not valid') +
+            (f' ({json.dumps(repeated[0])} is listed twice)' if repeated else '') +
+            f': {key} takes {text}{source}.')
 
 
 def _param_schedulers(schedule: DictConfig) -> list[dict]:

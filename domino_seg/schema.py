@@ -362,7 +362,7 @@ def _not_a_dict(cfg: DictConfig, schema: DictConfig, prefix: str = '') -> str | 
 FROM_A_FILE = "set by a config file: the tool's YAML, a group option or an exp/ preset"
 
 
-def _set_by(key: str, overrides: Sequence[str]) -> str | None:
+def set_by(key: str, overrides: Sequence[str]) -> str | None:
     """The command-line override that set ``key`` (or the dict holding it), else None."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     lines = {o.key_or_group: o.input_line
@@ -372,7 +372,7 @@ def _set_by(key: str, overrides: Sequence[str]) -> str | None:
 
 
 def _type_error(key: str, value, node, overrides: Sequence[str]) -> ConfigError:
-    line = _set_by(key, overrides)
+    line = set_by(key, overrides)
     value = OmegaConf.to_object(value) if OmegaConf.is_config(value) else value
     where, source = (f'{line}: ', '') if line else ('', f' ({FROM_A_FILE})')
     return ConfigError(f'{where}{key} takes {_takes(node)}, got {value!r}{source}.')
@@ -384,7 +384,7 @@ def _key_error(key: str, cfg: DictConfig, schema: DictConfig,
     node = OmegaConf.select(cfg, parent) if parent else cfg
     fields = OmegaConf.select(schema, parent) if parent else schema
     valid = [str(k) for k in node.keys() if k in set(fields.keys())]
-    line = _set_by(key, overrides)
+    line = set_by(key, overrides)
     where, source = (f'{line}: ', '') if line else ('', f' ({FROM_A_FILE})')
     renamed = renamed_key(key, valid)
     if renamed:

@@ -69,6 +69,6 @@ def test_interpolations_resolve_and_their_targets_are_checked(tmp_path):
 
 
 def test_values_of_the_open_mmseg_dicts_are_not_typed():
-    cfg = domino_seg.compose(['model.optimizer.lr=abc', '+model.segmentor.backbone.x=[1,a]',
+    cfg = domino_seg.compose(['model.optimizer.betas=abc', '+model.segmentor.backbone.x=[1,a]',
                               '+runtime.default_hooks.timer.extra=1'])
-    assert cfg.model.optimizer.lr == 'abc' and list(cfg.model.segmentor.backbone.x) == [1, 'a']
+    assert cfg.model.optimizer.betas == 'abc' and list(cfg.model.segmentor.backbone.x) == [1, 'a']

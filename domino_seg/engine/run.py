@@ -14,7 +14,7 @@ from typing import Callable, Optional
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from domino_seg import schema
+from domino_seg import schema, tool_help
 from domino_seg.config import (check_value_ranges, command_line_keys, model_groups_in,
                                recorded_config_path, scores_labels, to_mmengine,
                                with_recorded_model)
@@ -22,12 +22,12 @@ from domino_seg.data.builder import (check_data, ensure_synthetic, prompt_condit
                                      seen_conditions)
 from domino_seg.domain import builder as domain_builder
 from domino_seg.engine.resume import (check_same_config, checkpoint_iter, claim_work_dir,
-                                      is_first_process, lock_work_dir, metrics_iter,
-                                      remove_unstarted_work_dirs, resume_checkpoint,
-                                      resumed_folder)
+                                      is_first_process, latest_checkpoint, lock_work_dir,
+                                      metrics_iter, remove_unstarted_work_dirs,
+                                      resume_checkpoint, resumed_folder)
 from domino_seg.engine.interrupt_hook import (TrainingInterrupted, finish_stopped,
                                               stop_on_signals, stopped_by_error)
-from domino_seg.errors import ConfigError, DominoSegError
+from domino_seg.errors import CheckpointError, ConfigError, DominoSegError
 from domino_seg.evaluation.report import count_table, format_table, per_class_table
 
 
@@ -188,9 +188,10 @@ def test(cfg: DictConfig) -> dict:
     score it again with each entry's embedding in place of every image's own (engine/swap.py;
     the report's ``swap``). Ends with where the saved predictions and submission files went."""
     from domino_seg.engine import swap, visualize
+    cfg.checkpoint = checkpoint_file(cfg.checkpoint)
     if not osp.isfile(cfg.checkpoint):
         raise DominoSegError(f'checkpoint={cfg.checkpoint!r} is not a file; pass the .pth that '
-                             'tools/train.py wrote (see its work dir).')
+                             'tools/train.py wrote, or its run folder (its work dir).')
     _check_predict_only(cfg)
     visualize.check(cfg)
     swaps = swap.check(cfg) if cfg.get('swap') is not None else None
@@ -208,19 +209,51 @@ def test(cfg: DictConfig) -> dict:
 
 def checked(cfg: DictConfig) -> DictConfig:
     """A tool's config after :func:`domino_seg.schema.check` (its command line names the
-    override of a wrong key or value) and :func:`check_value_ranges`."""
+    override of a wrong key or value), a check that the values the tool requires (``???``,
+    e.g. ``checkpoint``) are given, and :func:`check_value_ranges`."""
     from hydra.core.hydra_config import HydraConfig
     hydra_cfg = HydraConfig.get()
     schema.check(cfg, hydra_cfg.overrides.task, hydra_cfg.job.config_name)
-    check_value_ranges(cfg)
+    _check_required(cfg, hydra_cfg.job.config_name)
+    check_value_ranges(cfg, hydra_cfg.overrides.task)
     return cfg
+
+
+def _check_required(cfg: DictConfig, config_name: str) -> None:
+    """A ConfigError naming the required keys (``???``) left unset (OmegaConf would say
+    "Missing mandatory value" once a key is read)."""
+    missing = OmegaConf.missing_keys(cfg)
+    if missing:
+        raise ConfigError(tool_help.missing_values(config_name, sorted(missing)))
+
+
+def checkpoint_file(path: str, key: str = 'checkpoint') -> str:
+    """``path``, or for a run folder its newest checkpoint (``iter_N.pth``, the one
+    ``resume=<folder>`` continues from: see :func:`latest_checkpoint`), which it names on the
+    console; a folder without one is a CheckpointError listing what the folder holds."""
+    if not osp.isdir(path):
+        return path
+    found = latest_checkpoint(path)
+    if found is None:
+        entries = sorted(os.listdir(path))
+        held = ', '.join(entries[:12]) + (f', ... ({len(entries)} in all)'
+                                          if len(entries) > 12 else '')
+        raise CheckpointError(
+            f'{key}={path!r} is a folder without a checkpoint (iter_N.pth); it holds '
+            + (held if entries else 'nothing') + f'. Pass {key}=<run folder>/iter_N.pth, or '
+            'the work dir of a run that saved one (training saves a checkpoint every '
+            'schedule.val_interval iterations and at the end).')
+    print(f'{key}={path}: a run folder; using its newest checkpoint {found}', flush=True)
+    return found
 
 
 def with_checkpoint_model(cfg: DictConfig, overrides) -> DictConfig:
     """tools/test.py: ``cfg`` with the model, finetune, domino and domain groups the run that
     wrote ``cfg.checkpoint`` recorded (the ``config.yaml`` beside it), except the groups the
     command line ``overrides`` set; says which it used. A checkpoint without a config.yaml
-    beside it (e.g. an mmseg one) keeps ``cfg`` as composed."""
+    beside it (e.g. an mmseg one) keeps ``cfg`` as composed. A run folder stands for its
+    newest checkpoint (:func:`checkpoint_file`)."""
+    cfg.checkpoint = checkpoint_file(cfg.checkpoint)
     if not osp.isfile(recorded_config_path(cfg.checkpoint)):
         return cfg
     keep = model_groups_in(command_line_keys(overrides))
@@ -274,8 +307,29 @@ def run_cli(job: Callable[[], object]) -> None:
         raise
 
 
+def _option_message(missing: str, options: list) -> str:
+    """The error for an unknown option of a config group (``missing``: ``group/option``, as
+    Hydra names it): the override that chose it, the closest option and the options."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    group, _, option = missing.rpartition('/')
+    options = sorted(o for o in options if not o.startswith('_'))
+    line = next((o.input_line for o in OverridesParser.create().parse_overrides(
+        [a for a in sys.argv[1:] if '=' in a and not a.startswith('-')])
+        if o.key_or_group == group), None)
+    where, plus = (f'{line}: ', line.split(group)[0]) if line else ('', '')
+    close = difflib.get_close_matches(option, options, n=1)
+    return (f'{where}the config group {group} has no option {option!r} (no '
+            f'configs/{group}/{option}.yaml).' +
+            (f' Did you mean {plus}{group}={close[0]}?' if close else '') +
+            f' Options of {group}: {", ".join(options)}.')
+
+
 def _config_message(err: Exception) -> str:
-    """Hydra's message, plus the valid keys for an unknown one (Hydra names the key only)."""
+    """Hydra's message, plus the valid keys for an unknown one (Hydra names the key only),
+    or the closest option for an unknown group option."""
+    from hydra.errors import MissingConfigException
+    if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options:
+        return _option_message(err.missing_cfg_file, list(err.options))
     cause = err.__cause__ or err.__context__
     while cause is not None and not isinstance(cause, DominoSegError):
         cause = cause.__cause__ or cause.__context__
@@ -343,6 +397,7 @@ def print_mmengine_config(config_name: str, overrides: list) -> None:
     import contextlib
     from domino_seg.config import compose
     cfg = compose(overrides, config_name)
+    _check_required(cfg, config_name)
     if cfg.get('task') == 'test':
         with contextlib.redirect_stdout(sys.stderr):  # (stdout: the config only)
             cfg = with_checkpoint_model(cfg, overrides)
@@ -358,16 +413,26 @@ def _mmengine_flag(argv: list) -> Optional[list]:
     return None
 
 
+def _refuse_flags(argv: list, tool: str) -> None:
+    """A ConfigError for ``--key value`` flags (:func:`tool_help.flag_error`)."""
+    message = tool_help.flag_error(argv, tool)
+    if message:
+        raise ConfigError(message)
+
+
 def run_hydra(main: Callable[[], None], config_name: Optional[str] = None) -> None:
     """Run a ``@hydra.main`` entry point so that configuration errors (unknown key or group
-    option, malformed override, missing value) are one paragraph and exit status 2, like a
-    DominoSegError; any other error keeps its full traceback. With ``config_name``, the tool
-    also takes ``--cfg mmengine`` (:func:`print_mmengine_config`)."""
+    option, malformed override, missing value, a ``--key value`` flag) are one paragraph and
+    exit status 2, like a DominoSegError; any other error keeps its full traceback. With
+    ``config_name``, the tool also takes ``--cfg mmengine`` (:func:`print_mmengine_config`)."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
     os.environ['HYDRA_FULL_ERROR'] = '1'  # Hydra raises instead of printing and exiting 1
+    tool = config_name or Path(sys.argv[0]).stem  # each tool reads configs/<its name>.yaml
     overrides = _mmengine_flag(sys.argv[1:]) if config_name else None
     try:
+        if tool in schema.SCHEMAS:  # argparse would only say "unrecognized arguments"
+            run_cli(lambda: _refuse_flags(sys.argv[1:], tool))
         if overrides is not None:
             run_cli(lambda: print_mmengine_config(config_name, overrides))
         else:

@@ -46,6 +46,9 @@ from .domain_context import current_domain_embeddings
 # _BatchNorm covers BatchNorm1d/2d/3d and SyncBatchNorm, but not InstanceNorm.
 NORM_TYPES = (_BatchNorm, nn.GroupNorm, nn.LayerNorm)
 DEFAULT_MLP = dict(hidden=4, layers=2, act='GELU')
+# the torch.nn activations the MLP takes (``act``): elementwise, built without arguments
+ACTIVATIONS = ('GELU', 'ReLU', 'SiLU', 'Mish', 'ELU', 'LeakyReLU', 'Tanh', 'Sigmoid',
+               'Softplus', 'Hardswish')
 
 
 # tells Domino's generator apart from torch's global one seeded with the same seed
@@ -94,10 +97,12 @@ def build_domain_encoder(embed_dim: int, hidden: int, layers: int, act: str,
     """The Domino MLP without its last layer: ``layers - 1`` (Linear, ``nn.<act>``) pairs
     ``embed_dim -> hidden -> ... -> hidden``; empty (the identity) for ``layers=1``. Initialised
     from ``generator`` (default: :func:`domino_generator`), on the CPU."""
-    if layers < 1:
-        raise ValueError(f'the Domino MLP needs at least one layer, got layers={layers}')
-    if not isinstance(getattr(nn, act, None), type):
-        raise ValueError(f'act must name a torch.nn activation such as "GELU", got {act!r}')
+    if layers < 1 or hidden < 1:
+        raise ValueError(f'the Domino MLP needs layers >= 1 and hidden >= 1, got '
+                         f'layers={layers}, hidden={hidden}')
+    if act not in ACTIVATIONS:
+        raise ValueError(f'act must name a torch.nn activation, one of {", ".join(ACTIVATIONS)}; '
+                         f'got {act!r}')
     dims = [embed_dim] + [hidden] * (layers - 1)
     encoder = nn.Sequential(*(module for d_in, d_out in zip(dims[:-1], dims[1:])
                               for module in (_empty_linear(d_in, d_out), getattr(nn, act)())))
