@@ -48,6 +48,45 @@ def test_evaluation_progress_lines_stay_when_there_is_no_progress_bar(tmp_path, 
     assert 'Iter(val) [3/25]' in capsys.readouterr().out
 
 
+@pytest.mark.parametrize('bar', [False, True])
+def test_repeats_of_our_own_lines_go_to_the_log_file_only(tmp_path, capsys, monkeypatch, bar):
+    """mmengine's line at every checkpoint load, the metrics line after each evaluation (the
+    condition table shows them) and the generator's random-CLIP warning (said before the run):
+    file only, with or without a progress bar; evaluation progress without a bar stays."""
+    monkeypatch.setattr(console, 'progress_bar_enabled', lambda: bar)
+    logger, stream, file = _logger(f'repeats{bar}', False, tmp_path)
+    stream.setStream(sys.stdout)
+    repeats = ['Loads checkpoint by local backend from path: run/iter_2.pth',
+               'Iter(val) [5/5]    cityscapes/mIoU: 0.6580  cityscapes/aAcc: 3.5034',
+               "DomainPromptGenerator: arch 'domino-tiny-clip' has random weights"]
+    for msg in repeats + ['Iter(val) [3/5]    eta: 0:00:00  time: 0.1983']:
+        logger.info(msg)
+    file.flush()
+    out = capsys.readouterr().out
+    written = (tmp_path / f'repeats{bar}.log').read_text()
+    for msg in repeats:
+        assert msg in written and msg not in out
+    assert ('Iter(val) [3/5]' in out) is not bar
+
+
+def test_open_clip_random_weights_notice_is_dropped(caplog):
+    """open_clip says it on the root logger, after our own warning."""
+    logging.warning("No pretrained weights loaded for model 'x'. Model initialized randomly.")
+    logging.warning('another warning')
+    assert [record.getMessage() for record in caplog.records] == ['another warning']
+
+
+def test_progress_without_a_terminal_is_a_line_every_ten_percent(capsys, monkeypatch):
+    monkeypatch.setattr(console, 'progress_bar_enabled', lambda: False)
+    assert list(console.progress(range(700), 'synthetic benchmark', 'img')) == \
+        list(range(700))
+    err = capsys.readouterr().err
+    assert '\r' not in err
+    assert err.splitlines() == [f'synthetic benchmark: {70 * k}/700 img ({10 * k}%)'
+                                for k in range(1, 11)]
+    assert list(console.progress([], 'x', 'img')) == [] and not capsys.readouterr().err
+
+
 def test_quiet_twice_adds_one_filter_each(tmp_path):
     logger, stream, file = _logger('twice', False, tmp_path)
     console.quiet(logger, False)
@@ -91,5 +130,9 @@ def test_a_tiny_sweep_prints_a_short_log(tiny_overrides, tmp_path):
                   'Parsing model identifier', 'prefix is not set', 'build_loss', 'Exp name'):
         assert noise not in text, noise
     assert text.count('device: cpu') == 2
+    # the random-CLIP warning once (job 2), no metrics line after the condition table
+    assert text.count('random weights') == 1 and 'No pretrained weights' not in text
+    assert not [line for line in lines if 'Iter(val) [' in line and 'mIoU:' in line]
     log = next((tmp_path / 'sweep' / '1').glob('*/*.log')).read_text()
     assert 'Config:' in log and 'paramwise_options' in log
+    assert 'DomainPromptGenerator: arch' in log and 'cityscapes/mIoU:' in log

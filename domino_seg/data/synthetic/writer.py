@@ -19,7 +19,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
+
+from domino_seg import console
 
 from .geometry import SKY_DEPTH
 from .scene import render_scene
@@ -217,8 +218,8 @@ def _write_samples(root: Path, params: dict, progress: bool) -> None:
     jobs += [('generated', cond, i) for cond in params.get('generated', [])
              for i in range(params['num_train'])]
     size = (params['height'], params['width'])
-    for split, condition, index in tqdm(jobs, desc='synthetic benchmark', unit='img',
-                                        disable=not progress):
+    for split, condition, index in (console.progress(jobs, 'synthetic benchmark', 'img')
+                                    if progress else jobs):
         if split == 'generated':
             image = render_generated(params['seed'], condition, index, *size)
             _imwrite(generated_folder(root, condition) / f'{cityscapes_stem("train", index)[1]}'
