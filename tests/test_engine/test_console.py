@@ -87,6 +87,16 @@ def test_progress_without_a_terminal_is_a_line_every_ten_percent(capsys, monkeyp
     assert list(console.progress([], 'x', 'img')) == [] and not capsys.readouterr().err
 
 
+def test_header_names_the_text_encoder():
+    import domino_seg
+    from domino_seg.engine.run import _header
+    words = {encoder: _header(domino_seg.compose(['domino=head', 'domain=text',
+                                                 f'domain/text_encoder={encoder}']), True)
+             for encoder in ('minilm', 'clip')}
+    assert 'domino=head, domain=text (all-MiniLM-L6-v2), data=' in words['minilm']
+    assert 'domino=head, domain=text, data=' in words['clip']
+
+
 def test_quiet_twice_adds_one_filter_each(tmp_path):
     logger, stream, file = _logger('twice', False, tmp_path)
     console.quiet(logger, False)
