@@ -87,6 +87,15 @@ def test_progress_without_a_terminal_is_a_line_every_ten_percent(capsys, monkeyp
     assert list(console.progress([], 'x', 'img')) == [] and not capsys.readouterr().err
 
 
+def test_benchmark_generation_in_a_log_prints_lines(tmp_path, capsys, monkeypatch):
+    """tools/make_synthetic.py and first runs, redirected: lines, not carriage returns."""
+    from domino_seg.data.synthetic import write_benchmark
+    monkeypatch.setattr(console, 'progress_bar_enabled', lambda: False)
+    write_benchmark(tmp_path / 'bench', num_train=1, num_val=1, height=32, width=64)
+    err = capsys.readouterr().err
+    assert '\r' not in err and err.splitlines()[-1] == 'synthetic benchmark: 10/10 img (100%)'
+
+
 def test_header_names_the_text_encoder():
     import domino_seg
     from domino_seg.engine.run import _header
