@@ -88,6 +88,16 @@ def _progress_lines(items: Sequence, desc: str, unit: str, step: int) -> Iterato
                   flush=True)
 
 
+def checkpoint_log() -> str:
+    """Where mmengine's "Loads checkpoint by ... backend" line goes (``print_log``'s logger):
+    the current run's logger, which writes it to the log file (:class:`FileOnly` keeps it off
+    the console), or nowhere outside a run (deploy, inference: a bare print otherwise)."""
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    return 'current' if any(isinstance(h, logging.FileHandler) for h in logger.handlers) \
+        else 'silent'
+
+
 class DropUpstreamNoise(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.msg).startswith(UPSTREAM_NOISE)

@@ -69,6 +69,26 @@ def test_repeats_of_our_own_lines_go_to_the_log_file_only(tmp_path, capsys, monk
     assert ('Iter(val) [3/5]' in out) is not bar
 
 
+def test_checkpoint_loads_are_logged_to_the_run_log_file_only(tmp_path, capsys, monkeypatch):
+    """mmengine prints "Loads checkpoint by local backend" at every load: outside a run
+    nowhere, in a run (its logger current, with a log file) to the log file only."""
+    import torch
+    from mmengine.logging import MMLogger
+    from domino_seg.engine.runner import read_checkpoint
+    path = str(tmp_path / 'iter_1.pth')
+    torch.save(dict(state_dict=dict(w=torch.zeros(1)), meta={}), path)
+    read_checkpoint(path)
+    assert 'Loads checkpoint' not in ''.join(capsys.readouterr())
+    logger, stream, file = _logger('run', False, tmp_path)  # a run's: console and log file
+    stream.setStream(sys.stdout)
+    monkeypatch.setattr(MMLogger, 'get_current_instance', classmethod(lambda cls: logger))
+    read_checkpoint(path)
+    file.flush()
+    assert 'Loads checkpoint' not in ''.join(capsys.readouterr())
+    assert f'Loads checkpoint by local backend from path: {path}' in \
+        (tmp_path / 'run.log').read_text()
+
+
 def test_open_clip_random_weights_notice_is_dropped(caplog):
     """open_clip says it on the root logger, after our own warning."""
     logging.warning("No pretrained weights loaded for model 'x'. Model initialized randomly.")
