@@ -109,7 +109,8 @@ class DropUpstreamRecords(logging.Filter):
 
 
 class FileOnly(logging.Filter):
-    """Keeps the console short: config dumps and per-parameter lines go to the log file."""
+    """Keeps the console short: config dumps, per-parameter lines and repeats of what the
+    console shows already go to the log file."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         msg = str(record.msg)
