@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from contextlib import contextmanager
+from typing import Iterable, Iterator, Optional, Sequence
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
@@ -17,6 +19,9 @@ FILE_ONLY = (
     'paramwise_options -- ',  # one line per parameter (DefaultOptimWrapperConstructor)
     'Exp name: ',  # the work dir, again at every epoch of the train loader
     'Distributed training is not used, all SyncBatchNorm',
+    'Loads checkpoint by ',  # mmengine, at every load (DominoRunner logs "Load checkpoint")
+    # the random-CLIP warning: the console had it before the run (domain.builder.check_weights)
+    'DomainPromptGenerator: arch ',
 )
 # upstream deprecation notices about code that is not ours, dropped from console and file
 UPSTREAM_NOISE = (
@@ -24,6 +29,9 @@ UPSTREAM_NOISE = (
     '"HardDiskBackend" is the alias of "LocalBackend"',
 )
 EVAL_PROGRESS = ('Iter(val) [', 'Iter(test) [')
+# upstream log records (start of the message) that repeat one of ours, dropped everywhere:
+# open_clip's random-weights notice (root logger)
+UPSTREAM_RECORDS = ('No pretrained weights loaded for model ',)
 # Python warnings of the same kind (message start). mmcv-lite lacks MultiScaleDeformableAttention
 # (a compiled op no domino-seg model uses; compat's stub explains missing ops when used)
 UPSTREAM_WARNINGS = (
@@ -37,6 +45,23 @@ def silence_upstream_warnings() -> None:
     import warnings
     for message in UPSTREAM_WARNINGS:
         warnings.filterwarnings('ignore', message=re.escape(message))
+    root = logging.getLogger()
+    if not any(isinstance(f, DropUpstreamRecords) for f in root.filters):
+        root.addFilter(DropUpstreamRecords())
+
+
+@contextmanager
+def no_hf_progress_bar() -> Iterator[None]:
+    """Inside: transformers shows no progress bar (its "Loading weights" bar at every model
+    load), and then as before."""
+    from transformers.utils import logging as hf_logging
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
 
 
 def progress_bar_enabled() -> bool:
@@ -45,20 +70,57 @@ def progress_bar_enabled() -> bool:
     return sys.stderr.isatty()
 
 
+def progress(items: Iterable, desc: str, unit: str, step: int = 10,
+             total: Optional[int] = None) -> Iterable:
+    """``items`` (``total`` of them, default ``len(items)``) with a tqdm bar on a terminal;
+    elsewhere (a redirected log, where a bar is hundreds of carriage returns) with a line
+    ``desc: k/N unit (p%)`` every ``step`` %."""
+    total = len(items) if total is None else total
+    if progress_bar_enabled():
+        from tqdm import tqdm
+        return tqdm(items, desc=desc, unit=unit, total=total)
+    return _progress_lines(items, desc, unit, step, total)
+
+
+def _progress_lines(items: Iterable, desc: str, unit: str, step: int, total: int) -> Iterator:
+    for done, item in enumerate(items, 1):
+        yield item
+        if done * 100 // step // total > (done - 1) * 100 // step // total:
+            print(f'{desc}: {done}/{total} {unit} ({done * 100 // total}%)', file=sys.stderr,
+                  flush=True)
+
+
+def checkpoint_log() -> str:
+    """Where mmengine's "Loads checkpoint by ... backend" line goes (``print_log``'s logger):
+    the current run's logger, which writes it to the log file (:class:`FileOnly` keeps it off
+    the console), or nowhere outside a run (deploy, inference: a bare print otherwise)."""
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    return 'current' if any(isinstance(h, logging.FileHandler) for h in logger.handlers) \
+        else 'silent'
+
+
 class DropUpstreamNoise(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.msg).startswith(UPSTREAM_NOISE)
 
 
+class DropUpstreamRecords(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(UPSTREAM_RECORDS)
+
+
 class FileOnly(logging.Filter):
-    """Keeps the console short: config dumps and per-parameter lines go to the log file."""
+    """Keeps the console short: config dumps, per-parameter lines and repeats of what the
+    console shows already go to the log file."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         msg = str(record.msg)
         if msg.startswith(FILE_ONLY):
             return False
-        if msg.startswith(EVAL_PROGRESS) and progress_bar_enabled():
-            return False
+        if msg.startswith(EVAL_PROGRESS) and (progress_bar_enabled() or
+                                              not re.search(r'\beta\b', msg)):
+            return False  # (without "eta": the metrics, which the condition table shows)
         return True
 
 

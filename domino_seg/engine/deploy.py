@@ -66,7 +66,8 @@ def deploy(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
         raise ConfigError(f'clip_tower=true exports the CLIP image tower that computes the '
                           f'domain embedding of domain=zero_shot or image; this model '
                           f'(domain={mode}) has none to export.')
-    size = _size(cfg, recorded)
+    img_scale = _img_scale(cfg, recorded)
+    size = _size(cfg, img_scale)
     embedding, source, tag = _embedding(cfg)  # (before the weights load: errors come fast)
     out = _out_path(cfg, checkpoint, tag)
     inputs = [checkpoint, recorded_config_path(checkpoint)] + [
@@ -87,22 +88,27 @@ def deploy(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     if cfg.verify:
         report['fold_max_difference'] = _check_fold(model, plain, embedding, size)
     if cfg.format == 'pth':
-        report['config'] = _write_pth(out, plain, plain_cfg, recorded, fold_info)
+        report['config'] = _write_pth(out, plain, plain_cfg, img_scale, fold_info)
     else:
-        report.update(_write_onnx(out, plain, size, fold_info, cfg.verify))
+        report.update(_write_onnx(out, plain, size, img_scale, fold_info, cfg.verify))
     if cfg.clip_tower:
         report.update(_write_clip_tower(cfg, out, cfg.verify))
     _print_report(report, scope, mode)
     return report
 
 
-def _size(cfg: DictConfig, recorded: DictConfig) -> tuple:
+def _img_scale(cfg: DictConfig, recorded: DictConfig) -> list:
+    """The run's evaluation scale ``data.img_scale`` ([w, h]): images are resized to fit it."""
+    scale = OmegaConf.select(recorded, 'data.img_scale', default=None) or cfg.data.img_scale
+    return [int(s) for s in scale]
+
+
+def _size(cfg: DictConfig, img_scale: Sequence[int]) -> tuple:
     """[h, w] of the verification image and the ONNX trace: ``size``, else the run's
-    evaluation scale (``data.img_scale`` is [w, h])."""
+    evaluation scale."""
     size = cfg.get('size')
     if size is None:
-        scale = OmegaConf.select(recorded, 'data.img_scale', default=None) or cfg.data.img_scale
-        size = [scale[1], scale[0]]
+        size = [img_scale[1], img_scale[0]]
     size = list(OmegaConf.to_object(size) if OmegaConf.is_config(size) else size)
     if len(size) != 2 or not all(type(s) is int and s >= 32 for s in size):
         raise ConfigError(f'size={size}: give [height,width], two integers >= 32 (pixels).')
@@ -331,9 +337,20 @@ def _within(difference: float, scale: float, what: str, reference: str) -> float
     return difference
 
 
-def _meta_config(seg: dict) -> str:
-    """The plain model's mmengine config as a .py text (``init_model`` reads it); domino-seg's
-    own types (CLIP/DINOv2 backbones) need ``custom_imports`` of domino_seg."""
+def _test_pipeline(img_scale: Sequence[int]) -> list[dict]:
+    """The run's evaluation pipeline without labels (load, resize to fit ``img_scale`` keeping
+    the ratio, pack), loading with mmseg's own step: mmseg's ``inference_model`` then sees
+    images as tools/test.py and tools/infer.py do."""
+    from domino_seg.data.builder import eval_pipeline
+    steps = eval_pipeline(OmegaConf.create(dict(img_scale=list(img_scale))), labels=False)
+    return [dict(type='LoadImageFromFile')] + [step for step in steps
+                                               if not step['type'].startswith('Load')]
+
+
+def _meta_config(seg: dict, img_scale: Sequence[int]) -> str:
+    """The plain model's mmengine config as a .py text (``init_model`` reads it, and
+    ``inference_model`` its ``test_pipeline``); domino-seg's own types (CLIP/DINOv2 backbones)
+    need ``custom_imports`` of domino_seg."""
     from mmengine.config import Config
     from mmseg.registry import MODELS
     types = set()
@@ -350,7 +367,7 @@ def _meta_config(seg: dict) -> str:
     collect(seg)
     ours = sorted(t for t in types if (MODELS.get(t) is not None and
                                        MODELS.get(t).__module__.startswith('domino_seg')))
-    config = dict(default_scope='mmseg', model=seg)
+    config = dict(default_scope='mmseg', model=seg, test_pipeline=_test_pipeline(img_scale))
     if ours:
         config['custom_imports'] = dict(imports=['domino_seg'], allow_failed_imports=False)
     return Config(config).pretty_text
@@ -364,10 +381,10 @@ def _dataset_meta(num_classes: int) -> Optional[dict]:
     return dict(classes=list(meta['classes']), palette=[list(p) for p in meta['palette']])
 
 
-def _write_pth(out: str, plain, seg: dict, recorded: DictConfig, fold_info: dict) -> str:
+def _write_pth(out: str, plain, seg: dict, img_scale: Sequence[int], fold_info: dict) -> str:
     """The plain checkpoint (tensors and plain containers only: loads with weights_only) and
     its config beside it; returns the config's path."""
-    text = _meta_config(seg)
+    text = _meta_config(seg, img_scale)
     meta = dict(cfg=text, domino_fold=fold_info)
     dataset_meta = _dataset_meta(plain.decode_head.num_classes)
     if dataset_meta is not None:
@@ -383,15 +400,16 @@ def _write_pth(out: str, plain, seg: dict, recorded: DictConfig, fold_info: dict
     return config
 
 
-def _write_onnx(out: str, plain, size, fold_info: dict, verify: bool) -> dict:
+def _write_onnx(out: str, plain, size, img_scale, fold_info: dict, verify: bool) -> dict:
     from domino_seg.models.export import (SegmentorLogits, export_segmentor_onnx,
                                           max_onnx_difference, onnx_session)
     with reported_write(out, WRITE_FIX), atomic_path(out) as tmp:
         fixed = export_segmentor_onnx(plain, tmp, size, metadata=dict(
             fold_info,
-            classes=(_dataset_meta(plain.decode_head.num_classes) or {}).get('classes')))
+            classes=(_dataset_meta(plain.decode_head.num_classes) or {}).get('classes')),
+            img_scale=img_scale)
     report = dict(onnx_input_size='dynamic' if fixed is None else
-                  f'{size[0]}x{size[1]} only ({fixed})')
+                  f'{size[0]}x{size[1]} only ({fixed})', img_scale=list(img_scale))
     if not verify:
         return report
     session, wrapper = onnx_session(out), SegmentorLogits(plain).eval()
@@ -440,7 +458,9 @@ def _print_report(report: dict, scope: str, mode: str) -> None:
                      f'{report["size"][0]}x{report["size"][1]} image (float32 rounding)')
     if 'onnx_input_size' in report:
         lines.append(f'  input: image (N, 3, H, W) float, BGR 0..255 -> logits; H x W: '
-                     f'{report["onnx_input_size"]}')
+                     f'{report["onnx_input_size"]}; resize images first to fit '
+                     f'data.img_scale={report["img_scale"]} (W, H) keeping the ratio, as '
+                     'tools/infer.py does (the ONNX metadata "resize" says how)')
     for size, difference in report.get('onnx_max_difference', {}).items():
         lines.append(f'  onnxruntime vs PyTorch at {size}: max |difference| {difference:.2g}')
     if 'clip_tower' in report:

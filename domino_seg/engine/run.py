@@ -62,11 +62,20 @@ def _runner(cfg: DictConfig, train: bool, **mm_updates):
     check_data(cfg.data, train=train, labels=scores_labels(cfg))
     mm.update(mm_updates)
     runner = DominoRunner.from_cfg(mm)
-    crop = f', crop {cfg.data.crop_size[0]}x{cfg.data.crop_size[1]}' if train else ''
-    runner.logger.info(f'{cfg.task} {cfg.exp_name}: model {cfg.model.get("name", "?")}, '
-                       f'domino={cfg.domino.scope}, domain={cfg.domain.mode}, '
-                       f'data={cfg.data.name}{crop}; work dir {cfg.work_dir}')
+    runner.logger.info(_header(cfg, train))
     return runner
+
+
+def _header(cfg: DictConfig, train: bool) -> str:
+    """The run's first line: what is trained or tested, with which text encoder when it is
+    not CLIP's text tower (a MiniLM run reads otherwise like a CLIP one)."""
+    crop = f', crop {cfg.data.crop_size[0]}x{cfg.data.crop_size[1]}' if train else ''
+    encoder = cfg.domain.get('text_encoder') or {}
+    domain = cfg.domain.mode + (f' ({encoder.name})' if encoder.get('backend') == 'hf' and
+                                cfg.domain.mode != 'none' else '')
+    return (f'{cfg.task} {cfg.exp_name}: model {cfg.model.get("name", "?")}, '
+            f'domino={cfg.domino.scope}, domain={domain}, '
+            f'data={cfg.data.name}{crop}; work dir {cfg.work_dir}')
 
 
 def _final_report(cfg: DictConfig, title: str, evaluated: bool = True) -> dict:

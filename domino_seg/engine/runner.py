@@ -69,7 +69,8 @@ def read_checkpoint(filename: str, map_location='cpu') -> dict:
         raise CheckpointError(f'checkpoint {filename} is not a file; pass a .pth that '
                               'tools/train.py wrote (see its work dir).')
     with trusted_checkpoint_loading():
-        checkpoint = _load_checkpoint(filename, map_location=map_location)
+        checkpoint = _load_checkpoint(filename, map_location=map_location,
+                                      logger=console.checkpoint_log())
     state_dict = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
     if not (isinstance(state_dict, dict) and isinstance(meta, (dict, type(None)))

@@ -26,19 +26,30 @@ def format_table(report: dict, seen_conditions: Sequence[str] = (CITYSCAPES,)) -
     return table.get_string()
 
 
-def per_class_table(report: dict) -> str:
+def per_class_table(report: dict, width: int = 100) -> str:
     """Rows: each class; columns: each condition's IoU and accuracy (%), '-' where undefined
     (absent classes; accuracy of a metrics.json written before it was recorded): which
-    classes a condition costs, as mmseg's table shows."""
+    classes a condition costs, as mmseg's table shows. Wrapped into tables of a few
+    conditions each, at most ``width`` characters wide (a terminal's 100 columns) when one
+    condition's columns fit."""
     rows = report['conditions']
     classes = list(dict.fromkeys(name for row in rows.values() for name in row['per_class_iou']))
-    table = PrettyTable(['class', *(f'{c} {m}' for c in rows for m in ('IoU', 'Acc'))])
-    table.align = 'r'
-    table.align['class'] = 'l'
-    for name in classes:
-        table.add_row([name, *(_fmt(row.get(key, {}).get(name)) for row in rows.values()
-                               for key in ('per_class_iou', 'per_class_acc'))])
-    return table.get_string()
+
+    def table(conditions: Sequence[str]) -> str:
+        table = PrettyTable(['class', *(f'{c} {m}' for c in conditions for m in ('IoU', 'Acc'))])
+        table.align = 'r'
+        table.align['class'] = 'l'
+        for name in classes:
+            table.add_row([name, *(_fmt(rows[c].get(key, {}).get(name)) for c in conditions
+                                   for key in ('per_class_iou', 'per_class_acc'))])
+        return table.get_string()
+    tables, group = [], []
+    for condition in rows:
+        if group and len(table([*group, condition]).splitlines()[0]) > width:
+            tables.append(table(group))
+            group = []
+        group.append(condition)
+    return '\n'.join(tables + [table(group)])
 
 
 def count_table(counts: dict, written: dict) -> str:

@@ -77,8 +77,23 @@ def preprocessing(model: nn.Module) -> dict:
     return info
 
 
+def resizing(img_scale: Sequence[int]) -> dict:
+    """How to resize an image before the graph (which does not) so that it computes what
+    tools/infer.py does: the evaluation pipeline's ``Resize`` to ``data.img_scale`` keeping the
+    ratio, for the ONNX metadata (``img_scale``, ``keep_ratio``, ``resize``)."""
+    width, height = (int(s) for s in img_scale)
+    return dict(img_scale=[width, height], keep_ratio=True, resize=(
+        f'before the graph, resize an image of w x h pixels to fit img_scale [{width}, '
+        f'{height}] (width, height) keeping its ratio, as tools/infer.py and tools/test.py do: '
+        f's = min({max(width, height)} / max(w, h), {min(width, height)} / min(w, h)), new '
+        'size int(w * s + 0.5) x int(h * s + 0.5), bilinear (mmcv.imrescale); after it, resize '
+        'the logits back to h x w (bilinear, align_corners=False) and take the argmax over '
+        'the classes'))
+
+
 def export_segmentor_onnx(model: nn.Module, path: str, size: Sequence[int],
-                          metadata: Optional[dict] = None, opset: int = OPSET) -> Optional[str]:
+                          metadata: Optional[dict] = None, opset: int = OPSET,
+                          img_scale: Optional[Sequence[int]] = None) -> Optional[str]:
     """Write ``model`` (a plain EncoderDecoder, e.g. :func:`fold_domino`'s) as ONNX: input
     ``image`` (see :class:`SegmentorLogits`), output ``logits``, traced at ``size`` (h, w)
     with a dynamic batch. Height and width are dynamic too, unless the model
@@ -89,8 +104,10 @@ def export_segmentor_onnx(model: nn.Module, path: str, size: Sequence[int],
     * pools to a fixed grid (``nn.AdaptiveAvgPool2d`` to more than 1x1: UPerHead's pyramid
       pooling): the pooling windows are those of ``size``;
 
-    and then the graph takes images of ``size`` only. Returns None (dynamic) or why the size
-    is fixed. ``metadata`` (str -> JSON-able) goes into the model's ``metadata_props``."""
+    and then the graph takes images of ``size`` only. The output's dims are named ``batch``,
+    ``classes``, ``height``, ``width``. Returns None (dynamic) or why the size is fixed.
+    ``metadata`` (str -> JSON-able) goes into the model's ``metadata_props``, with
+    :func:`resizing` for the ``img_scale`` [w, h] the model was trained at."""
     onnx = require('onnx', 'format=onnx')
     plain, pooled = traceable_copy(model)
     wrapper = SegmentorLogits(plain).eval()
@@ -102,10 +119,13 @@ def export_segmentor_onnx(model: nn.Module, path: str, size: Sequence[int],
             if fixed]
         axes = {0: 'batch'} if reasons else {0: 'batch', 2: 'height', 3: 'width'}
         _export(wrapper, (example, ), path, ['image'], ['logits'],
-                dict(image=axes, logits=axes), opset)
+                dict(image=axes, logits={0: 'batch', 1: 'classes', 2: 'height', 3: 'width'}),
+                opset)
     fixed = ' and '.join(reasons) or None
     size_info = dict(input_size='dynamic' if not fixed else
                      f'{size[0]}x{size[1]} (height x width) only: {fixed}')
+    if img_scale is not None:
+        size_info.update(resizing(img_scale))
     _add_metadata(onnx, path, dict(preprocessing(model), **size_info, **(metadata or {})))
     return fixed
 

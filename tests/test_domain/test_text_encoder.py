@@ -162,3 +162,13 @@ def test_without_transformers_clip_works_and_minilm_says_how_to_install():
         result.stderr[-2000:]
     assert 'needs transformers, which is not installed: run pip install -e ".[minilm]"' \
         in result.stderr
+
+
+def test_loading_shows_no_progress_bar_and_leaves_the_setting(capfd):
+    """transformers' "Loading weights" bar at every load is console noise; a notebook's own
+    transformers bars stay on."""
+    from transformers.utils import logging as hf_logging
+    hf_logging.enable_progress_bar()
+    hf_text.HFTextEncoder(MINILM)
+    assert 'Loading weights' not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()

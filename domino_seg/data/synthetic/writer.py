@@ -28,14 +28,14 @@ import signal
 import sys
 import tempfile
 import threading
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor
 from glob import escape, glob
 from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
+from domino_seg import console
 from domino_seg.errors import DataError
 from domino_seg.io import atomic_write_json, lock_file, release_lock_file
 
@@ -354,21 +354,26 @@ def _write_samples(root: Path, params: dict, progress: bool, workers: int) -> No
     jobs += [('generated', cond, i) for cond in params.get('generated', [])
              for i in range(params['num_train'])]
     chunks = [jobs[i:i + CHUNK] for i in range(0, len(jobs), CHUNK)]
-    bar = tqdm(total=len(jobs), desc='synthetic benchmark', unit='img', disable=not progress)
-    with bar:
-        if workers <= 1 or len(chunks) <= 1:
-            for chunk in chunks:
-                bar.update(_write_chunk(root, params, chunk))
-            return
-        # fork: the workers start at once, without importing anything again
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('fork'),
-                                   initializer=_worker_start)
-        try:
-            for done in as_completed([pool.submit(_write_chunk, root, params, chunk)
-                                      for chunk in chunks]):
-                bar.update(done.result())
-        finally:  # (on an error or Ctrl-C, after the chunks being written: then the
-            pool.shutdown(wait=True, cancel_futures=True)  # staging folder is removed)
+    if workers <= 1 or len(chunks) <= 1:
+        _show(progress, (_write_chunk(root, params, chunk) for chunk in chunks), len(jobs))
+        return
+    # fork: the workers start at once, without importing anything again
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('fork'),
+                               initializer=_worker_start)
+    try:
+        futures = [pool.submit(_write_chunk, root, params, chunk) for chunk in chunks]
+        _show(progress, (future.result() for future in futures), len(jobs))
+    finally:  # (on an error or Ctrl-C, after the chunks being written: then the
+        pool.shutdown(wait=True, cancel_futures=True)  # staging folder is removed)
+
+
+def _show(progress: bool, written, total: int) -> None:
+    """Consume ``written`` (the image count of each chunk as it is done), with the progress of
+    the images if ``progress``."""
+    ticks = (image for count in written for image in range(count))
+    for _ in (console.progress(ticks, 'synthetic benchmark', 'img', total=total) if progress
+              else ticks):
+        pass
 
 
 def _worker_start() -> None:
