@@ -6,7 +6,7 @@ import logging
 import re
 import sys
 from contextlib import contextmanager
-from typing import Iterable, Iterator, Optional, Sequence
+from typing import Iterable, Iterator, Optional
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
