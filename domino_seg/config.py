@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from domino_seg import schema, tool_help
+from domino_seg import conditions, schema, tool_help
 from domino_seg.data import builder as data_builder
 from domino_seg.domain import builder as domain_builder
 from domino_seg.errors import ConfigError
@@ -28,6 +28,11 @@ OmegaConf.register_new_resolver(
     'dist_backend', lambda: 'nccl' if torch.cuda.is_available() else 'gloo', replace=True)
 # each tool's --help (hydra.help.template in its YAML)
 OmegaConf.register_new_resolver('tool_help', tool_help.help_text, replace=True)
+# configs/domain/onehot.yaml: the conditions a run trains on (a ListConfig: OmegaConf.resolve
+# keeps a list only as a container)
+OmegaConf.register_new_resolver(
+    'seen_conditions', lambda *, _root_: OmegaConf.create(conditions.seen_conditions(_root_.data)),
+    replace=True)
 
 CONFIG_DIR = Path(os.environ.get('DOMINO_SEG_CONFIGS', Path(__file__).resolve().parents[1] /
                                  'configs'))

@@ -149,6 +149,7 @@ class Domain:
     prompt_bank: Any = MISSING  # null, a YAML file or the bank itself
     temperature: float = MISSING
     cache_dir: Optional[str] = MISSING
+    seen: List[str] = MISSING  # domain=onehot: the conditions that have a code
 
 
 @dataclass
