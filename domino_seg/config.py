@@ -102,6 +102,8 @@ VALUE_RANGES: dict[str, tuple[Callable[[object], bool], str]] = {
     'data.crop_size': _pair(32, '[h,w] in pixels'),
     'data.ratio_range': (_ratio_range, '[min,max] with 0 < min <= max'),
     'data.train_weather_prob': _number(0, 1),
+    'domino.style.p': _number(0, 1),
+    'domino.style.alpha': _number(0, math.inf, low_open=True),
     'domain.temperature': _number(0, math.inf, low_open=True),
 }
 

@@ -120,9 +120,16 @@ class Mlp:
 
 
 @dataclass
+class Style:  # domino=style (MixStyle)
+    p: float = MISSING
+    alpha: float = MISSING
+
+
+@dataclass
 class Domino:
     scope: str = MISSING
     mlp: Mlp = field(default_factory=Mlp)
+    style: Style = field(default_factory=Style)
 
 
 @dataclass
