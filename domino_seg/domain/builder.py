@@ -138,6 +138,10 @@ def check_domain(domain: DictConfig, conditions: Sequence[str] = ()) -> None:
         raise ConfigError(f'domain.prompt_bank: {err}. Fix the file (its format is described '
                           'at the top of configs/domain/prompts/weather.yaml) or set '
                           'domain.prompt_bank=null for the default weather bank.') from None
+    if domain.mode == 'onehot' and not seen_labels(domain):
+        raise ConfigError('domain.seen is empty: domain=onehot gives each seen (training) '
+                          'condition a code, so it needs at least one. Leave domain.seen at '
+                          'its default, the run\'s seen conditions.')
     if domain.mode in clip_generator.LABEL_MODES:
         needed = dict.fromkeys(DOMAIN_OF_CONDITION.get(c, c) for c in conditions)
         if domain.mode == 'onehot':

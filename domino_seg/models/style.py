@@ -68,14 +68,15 @@ class MixStyle(nn.Module):
             return x
         batch = x.shape[0]
         lam = self.generator.beta(self.alpha, self.alpha, size=batch)
-        perm = torch.from_numpy(self.generator.permutation(batch))
-        mu = x.mean(dims, keepdim=True).detach()
-        sigma = (x.var(dims, keepdim=True) + self.eps).sqrt().detach()
-        lam = torch.as_tensor(lam, dtype=x.dtype, device=x.device).view(-1, *[1] * (x.dim() - 1))
-        perm = perm.to(x.device)
+        perm = torch.from_numpy(self.generator.permutation(batch)).to(x.device)
+        features = x.float()  # statistics in float32 under mixed precision too
+        mu = features.mean(dims, keepdim=True).detach()
+        sigma = (features.var(dims, keepdim=True) + self.eps).sqrt().detach()
+        lam = torch.as_tensor(lam, dtype=torch.float32, device=x.device).view(
+            -1, *[1] * (x.dim() - 1))
         mu_mix = lam * mu + (1 - lam) * mu[perm]
         sigma_mix = lam * sigma + (1 - lam) * sigma[perm]
-        return (x - mu) / sigma * sigma_mix + mu_mix
+        return ((features - mu) / sigma * sigma_mix + mu_mix).to(x.dtype)
 
     def extra_repr(self) -> str:
         return f'p={self.p}, alpha={self.alpha}'

@@ -57,6 +57,14 @@ def test_a_seen_condition_outside_the_bank_fails_up_front(overrides, fails):
     assert 'domain.prompt_bank' in err
 
 
+def test_no_seen_condition_fails_up_front(overrides, fails):
+    """No code to give (say, a hand-edited config.yaml): stopped before anything is built."""
+    cfg = domino_seg.compose(overrides + ONEHOT + ['domain.seen=[]'])
+    err = fails(lambda: run.train(cfg))
+    assert 'error: domain.seen is empty: domain=onehot gives each seen (training) condition a ' \
+        'code' in err
+
+
 def test_the_segmentor_gets_domino_layers_of_the_code_width(tiny_overrides):
     cfg = domino_seg.compose(tiny_overrides + ONEHOT + ['data.train_weather=[fog]'])
     model = domino_seg.to_mmengine(cfg).model

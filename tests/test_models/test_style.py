@@ -75,6 +75,15 @@ def test_the_output_is_the_papers_formula_on_a_hand_built_batch():
     assert MixStyle(p=0.5, generator=Draws(0.5)).train()(x) is x
 
 
+def test_half_precision_features_mix_in_float32_and_keep_their_dtype():
+    x = torch.tensor([[[[0., 2.], [4., 6.]]], [[[1., 1.], [3., 3.]]]])
+    draws = dict(lam=[0.25, 1.0], perm=[1, 0])
+    full = MixStyle(p=1.0, generator=Draws(0.0, **draws)).train()(x)
+    half = MixStyle(p=1.0, generator=Draws(0.0, **draws)).train()(x.bfloat16())
+    assert half.dtype == torch.bfloat16
+    torch.testing.assert_close(half, full.bfloat16())
+
+
 def test_draws_follow_the_seed():
     first, again, other = style_generator(3), style_generator(3), style_generator(4)
     assert first.random() == again.random() != other.random()
