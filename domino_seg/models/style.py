@@ -82,6 +82,13 @@ class MixStyle(nn.Module):
         return f'p={self.p}, alpha={self.alpha}'
 
 
+def style_generators(model: nn.Module) -> list[np.random.Generator]:
+    """The generators of ``model``'s MixStyle modules, each once, in module order (what exact
+    resume saves and restores, :class:`~domino_seg.engine.rng_state_hook.RngStateHook`)."""
+    found = {id(m.generator): m.generator for m in model.modules() if isinstance(m, MixStyle)}
+    return list(found.values())
+
+
 def _mix_after(norm: nn.Module, args: tuple, output: Tensor) -> Tensor:
     """Forward hook of a norm layer: its output through its MixStyle child."""
     return norm.style(output)

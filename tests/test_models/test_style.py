@@ -122,3 +122,30 @@ def test_style_model_builds_as_the_baseline_does(tiny_overrides):
     style.eval()
     x = torch.randn(1, 3, 64, 64)
     torch.testing.assert_close(style.backbone(x), base.eval().backbone(x), rtol=0, atol=0)
+
+
+def test_resume_restores_the_style_draws(tmp_path):
+    """A checkpoint carries MixStyle's generator state (a plain dict, loadable with
+    weights_only); a resumed run draws on from it, not again from the seed."""
+    from types import SimpleNamespace
+
+    from domino_seg.engine.rng_state_hook import RngStateHook
+
+    def run(generator):
+        shared = [MixStyle(generator=generator), MixStyle(generator=generator)]
+        return SimpleNamespace(model=torch.nn.Sequential(*shared), iter=1,
+                               train_loop=SimpleNamespace(dataloader_iterator=iter([])))
+
+    trained = run(style_generator(0))
+    trained.model[0].generator.random()  # a step before the checkpoint
+    checkpoint = {'meta': {}}
+    RngStateHook().before_save_checkpoint(trained, checkpoint)
+    style = checkpoint['meta']['rng_state']['style']
+    torch.save(style, tmp_path / 'style.pth')  # plain values: no global to allow
+    assert torch.load(tmp_path / 'style.pth', weights_only=True) == style
+    expected = [trained.model[1].generator.random() for _ in range(3)]
+
+    resumed, hook = run(style_generator(0)), RngStateHook()
+    hook.after_load_checkpoint(resumed, checkpoint)
+    hook.before_train(resumed)
+    assert [resumed.model[0].generator.random() for _ in range(3)] == expected
