@@ -44,7 +44,6 @@ class OneHotCodes:
         mean = eye.mean(0)
         self.codes = torch.stack([eye[self.seen.index(c)] if c in self.seen else mean
                                   for c in conditions])
-        self.identity = {'onehot': self.seen}
 
     def encode_text(self, prompts: Sequence[str]) -> torch.Tensor:
         raise ValueError('domain=onehot codes name the prompt bank\'s conditions; they embed '
