@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from domino_seg import schema, tool_help
+from domino_seg import conditions, schema, tool_help
 from domino_seg.conditions import EVAL_CONDITIONS
 from domino_seg.data import builder as data_builder
 from domino_seg.data.corruptions import CORRUPTIONS, SEVERITIES
@@ -32,6 +32,11 @@ OmegaConf.register_new_resolver(
     'dist_backend', lambda: 'nccl' if torch.cuda.is_available() else 'gloo', replace=True)
 # each tool's --help (hydra.help.template in its YAML)
 OmegaConf.register_new_resolver('tool_help', tool_help.help_text, replace=True)
+# configs/domain/onehot.yaml: the conditions a run trains on (a ListConfig: OmegaConf.resolve
+# keeps a list only as a container)
+OmegaConf.register_new_resolver(
+    'seen_conditions', lambda *, _root_: OmegaConf.create(conditions.seen_conditions(_root_.data)),
+    replace=True)
 
 CONFIG_DIR = Path(os.environ.get('DOMINO_SEG_CONFIGS', Path(__file__).resolve().parents[1] /
                                  'configs'))
@@ -154,6 +159,8 @@ VALUE_RANGES: dict[str, tuple[Callable[[object], bool], str]] = {
     'data.crop_size': _pair(32, '[h,w] in pixels'),
     'data.ratio_range': (_ratio_range, '[min,max] with 0 < min <= max'),
     'data.train_weather_prob': _number(0, 1),
+    'domino.style.p': _number(0, 1),
+    'domino.style.alpha': _number(0, math.inf, low_open=True),
     'domain.temperature': _number(0, math.inf, low_open=True),
 }
 

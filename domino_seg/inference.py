@@ -31,6 +31,7 @@ from omegaconf import DictConfig, open_dict
 
 from domino_seg import compat  # noqa: F401  (before mmseg)
 from domino_seg.conditions import DOMAIN_OF_CONDITION
+from domino_seg.domain.clip_generator import LABEL_MODES
 from domino_seg.errors import CheckpointError, ConfigError, DataError, WeightsError
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.gif', '.ppm',
@@ -364,10 +365,11 @@ class Segmenter:
     def describe(self) -> str:
         """One line: the checkpoint, its model and domain embedding, the resize."""
         cfg = self.cfg
-        domain = {'text': f'domain=text (condition {self.condition})' if self.condition else
-                  'domain=text', 'zero_shot': 'domain=zero_shot (CLIP weighs the conditions '
+        labelled = f'domain={self.mode}' + (f' (condition {self.condition})'
+                                            if self.condition else '')  # LABEL_MODES
+        domain = {'zero_shot': 'domain=zero_shot (CLIP weighs the conditions '
                   f'{", ".join(self.conditions)} per image)', 'image': 'domain=image',
-                  'none': 'no domain embedding'}[self.mode]
+                  'none': 'no domain embedding'}.get(self.mode, labelled)
         if self.mode == 'zero_shot' and self.condition:
             domain = f'domain=zero_shot, but the condition {self.condition} is given'
         return (f'checkpoint={self.checkpoint}: model {cfg.model.get("name", "?")}, '
@@ -414,7 +416,7 @@ class Segmenter:
         elif isinstance(images, (str, os.PathLike, np.ndarray, Image.Image, torch.Tensor)):
             images = [images]
         label = self.check_condition(condition) if condition is not None else self.condition
-        if self.mode == 'text' and label is None:
+        if self.mode in LABEL_MODES and label is None:
             _check_condition(self.mode, None, self.bank, True)
         size = batch_size or self.batch_size
         batch = []
@@ -503,18 +505,19 @@ class Segmenter:
 
 
 def _check_condition(mode: str, condition: Optional[str], bank, required: bool) -> None:
-    """Errors: a ``text`` model without a condition (when ``required``), a condition the
+    """Errors: a ``text``/``onehot`` model without a condition (when ``required``), a condition the
     prompt bank lacks, a condition for an ``image`` model (whose embedding is the image's)."""
     if mode == 'none':
         return
     conditions = ', '.join(bank.conditions)
     if condition is None:
-        if mode == 'text' and required:
+        if mode in LABEL_MODES and required:
             raise ConfigError(
-                'this checkpoint\'s model was trained with domain=text: it segments for a known '
-                f'condition, and none was given. Name one of the prompt bank\'s ({conditions}): '
-                'tools/infer.py ... condition=fog, or Segmenter.from_checkpoint(..., '
-                "condition='fog') / predict(..., condition='fog').")
+                f'this checkpoint\'s model was trained with domain={mode}: it segments for a '
+                f'known condition, and none was given. Name one of the prompt bank\'s '
+                f'({conditions}): tools/infer.py ... condition=fog, or '
+                "Segmenter.from_checkpoint(..., condition='fog') / predict(..., "
+                "condition='fog').")
         return
     if mode == 'image':
         raise ConfigError(f'condition={condition}: this checkpoint\'s model was trained with '

@@ -120,9 +120,16 @@ class Mlp:
 
 
 @dataclass
+class Style:  # domino=style (MixStyle)
+    p: float = MISSING
+    alpha: float = MISSING
+
+
+@dataclass
 class Domino:
     scope: str = MISSING
     mlp: Mlp = field(default_factory=Mlp)
+    style: Style = field(default_factory=Style)
 
 
 @dataclass
@@ -149,6 +156,7 @@ class Domain:
     prompt_bank: Any = MISSING  # null, a YAML file or the bank itself
     temperature: float = MISSING
     cache_dir: Optional[str] = MISSING
+    seen: List[str] = MISSING  # domain=onehot: the conditions that have a code
 
 
 @dataclass

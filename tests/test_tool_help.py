@@ -29,7 +29,7 @@ def test_documented_keys_take_the_comment_above_or_beside_and_the_parents(tmp_pa
 def test_train_help_lists_user_groups_and_keys_only():
     text = _help('train')
     groups = text.split('== Config groups')[1].split('== Keys')[0]
-    assert '  domino: backbone, full, head, none (default)\n' in groups
+    assert '  domino: backbone, full, head, none (default), style\n' in groups
     assert '  domain/text_encoder: clip, minilm\n' in groups
     assert 'synthetic_loo_fog' in groups and 'segformer_mit_tiny (default)' in groups
     assert '_base' not in text and 'domain/prompts' not in text and 'hydra/' not in groups

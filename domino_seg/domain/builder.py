@@ -19,10 +19,10 @@ from domino_seg.weights import resolve_open_clip
 
 def _hf_folder(domain: DictConfig) -> Optional[str]:
     """The checked model folder of a Hugging Face text encoder (domain/text_encoder=minilm),
-    or None when CLIP's text tower embeds the prompts. Configs saved before the text_encoder
-    group existed have none."""
+    or None when CLIP's text tower embeds the prompts or nothing does (onehot). Configs saved
+    before the text_encoder group existed have none."""
     encoder = domain.get('text_encoder')
-    if encoder is None or encoder.backend != 'hf':
+    if encoder is None or encoder.backend != 'hf' or domain.mode == 'onehot':
         return None
     if domain.mode != 'text':
         raise ConfigError(f'domain={domain.mode} needs an image tower, and the text encoder '
@@ -36,12 +36,20 @@ def generator_cfg(domain: DictConfig) -> dict:
     """Keyword arguments of DomainPromptGenerator for this domain config."""
     common = dict(mode=domain.mode, temperature=domain.temperature,
                   prompt_bank=domain.prompt_bank)
+    if domain.mode == 'onehot':
+        return dict(common, seen=seen_labels(domain))
     folder = _hf_folder(domain)
     if folder is not None:
         return dict(common, text_encoder=dict(folder=folder))
     clip = OmegaConf.to_container(domain.clip, resolve=True)
     return dict(common, arch=clip['arch'], pretrained=clip['pretrained'],
                 model_cfg=clip['model_cfg'], seed=clip['seed'])
+
+
+def seen_labels(domain: DictConfig) -> list[str]:
+    """``domain=onehot``: the bank conditions of the run's seen conditions (``domain.seen``,
+    recorded with the run; ``cityscapes`` is ``clear``)."""
+    return list(dict.fromkeys(DOMAIN_OF_CONDITION.get(c, c) for c in domain.seen))
 
 
 def transform_cfg(domain: DictConfig) -> Optional[dict]:
@@ -83,6 +91,8 @@ def embed_dim(domain: DictConfig) -> Optional[int]:
     """Size of the domain embedding, known from the encoder's config without building it."""
     if domain.mode == 'none':
         return None
+    if domain.mode == 'onehot':
+        return len(seen_labels(domain))
     folder = _hf_folder(domain)
     if folder is not None:
         return hf_text.embed_dim(folder)
@@ -100,7 +110,7 @@ def embed_dim(domain: DictConfig) -> Optional[int]:
 def check_weights(domain: DictConfig) -> None:
     """Fail before any model or worker is built when the encoder's weights cannot be found;
     warn when they are random."""
-    if domain.mode == 'none' or _hf_folder(domain) is not None:
+    if domain.mode in ('none', 'onehot') or _hf_folder(domain) is not None:
         return
     try:
         resolve_open_clip(domain.clip.arch, domain.clip.pretrained)
@@ -116,8 +126,9 @@ def check_weights(domain: DictConfig) -> None:
 def check_domain(domain: DictConfig, conditions: Sequence[str] = ()) -> None:
     """Everything the domain embeddings will need, checked before any model or
     data-loader worker is built (where a problem would be a traceback, or a worker's): the
-    CLIP weights (:func:`check_weights`), the prompt bank, which in ``text`` mode must name
-    each of the dataset ``conditions`` the run embeds, and a writable ``cache_dir``."""
+    CLIP weights (:func:`check_weights`), the prompt bank, which in ``text`` and ``onehot``
+    mode must name each of the dataset ``conditions`` the run embeds (and, onehot, the seen
+    ones that make its codes), and a writable ``cache_dir``."""
     if domain.mode == 'none':
         return
     check_weights(domain)
@@ -127,19 +138,25 @@ def check_domain(domain: DictConfig, conditions: Sequence[str] = ()) -> None:
         raise ConfigError(f'domain.prompt_bank: {err}. Fix the file (its format is described '
                           'at the top of configs/domain/prompts/weather.yaml) or set '
                           'domain.prompt_bank=null for the default weather bank.') from None
-    if domain.mode == 'text':
+    if domain.mode == 'onehot' and not seen_labels(domain):
+        raise ConfigError('domain.seen is empty: domain=onehot gives each seen (training) '
+                          'condition a code, so it needs at least one. Leave domain.seen at '
+                          'its default, the run\'s seen conditions.')
+    if domain.mode in clip_generator.LABEL_MODES:
         needed = dict.fromkeys(DOMAIN_OF_CONDITION.get(c, c) for c in conditions)
+        if domain.mode == 'onehot':
+            needed.update(dict.fromkeys(seen_labels(domain)))
         missing = [c for c in needed if c not in bank.prompts]
         if missing:
             aliases = ', '.join(f'{c} samples use "{d}"' for c, d in DOMAIN_OF_CONDITION.items())
             raise ConfigError(
                 f'domain.prompt_bank: the bank {bank.source} has no condition(s) {missing}, '
-                f'which domain=text embeds for this run (its conditions: {bank.conditions}; '
-                f'{aliases}; a data.eval_sets entry embeds its `prompt:`, by default night '
-                'for Dark Zurich, fog for Foggy Cityscapes, clear for BDD100K and Mapillary and '
-                'the folder name for folders). Add them under `conditions:` in the bank, set '
-                'the entry\'s prompt to one of the bank\'s conditions, or '
-                'set domain.prompt_bank=null for the default weather bank.')
+                f'which domain={domain.mode} embeds for this run (its conditions: '
+                f'{bank.conditions}; {aliases}; a data.eval_sets entry embeds its `prompt:`, by '
+                'default night for Dark Zurich, fog for Foggy Cityscapes, clear for BDD100K and '
+                'Mapillary and the folder name for folders). Add them under `conditions:` in '
+                'the bank, set the entry\'s prompt to one of the bank\'s conditions, or set '
+                'domain.prompt_bank=null for the default weather bank.')
     if domain.mode in clip_generator.IMAGE_MODES and domain.cache_dir is not None:
         try:
             os.makedirs(domain.cache_dir, exist_ok=True)
@@ -156,6 +173,9 @@ def describe(domain: DictConfig) -> dict:
     them, its weights and whether they carry language meaning."""
     if domain.mode == 'none':
         return dict(mode='none')
+    if domain.mode == 'onehot':
+        return dict(mode='onehot', encoder='onehot', weights=None, has_language_meaning=False,
+                    seen=seen_labels(domain))
     folder = _hf_folder(domain)
     if folder is not None:
         return dict(mode=domain.mode, encoder=f'hf:{domain.text_encoder.name}', weights=folder,

@@ -2,12 +2,15 @@
 
 Domino's normalisation layers predict their scale/shift from this embedding, made by an encoder
 backend: open_clip (text and image towers) or a Hugging Face sentence encoder (text only, see
-``text_encoder``); each says its width and whether it carries language meaning. Modes:
+``text_encoder``), or one-hot condition codes without any text (``onehot``); each says its
+width and whether it carries language meaning. Modes:
 
 * ``text``: a condition label -> mean of its normalised prompt embeddings (renormalised);
 * ``zero_shot``: image -> softmax(cos(image, conditions) / temperature) -> probability-weighted
   mix of the condition embeddings (a convex combination, so not unit-norm in general);
-* ``image``: the normalised CLIP image embedding itself.
+* ``image``: the normalised CLIP image embedding itself;
+* ``onehot``: a condition label -> its one-hot code (:mod:`domino_seg.domain.onehot`), the
+  language-free control of ``text``.
 
 The baseline (``domain=none``) builds no generator: no DomainEmbedder is configured.
 
@@ -34,11 +37,14 @@ from PIL import Image
 
 from domino_seg.weights import resolve_open_clip
 
+from .onehot import OneHotCodes
 from .prompts import PromptBank, load_prompt_bank
 from .text_encoder import HFTextEncoder
 
-MODES = ('text', 'zero_shot', 'image')
+MODES = ('text', 'zero_shot', 'image', 'onehot')
 IMAGE_MODES = ('zero_shot', 'image')
+# the modes that embed a sample's condition label
+LABEL_MODES = ('text', 'onehot')
 DEFAULT_MODE = 'zero_shot'
 TINY_CLIP = 'domino-tiny-clip'
 
@@ -118,7 +124,9 @@ class DomainPromptGenerator:
     """Builds the encoder once and embeds images or condition labels for one ``mode``.
 
     The encoder is open_clip's (text and image towers) or, with ``text_encoder``, a Hugging
-    Face sentence-embedding model (text only, so mode ``text`` only; no CLIP is built).
+    Face sentence-embedding model (text only, so mode ``text`` only; no CLIP is built). Mode
+    ``onehot`` builds none: its embeddings are the :class:`OneHotCodes` of the bank's
+    conditions given ``seen``.
 
     Args:
         arch: open_clip model name ('ViT-B-16', TINY_CLIP, ...).
@@ -133,6 +141,8 @@ class DomainPromptGenerator:
         seed: seed for building the model (fixes random weights across processes).
         text_encoder: HFTextEncoder kwargs (``folder``) to embed the prompts with instead of
             CLIP; the CLIP arguments are then unused.
+        seen: mode ``onehot``: the conditions of the bank training saw (the others get their
+            mean code).
     """
 
     def __init__(self, arch: str = TINY_CLIP, pretrained: Optional[str] = None,
@@ -140,7 +150,7 @@ class DomainPromptGenerator:
                  temperature: float = 0.01,
                  prompt_bank: Union[PromptBank, str, Path, None] = None,
                  device: Union[str, torch.device] = 'cpu', seed: int = 0,
-                 text_encoder: Optional[dict] = None):
+                 text_encoder: Optional[dict] = None, seen: Optional[Sequence[str]] = None):
         if mode not in MODES:
             raise ValueError(f'unknown domain embedding mode {mode!r}; choose one of {MODES}')
         if temperature <= 0:
@@ -153,10 +163,15 @@ class DomainPromptGenerator:
         if not isinstance(prompt_bank, PromptBank):
             prompt_bank = load_prompt_bank(prompt_bank)
         self.bank = prompt_bank
-        self.encoder = (HFTextEncoder(**text_encoder) if text_encoder is not None else
-                        OpenClipEncoder(arch, pretrained, model_cfg, torch.device(device), seed))
+        if mode == 'onehot':
+            self.encoder = OneHotCodes(self.bank.conditions, seen or ())
+            self.condition_embeddings = self.encoder.codes
+        else:
+            self.encoder = (HFTextEncoder(**text_encoder) if text_encoder is not None else
+                            OpenClipEncoder(arch, pretrained, model_cfg, torch.device(device),
+                                            seed))
+            self.condition_embeddings = self._embed_bank()
         self.has_language_meaning = self.encoder.has_language_meaning
-        self.condition_embeddings = self._embed_bank()
 
     @property
     def embed_dim(self) -> int:

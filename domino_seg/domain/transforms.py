@@ -14,7 +14,7 @@ from mmseg.registry import TRANSFORMS
 from domino_seg.conditions import DOMAIN_OF_CONDITION
 
 from .cache import EmbeddingCache
-from .clip_generator import IMAGE_MODES, MODES, to_pil, clip_preprocess
+from .clip_generator import IMAGE_MODES, LABEL_MODES, MODES, to_pil, clip_preprocess
 
 # the metainfo keys this transform sets (listed in PackSegInputs' meta_keys)
 CONDITION_KEY = 'domain_condition'
@@ -25,10 +25,10 @@ INPUT_KEYS = (CONDITION_KEY, PIXELS_KEY, CACHE_KEY)
 
 @TRANSFORMS.register_module()
 class DomainEmbeddingInputs(BaseTransform):
-    """In ``text`` mode sets ``results['domain_condition']``, the prompt-bank condition of the
-    sample; in ``image``/``zero_shot`` mode ``results['domain_clip_pixels']`` (CLIP's input,
-    float32 Tensor[3, h, w], from ``results['img']``) and ``results['domain_cache_key']`` (the
-    embedding cache's key of the decoded image).
+    """In ``text`` and ``onehot`` mode sets ``results['domain_condition']``, the prompt-bank
+    condition of the sample; in ``image``/``zero_shot`` mode ``results['domain_clip_pixels']``
+    (CLIP's input, float32 Tensor[3, h, w], from ``results['img']``) and
+    ``results['domain_cache_key']`` (the embedding cache's key of the decoded image).
 
     Put it right after the image is loaded (and weather-augmented), before any resize or crop,
     so CLIP sees the whole image, and list :data:`INPUT_KEYS` in PackSegInputs' meta_keys.
@@ -55,10 +55,10 @@ class DomainEmbeddingInputs(BaseTransform):
         self._preprocess = None
 
     def transform(self, results: dict) -> dict:
-        if self.mode == 'text':
+        if self.mode in LABEL_MODES:
             if 'condition' not in results:
-                raise KeyError("domain=text needs results['condition'] (set by the dataset) "
-                               f"for {results.get('img_path')}")
+                raise KeyError(f"domain={self.mode} needs results['condition'] (set by the "
+                               f"dataset) for {results.get('img_path')}")
             # an evaluation set's samples name their prompt (data.eval_sets[i].prompt)
             results[CONDITION_KEY] = results.get('prompt_condition') or \
                 DOMAIN_OF_CONDITION.get(results['condition'], results['condition'])

@@ -23,7 +23,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from domino_seg.conditions import DOMAIN_OF_CONDITION
-from domino_seg.domain.clip_generator import IMAGE_MODES
+from domino_seg.domain.clip_generator import IMAGE_MODES, LABEL_MODES
 from domino_seg.errors import CheckpointError, ConfigError, DominoSegError
 from domino_seg.io import atomic_path, atomic_write_bytes, check_outputs, reported_write
 
@@ -171,9 +171,9 @@ def _embedding(cfg: DictConfig) -> tuple[Optional[np.ndarray], str, str]:
             'condition= folds a condition\'s text embedding, but this model (domain=image) was '
             'trained on CLIP image embeddings, which text embeddings are not (CLIP keeps the two '
             'apart): pass image=<a typical image of the domain> or embedding=<file.npy>.')
-    if key == 'image' and mode == 'text':
+    if key == 'image' and mode in LABEL_MODES:
         raise ConfigError('image= needs a model trained with image embeddings (domain=zero_shot '
-                          'or image); this one (domain=text) reads condition embeddings: pass '
+                          f'or image); this one (domain={mode}) reads condition embeddings: pass '
                           'condition=<condition>.')
     generator = _generator(cfg.domain)
     if key == 'condition':

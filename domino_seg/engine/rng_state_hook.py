@@ -10,6 +10,8 @@ import torch
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
+from domino_seg.models.style import style_generators
+
 
 def get_rng_state() -> dict:
     """The python, numpy and torch (CPU and, if in use, CUDA) generator states."""
@@ -50,7 +52,8 @@ class _RestoreAfter:
 @HOOKS.register_module()
 class RngStateHook(Hook):
     """Saves the generator states in every checkpoint (``meta.rng_state``), restores them when
-    training resumes, and runs each evaluation on a copy of them."""
+    training resumes, and runs each evaluation on a copy of them. The model's own generators
+    (MixStyle's, ``domino=style``) are saved and restored too: they draw at every step."""
 
     priority = 'VERY_HIGH'
 
@@ -60,6 +63,9 @@ class RngStateHook(Hook):
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint['meta']['rng_state'] = get_rng_state()
+        style = [g.bit_generator.state for g in style_generators(runner.model)]
+        if style:
+            checkpoint['meta']['rng_state']['style'] = style
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         self._loaded = checkpoint.get('meta', {}).get('rng_state')
@@ -69,6 +75,10 @@ class RngStateHook(Hook):
             loop = runner.train_loop
             loop.dataloader_iterator = _RestoreAfter(loop.dataloader_iterator, runner.iter,
                                                      self._loaded)
+            # the model draws nothing while mmengine replays the trained batches
+            for generator, state in zip(style_generators(runner.model),
+                                        self._loaded.get('style', [])):
+                generator.bit_generator.state = state
         self._loaded = None
 
     def before_val(self, runner) -> None:

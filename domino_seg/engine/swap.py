@@ -146,7 +146,8 @@ def check(cfg: DictConfig) -> list[Entry]:
             'the checkpoint of a domino=head|backbone|full, domain=text run, or leave swap= out.')
     if cfg.domain.mode != 'text':
         source = {'zero_shot': "CLIP's mix of the bank's conditions, weighted by each image",
-                  'image': "each image's CLIP image embedding"}.get(cfg.domain.mode, 'none')
+                  'image': "each image's CLIP image embedding",
+                  'onehot': "the condition's one-hot code, no text"}.get(cfg.domain.mode, 'none')
         raise ConfigError(
             'swap= needs a domain=text model, whose embedding is the condition\'s prompt-bank '
             f'text embedding, which a swap replaces; this one is domain={cfg.domain.mode} '

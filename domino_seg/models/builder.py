@@ -23,8 +23,9 @@ def segmentor_cfg(model: DictConfig, domino: DictConfig, embed_dim: Optional[int
                   finetune: Optional[DictConfig] = None, load_pretrained: bool = True) -> dict:
     """The mmseg segmentor dict: the model group's ``segmentor`` plus backbone weights (unless
     ``load_pretrained`` is false: a checkpoint will replace them), the parts of the backbone
-    ``finetune`` freezes and, unless ``domino.scope`` is ``none``, Domino layers conditioned
-    on ``embed_dim``-d domain embeddings."""
+    ``finetune`` freezes, MixStyle after the backbone's norms with ``domino.style`` and, unless
+    ``domino.scope`` is ``none``, Domino layers conditioned on ``embed_dim``-d domain
+    embeddings."""
     seg = OmegaConf.to_container(model.segmentor, resolve=True)
     if model.get('pretrained') and load_pretrained:
         seg['backbone']['init_cfg'] = dict(
@@ -38,13 +39,17 @@ def segmentor_cfg(model: DictConfig, domino: DictConfig, embed_dim: Optional[int
     if train_backbone != 'all':
         seg['backbone'] = dict(type='PartlyFrozenBackbone', backbone=seg['backbone'],
                                train=train_backbone)
-    if domino.scope != 'none':
+    domino = OmegaConf.to_container(domino, resolve=True)
+    style = domino.pop('style', None)
+    if style:  # domino=style: MixStyle after the backbone's norms (models/style.py)
+        seg['backbone'] = dict(type='StyleMixedBackbone', backbone=seg['backbone'], **style)
+    if domino['scope'] != 'none':
         if not embed_dim:
             raise ConfigError(
-                f'domino={domino.scope} needs a domain embedding, but domain.mode is none. '
+                f'domino={domino["scope"]} needs a domain embedding, but domain.mode is none. '
                 'Choose one, e.g. domain=text or domain=zero_shot.')
         seg['type'] = 'DomainAwareEncoderDecoder'
-        seg['domino'] = dict(OmegaConf.to_container(domino, resolve=True), embed_dim=embed_dim)
+        seg['domino'] = dict(domino, embed_dim=embed_dim)
     return seg
 
 
