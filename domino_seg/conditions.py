@@ -46,7 +46,8 @@ def known_conditions(data: Mapping) -> tuple[str, ...]:
 def run_conditions(data: Mapping) -> tuple[str, ...]:
     """The conditions a run can evaluate: ``cityscapes`` and the adverse conditions of its
     ACDC-layout data, ``data.conditions`` (ACDC's four when the config has none)."""
-    return (CITYSCAPES, *(data.get('conditions') or ACDC_CONDITIONS))
+    conditions = data.get('conditions')
+    return (CITYSCAPES, *(ACDC_CONDITIONS if conditions is None else conditions))
 
 
 def seen_conditions(data: Mapping) -> list[str]:

@@ -197,7 +197,11 @@ def ensure_synthetic(data: DictConfig) -> None:
     from domino_seg.data.synthetic import benchmark_is_complete, write_benchmark
     params = dict(data.generate)
     root = params.pop('root')
-    if not benchmark_is_complete(root, **params):
+    try:
+        complete = benchmark_is_complete(root, **params)
+    except ValueError as err:  # parameters the generator refuses (before it writes anything)
+        raise ConfigError(f'data.generate: {err}.') from None
+    if not complete:
         print(f'Generating the synthetic weather benchmark in {root} (first use, or its '
               'parameters or generator version changed) ...', flush=True)
         # overwrite only replaces a folder that holds nothing but an older benchmark

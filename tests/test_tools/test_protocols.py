@@ -88,6 +88,22 @@ def test_real_acdc_keeps_its_four_conditions(override, message):
     assert message in str(error.value)
 
 
+def test_bad_generation_parameters_are_a_config_error_before_anything_is_written(tmp_path):
+    data = domino_seg.compose(['+exp=synthetic_compose', f'paths.synthetic_compose={tmp_path}',
+                               'data.generate.val_only=[hail]'] + TINY).data
+    with pytest.raises(ConfigError, match=r"^data.generate: val_only \['hail'\] are not among "
+                                          r"the conditions \['fog', 'night'"):
+        ensure_synthetic(data)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_benchmark_without_adverse_conditions_evaluates_none():
+    cfg = domino_seg.compose(['data.conditions=[]', 'data.eval_conditions=[cityscapes,fog]'])
+    with pytest.raises(ConfigError, match=r"unknown condition\(s\) \['fog'\]; valid: "
+                                          r'cityscapes \('):
+        domino_seg.to_mmengine(cfg)
+
+
 @pytest.mark.slow
 def test_protocol_trains_and_scores_the_held_out_conditions_as_unseen(protocol,
                                                                       tiny_overrides_at,

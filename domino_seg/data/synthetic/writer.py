@@ -146,12 +146,13 @@ def generated_folder(root: str | os.PathLike, condition: str) -> Path:
 def benchmark_is_complete(out_dir: str | os.PathLike, num_train: int = 300, num_val: int = 40,
                           height: int = 128, width: int = 256, seed: int = 0,
                           conditions=ADVERSE, generated=(), val_only=()) -> bool:
-    """Whether `out_dir` holds a finished benchmark generated with exactly these parameters."""
+    """Whether `out_dir` holds a finished benchmark generated with exactly these parameters
+    (a ValueError when the generator refuses them)."""
+    params = _params(num_train, num_val, height, width, seed, conditions, generated, val_only)
     try:
         manifest = json.loads((Path(out_dir) / MANIFEST).read_text())
     except (OSError, ValueError):
         return False
-    params = _params(num_train, num_val, height, width, seed, conditions, generated, val_only)
     if manifest.get('version') != GENERATOR_VERSION or manifest.get('params') != params:
         return False
     return _image_counts(Path(out_dir), params) == _counts(params)
