@@ -39,7 +39,7 @@ def known_conditions(data: Mapping) -> tuple[str, ...]:
     (``data.name: synthetic``); real ACDC keeps its four."""
     if data.get('name') != 'synthetic':
         return ACDC_CONDITIONS
-    from domino_seg.data.synthetic.writer import RENDERABLE  # (numpy only; imports this module)
+    from domino_seg.data.synthetic import RENDERABLE  # (numpy only; it imports this module)
     return RENDERABLE
 
 

@@ -9,9 +9,9 @@ from mmseg.datasets import CityscapesDataset
 from mmseg.registry import DATASETS
 
 from domino_seg.conditions import ACDC_CONDITIONS
-from domino_seg.data.synthetic.writer import RENDERABLE
 from domino_seg.data.cityscapes import tag_samples
 from domino_seg.data.layouts import ACDC, check_split
+from domino_seg.data.synthetic import RENDERABLE
 from domino_seg.errors import ConfigError
 
 
@@ -34,8 +34,8 @@ class ACDCDataset(CityscapesDataset):
     ``<root>/gt/<cond>/<split>/<seq>/<name>_gt_labelTrainIds.png`` (Cityscapes trainIds).
 
     ``condition`` is one of fog/night/rain/snow (or another synthetic benchmark condition),
-    ``'all'`` or a list; each sample carries its
-    own condition, so an 'all' split is still scored per condition. ``labels=False`` reads
+    ``'all'`` or a list; each sample carries its own condition, so an 'all' split is still
+    scored per condition. ``labels=False`` reads
     the images only (e.g. the test split, whose labels are not public).
     """
 
