@@ -15,7 +15,8 @@ import numpy as np
 # the condition Cityscapes samples carry (clear weather, the source domain)
 CITYSCAPES = 'cityscapes'
 ACDC_CONDITIONS = ('fog', 'night', 'rain', 'snow')
-# conditions a sample can carry (and be scored on): the Cityscapes domain plus the ACDC ones
+# conditions a sample of real data can carry (and be scored on): the Cityscapes domain plus
+# the ACDC ones; the synthetic benchmark's data config may name more (run_conditions)
 EVAL_CONDITIONS = (CITYSCAPES,) + ACDC_CONDITIONS
 # dataset condition -> the prompt-bank condition that describes it
 DOMAIN_OF_CONDITION = {CITYSCAPES: 'clear'}
@@ -30,6 +31,23 @@ TRAIN_ID_TO_ID[:19] = [7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27,
 # how the image files of each dataset end (data/layouts.py's layouts use them)
 CITYSCAPES_IMAGE_SUFFIX = '_leftImg8bit.png'
 ACDC_IMAGE_SUFFIX = '_rgb_anon.png'
+
+
+def known_conditions(data: Mapping) -> tuple[str, ...]:
+    """The adverse conditions a data config may name (``data.conditions``, training sources,
+    weather augmentation): any weather preset the synthetic benchmark renders
+    (``data.name: synthetic``); real ACDC keeps its four."""
+    if data.get('name') != 'synthetic':
+        return ACDC_CONDITIONS
+    from domino_seg.data.synthetic import RENDERABLE  # (numpy only; it imports this module)
+    return RENDERABLE
+
+
+def run_conditions(data: Mapping) -> tuple[str, ...]:
+    """The conditions a run can evaluate: ``cityscapes`` and the adverse conditions of its
+    ACDC-layout data, ``data.conditions`` (ACDC's four when the config has none)."""
+    conditions = data.get('conditions')
+    return (CITYSCAPES, *(ACDC_CONDITIONS if conditions is None else conditions))
 
 
 def seen_conditions(data: Mapping) -> list[str]:

@@ -40,6 +40,8 @@ OmegaConf.register_new_resolver(
 
 CONFIG_DIR = Path(os.environ.get('DOMINO_SEG_CONFIGS', Path(__file__).resolve().parents[1] /
                                  'configs'))
+# the configs folder, for presets naming a file in it (e.g. a prompt bank) whatever the cwd
+OmegaConf.register_new_resolver('config_dir', lambda: str(CONFIG_DIR), replace=True)
 
 
 def compose(overrides: Sequence[str] = (), config_name: str = 'train') -> DictConfig:

@@ -33,6 +33,8 @@ class Paths:
     bdd100k: str = MISSING
     mapillary: str = MISSING
     synthetic: str = MISSING
+    synthetic_compose: str = MISSING
+    synthetic_severity: str = MISSING
     work_dirs: str = MISSING
     embedding_cache: str = MISSING
     generated: str = MISSING
@@ -63,6 +65,8 @@ class Generate:
     height: int = MISSING
     width: int = MISSING
     seed: int = MISSING
+    conditions: List[str] = MISSING
+    val_only: List[str] = MISSING
 
 
 @dataclass
@@ -78,6 +82,7 @@ class Data:
     name: str = MISSING
     cityscapes_root: str = MISSING
     acdc_root: str = MISSING
+    conditions: List[str] = MISSING
     generate: Optional[Generate] = field(default_factory=Generate)
     train_split: str = MISSING
     # entries: kind and keys are checked by data/sources.py and data/eval_sets.py
@@ -260,6 +265,7 @@ class MakeSynthetic:
     width: int = MISSING
     seed: int = MISSING
     conditions: List[str] = MISSING
+    val_only: List[str] = MISSING
     generated: List[str] = MISSING
     overwrite: bool = MISSING
     progress: bool = MISSING

@@ -200,6 +200,10 @@ def _group_keys(keys, choices: dict, root: DictConfig) -> list[str]:
     return lines
 
 
+# folders of configs/ whose files are read by path, not chosen as group options: prompt banks
+NOT_GROUPS = ('domain/prompts',)
+
+
 def help_text(tool: str, hidden=(), common=(), *, _root_: DictConfig) -> str:
     """The help of ``tools/<tool>.py``: its usage, the groups with a choice to make (two or
     more options not starting with ``_``), its top-level keys with their defaults and the group
@@ -212,7 +216,8 @@ def help_text(tool: str, hidden=(), common=(), *, _root_: DictConfig) -> str:
         groups.append('exp')
     lines = [_header(CONFIG_DIR, tool), '']
     groups += [f'{g}/{sub.name}' for g in list(groups) if (CONFIG_DIR / g).is_dir()
-               for sub in sorted((CONFIG_DIR / g).iterdir()) if sub.is_dir()]
+               for sub in sorted((CONFIG_DIR / g).iterdir())
+               if sub.is_dir() and f'{g}/{sub.name}' not in NOT_GROUPS]
     shown = [g for g in sorted(set(groups)) if len(_options(CONFIG_DIR, g)) > 1]
     if shown:
         lines.append('== Config groups (group=option; +exp=NAME for an experiment) ==')

@@ -43,6 +43,10 @@ def test_every_experiment_composes(exp):
         assert conditions == ['cityscapes', exp[5:]]
 
 
+def test_the_language_protocols_are_experiments():
+    assert {'synthetic_compose', 'synthetic_severity'} <= set(options('exp'))
+
+
 @pytest.mark.parametrize('model', options('model'))
 @pytest.mark.parametrize('domino', options('domino'))
 def test_every_model_builds(model, domino, tiny_model):

@@ -16,21 +16,23 @@ def make(cfg: DictConfig) -> None:
         out = write_benchmark(to_absolute_path(cfg.out), num_train=cfg.num_train,
                               num_val=cfg.num_val, height=cfg.height, width=cfg.width,
                               seed=cfg.seed, conditions=tuple(cfg.conditions),
-                              generated=tuple(cfg.generated), progress=cfg.progress,
-                              overwrite=cfg.overwrite, workers=cfg.workers)
+                              val_only=tuple(cfg.val_only), generated=tuple(cfg.generated),
+                              progress=cfg.progress, overwrite=cfg.overwrite,
+                              workers=cfg.workers)
     except ValueError as err:
         raise ConfigError(str(err)) from None
     except DataError as err:
         raise DataError(f'out={cfg.out}: {err}') from None
-    conditions = ', '.join(cfg.conditions)
-    generated = ''.join(f'\n  {generated_folder(out, c).relative_to(out)}/  {c}: '
-                        f'{cfg.num_train} train (labels: cityscapes/gtFine/train)'
-                        for c in cfg.generated)
-    print(f'Synthetic benchmark in {out}:\n'
-          f'  cityscapes/  clear: {cfg.num_train} train, {cfg.num_val} val\n'
-          f'  acdc/        {conditions}: {cfg.num_train} train, {cfg.num_val} val each'
-          f'{generated}\n'
-          f'  {cfg.height}x{cfg.width} px, seed {cfg.seed}')
+    trained = [c for c in cfg.conditions if c not in cfg.val_only]
+    lines = [f'  cityscapes/  clear: {cfg.num_train} train, {cfg.num_val} val']
+    lines += [f'  acdc/        {", ".join(trained)}: {cfg.num_train} train, {cfg.num_val} val '
+              'each'] if trained else []
+    lines += [f'  acdc/        {", ".join(cfg.val_only)}: {cfg.num_val} val each (held out '
+              'from training)'] if cfg.val_only else []
+    lines += [f'  {generated_folder(out, c).relative_to(out)}/  {c}: {cfg.num_train} train '
+              '(labels: cityscapes/gtFine/train)' for c in cfg.generated]
+    print(f'Synthetic benchmark in {out}:\n' + '\n'.join(lines) +
+          f'\n  {cfg.height}x{cfg.width} px, seed {cfg.seed}')
 
 
 @hydra.main(config_path='../configs', config_name='make_synthetic', version_base='1.3')

@@ -1,4 +1,5 @@
-"""ACDC (fog / night / rain / snow) in its real on-disk layout."""
+"""ACDC (fog / night / rain / snow) in its real on-disk layout, which the synthetic benchmark
+also writes its other conditions in."""
 from __future__ import annotations
 
 import os.path as osp
@@ -10,17 +11,20 @@ from mmseg.registry import DATASETS
 from domino_seg.conditions import ACDC_CONDITIONS
 from domino_seg.data.cityscapes import tag_samples
 from domino_seg.data.layouts import ACDC, check_split
+from domino_seg.data.synthetic import RENDERABLE
 from domino_seg.errors import ConfigError
 
 
 def parse_conditions(condition: Union[str, Sequence[str]]) -> tuple[str, ...]:
-    """'fog' -> ('fog',); 'all' -> all four; a list is validated item by item."""
+    """'fog' -> ('fog',); 'all' -> ACDC's four; a list is validated item by item (the
+    synthetic benchmark's conditions are valid too: the data config checks which a run has)."""
     names = ACDC_CONDITIONS if condition == 'all' else (
         (condition,) if isinstance(condition, str) else tuple(condition))
-    unknown = [c for c in names if c not in ACDC_CONDITIONS]
+    unknown = [c for c in names if c not in RENDERABLE]
     if unknown or not names:
         raise ConfigError(f'unknown ACDC condition {unknown or condition!r}; valid: '
-                          f'{", ".join(ACDC_CONDITIONS)} or "all".')
+                          f'{", ".join(ACDC_CONDITIONS)} or "all" (the synthetic benchmark '
+                          f'also: {", ".join(RENDERABLE[len(ACDC_CONDITIONS):])}).')
     return names
 
 
@@ -29,8 +33,9 @@ class ACDCDataset(CityscapesDataset):
     """ACDC: ``<root>/rgb_anon/<cond>/<split>/<seq>/<name>_rgb_anon.png`` with labels in
     ``<root>/gt/<cond>/<split>/<seq>/<name>_gt_labelTrainIds.png`` (Cityscapes trainIds).
 
-    ``condition`` is one of fog/night/rain/snow, ``'all'`` or a list; each sample carries its
-    own condition, so an 'all' split is still scored per condition. ``labels=False`` reads
+    ``condition`` is one of fog/night/rain/snow (or another synthetic benchmark condition),
+    ``'all'`` or a list; each sample carries its own condition, so an 'all' split is still
+    scored per condition. ``labels=False`` reads
     the images only (e.g. the test split, whose labels are not public).
     """
 

@@ -7,7 +7,7 @@ from omegaconf import DictConfig
 
 from domino_seg.compat import import_imagecorruptions
 # seen_conditions: read here by config and engine
-from domino_seg.conditions import EVAL_CONDITIONS, seen_conditions  # noqa: F401
+from domino_seg.conditions import known_conditions, run_conditions, seen_conditions  # noqa: F401
 from domino_seg.data import eval_sets as extra_sets
 from domino_seg.data import sources as train_sources
 from domino_seg.data.corruptions import corruption_conditions
@@ -23,13 +23,32 @@ META_KEYS = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape', 
 
 
 def _check_conditions(data: DictConfig) -> None:
-    """``data.eval_conditions`` are known conditions; something is evaluated (they may be []
-    when ``data.eval_sets`` or ``data.eval_corruptions`` give the conditions)."""
-    unknown = [c for c in data.eval_conditions if c not in EVAL_CONDITIONS]
+    """``data.conditions`` and ``data.train_weather`` are conditions the data can hold (the
+    synthetic benchmark: any weather preset; ACDC: its four), ``data.eval_conditions`` are
+    among the run's conditions, and something is evaluated (they may be [] when
+    ``data.eval_sets`` or ``data.eval_corruptions`` give the conditions)."""
+    known = known_conditions(data)
+    for key in ('conditions', 'train_weather'):
+        unknown = [c for c in data.get(key) or () if c not in known]
+        if unknown:
+            raise ConfigError(f'data.{key} has unknown condition(s) {unknown}; the '
+                              f'{data.get("name")} data has {", ".join(known)}.')
+    val_only = (data.get('generate') or {}).get('val_only') or ()
+    if val_only:  # (the sources checked first: seen_conditions reads them)
+        train_sources.train_sources(data)
+    held_out = [c for c in seen_conditions(data) if c in val_only] if val_only else []
+    if held_out:
+        raise ConfigError(f'{held_out} are held out from training (data.generate.val_only: '
+                          'rendered in the val split only), but data.train_sources, '
+                          'data.train_weather or data.seen_conditions train on them. Remove '
+                          'them there, or from data.generate.val_only.')
+    valid = run_conditions(data)
+    unknown = [c for c in data.eval_conditions if c not in valid]
     if unknown or not (data.eval_conditions or data.get('eval_sets')
                        or data.get('eval_corruptions')):
         raise ConfigError(f'data.eval_conditions has unknown condition(s) {unknown}; valid: '
-                          f'{", ".join(EVAL_CONDITIONS)} (other datasets: data.eval_sets).')
+                          f'{", ".join(valid)} (the adverse ones: data.conditions; other '
+                          'datasets: data.eval_sets).')
 
 
 def train_pipeline(data: DictConfig, after_load: Sequence[dict] = ()) -> list[dict]:

@@ -4,7 +4,8 @@
 so ``domain=text`` gives each domain its own embedding. Kinds:
 
 * ``cityscapes``: a Cityscapes split (condition ``cityscapes``, i.e. clear);
-* ``acdc``: the split of one ACDC condition (``condition``: fog, night, rain or snow);
+* ``acdc``: the split of one ACDC condition (``condition``: fog, night, rain or snow, or one
+  of the synthetic benchmark's ``data.conditions``);
 * ``generated``: a folder of images generated from Cityscapes label maps in one ``condition``
   (see :mod:`domino_seg.data.generated`), labelled by the Cityscapes ``split`` labels under
   ``labels_root`` (default ``data.cityscapes_root``).
@@ -18,7 +19,7 @@ from typing import Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from domino_seg.conditions import ACDC_CONDITIONS
+from domino_seg.conditions import known_conditions, run_conditions
 from domino_seg.data.generated import scan_generated
 from domino_seg.data.layouts import ACDC, CITYSCAPES, check_split
 from domino_seg.errors import ConfigError
@@ -65,9 +66,12 @@ def _checked(index: int, source, data: DictConfig) -> dict:
     if not source.get('root'):
         raise ConfigError(f'{key}.root is not set: the folder of this {kind} source.')
     checked = {'split': 'train', 'weight': None, **source}
-    if kind != 'cityscapes' and checked.get('condition') not in ACDC_CONDITIONS:
+    # an acdc source reads a condition of the data (data.conditions); a generated one may be
+    # in any condition the data config knows
+    valid = run_conditions(data)[1:] if kind == 'acdc' else known_conditions(data)
+    if kind != 'cityscapes' and checked.get('condition') not in valid:
         raise ConfigError(f'{key}.condition={checked.get("condition")!r}: a {kind} source '
-                          f'needs its condition, one of {", ".join(ACDC_CONDITIONS)}.')
+                          f'needs its condition, one of {", ".join(valid)}.')
     if kind == 'generated':
         checked.setdefault('labels_root', None)
         checked['labels_root'] = checked['labels_root'] or data.cityscapes_root

@@ -8,10 +8,11 @@ from mmcv.transforms import BaseTransform, LoadImageFromFile
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
 
-from domino_seg.conditions import ACDC_CONDITIONS, CITYSCAPES
+from domino_seg.conditions import CITYSCAPES
 from domino_seg.data.label_maps import lookup_table
 from domino_seg.data.layouts import check_label_file, readable
-from domino_seg.data.synthetic import SKY_DEPTH, read_cityscapes_depth, render_weather
+from domino_seg.data.synthetic import (RENDERABLE, SKY_DEPTH, read_cityscapes_depth,
+                                       render_weather)
 from domino_seg.errors import ConfigError, DataError
 
 
@@ -131,10 +132,11 @@ class SyntheticWeather(BaseTransform):
     """
 
     def __init__(self, conditions, prob: float = 0.5) -> None:
-        unknown = [c for c in conditions if c not in ACDC_CONDITIONS]
+        # any condition the renderers know (which ones a data config allows: data/builder.py)
+        unknown = [c for c in conditions if c not in RENDERABLE]
         if unknown or not conditions:
             raise ConfigError(f'data.train_weather has unknown condition(s) {unknown}; valid: '
-                              f'{", ".join(ACDC_CONDITIONS)}.')
+                              f'{", ".join(RENDERABLE)}.')
         self.conditions = list(conditions)
         self.prob = prob
 

@@ -25,13 +25,13 @@ import io
 import os.path as osp
 import re
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
-from domino_seg.conditions import DOMAIN_OF_CONDITION, EVAL_CONDITIONS
+from domino_seg.conditions import DOMAIN_OF_CONDITION, EVAL_CONDITIONS, run_conditions
 from domino_seg.config import scores_labels
 from domino_seg.domain import builder as domain_builder
 from domino_seg.domain.prompts import PromptBank, load_prompt_bank
@@ -89,9 +89,10 @@ def _bank_condition(name: str, bank: PromptBank) -> Optional[str]:
     return label if label in bank.prompts else None
 
 
-def parse(entry, bank: PromptBank) -> Entry:
+def parse(entry, bank: PromptBank, conditions: Sequence[str] = EVAL_CONDITIONS) -> Entry:
     """One ``swap=`` entry, checked against the prompt ``bank``; a ConfigError naming it and
-    the syntax otherwise."""
+    the syntax otherwise. ``conditions``: the run's dataset conditions (a name among them but
+    not in the bank is an error, not a one-word description)."""
     if not isinstance(entry, str) or not entry.strip():
         raise _error(entry, 'not a non-empty text')
     name = entry.strip()
@@ -122,7 +123,7 @@ def parse(entry, bank: PromptBank) -> Entry:
     if colon and re.fullmatch(r'[\w-]+', kind):
         raise _error(entry, f'{kind}: is not a kind of entry (random:, mean:, text:); for a '
                             f'description with a colon write text:{name}')
-    if name in EVAL_CONDITIONS:  # e.g. fog, with a bank of other conditions
+    if name in conditions:  # e.g. fog, with a bank of other conditions
         raise _error(entry, f'a condition of the datasets, but not of the prompt bank '
                             f'{bank.source} (its conditions: {", ".join(bank.conditions)}); '
                             f'for the one-word description, write text:{name}')
@@ -166,7 +167,7 @@ def check(cfg: DictConfig) -> list[Entry]:
                 f'for {key}=, and with swap= (without {key}=) for the table.')
     domain_builder.check_domain(cfg.domain)
     bank = load_prompt_bank(cfg.domain.prompt_bank)
-    parsed = [parse(entry, bank) for entry in entries]
+    parsed = [parse(entry, bank, run_conditions(cfg.data)) for entry in entries]
     names = [entry.name for entry in parsed]
     repeated = sorted({name for name in names if names.count(name) > 1 or name == OWN})
     if repeated:

@@ -1,7 +1,9 @@
 """The built-in synthetic benchmark: scenes, weather, and the files written to disk."""
+import hashlib
 import json
 import os
 import shutil
+import re
 import signal
 import subprocess
 import sys
@@ -13,9 +15,10 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from domino_seg.data.synthetic import (CLASSES, SKY_DEPTH, benchmark_is_complete, fog,
-                                       read_cityscapes_depth, render_sample, render_scene,
-                                       render_weather, write_benchmark)
+from domino_seg.data.synthetic import (CLASSES, CONDITIONS, SKY_DEPTH, acdc_stem,
+                                       benchmark_is_complete, fog, read_cityscapes_depth,
+                                       render_sample, render_scene, render_weather,
+                                       write_benchmark)
 from domino_seg.data.synthetic import writer
 from domino_seg.data.synthetic.weather import PARTS, PRESETS, Weather, compose
 
@@ -332,6 +335,67 @@ def test_mismatching_folder_is_an_error_unless_overwrite(bench, tmp_path):
     write_benchmark(copy, progress=False, overwrite=True, **dict(TINY, num_train=1))
     assert benchmark_is_complete(copy, **dict(TINY, num_train=1))
     assert sorted(p.name for p in tmp_path.iterdir()) == ['copy']  # nothing left beside it
+
+
+def test_default_benchmark_bytes_did_not_change_with_the_presets(bench):
+    # sha256 over (path, bytes) of every file of this benchmark as written by the generator
+    # before it rendered any preset (commit 269ae09): the seeds of the four ACDC conditions
+    # are their index in PRESETS, of which CONDITIONS is the prefix
+    digest = hashlib.sha256()
+    for path, data in sorted(written(bench).items()):
+        digest.update(path.encode() + b'\0' + data)
+    assert digest.hexdigest() == \
+        '165b2dcb84f6bddac97b589d250b6954168fb2693a3034c179877e3b8aad6aaa'
+    assert writer.SEED_ORDER[:len(CONDITIONS)] == CONDITIONS
+
+
+@pytest.fixture(scope='module')
+def presets_bench(tmp_path_factory):
+    """Presets beyond ACDC's, one held out of training (val_only)."""
+    return write_benchmark(tmp_path_factory.mktemp('presets') / 'bench', progress=False,
+                           conditions=['dusk', 'fog', 'foggy_night'], val_only=['foggy_night'],
+                           **TINY)
+
+
+def test_any_preset_is_written_in_the_acdc_layout_held_out_ones_in_val_only(presets_bench):
+    files = written(presets_bench)
+    images = {p for p in files if p.startswith('acdc/rgb_anon/')}
+    assert {'/'.join(p.split('/')[2:4]) for p in images} == \
+        {'dusk/train', 'dusk/val', 'fog/train', 'fog/val', 'foggy_night/val'}
+    assert not (presets_bench / 'acdc/rgb_anon/foggy_night/train').exists()
+    assert not (presets_bench / 'acdc/gt/foggy_night/train').exists()
+    manifest = json.loads((presets_bench / 'synthetic.json').read_text())
+    assert manifest['params']['val_only'] == ['foggy_night']
+    assert manifest['counts']['acdc']['foggy_night'] == {'train': 0, 'val': 1}
+    assert manifest['counts']['acdc']['dusk'] == {'train': 2, 'val': 1}
+    assert benchmark_is_complete(presets_bench, conditions=['dusk', 'fog', 'foggy_night'],
+                                 val_only=['foggy_night'], **TINY)
+    assert not benchmark_is_complete(presets_bench, conditions=['dusk', 'fog', 'foggy_night'],
+                                     **TINY)
+
+
+def test_a_sample_depends_on_its_condition_name_not_on_the_others(presets_bench, bench):
+    ours, default = written(presets_bench), written(bench)
+    fog = {p: data for p, data in default.items() if p.startswith(('acdc/rgb_anon/fog/',
+                                                                    'acdc/gt/fog/'))}
+    assert fog and all(ours[p] == data for p, data in fog.items())
+    sequence, stem = acdc_stem('val', 'foggy_night', 0)
+    image, _, _ = render_sample(0, 'val', 'foggy_night', 0, TINY['height'], TINY['width'])
+    path = presets_bench / f'acdc/rgb_anon/foggy_night/val/{sequence}/{stem}_rgb_anon.png'
+    assert np.array_equal(cv2.imread(str(path))[..., ::-1], image)
+    assert len({acdc_stem(split, c, 0)[0] for c in writer.RENDERABLE
+                for split in ('train', 'val')}) == 2 * len(writer.RENDERABLE)
+
+
+@pytest.mark.parametrize('kwargs,message', [
+    (dict(conditions=['fog', 'hail']), "unknown conditions ['hail']"),
+    (dict(conditions=['fog'], val_only=['night']), "val_only ['night'] are not among"),
+    (dict(conditions=['fog', 'fog']), 'names a condition twice'),
+    (dict(conditions=['clear']), "unknown conditions ['clear']")])
+def test_bad_conditions_are_errors_before_anything_is_written(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        write_benchmark(tmp_path / 'bench', progress=False, **kwargs, **TINY)
+    assert list(tmp_path.iterdir()) == []
 
 
 def user_folder(root: Path) -> dict:

@@ -43,6 +43,13 @@ def test_weather_probability_zero_keeps_the_sample():
     assert SyntheticWeather(['night'], prob=0.0)(dict(results))['condition'] == 'cityscapes'
 
 
+def test_weather_augmentation_renders_any_preset_of_the_benchmark():
+    results = dict(img=np.full((32, 64, 3), 128, np.uint8), condition='cityscapes')
+    np.random.seed(0)
+    assert SyntheticWeather(['foggy_dusk'], prob=1.0)(results)['condition'] == 'foggy_dusk'
+    assert not np.array_equal(results['img'], np.full((32, 64, 3), 128, np.uint8))
+
+
 def test_unknown_weather_is_a_config_error():
     with pytest.raises(ConfigError, match='fog, night, rain, snow'):
         SyntheticWeather(['hail'])

@@ -77,6 +77,15 @@ def test_a_dataset_condition_missing_from_the_bank_is_no_description():
         swap.parse('snow', bank)
 
 
+def test_a_condition_of_the_run_missing_from_the_bank_is_no_description():
+    # the synthetic benchmark's extra conditions (data.conditions) are dataset conditions too
+    bank = prompt_bank_from_dict({'templates': '{}',
+                                  'conditions': {'fog': 'in fog', 'clear': 'in clear weather'}})
+    assert swap.parse('dusk', bank).kind == 'text'      # no dataset of the default run has it
+    with pytest.raises(ConfigError, match=r"swap entry 'dusk': a condition of the datasets"):
+        swap.parse('dusk', bank, ('cityscapes', 'fog', 'dusk'))
+
+
 def test_embeddings(generator):
     fog, night = generator.embed_conditions(['fog', 'night'])
     assert torch.equal(swap.parse('fog', BANK).embedding(generator), fog)

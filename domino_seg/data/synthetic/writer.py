@@ -1,7 +1,9 @@
 """Write the synthetic benchmark in the real Cityscapes and ACDC on-disk layouts.
 
 Clear scenes go to ``cityscapes/`` (images, trainId and labelId maps, disparity so depth is
-recoverable for weather augmentation), adverse scenes to ``acdc/<condition>/``. Optionally the
+recoverable for weather augmentation), adverse scenes (any weather preset) to
+``acdc/<condition>/``; ``val_only`` conditions are rendered in the val split only, so a
+protocol can hold them out of training. Optionally the
 clear training scenes are also rendered in other conditions as a *generated* set in the layout
 a layout-to-image model writes (ALDM: ``generated/cityscapes_<condition>/<city>_<seq>_<frame>.png``,
 paired with the Cityscapes train labels by name). Every sample is
@@ -41,13 +43,16 @@ from domino_seg.io import atomic_write_json, lock_file, release_lock_file
 
 from .geometry import SKY_DEPTH
 from .scene import render_scene
-from .weather import CONDITIONS, render_weather
+from .weather import CONDITIONS, PRESETS, render_weather
 
 GENERATOR_VERSION = 3      # bump whenever scenes or weather change, so old benchmarks mismatch
 MANIFEST = 'synthetic.json'
 GENERATOR = 'domino_seg.data.synthetic'   # the manifest's mark of a folder this code wrote
 WRITTEN = ('cityscapes', 'acdc', 'generated', MANIFEST)  # what a benchmark folder holds
-ADVERSE = CONDITIONS[1:]
+ADVERSE = CONDITIONS[1:]                # the default conditions: ACDC's four
+# the order seeds the samples; CONDITIONS is its prefix, so the default benchmark keeps its bytes
+SEED_ORDER = tuple(PRESETS)
+RENDERABLE = SEED_ORDER[1:]             # every condition the benchmark can hold
 SPLITS = ('train', 'val')
 CITIES = {'train': ('synthtown', 'pixelburg'), 'val': ('renderdorf',)}
 ACDC_SEQUENCES = 2                      # GOPR sequences per condition and split
@@ -90,7 +95,7 @@ def read_cityscapes_depth(path: str | os.PathLike, max_depth: float = SKY_DEPTH)
 def render_sample(seed: int, split: str, condition: str, index: int, height: int,
                   width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(image, trainId label, depth) of one benchmark sample, independent of all others."""
-    rng = np.random.default_rng([seed, SPLITS.index(split), CONDITIONS.index(condition), index])
+    rng = np.random.default_rng([seed, SPLITS.index(split), SEED_ORDER.index(condition), index])
     scene = render_scene(height, width, rng)
     image = render_weather(scene.image, scene.depth, condition, rng, label=scene.label,
                            lights=scene.lights)
@@ -108,30 +113,48 @@ def cityscapes_stem(split: str, index: int) -> tuple[str, str]:
 def acdc_stem(split: str, condition: str, index: int) -> tuple[str, str]:
     """(sequence, file stem) of the index-th sample of a condition, e.g.
     ('GOPR0420', 'GOPR0420_frame_000001')."""
-    first = 400 + 20 * CONDITIONS.index(condition) + 10 * SPLITS.index(split)
+    first = 400 + 20 * SEED_ORDER.index(condition) + 10 * SPLITS.index(split)
     sequence = f'GOPR{first + index % ACDC_SEQUENCES:04d}'
     return sequence, f'{sequence}_frame_{index // ACDC_SEQUENCES:06d}'
 
 
-def _params(num_train, num_val, height, width, seed, conditions, generated=()) -> dict:
-    conditions, generated = list(conditions), list(generated)
-    unknown = sorted(set(conditions + generated) - set(ADVERSE))
+def _params(num_train, num_val, height, width, seed, conditions, generated=(),
+            val_only=()) -> dict:
+    conditions, generated, val_only = list(conditions), list(generated), list(val_only)
+    unknown = sorted(set(conditions + generated) - set(RENDERABLE))
     if unknown:
-        raise ValueError(f'unknown conditions {unknown}; the benchmark has {list(ADVERSE)}')
+        raise ValueError(f'unknown conditions {unknown}; the benchmark renders '
+                         f'{", ".join(RENDERABLE)}')
+    if sorted(set(conditions)) != sorted(conditions):
+        raise ValueError(f'conditions {conditions} names a condition twice')
+    if not set(val_only) <= set(conditions):
+        raise ValueError(f'val_only {sorted(set(val_only) - set(conditions))} are not among '
+                         f'the conditions {conditions}; val_only marks conditions rendered in '
+                         'the val split only')
     if min(num_train, num_val) < 0 or min(height, width) < 16:
         raise ValueError('num_train/num_val must be >= 0 and height/width >= 16, got '
                          f'{num_train}, {num_val}, {height}, {width}')
     params = dict(num_train=int(num_train), num_val=int(num_val), height=int(height),
                   width=int(width), seed=int(seed), conditions=conditions)
-    if generated:  # (absent otherwise, so benchmarks written before the option stay valid)
+    # (absent otherwise, so benchmarks written before the options stay valid)
+    if generated:
         params['generated'] = generated
+    if val_only:
+        params['val_only'] = val_only
     return params
+
+
+def _splits(params: dict, condition: str) -> dict:
+    """Images per split of one ACDC-layout condition (no train split when held out)."""
+    train = 0 if condition in params.get('val_only', ()) else params['num_train']
+    return {'train': train, 'val': params['num_val']}
 
 
 def _counts(params: dict) -> dict:
     per_split = {'train': params['num_train'], 'val': params['num_val']}
     counts = {'cityscapes': dict(per_split),
-              'acdc': {condition: dict(per_split) for condition in params['conditions']}}
+              'acdc': {condition: _splits(params, condition)
+                       for condition in params['conditions']}}
     if params.get('generated'):
         counts['generated'] = {condition: params['num_train']
                                for condition in params['generated']}
@@ -145,13 +168,14 @@ def generated_folder(root: str | os.PathLike, condition: str) -> Path:
 
 def benchmark_is_complete(out_dir: str | os.PathLike, num_train: int = 300, num_val: int = 40,
                           height: int = 128, width: int = 256, seed: int = 0,
-                          conditions=ADVERSE, generated=()) -> bool:
-    """Whether `out_dir` holds a finished benchmark generated with exactly these parameters."""
+                          conditions=ADVERSE, generated=(), val_only=()) -> bool:
+    """Whether `out_dir` holds a finished benchmark generated with exactly these parameters
+    (a ValueError when the generator refuses them)."""
+    params = _params(num_train, num_val, height, width, seed, conditions, generated, val_only)
     try:
         manifest = json.loads((Path(out_dir) / MANIFEST).read_text())
     except (OSError, ValueError):
         return False
-    params = _params(num_train, num_val, height, width, seed, conditions, generated)
     if manifest.get('version') != GENERATOR_VERSION or manifest.get('params') != params:
         return False
     return _image_counts(Path(out_dir), params) == _counts(params)
@@ -173,11 +197,13 @@ def _image_counts(root: Path, params: dict) -> dict:
 
 def write_benchmark(out_dir: str | os.PathLike, num_train: int = 300, num_val: int = 40,
                     height: int = 128, width: int = 256, seed: int = 0,
-                    conditions=ADVERSE, generated=(), progress: bool = True,
+                    conditions=ADVERSE, generated=(), val_only=(), progress: bool = True,
                     overwrite: bool = False, workers: int = 2) -> Path:
     """Generate the benchmark into `out_dir` (a no-op when it is already complete with the
-    same parameters) and return its path. ``generated`` conditions add a generated set of the
-    clear training scenes in those conditions (see :func:`generated_folder`).
+    same parameters) and return its path. ``conditions``: any weather presets but clear
+    (``RENDERABLE``), each with a train and a val split, except the ``val_only`` ones (val
+    only: held out from training). ``generated`` conditions add a generated set of the clear
+    training scenes in those conditions (see :func:`generated_folder`).
 
     A new or empty `out_dir` is written; a benchmark this generator wrote (incomplete, or with
     other parameters) only with `overwrite`; any other folder is refused (DataError), and so
@@ -186,7 +212,7 @@ def write_benchmark(out_dir: str | os.PathLike, num_train: int = 300, num_val: i
     """
     given = Path(out_dir).absolute()
     out = Path(os.path.realpath(given))  # (through a link to the benchmark: where it is)
-    params = _params(num_train, num_val, height, width, seed, conditions, generated)
+    params = _params(num_train, num_val, height, width, seed, conditions, generated, val_only)
     if benchmark_is_complete(out, **params):
         if _leftovers(out, 'partial') or _leftovers(out, 'old'):
             with contextlib.suppress(OSError), _locked(out, wait=False) as locked:
@@ -350,7 +376,7 @@ def _write_samples(root: Path, params: dict, progress: bool, workers: int) -> No
     per_split = {'train': params['num_train'], 'val': params['num_val']}
     jobs = [(split, 'clear', i) for split in SPLITS for i in range(per_split[split])]
     jobs += [(split, cond, i) for cond in params['conditions'] for split in SPLITS
-             for i in range(per_split[split])]
+             for i in range(_splits(params, cond)[split])]
     jobs += [('generated', cond, i) for cond in params.get('generated', [])
              for i in range(params['num_train'])]
     chunks = [jobs[i:i + CHUNK] for i in range(0, len(jobs), CHUNK)]
@@ -406,10 +432,10 @@ def render_generated(seed: int, condition: str, index: int, height: int,
                      width: int) -> np.ndarray:
     """The index-th clear training scene (same layout and label as the Cityscapes train
     sample) rendered in ``condition``, as a layout-to-image model would generate it."""
-    scene_rng = np.random.default_rng([seed, SPLITS.index('train'), CONDITIONS.index('clear'),
+    scene_rng = np.random.default_rng([seed, SPLITS.index('train'), SEED_ORDER.index('clear'),
                                        index])
     scene = render_scene(height, width, scene_rng)
-    weather_rng = np.random.default_rng([seed, len(SPLITS), CONDITIONS.index(condition), index])
+    weather_rng = np.random.default_rng([seed, len(SPLITS), SEED_ORDER.index(condition), index])
     return render_weather(scene.image, scene.depth, condition, weather_rng, label=scene.label,
                           lights=scene.lights)
 
