@@ -33,16 +33,6 @@ CITYSCAPES_IMAGE_SUFFIX = '_leftImg8bit.png'
 ACDC_IMAGE_SUFFIX = '_rgb_anon.png'
 
 
-def known_conditions(data: Mapping) -> tuple[str, ...]:
-    """The adverse conditions a data config may name (``data.conditions``, training sources,
-    weather augmentation): any weather preset the synthetic benchmark renders
-    (``data.name: synthetic``); real ACDC keeps its four."""
-    if data.get('name') != 'synthetic':
-        return ACDC_CONDITIONS
-    from domino_seg.data.synthetic import RENDERABLE  # (numpy only; it imports this module)
-    return RENDERABLE
-
-
 def run_conditions(data: Mapping) -> tuple[str, ...]:
     """The conditions a run can evaluate: ``cityscapes`` and the adverse conditions of its
     ACDC-layout data, ``data.conditions`` (ACDC's four when the config has none)."""

@@ -18,7 +18,6 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from domino_seg import conditions, schema, tool_help
-from domino_seg.conditions import EVAL_CONDITIONS
 from domino_seg.data import builder as data_builder
 from domino_seg.data.corruptions import CORRUPTIONS, SEVERITIES
 from domino_seg.domain import builder as domain_builder
@@ -98,16 +97,18 @@ def _choice(options: Sequence, what: str = '') -> tuple[Callable[[object], bool]
             f'one of {", ".join(map(str, options))}' + (f' ({what})' if what else ''))
 
 
-def _distinct(options: Sequence, what: str, empty: bool = True,
+def _distinct(options: Sequence | None, what: str, empty: bool = True,
               note: str = '') -> tuple[Callable, str]:
-    """A list of ``options``, each at most once: a repeated entry would be evaluated twice and
-    weigh double in the means."""
+    """A list of ``options`` (None: of names, which the data checks know), each at most once:
+    a repeated entry would be evaluated twice and weigh double in the means."""
     def ok(v):
-        return isinstance(v, list) and (empty or bool(v)) and len(set(v)) == len(v) and \
-            all(x in options and type(x) is type(options[0]) for x in v)
+        return isinstance(v, list) and (empty or bool(v)) and len(set(v)) == len(v) and (
+            all(type(x) is str for x in v) if options is None else
+            all(x in options and type(x) is type(options[0]) for x in v))
     ok.distinct = True  # check_value_ranges names the repeated entry
     return ok, (f'a list of distinct {what}' + ('' if empty else ', at least one') +
-                f', each one of {", ".join(map(str, options))}' + note)
+                ('' if options is None else f', each one of {", ".join(map(str, options))}')
+                + note)
 
 
 SEED = _integer(0, 2 ** 32 - 1)  # numpy's seed range
@@ -144,8 +145,9 @@ VALUE_RANGES: dict[str, tuple[Callable[[object], bool], str]] = {
     'domino.mlp.act': _choice(ACTIVATIONS, 'a torch.nn activation'),
     'data.train_split': _choice(SPLITS, 'the split folder read'),
     'data.eval_split': _choice(SPLITS, 'the split folder read'),
-    'data.eval_conditions': _distinct(EVAL_CONDITIONS, 'conditions',
-                                      note=' (other datasets: data.eval_sets)'),
+    # (which names: the data's conditions, checked with the data: builder._check_conditions)
+    'data.eval_conditions': _distinct(None, 'conditions', note=' (other datasets: '
+                                      'data.eval_sets)'),
     'data.eval_corruptions': _distinct(CORRUPTIONS, 'corruption names'),
     'data.corruption_severities': _distinct(tuple(SEVERITIES), 'severities', empty=False),
     'data.corruption_seed': SEED,

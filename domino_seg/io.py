@@ -10,6 +10,8 @@ import os.path as osp
 import shutil
 import tempfile
 from contextlib import contextmanager
+from glob import escape as glob_escape
+from glob import glob
 from io import BytesIO
 from typing import Callable, Iterable, Iterator, Optional
 
@@ -111,10 +113,21 @@ def check_out_folder(out, key: str = 'out') -> None:
                           'folder the outputs go to: choose a folder (a new one is created).')
 
 
+# the mmengine config a run records beside its config.yaml
+MMENGINE_CONFIG = 'mmengine_config.py'
+# the files that show a run wrote into a folder (tools/train.py's work dir)
+RUN_FILES = ('config.yaml', 'metrics.json', 'last_checkpoint', 'iter_*.pth')
+
+
+def run_files(folder: str) -> list[str]:
+    """The files in ``folder`` that show a run wrote there (see RUN_FILES)."""
+    return sorted(hit for pattern in RUN_FILES
+                  for hit in glob(osp.join(glob_escape(folder), pattern)))
+
+
 def run_folder(path) -> Optional[str]:
-    """The run folder (one holding a run's record, see ``resume.RUN_FILES``) that ``path``
-    lies in, at any depth, or None."""
-    from domino_seg.engine.resume import run_files
+    """The run folder (one holding a run's record, ``RUN_FILES``) that ``path`` lies in, at
+    any depth, or None."""
     folder = osp.dirname(osp.realpath(path))
     while True:
         if run_files(folder):

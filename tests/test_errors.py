@@ -70,13 +70,20 @@ def test_label_of_another_size_than_its_image(bench, fails):
     assert 'is 128x32 but its image' in err and 'is 128x64 (WxH)' in err
 
 
-def test_unknown_acdc_condition():
+def test_unknown_acdc_condition(overrides, fails):
+    cfg = domino_seg.compose(overrides + ['data.eval_conditions=[cityscapes,fgo]'])
+    err = fails(lambda: run.train(cfg))
+    assert "data.eval_conditions has unknown condition(s) ['fgo']" in err
+    assert 'valid: cityscapes, fog, night, rain, snow' in err
+
+
+def test_a_repeated_condition_is_refused_when_composed():
     with pytest.raises(ConfigError) as err:
-        domino_seg.compose(['data.eval_conditions=[cityscapes,fgo]'])
+        domino_seg.compose(['data.eval_conditions=[cityscapes,fog,fog]'])
     assert str(err.value) == (
-        'data.eval_conditions=["cityscapes", "fgo"] is not valid: data.eval_conditions takes a '
-        'list of distinct conditions, each one of cityscapes, fog, night, rain, snow (other '
-        'datasets: data.eval_sets).')
+        'data.eval_conditions=["cityscapes", "fog", "fog"] is not valid ("fog" is listed '
+        'twice): data.eval_conditions takes a list of distinct conditions (other datasets: '
+        'data.eval_sets).')
 
 
 def test_misspelled_config_key_lists_the_valid_ones(tmp_path, tool_fails):
@@ -137,7 +144,7 @@ def test_unknown_group_option_lists_the_valid_ones(tmp_path, tool_fails):
     err = tool_fails('test.py', ['checkpoint=x.pth', 'domino=haed'], tmp_path)
     assert "error: domino=haed: the config group domino has no option 'haed' (no " \
            'configs/domino/haed.yaml). Did you mean domino=head? Options of domino: backbone, ' \
-           'full, head, none.' in err
+           'full, head, none, style.' in err
     assert '_base' not in err
 
 

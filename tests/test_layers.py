@@ -17,7 +17,8 @@ LAYERS = (
     ('config',),
     ('models', 'evaluation', 'data', 'domain'),
     ('compat', 'weights'),
-    ('conditions', 'errors', 'io', 'console'),
+    ('conditions', 'io', 'console'),
+    ('errors',),
 )
 # modules that belong to another module's unit
 UNIT_OF = {'tool_help': 'config',  # the tools' --help texts, a resolver config.py registers

@@ -7,7 +7,7 @@ from omegaconf import DictConfig
 
 from domino_seg.compat import import_imagecorruptions
 # seen_conditions: read here by config and engine
-from domino_seg.conditions import known_conditions, run_conditions, seen_conditions  # noqa: F401
+from domino_seg.conditions import run_conditions, seen_conditions  # noqa: F401
 from domino_seg.data import eval_sets as extra_sets
 from domino_seg.data import sources as train_sources
 from domino_seg.data.corruptions import corruption_conditions
@@ -27,7 +27,7 @@ def _check_conditions(data: DictConfig) -> None:
     synthetic benchmark: any weather preset; ACDC: its four), ``data.eval_conditions`` are
     among the run's conditions, and something is evaluated (they may be [] when
     ``data.eval_sets`` or ``data.eval_corruptions`` give the conditions)."""
-    known = known_conditions(data)
+    known = train_sources.known_conditions(data)
     for key in ('conditions', 'train_weather'):
         unknown = [c for c in data.get(key) or () if c not in known]
         if unknown:

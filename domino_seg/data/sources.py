@@ -19,8 +19,9 @@ from typing import Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from domino_seg.conditions import known_conditions, run_conditions
+from domino_seg.conditions import ACDC_CONDITIONS, run_conditions
 from domino_seg.data.generated import scan_generated
+from domino_seg.data.synthetic import RENDERABLE
 from domino_seg.data.layouts import ACDC, CITYSCAPES, check_split
 from domino_seg.errors import ConfigError
 
@@ -28,6 +29,15 @@ KINDS = ('cityscapes', 'acdc', 'generated')
 KEYS = {'cityscapes': ('kind', 'root', 'split', 'weight'),
         'acdc': ('kind', 'root', 'split', 'condition', 'weight'),
         'generated': ('kind', 'root', 'split', 'condition', 'labels_root', 'weight')}
+
+
+def known_conditions(data: DictConfig) -> tuple[str, ...]:
+    """The adverse conditions a data config may name (``data.conditions``, training sources,
+    weather augmentation): any weather preset the synthetic benchmark renders
+    (``data.name: synthetic``); real ACDC keeps its four."""
+    if data.get('name') != 'synthetic':
+        return ACDC_CONDITIONS
+    return RENDERABLE
 
 
 def train_sources(data: DictConfig) -> list[dict]:

@@ -16,9 +16,8 @@ from mmseg.registry import HOOKS
 from omegaconf import OmegaConf
 
 from domino_seg.evaluation.metrics import PER_IMAGE_FILE
-from domino_seg.io import atomic_write_bytes, atomic_write_json, reported_write
+from domino_seg.io import MMENGINE_CONFIG, atomic_write_bytes, atomic_write_json, reported_write
 
-MMENGINE_CONFIG = 'mmengine_config.py'
 
 
 @HOOKS.register_module()

@@ -21,13 +21,12 @@ from typing import Optional, Union
 from omegaconf import DictConfig, OmegaConf
 
 from domino_seg.errors import CheckpointError, ConfigError
-from domino_seg.io import lock_file
+from domino_seg.io import lock_file, run_files
 
 _ITER = re.compile(r'iter_(\d+)\.pth$')
 # the file in a work dir whose lock the process writing into it holds (lock_work_dir)
 LOCK_FILE = '.lock'
 # what a run writes into its work dir (Hydra's .hydra/ alone is not a run: a failed start)
-RUN_FILES = ('config.yaml', 'metrics.json', 'last_checkpoint', 'iter_*.pth')
 # keys a resumed run may change: where runs live and how this one is found, and load_from,
 # which resume replaces (the run's own weights)
 # (and how the run logs and which backend joins its processes: a run may move machines)
@@ -130,11 +129,6 @@ def resumed_folder(resume: Union[bool, str, None], work_dir: str) -> Optional[st
     if isinstance(resume, str) and osp.isfile(resume):
         return osp.dirname(osp.abspath(resume))
     return osp.abspath(resume if isinstance(resume, str) else work_dir)
-
-
-def run_files(folder: str) -> list[str]:
-    """The files in ``folder`` that show a run wrote there (see RUN_FILES)."""
-    return sorted(hit for pattern in RUN_FILES for hit in glob(osp.join(escape(folder), pattern)))
 
 
 def claim_work_dir(work_dir: str, resume: Union[bool, str, None] = None,
