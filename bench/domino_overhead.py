@@ -126,6 +126,7 @@ def make_optim_wrapper(model, cfg):
     """The optimizer wrapper train.py would use (AdamW + paramwise_cfg of the model group)."""
     from mmengine.logging import MMLogger
     from mmengine.optim import build_optim_wrapper
+
     from domino_seg.models import builder as model_builder
     logger = MMLogger.get_current_instance()
     level = logger.level
@@ -269,9 +270,10 @@ def bench_train_infer(args, models, optims, batches, device):
 
 def bench_cache(args, domino, optim, domino_cfg, batches, device, cache_dir):
     """(on-the-fly CLIP + Domino train step) vs (cache hit + Domino train step)."""
+    from mmseg.registry import TRANSFORMS
+
     from domino_seg.domain import builder as domain_builder
     from domino_seg.domain.embedder import DomainEmbedder
-    from mmseg.registry import TRANSFORMS
     gen_cfg = domain_builder.generator_cfg(domino_cfg.domain)
     inputs = TRANSFORMS.build(domain_builder.transform_cfg(domino_cfg.domain))  # a worker's part
     clip_device = torch.device(args.clip_device)

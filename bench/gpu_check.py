@@ -29,11 +29,11 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
+import domino_overhead as timing  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import domino_seg  # noqa: E402  (compat fixes before mmseg)
-import domino_overhead as timing  # noqa: E402
 
 MODELS = ('clip_vit_b16_upernet', 'dinov2_vitb14_upernet')
 DOMAIN = ['domain=text', 'domain.clip.arch=ViT-B-16', 'domain.clip.pretrained=null']
@@ -85,8 +85,10 @@ def optim_wrapper(model, cfg, precision: str, device):
     """train.py's optimizer (the model group's AdamW + paramwise_cfg); bf16 through mmengine's
     AmpOptimWrapper on a GPU, CPU autocast in a dry run (mmengine's AMP is GPU-only)."""
     from contextlib import nullcontext
+
     from mmengine.logging import MMLogger
     from mmengine.optim import build_optim_wrapper
+
     from domino_seg.models import builder
     wrapper_cfg = builder.optim_wrapper_cfg(cfg.model)
     if precision == 'bf16' and device.type == 'cuda':

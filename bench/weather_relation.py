@@ -74,6 +74,7 @@ def visual_shifts(scenes: int, height: int, width: int) -> dict[str, np.ndarray]
 def text_shifts(encoder: str) -> dict[str, np.ndarray]:
     """Condition -> its text embedding minus clear's (the bank's normalised prompt means)."""
     import torch
+
     from domino_seg.domain.prompts import load_prompt_bank
     bank = load_prompt_bank(BANK)
     if encoder == 'minilm':

@@ -3,7 +3,7 @@
 Importing the package applies the compatibility fixes (``compat``) before mmseg and registers
 domino-seg's datasets, transforms, metrics, hooks and models in mmseg's registries.
 """
-from domino_seg import compat  # noqa: F401  (must come first)
+from domino_seg import compat  # noqa: F401, I001  (must come first)
 from domino_seg import data, domain, engine, evaluation, models  # noqa: F401  (registration)
 from domino_seg.config import build_dataset, build_segmentor, compose, to_mmengine
 from domino_seg.inference import Segmenter

@@ -55,7 +55,8 @@ def compose(overrides: Sequence[str] = (), config_name: str = 'train') -> DictCo
 
 def _compose(overrides: Sequence[str], config_name: str) -> DictConfig:
     """Hydra's composition, unresolved; inside a running tool, through that tool's Hydra."""
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     if GlobalHydra.instance().is_initialized():
         return hydra_compose(config_name=config_name, overrides=list(overrides))
@@ -387,6 +388,7 @@ def with_recorded_model(cfg: DictConfig, checkpoint: str, key: str,
     ``keep``, and with the recorded values of ``keys`` (e.g. ``data.img_scale``) where it has
     them; ``key`` names the config key that gave ``checkpoint`` in the errors."""
     import copy
+
     from omegaconf import open_dict
     recorded = recorded_config(checkpoint, key)
     merged = copy.deepcopy(cfg)

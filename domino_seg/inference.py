@@ -248,6 +248,7 @@ def build_model(cfg: DictConfig, checkpoint: str, device: torch.device):
     """The segmentor ``cfg`` describes, with the weights of ``checkpoint`` (read by
     ``read_checkpoint``, checked to fit), in eval mode on ``device``."""
     import re
+
     from mmengine.config import ConfigDict
     from mmengine.registry import init_default_scope
     from mmengine.runner.checkpoint import _load_checkpoint_to_model

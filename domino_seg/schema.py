@@ -14,8 +14,16 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-from omegaconf import (MISSING, BooleanNode, DictConfig, FloatNode, IntegerNode, ListConfig,
-                       OmegaConf, UnionNode)
+from omegaconf import (
+    MISSING,
+    BooleanNode,
+    DictConfig,
+    FloatNode,
+    IntegerNode,
+    ListConfig,
+    OmegaConf,
+    UnionNode,
+)
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
 from domino_seg.errors import ConfigError

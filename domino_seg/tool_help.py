@@ -179,8 +179,9 @@ def flag_error(argv: list[str], tool: str) -> str | None:
 def _group_keys(keys, choices: dict, root: DictConfig) -> list[str]:
     """``key=default`` lines for the group ``keys`` (``schedule.max_iters``) the composed
     ``root`` has, each group key's comment (in the chosen option's YAML) once."""
-    from domino_seg.config import CONFIG_DIR
     from omegaconf import OmegaConf
+
+    from domino_seg.config import CONFIG_DIR
     lines, shown = [], set()
     for key in keys:
         parent, _, leaf = key.rpartition('.')
@@ -208,8 +209,9 @@ def help_text(tool: str, hidden=(), common=(), *, _root_: DictConfig) -> str:
     """The help of ``tools/<tool>.py``: its usage, the groups with a choice to make (two or
     more options not starting with ``_``), its top-level keys with their defaults and the group
     keys users set most (``common``, e.g. ``schedule.max_iters``)."""
-    from domino_seg.config import CONFIG_DIR
     from omegaconf import OmegaConf
+
+    from domino_seg.config import CONFIG_DIR
     choices = dict(OmegaConf.select(_root_, 'hydra.runtime.choices', default={}) or {})
     groups = [g for g in choices if not g.startswith('hydra')]
     if 'model' in groups:  # experiments (+exp=NAME) apply to the tools that build a model

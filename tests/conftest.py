@@ -11,9 +11,9 @@ if os.environ.get('PYTEST_XDIST_WORKER'):  # pytest -n N: N processes share the 
     os.environ.setdefault('OMP_NUM_THREADS', '1')  # one thread each (and each tool they run)
 
 import pytest  # noqa: E402
+from mmengine.registry import init_default_scope  # noqa: E402
 
 import domino_seg  # noqa: E402,F401  (compat fixes and registration)
-from mmengine.registry import init_default_scope  # noqa: E402
 
 init_default_scope('mmseg')  # as the Runner does: types in configs resolve in mmseg's registries
 

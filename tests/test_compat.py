@@ -7,8 +7,8 @@ from domino_seg.compat import trusted_checkpoint_loading
 
 def test_mmseg_models_import_and_guarded_ops_fall_back():
     import mmseg.models  # noqa: F401
-    from mmseg.models.decode_heads import psa_head
     from mmcv.ops import point_sample
+    from mmseg.models.decode_heads import psa_head
     assert psa_head.PSAMask is None
     out = point_sample(torch.zeros(1, 2, 4, 4), torch.full((1, 3, 2), 0.5))
     assert out.shape == (1, 2, 3)
@@ -51,6 +51,7 @@ def test_trusted_scope_still_refuses_arbitrary_objects(tmp_path, capsys):
 
 def test_trusted_scope_does_not_reach_other_threads(tmp_path):
     import threading
+
     from mmengine.logging import HistoryBuffer
     from mmengine.runner.checkpoint import _load_checkpoint
     path = tmp_path / 'ckpt.pth'

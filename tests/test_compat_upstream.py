@@ -2,11 +2,10 @@
 beyond making ``import mmcv.ops`` work: ops that need no compiled extension are there as in
 full mmcv, missing ones behave as upstream's guarded imports and feature checks expect, and
 using one fails with an ImportError naming the fix."""
+import mmcv.ops
 import pytest
 import torch
 from mmengine.utils.dl_utils import mmcv_full_available
-
-import mmcv.ops
 
 pytestmark = pytest.mark.skipif(mmcv_full_available(), reason='full mmcv: no stub installed')
 FIX = 'install full mmcv instead of mmcv-lite'

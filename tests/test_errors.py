@@ -15,6 +15,7 @@ import domino_seg
 from domino_seg.engine import run
 from domino_seg.errors import ConfigError
 
+
 def first(root, pattern):
     return sorted(root.glob(pattern))[0]
 

@@ -1,4 +1,5 @@
-"""Atomic writes: whole files only, and the mode any other file of the user gets; outputs\nnever land on inputs, a run's files or outside their folder."""
+"""Atomic writes: whole files only, and the mode any other file of the user gets; outputs
+never land on inputs, a run's files or outside their folder."""
 import os
 import stat
 

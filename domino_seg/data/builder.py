@@ -6,6 +6,7 @@ from typing import Sequence
 from omegaconf import DictConfig
 
 from domino_seg.compat import import_imagecorruptions
+
 # seen_conditions: read here by config and engine
 from domino_seg.conditions import run_conditions, seen_conditions  # noqa: F401
 from domino_seg.data import eval_sets as extra_sets
@@ -87,7 +88,8 @@ def eval_pipeline(data: DictConfig, after_load: Sequence[dict] = (),
 def train_dataset(data: DictConfig, pipeline: list[dict]) -> dict:
     """Every training source in one ConcatDataset; each sample keeps its source's condition."""
     return dict(type='ConcatDataset', datasets=[
-        train_sources.dataset_cfg(source, pipeline) for source in train_sources.train_sources(data)])
+        train_sources.dataset_cfg(source, pipeline)
+        for source in train_sources.train_sources(data)])
 
 
 def train_sampler(data: DictConfig) -> dict:

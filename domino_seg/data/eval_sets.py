@@ -39,9 +39,19 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from domino_seg.data.cityscapes import tag_samples
-from domino_seg.data.layouts import (BDD100K, CONDITION_FOLDERS, DARK_ZURICH, FOGGY_BETAS,
-                                     MAPILLARY, Layout, check_split, foggy_cityscapes,
-                                     label_name, readable, scan)
+from domino_seg.data.layouts import (
+    BDD100K,
+    CONDITION_FOLDERS,
+    DARK_ZURICH,
+    FOGGY_BETAS,
+    MAPILLARY,
+    Layout,
+    check_split,
+    foggy_cityscapes,
+    label_name,
+    readable,
+    scan,
+)
 from domino_seg.data.sources import check_kind_and_keys
 from domino_seg.errors import ConfigError, DataError
 

@@ -21,8 +21,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from domino_seg.conditions import ACDC_CONDITIONS, run_conditions
 from domino_seg.data.generated import scan_generated
-from domino_seg.data.synthetic import RENDERABLE
 from domino_seg.data.layouts import ACDC, CITYSCAPES, check_split
+from domino_seg.data.synthetic import RENDERABLE
 from domino_seg.errors import ConfigError
 
 KINDS = ('cityscapes', 'acdc', 'generated')

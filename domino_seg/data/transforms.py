@@ -11,8 +11,7 @@ from mmseg.registry import TRANSFORMS
 from domino_seg.conditions import CITYSCAPES
 from domino_seg.data.label_maps import lookup_table
 from domino_seg.data.layouts import check_label_file, readable
-from domino_seg.data.synthetic import (RENDERABLE, SKY_DEPTH, read_cityscapes_depth,
-                                       render_weather)
+from domino_seg.data.synthetic import RENDERABLE, SKY_DEPTH, read_cityscapes_depth, render_weather
 from domino_seg.errors import ConfigError, DataError
 
 

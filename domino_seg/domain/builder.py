@@ -9,8 +9,10 @@ import open_clip
 from omegaconf import DictConfig, OmegaConf
 
 from domino_seg.conditions import DOMAIN_OF_CONDITION
-from domino_seg.domain import clip_generator  # noqa: F401  (registers the tiny CLIP config)
-from domino_seg.domain import embedder
+from domino_seg.domain import (
+    clip_generator,  # noqa: F401  (registers the tiny CLIP config)
+    embedder,
+)
 from domino_seg.domain import text_encoder as hf_text
 from domino_seg.domain.prompts import PromptBankError, load_prompt_bank
 from domino_seg.errors import ConfigError, WeightsError

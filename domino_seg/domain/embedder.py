@@ -16,8 +16,13 @@ from domino_seg.conditions import EMBEDDING_KEY
 from domino_seg.errors import WeightsError
 
 from .cache import EmbeddingCache
-from .clip_generator import (IMAGE_MODES, MODES, TINY_CLIP, DomainPromptGenerator,
-                             clip_preprocess_cfg)
+from .clip_generator import (
+    IMAGE_MODES,
+    MODES,
+    TINY_CLIP,
+    DomainPromptGenerator,
+    clip_preprocess_cfg,
+)
 from .transforms import CACHE_KEY, CONDITION_KEY, PIXELS_KEY
 
 # image features kept in memory in front of the disk cache (~32 MB at 512-d): a training step

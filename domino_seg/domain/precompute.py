@@ -11,13 +11,12 @@ import os
 import time
 from typing import Optional
 
+import mmseg.datasets  # noqa: F401  (registers mmseg's dataset types)
 import torch
 from mmcv.transforms import LoadImageFromFile
+from mmseg.registry import DATASETS, TRANSFORMS
 from torch.utils.data import DataLoader
 from tqdm import tqdm
-
-import mmseg.datasets  # noqa: F401  (registers mmseg's dataset types)
-from mmseg.registry import DATASETS, TRANSFORMS
 
 from .clip_generator import IMAGE_MODES
 from .embedder import DomainEmbedder, inputs_transform_cfg

@@ -14,7 +14,7 @@ from mmseg.registry import TRANSFORMS
 from domino_seg.conditions import DOMAIN_OF_CONDITION
 
 from .cache import EmbeddingCache
-from .clip_generator import IMAGE_MODES, LABEL_MODES, MODES, to_pil, clip_preprocess
+from .clip_generator import IMAGE_MODES, LABEL_MODES, MODES, clip_preprocess, to_pil
 
 # the metainfo keys this transform sets (listed in PackSegInputs' meta_keys)
 CONDITION_KEY = 'domain_condition'

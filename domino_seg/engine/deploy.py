@@ -133,6 +133,7 @@ def _build(seg: dict):
 def _domino_model(cfg: DictConfig, checkpoint: str):
     """The trained model, its weights loaded (all of them: nothing may be missing)."""
     import re
+
     from domino_seg.engine.runner import check_fits, read_checkpoint
     model = _build(_segmentor_cfg(cfg, cfg.domino))
     state_dict = read_checkpoint(checkpoint)
@@ -401,8 +402,12 @@ def _write_pth(out: str, plain, seg: dict, img_scale: Sequence[int], fold_info: 
 
 
 def _write_onnx(out: str, plain, size, img_scale, fold_info: dict, verify: bool) -> dict:
-    from domino_seg.models.export import (SegmentorLogits, export_segmentor_onnx,
-                                          max_onnx_difference, onnx_session)
+    from domino_seg.models.export import (
+        SegmentorLogits,
+        export_segmentor_onnx,
+        max_onnx_difference,
+        onnx_session,
+    )
     with reported_write(out, WRITE_FIX), atomic_path(out) as tmp:
         fixed = export_segmentor_onnx(plain, tmp, size, metadata=dict(
             fold_info,
@@ -429,8 +434,12 @@ def _write_onnx(out: str, plain, size, img_scale, fold_info: dict, verify: bool)
 
 
 def _write_clip_tower(cfg: DictConfig, out: str, verify: bool) -> dict:
-    from domino_seg.models.export import (ClipImageEmbedding, export_clip_image_onnx,
-                                          max_onnx_difference, onnx_session)
+    from domino_seg.models.export import (
+        ClipImageEmbedding,
+        export_clip_image_onnx,
+        max_onnx_difference,
+        onnx_session,
+    )
     generator = _generator(cfg.domain)
     if not hasattr(generator.encoder, 'model'):
         raise ConfigError('clip_tower=true: the domain encoder is not an open_clip model.')

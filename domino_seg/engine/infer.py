@@ -17,8 +17,15 @@ from omegaconf import DictConfig, ListConfig
 from domino_seg.conditions import image_stem
 from domino_seg.errors import ConfigError, DataError
 from domino_seg.inference import IMAGE_SUFFIXES, VIDEO_SUFFIXES, Segmenter
-from domino_seg.io import (atomic_path, atomic_write_json, atomic_write_png, check_out_folder,
-                           check_outputs, inside, reported_write)
+from domino_seg.io import (
+    atomic_path,
+    atomic_write_json,
+    atomic_write_png,
+    check_out_folder,
+    check_outputs,
+    inside,
+    reported_write,
+)
 
 OVERLAY_SUFFIX = '_overlay.png'
 LABEL_SUFFIX = '_labelTrainIds.png'  # as tools/test.py save_predictions=true

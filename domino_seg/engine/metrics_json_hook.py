@@ -19,7 +19,6 @@ from domino_seg.evaluation.metrics import PER_IMAGE_FILE
 from domino_seg.io import MMENGINE_CONFIG, atomic_write_bytes, atomic_write_json, reported_write
 
 
-
 @HOOKS.register_module()
 class MetricsJsonHook(Hook):
     """Writes ``config`` to ``config.yaml`` before training or testing starts (after the

@@ -15,18 +15,35 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from domino_seg import schema, tool_help
-from domino_seg.config import (check_value_ranges, command_line_keys, model_groups_in,
-                               recorded_config_path, scores_labels, to_mmengine,
-                               with_recorded_model)
-from domino_seg.data.builder import (check_data, ensure_synthetic, prompt_conditions,
-                                     seen_conditions)
+from domino_seg.config import (
+    check_value_ranges,
+    command_line_keys,
+    model_groups_in,
+    recorded_config_path,
+    scores_labels,
+    to_mmengine,
+    with_recorded_model,
+)
+from domino_seg.data.builder import check_data, ensure_synthetic, prompt_conditions, seen_conditions
 from domino_seg.domain import builder as domain_builder
-from domino_seg.engine.resume import (check_same_config, checkpoint_iter, claim_work_dir,
-                                      is_first_process, latest_checkpoint, lock_work_dir,
-                                      metrics_iter, remove_unstarted_work_dirs,
-                                      resume_checkpoint, resumed_folder)
-from domino_seg.engine.interrupt_hook import (TrainingInterrupted, finish_stopped,
-                                              stop_on_signals, stopped_by_error)
+from domino_seg.engine.interrupt_hook import (
+    TrainingInterrupted,
+    finish_stopped,
+    stop_on_signals,
+    stopped_by_error,
+)
+from domino_seg.engine.resume import (
+    check_same_config,
+    checkpoint_iter,
+    claim_work_dir,
+    is_first_process,
+    latest_checkpoint,
+    lock_work_dir,
+    metrics_iter,
+    remove_unstarted_work_dirs,
+    resume_checkpoint,
+    resumed_folder,
+)
 from domino_seg.errors import CheckpointError, ConfigError, DominoSegError
 from domino_seg.evaluation.report import count_table, format_table, per_class_table
 
@@ -404,6 +421,7 @@ def print_mmengine_config(config_name: str, overrides: list) -> None:
     """``--cfg mmengine``: print the mmengine config this tool would run with (the
     ``mmengine_config.py`` a run records), on stdout; nothing runs and nothing is written."""
     import contextlib
+
     from domino_seg.config import compose
     cfg = compose(overrides, config_name)
     _check_required(cfg, config_name)

@@ -36,8 +36,13 @@ from domino_seg.errors import ConfigError, DataError
 from domino_seg.evaluation import intervals
 from domino_seg.evaluation.metrics import PER_IMAGE_FILE
 from domino_seg.evaluation.report import markdown_table, save_figure
-from domino_seg.io import (MMENGINE_CONFIG, atomic_write_bytes, check_out_folder, check_outputs,
-                           reported_write)
+from domino_seg.io import (
+    MMENGINE_CONFIG,
+    atomic_write_bytes,
+    check_out_folder,
+    check_outputs,
+    reported_write,
+)
 
 # keys that never split nor name rows (besides hydra.*): the seed is what rows aggregate over
 IGNORED_KEYS = ('seed', 'work_dir', 'paths.work_dirs', 'resume')

@@ -7,13 +7,12 @@ from typing import Optional
 import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.optim import DefaultOptimWrapperConstructor
+from mmseg.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
 from omegaconf import DictConfig, OmegaConf
 
 from domino_seg.errors import ConfigError
-from mmseg.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
 
 from .domino_norm import NORM_TYPES, DominoNorm
-
 from .pretrained import resolve_weights
 
 TRAIN_BACKBONE = ('all', 'norms', 'none')

@@ -32,11 +32,11 @@ from typing import Union
 import numpy as np
 import torch
 import torch.nn as nn
+from mmseg.models.segmentors import EncoderDecoder
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from domino_seg import compat  # noqa: F401  (must precede mmseg imports)
-from mmseg.models.segmentors import EncoderDecoder
 
 from .domino_norm import DominoNorm
 from .segmentor import DomainAwareEncoderDecoder

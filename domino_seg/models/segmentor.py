@@ -13,8 +13,15 @@ from domino_seg.conditions import EMBEDDING_KEY
 
 from .convert import SCOPE_PARTS, convert_to_domino, unconverted
 from .domain_context import domain_embedding_context
-from .domino_norm import (DEFAULT_MLP, DominoNorm, build_domain_encoder, domino_generator,
-                          domino_mlp_keys, init_linears, with_wrapped_norm_keys)
+from .domino_norm import (
+    DEFAULT_MLP,
+    DominoNorm,
+    build_domain_encoder,
+    domino_generator,
+    domino_mlp_keys,
+    init_linears,
+    with_wrapped_norm_keys,
+)
 
 DEFAULT_DOMINO = dict(scope='head', embed_dim=512, mlp=None)
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mmengine.dataset import DefaultSampler
 from PIL import Image
 
 import domino_seg
@@ -13,7 +14,6 @@ from domino_seg.data.builder import evaluated_conditions, prompt_conditions
 from domino_seg.data.label_maps import VISTAS_V12_CLASSES
 from domino_seg.data.samplers import SubDatasetBatchSampler
 from domino_seg.errors import ConfigError, DataError
-from mmengine.dataset import DefaultSampler
 
 H, W = 32, 64  # every image and label (Mapillary: some at another size)
 

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mmseg.registry import DATASETS, TRANSFORMS
 from PIL import Image
 
 import domino_seg
 from domino_seg.data.layouts import CITYSCAPES, check_label_file, check_split, scan
 from domino_seg.engine import run
 from domino_seg.errors import DataError
-from mmseg.registry import DATASETS, TRANSFORMS
 
 
 def labels(root, split='train'):

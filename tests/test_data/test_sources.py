@@ -7,13 +7,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from mmengine.dataset import ConcatDataset
 
 import domino_seg
 from domino_seg.data.samplers import SourceWeightedSampler
 from domino_seg.data.synthetic import generated_folder, write_benchmark
 from domino_seg.data.transforms import SyntheticWeather
 from domino_seg.errors import ConfigError, DataError
-from mmengine.dataset import ConcatDataset
 
 GEN = dict(num_train=4, num_val=2, height=64, width=128, seed=0)
 

@@ -2,8 +2,8 @@
 import hashlib
 import json
 import os
-import shutil
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,14 +15,21 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from domino_seg.data.synthetic import (CLASSES, CONDITIONS, SKY_DEPTH, acdc_stem,
-                                       benchmark_is_complete, fog, read_cityscapes_depth,
-                                       render_sample, render_scene, render_weather,
-                                       write_benchmark)
-from domino_seg.data.synthetic import writer
+from domino_seg.data.synthetic import (
+    CLASSES,
+    CONDITIONS,
+    SKY_DEPTH,
+    acdc_stem,
+    benchmark_is_complete,
+    fog,
+    read_cityscapes_depth,
+    render_sample,
+    render_scene,
+    render_weather,
+    write_benchmark,
+    writer,
+)
 from domino_seg.data.synthetic.weather import PARTS, PRESETS, Weather, compose
-
-
 from domino_seg.errors import ConfigError, DataError
 from domino_seg.io import lock_file
 

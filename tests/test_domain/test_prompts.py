@@ -1,8 +1,12 @@
 """Prompt bank: the default bank, its content hash, and every validation error."""
 import pytest
 
-from domino_seg.domain.prompts import (DEFAULT_PROMPT_BANK, PromptBankError, load_prompt_bank,
-                                       prompt_bank_from_dict)
+from domino_seg.domain.prompts import (
+    DEFAULT_PROMPT_BANK,
+    PromptBankError,
+    load_prompt_bank,
+    prompt_bank_from_dict,
+)
 
 REQUIRED = ['clear', 'fog', 'night', 'rain', 'snow', 'overcast', 'dusk']
 

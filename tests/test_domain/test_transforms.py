@@ -14,12 +14,12 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from mmcv.transforms import Compose  # noqa: E402
 from mmengine.dataset import pseudo_collate  # noqa: E402
+from mmseg.registry import MODELS, TRANSFORMS  # noqa: E402
 
 from domino_seg.domain import clip_generator, precompute_embeddings  # noqa: E402
 from domino_seg.domain.clip_generator import DomainPromptGenerator  # noqa: E402
 from domino_seg.domain.embedder import DomainEmbedder, inputs_transform_cfg  # noqa: E402
 from domino_seg.domain.transforms import INPUT_KEYS  # noqa: E402
-from mmseg.registry import MODELS, TRANSFORMS  # noqa: E402
 
 CPU = torch.device('cpu')
 

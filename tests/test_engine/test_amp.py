@@ -6,8 +6,11 @@ import torch
 import torch.nn as nn
 
 from domino_seg import compose, config, to_mmengine
-from domino_seg.engine.nan_guard import (NonFiniteGuard, NonFiniteGuardAmpOptimWrapper,
-                                         NonFiniteGuardOptimWrapper)
+from domino_seg.engine.nan_guard import (
+    NonFiniteGuard,
+    NonFiniteGuardAmpOptimWrapper,
+    NonFiniteGuardOptimWrapper,
+)
 from domino_seg.errors import ConfigError
 from domino_seg.models.domain_context import domain_embedding_context
 from domino_seg.models.domino_norm import DominoNorm

@@ -74,6 +74,7 @@ def test_checkpoint_loads_are_logged_to_the_run_log_file_only(tmp_path, capsys, 
     nowhere, in a run (its logger current, with a log file) to the log file only."""
     import torch
     from mmengine.logging import MMLogger
+
     from domino_seg.engine.runner import read_checkpoint
     path = str(tmp_path / 'iter_1.pth')
     torch.save(dict(state_dict=dict(w=torch.zeros(1)), meta={}), path)

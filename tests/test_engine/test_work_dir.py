@@ -17,8 +17,7 @@ from omegaconf import OmegaConf
 import domino_seg
 from domino_seg import io
 from domino_seg.engine import run
-from domino_seg.engine.resume import (check_same_config, claim_work_dir, lock_work_dir,
-                                      run_stamp)
+from domino_seg.engine.resume import check_same_config, claim_work_dir, lock_work_dir, run_stamp
 from domino_seg.errors import ConfigError
 
 
@@ -258,6 +257,7 @@ def test_a_record_from_an_older_version_still_resumes_but_a_change_does_not(tmp_
     """Keys the recorded config.yaml lacks (added by a newer domino-seg) are not a change;
     a key the record has, with another value, is."""
     from omegaconf import OmegaConf
+
     from domino_seg.engine.resume import check_same_config
     from domino_seg.errors import ConfigError
     cfg = domino_seg.compose(tiny_overrides)

@@ -12,8 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from domino_seg.evaluation.submission import to_label_ids
 from domino_seg.evaluation.metrics import ConditionIoUMetric
+from domino_seg.evaluation.submission import to_label_ids
 
 pytest.importorskip('cityscapesscripts')
 

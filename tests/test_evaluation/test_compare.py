@@ -787,7 +787,7 @@ def test_interval_figure_shows_the_intervals_around_zero(single_runs):
     segments = bars.get_segments()
     assert [(s[0][1], s[1][1]) for s in segments] == pytest.approx(
         [(boot[k].low, boot[k].high) for k in keys])
-    assert any(l.get_ydata()[0] == 0 for l in ax.get_lines())  # the zero line
+    assert any(line.get_ydata()[0] == 0 for line in ax.get_lines())  # the zero line
     assert [t.get_text() for t in ax.get_xticklabels()] == [
         'cityscapes (seen)', 'fog', 'night', 'mean unseen']
     legend = ax.get_legend()

@@ -25,9 +25,9 @@ def hand_iou(preds, labels, num_classes=4, ignore=255):
     """IoU and accuracy (recall) per class, and aAcc, from an explicit confusion matrix."""
     conf = np.zeros((num_classes, num_classes), dtype=np.int64)
     for pred, label in zip(preds, labels):
-        for p, l in zip(np.ravel(pred), np.ravel(label)):
-            if l != ignore:
-                conf[l, p] += 1
+        for p, t in zip(np.ravel(pred), np.ravel(label)):
+            if t != ignore:
+                conf[t, p] += 1
     inter = np.diag(conf)
     union = conf.sum(0) + conf.sum(1) - inter
     with np.errstate(invalid='ignore', divide='ignore'):
@@ -41,8 +41,8 @@ FOG = [([[0, 1], [1, 1]], [[0, 0], [1, 1]]), ([[2, 2], [2, 0]], [[2, 2], [255, 0
 
 
 def all_samples():
-    return ([sample(p, l, 'cityscapes') for p, l in CLEAR] +
-            [sample(p, l, 'fog') for p, l in FOG])
+    return ([sample(p, t, 'cityscapes') for p, t in CLEAR] +
+            [sample(p, t, 'fog') for p, t in FOG])
 
 
 @pytest.mark.parametrize('batch_size', [1, 2, 3, 4])
@@ -56,7 +56,7 @@ def test_per_condition_iou_matches_confusion_matrix_for_any_batch_size(batch_siz
     out = m.compute_metrics(m.results)
 
     for condition, pairs in (('cityscapes', CLEAR), ('fog', FOG)):
-        iou, acc, aacc = hand_iou([p for p, _ in pairs], [l for _, l in pairs])
+        iou, acc, aacc = hand_iou([p for p, _ in pairs], [t for _, t in pairs])
         row = m.report['conditions'][condition]
         assert row['num_images'] == 2
         assert row['aAcc'] == pytest.approx(aacc)

@@ -20,9 +20,13 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from domino_seg.errors import ConfigError
-from domino_seg.evaluation.submission import (CityscapesSubmissionHook, check_format,
-                                              submission_name, to_label_ids)
 from domino_seg.evaluation.metrics import ConditionIoUMetric
+from domino_seg.evaluation.submission import (
+    CityscapesSubmissionHook,
+    check_format,
+    submission_name,
+    to_label_ids,
+)
 
 cs_labels = pytest.importorskip('cityscapesscripts.helpers.labels')
 ROOT = Path(__file__).resolve().parents[2]

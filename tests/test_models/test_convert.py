@@ -4,10 +4,9 @@ import copy
 import pytest
 import torch
 import torch.nn as nn
-
-import domino_seg.compat  # noqa: F401  (before mmseg)
 from mmseg.registry import MODELS
 
+import domino_seg.compat  # noqa: F401  (conftest imported it before mmseg)
 from domino_seg.models import DominoNorm, convert_to_domino, domain_embedding_context
 
 EMBED_DIM = 16

@@ -6,10 +6,16 @@ import torch.nn as nn
 
 import domino_seg
 from domino_seg.domain.clip_generator import DomainPromptGenerator
-from domino_seg.models.export import (ClipImageEmbedding, FixedAdaptiveAvgPool2d,
-                                      SegmentorLogits, TraceableMultiheadAttention,
-                                      export_clip_image_onnx, export_segmentor_onnx,
-                                      max_onnx_difference, onnx_session)
+from domino_seg.models.export import (
+    ClipImageEmbedding,
+    FixedAdaptiveAvgPool2d,
+    SegmentorLogits,
+    TraceableMultiheadAttention,
+    export_clip_image_onnx,
+    export_segmentor_onnx,
+    max_onnx_difference,
+    onnx_session,
+)
 from domino_seg.models.fold import fold_domino
 
 pytest.importorskip('onnx')

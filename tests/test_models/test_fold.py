@@ -4,14 +4,17 @@ import pytest
 import torch
 import torch.nn as nn
 from mmengine.structures import PixelData
-
-import domino_seg
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
-from domino_seg.models import (DomainAwareEncoderDecoder, DominoNorm, convert_to_domino,
-                               domain_embedding_context)
+import domino_seg
+from domino_seg.models import (
+    DomainAwareEncoderDecoder,
+    DominoNorm,
+    convert_to_domino,
+    domain_embedding_context,
+)
 from domino_seg.models.fold import fold_domino, has_domino
 
 H, W = 64, 96

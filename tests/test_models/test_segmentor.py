@@ -3,11 +3,10 @@ import pytest
 import torch
 from mmengine.config import ConfigDict
 from mmengine.structures import PixelData
-
-import domino_seg.compat  # noqa: F401  (before mmseg)
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
+import domino_seg.compat  # noqa: F401  (conftest imported it before mmseg)
 from domino_seg.engine.runner import check_fits, keys_may_miss
 from domino_seg.errors import CheckpointError
 from domino_seg.models import DomainAwareEncoderDecoder, DominoNorm

@@ -8,6 +8,7 @@ from omegaconf import OmegaConf
 
 from .test_train_test import run_tool
 
+
 def cells(line):
     return [c.strip() for c in line.split('|')[1:-1]]
 

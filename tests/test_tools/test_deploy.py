@@ -9,9 +9,9 @@ import torch
 from omegaconf import OmegaConf
 
 import domino_seg
-from domino_seg.engine.deploy import deploy
 from domino_seg.domain import builder as domain_builder
 from domino_seg.domain.clip_generator import DomainPromptGenerator
+from domino_seg.engine.deploy import deploy
 from domino_seg.models import DominoNorm
 from domino_seg.models.export import SegmentorLogits
 
@@ -81,6 +81,7 @@ def logits(model, images, embedding=None):
 def test_pth_is_a_plain_mmseg_checkpoint_of_the_folded_model(make_run, tmp_path, capsys):
     from mmengine.config import Config
     from mmseg.apis import init_model
+
     from domino_seg.engine.runner import check_fits, read_checkpoint
     run = make_run()
     out = tmp_path / 'fog.pth'
@@ -118,6 +119,7 @@ def test_mmseg_inference_model_segments_as_infer_does(make_run, tmp_path):
     import mmcv
     from mmengine.config import Config
     from mmseg.apis import inference_model, init_model
+
     from domino_seg.inference import Segmenter
     run = make_run()
     out = tmp_path / 'fog.pth'
@@ -139,6 +141,7 @@ def test_mmseg_inference_model_segments_as_infer_does(make_run, tmp_path):
 def test_onnx_metadata_names_the_scale_and_the_dims(make_run, tmp_path):
     pytest.importorskip('onnxruntime')
     import json
+
     import onnx
     run = make_run()
     run_deploy(run / 'iter_1.pth', 'condition=fog', 'format=onnx', 'verify=false',

@@ -10,6 +10,7 @@ import domino_seg
 from domino_seg.data.builder import ensure_synthetic
 from domino_seg.domain.prompts import load_prompt_bank
 from domino_seg.errors import ConfigError
+
 from .test_train_test import only_dir, run_tool
 
 TINY = ['data.generate.num_train=2', 'data.generate.num_val=1', 'data.generate.height=32',

@@ -200,7 +200,7 @@ def test_earlier_swap_outputs_are_never_overwritten(test_cfg, fails, tmp_path):
 
 
 @pytest.mark.slow
-def test_swap_table_of_a_checkpoint(make_run, tiny_overrides, tmp_path):
+def test_swap_table_of_a_checkpoint(make_run, tiny_overrides, tmp_path):  # noqa: F811
     """The row of a condition equals the usual score of its images exactly; metrics.json keeps
     the usual scores; the three files hold the same table."""
     checkpoint = make_run('full', 'text') / 'iter_1.pth'

@@ -33,5 +33,6 @@ def test_zero_shot_with_minilm_is_a_config_error(tiny_overrides, tmp_path):
     assert 'Traceback' not in result.stderr
     assert 'error: domain=zero_shot needs an image tower' in result.stderr
     assert 'use domain=text' in result.stderr
-    written = [p for p in (tmp_path / 'work_dirs').rglob('config.yaml') if p.parent.name != '.hydra']
+    written = [p for p in (tmp_path / 'work_dirs').rglob('config.yaml')
+               if p.parent.name != '.hydra']
     assert written == []  # stopped before the runner

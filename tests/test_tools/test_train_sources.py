@@ -4,6 +4,7 @@ import json
 import pytest
 
 from domino_seg.data.synthetic import generated_folder, write_benchmark
+
 from .test_train_test import only_dir, run_tool
 
 

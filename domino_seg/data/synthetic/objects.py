@@ -9,9 +9,17 @@ import numpy as np
 
 from .geometry import ID, MIN_THIN_PX, Canvas, Item, Sun, box, front_plane, painter
 from .layout import Street
-from .materials import (hsv, jitter_hsv, person, pick, sign, street_lamp, traffic_light,
-                        vehicle_end, vehicle_side)
-
+from .materials import (
+    hsv,
+    jitter_hsv,
+    person,
+    pick,
+    sign,
+    street_lamp,
+    traffic_light,
+    vehicle_end,
+    vehicle_side,
+)
 
 PALETTE = {   # vehicle paints (hsv), roughly by how common they are
     'car': [(0, 0, 0.92), (0, 0, 0.08), (0, 0, 0.6), (0, 0, 0.4), (0.0, 0.8, 0.6),

@@ -13,7 +13,6 @@ from .geometry import MIN_THIN_PX, Canvas, Item, Sun, box, front_plane, painter,
 from .layout import Street
 from .materials import facade, fence, hedge, hsv, pick, skyline, tree, treeline, wall
 
-
 BUILDING_STYLES = {   # lengths, setbacks, heights (m), chance of a gap, gap lengths
     'urban': dict(length=(8, 28), setback=(0, 3), height=(8, 30), gap_chance=0.2,
                   gap=(2, 8)),

@@ -11,9 +11,9 @@ from typing import Optional, Sequence
 
 import open_clip
 import torch
-from open_clip.modified_resnet import ModifiedResNet
 from mmengine.config import ConfigDict
 from mmseg.registry import MODELS
+from open_clip.modified_resnet import ModifiedResNet
 from timm.layers import resample_abs_pos_embed
 from torch import Tensor
 
@@ -21,8 +21,13 @@ from domino_seg.errors import ConfigError, WeightsError
 from domino_seg.weights import resolve_open_clip
 
 from ..pretrained import StateDict, log_remap
-from .base import (PretrainedBackbone, check_out_indices, checkpoint_blocks, patch_grid,
-                   resize_to_patch_grid)
+from .base import (
+    PretrainedBackbone,
+    check_out_indices,
+    checkpoint_blocks,
+    patch_grid,
+    resize_to_patch_grid,
+)
 
 
 def model_config(arch: str, model_cfg: Optional[dict]) -> dict:

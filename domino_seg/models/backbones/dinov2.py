@@ -13,8 +13,13 @@ from domino_seg.errors import ConfigError, WeightsError
 from domino_seg.weights import cached_hub_file, resolve_file_or_url
 
 from ..pretrained import StateDict, log_remap
-from .base import (PretrainedBackbone, check_out_indices, checkpoint_blocks, patch_grid,
-                   resize_to_patch_grid)
+from .base import (
+    PretrainedBackbone,
+    check_out_indices,
+    checkpoint_blocks,
+    patch_grid,
+    resize_to_patch_grid,
+)
 
 
 @MODELS.register_module()

@@ -4,11 +4,11 @@ import copy
 
 import pytest
 import torch
+from mmseg.registry import MODELS
 
 import domino_seg
 from domino_seg.errors import ConfigError
 from domino_seg.models import convert_to_domino, domain_embedding_context
-from mmseg.registry import MODELS
 
 # (input h, w) -> spatial size of each output. ViTs (blocks 1 and 3): the image is resized to
 # the nearest multiple of the patch (16 / 14), so 50x70 -> 48x64 (3x4 tokens) for patch 16 and

@@ -4,9 +4,9 @@ import copy
 
 import pytest
 import torch
+from mmseg.registry import MODELS
 
 from domino_seg.models import DominoNorm, convert_to_domino, domain_embedding_context
-from mmseg.registry import MODELS
 
 
 def _domino_backbone(cfg, with_cp):

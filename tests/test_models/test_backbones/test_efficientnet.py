@@ -8,6 +8,7 @@ import sys
 import pytest
 import timm
 import torch
+from mmseg.registry import MODELS
 
 import domino_seg
 from domino_seg.errors import WeightsError
@@ -15,7 +16,6 @@ from domino_seg.models import domain_embedding_context
 from domino_seg.models.backbones.efficientnet import efficientnet_pytorch_to_timm
 from domino_seg.models.convert import convert_to_domino
 from domino_seg.weights import efficientnet_lite0_file
-from mmseg.registry import MODELS
 
 from .test_pretrained import build, log  # noqa: F401  (log is a fixture)
 

@@ -6,13 +6,13 @@ import open_clip
 import pytest
 import timm
 import torch
+from mmengine.logging import MMLogger
+from mmseg.registry import MODELS
 from safetensors.torch import save_file
 from timm.layers import resample_abs_pos_embed
 
 import domino_seg
 from domino_seg.errors import CheckpointError, ConfigError, WeightsError
-from mmengine.logging import MMLogger
-from mmseg.registry import MODELS
 
 TINY_VISION = {'width': 32, 'layers': 4, 'head_width': 16}
 TINY_CLIP = {'vision_cfg': TINY_VISION, 'text_cfg': {'width': 32, 'heads': 2, 'layers': 1},
