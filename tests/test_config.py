@@ -57,7 +57,7 @@ def test_every_model_builds(model, domino, tiny_model):
     assert sum(p.numel() for p in segmentor.parameters()) > 0
 
 
-# parameters (millions) of the full-size models, as in README "Backbones" (19 classes)
+# parameters (millions) of the full-size models, as in docs/configs.md "Backbones" (19 classes)
 FULL_SIZE_PARAMS = {'segformer_mit_tiny': (0.9, 0.8), 'clip_vit_b16_upernet': (128.3, 87.2),
                     'clip_rn50_deeplabv3plus': (43.6, 23.5), 'dinov2_vits14_upernet': (54.3, 22.6),
                     'dinov2_vitb14_upernet': (128.7, 87.6),

@@ -131,7 +131,7 @@ def test_image_modes_and_sizes_are_converted_and_said_once(runs, tiny_benchmark)
     for r in (results[2], results[3], results[6]):
         np.testing.assert_array_equal(r.label, results[0].label)
     np.testing.assert_array_equal(results[7].label, results[1].label)  # 16-bit grey = grey
-    # grey, the alpha channel, 16 bits and a palette, once each, as the README promises
+    # grey, the alpha channel, 16 bits and a palette, once each, as docs/inference.md promises
     assert len(messages) == 4, messages
     assert 'images[1] is a grey image: converted to RGB' in messages[0]
     assert 'images[2] has an alpha channel' in messages[1]

@@ -114,7 +114,7 @@ def test_pth_is_a_plain_mmseg_checkpoint_of_the_folded_model(make_run, tmp_path,
 
 
 def test_mmseg_inference_model_segments_as_infer_does(make_run, tmp_path):
-    """README's snippet: the written config holds the run's evaluation pipeline (resize to
+    """docs/deploy.md's snippet: the written config holds the run's evaluation pipeline (resize to
     data.img_scale keeping the ratio), so mmseg's inference_model gives infer's labels."""
     import mmcv
     from mmengine.config import Config
