@@ -63,8 +63,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.iters, args.skip, args.repeats, args.batch_size, args.crop = 3, 1, 1, 1, [32, 64]
-    if args.iters <= args.skip:
-        parser.error(f'--iters ({args.iters}) must exceed --skip ({args.skip})')
+    small = [f'--{k.replace("_", "-")}' for k in ('repeats', 'batch_size', 'threads')
+             if getattr(args, k) < 1] + (['--crop'] if min(args.crop) < 8 else [])
+    if small:
+        parser.error(f'{", ".join(small)} too small (at least 1; crop sides at least 8)')
+    if not 0 <= args.skip < args.iters:
+        parser.error(f'--skip ({args.skip}) must be at least 0 and below --iters ({args.iters})')
     return args
 
 
