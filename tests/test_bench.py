@@ -89,3 +89,19 @@ def test_weather_relation_prints_its_tables_and_json():
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert {row['condition'] for row in report['compositions']} >= {'foggy_night', 'rainy_dusk'}
     assert len(report['pairs']) == 10 and 'Pearson' in result.stdout
+
+
+@pytest.mark.slow
+def test_framework_overhead_quick_reports_every_side():
+    """bench/framework_overhead.py --quick trains all four sides and prints one JSON line
+    with their ratios, timings, start-up and memory (values not asserted: noisy)."""
+    result = subprocess.run([sys.executable, 'bench/framework_overhead.py', '--quick'],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    for key in ('iter_ratio', 'head_ratio', 'full_ratio'):
+        assert math.isfinite(report[key]) and report[key] > 0
+    for key in ('iter_ms', 'data_ms', 'startup_s', 'peak_rss_mb'):
+        assert set(report[key]) == {'none', 'head', 'full', 'stock'}
+        assert all(v > 0 for v in report[key].values())
+    assert set(report['data_ratio']) == {'none', 'head', 'full'}

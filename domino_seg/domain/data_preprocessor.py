@@ -48,5 +48,6 @@ class DomainEmbeddingDataPreProcessor(SegDataPreProcessor):
             for key in INPUT_KEYS:
                 if key in sample:
                     delattr(sample, key)
-            sample.set_metainfo({EMBEDDING_KEY: embedding})
+            # set_field: set_metainfo would deep-copy every embedding, a copy per sample
+            sample.set_field(embedding, EMBEDDING_KEY, field_type='metainfo')
         return data

@@ -66,6 +66,7 @@ class DomainEmbedder:
         self._generator: Optional[DomainPromptGenerator] = None
         self._cache: Optional[EmbeddingCache] = None
         self._recent: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._bank_is_finite: Optional[bool] = None
 
     def generator(self, device: torch.device) -> DomainPromptGenerator:
         """The generator, built on ``device`` at the first call."""
@@ -92,7 +93,10 @@ class DomainEmbedder:
                 'meta_keys).')
         if texts:
             labels = [metainfos[i][CONDITION_KEY] for i in texts]
-            for i, embedding in zip(texts, self.generator(device).embed_conditions(labels)):
+            table = self.generator(device).embed_conditions(labels)
+            if len(texts) == len(metainfos) and self._bank_finite(device):
+                return table.to(device, torch.float32)  # text/onehot: one lookup, no loop
+            for i, embedding in zip(texts, table):
                 embeddings[i] = embedding
         if images:
             features = self.features([metainfos[i] for i in images], device)
@@ -103,6 +107,13 @@ class DomainEmbedder:
                 self._non_finite(metainfos[i].get('img_path'))
         return torch.stack([torch.as_tensor(e, dtype=torch.float32) for e in embeddings]
                            ).to(device)
+
+    def _bank_finite(self, device: torch.device) -> bool:
+        """Whether every bank embedding is finite: the bank is fixed, so it is checked once."""
+        if self._bank_is_finite is None:
+            self._bank_is_finite = bool(torch.isfinite(
+                self.generator(device).condition_embeddings).all())
+        return self._bank_is_finite
 
     def features(self, metainfos: Sequence[dict], device: torch.device) -> torch.Tensor:
         """CLIP image features of samples with ``domain_clip_pixels``, Tensor[N, D] (CPU):
@@ -152,7 +163,8 @@ class DomainEmbedder:
 
     def __getstate__(self):
         # a copy (e.g. a pickled config or model) never carries the encoder
-        return {**self.__dict__, '_generator': None, '_cache': None, '_recent': OrderedDict()}
+        return {**self.__dict__, '_generator': None, '_cache': None, '_recent': OrderedDict(),
+                '_bank_is_finite': None}
 
     def __repr__(self):
         return f'{type(self).__name__}(generator={self.generator_cfg}, ' \
