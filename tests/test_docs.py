@@ -138,3 +138,23 @@ def test_relative_link_points_to_an_existing_file(where, page, target):
     assert resolved.exists(), f'{where}: {target} does not exist'
     if anchor and resolved.suffix == '.md':
         assert anchor in _anchors(resolved), f'{where}: no heading #{anchor} in {file or page.name}'
+
+
+
+def test_the_cpu_requirements_install_the_project_with_pyprojects_torch_ranges():
+    """requirements-cpu.txt (the README's CPU install) pins nothing of its own: its torch and
+    torchvision ranges are pyproject.toml's, it adds the CPU index (never replaces PyPI) and
+    installs the project as ``pip install -e ".[dev]"`` does."""
+    declared = {}
+    for line in (ROOT / 'pyproject.toml').read_text(encoding='utf-8').splitlines():
+        match = re.match(r'\s*"(torch|torchvision)(>=[^"]+)",', line)
+        if match:
+            declared[match.group(1)] = match.group(2)
+    lines = [line.strip() for line in (ROOT / 'requirements-cpu.txt').read_text(
+        encoding='utf-8').splitlines() if line.strip() and not line.startswith('#')]
+    assert lines == ['--extra-index-url https://download.pytorch.org/whl/cpu',
+                     f"torch{declared['torch']}", f"torchvision{declared['torchvision']}",
+                     '-e .[dev]']
+    quick_start = (ROOT / 'README.md').read_text(encoding='utf-8').split('## Quick start')[1]
+    first_command = quick_start.split('```bash\n', 1)[1].splitlines()[0]
+    assert first_command.startswith('pip install -r requirements-cpu.txt')
