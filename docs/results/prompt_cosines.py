@@ -6,6 +6,7 @@ computed the way training computes them (the composed config's prompt bank and e
 e.g. ``+exp=synthetic_compose domain/text_encoder=minilm`` for the attribute bank. The figures
 docs/results.md quotes are printed by this script (docs/results/sweep.sh runs it).
 """
+import os
 import sys
 
 import torch
@@ -22,7 +23,7 @@ def main(overrides: list) -> None:
     embeddings = torch.nn.functional.normalize(generator.condition_embeddings.float(), dim=-1)
     cosines = embeddings @ embeddings.T
     encoder = cfg.domain.text_encoder.name if cfg.domain.get('text_encoder') else 'CLIP'
-    print(f'cosine of the condition embeddings ({encoder}, {generator.bank.source})')
+    print(f'cosine of the condition embeddings ({encoder}, {os.path.relpath(generator.bank.source)})')
     width = max(len(name) for name in names) + 2
     print(' ' * width + ''.join(f'{name:>{width}}' for name in names))
     for name, row in zip(names, cosines.tolist()):
