@@ -2,7 +2,7 @@
 command line).
 
     from domino_seg import Segmenter
-    segmenter = Segmenter.from_checkpoint('work_dirs/synthetic/<run>/iter_1000.pth')
+    segmenter = Segmenter.from_checkpoint('work_dirs/synthetic/<run>/iter_600.pth')
     [result] = segmenter.predict('street.jpg', condition='fog')  # domain=text models
     result.label                     # H x W uint8 trainIds, at the image's size
     result.condition_probabilities   # domain=zero_shot: {'clear': 0.1, 'fog': 0.8, ...}

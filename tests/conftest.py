@@ -63,9 +63,9 @@ def unlabelled_test_split(tiny_benchmark, tmp_path):
 
 
 def tiny_overrides_for(bench, work_dirs) -> list:
-    """Overrides that point the default experiment at the tiny benchmark ``bench``, CPU-fast,
-    writing under ``work_dirs``."""
-    return [f'paths.synthetic={bench}', f'paths.work_dirs={work_dirs}',
+    """Overrides that point the default experiment at the tiny benchmark ``bench``, CPU-fast
+    (the smallest model, not the pretrained default), writing under ``work_dirs``."""
+    return [f'paths.synthetic={bench}', f'paths.work_dirs={work_dirs}', 'model=segformer_mit_tiny',
             'data.generate.num_train=4', 'data.generate.num_val=2',
             'data.generate.height=64', 'data.generate.width=128',
             'data.img_scale=[128,64]', 'data.crop_size=[64,128]', 'data.num_workers=0',

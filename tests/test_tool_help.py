@@ -31,13 +31,13 @@ def test_train_help_lists_user_groups_and_keys_only():
     groups = text.split('== Config groups')[1].split('== Keys')[0]
     assert '  domino: backbone, full, head, none (default), style\n' in groups
     assert '  domain/text_encoder: clip, minilm\n' in groups
-    assert 'synthetic_loo_fog' in groups and 'segformer_mit_tiny (default)' in groups
+    assert 'synthetic_loo_fog' in groups and 'efficientnet_lite0_mlp (default)' in groups
     assert '_base' not in text and 'domain/prompts' not in text and 'hydra/' not in groups
     assert '  resume=false\n' in text and '  verbose=false\n' in text
     assert 'task=' not in text
     common = text.split('== Keys inside the groups set most often (group.key=value) ==\n')[1]
-    assert common.startswith('  schedule.max_iters=1000\n  schedule.batch_size=8\n')
-    assert '  data.eval_split=val\n' in common and '  model.optimizer.lr=0.002\n' in common
+    assert common.startswith('  schedule.max_iters=600\n  schedule.batch_size=8\n')
+    assert '  data.eval_split=val\n' in common and '  model.optimizer.lr=0.001\n' in common
     assert '  data.train_weather=[]\n      training-time weather augmentation' in common
     assert 'domino.mlp' not in common  # domino=none has no MLP
 
@@ -50,7 +50,7 @@ def test_test_help_leaves_out_training_keys():
         assert f'  {key}' not in keys
     common = text.split('== Keys inside the groups set most often')[1]
     assert '  schedule.test_batch_size=8\n' in common and '  data.eval_split=val\n' in common
-    assert '  schedule.max_iters=1000' not in common
+    assert '  schedule.max_iters=600' not in common
 
 
 @pytest.mark.parametrize('absent', ['  model: ', '  domino: ', 'schedule', '== Config groups'])
