@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 import domino_seg
-from domino_seg.engine import run
+from domino_seg.apis import run
 from domino_seg.errors import ConfigError
 
 

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS = (
     ('tools',),          # the entry points
     ('domino_seg',),     # the package itself: imports every part to register it
+    ('apis',),           # what tools and users call: train, test, infer, deploy, compare, ...
     ('engine',),
     ('config',),
     ('models', 'evaluation', 'data', 'domain'),
@@ -22,8 +23,7 @@ LAYERS = (
 )
 # modules that belong to another module's unit
 UNIT_OF = {'tool_help': 'config',  # the tools' --help texts, a resolver config.py registers
-           'schema': 'config',  # the configs' typed keys, checked at composition
-           'inference': 'engine'}  # the Segmenter API: a checkpoint, as the tools run it
+           'schema': 'config'}  # the configs' typed keys, checked at composition
 LAYER = {unit: depth for depth, units in enumerate(LAYERS) for unit in units}
 
 # (file, imported module): imports that still point up, each until its fix lands (none)

@@ -5,7 +5,7 @@
 """
 import argparse
 
-from domino_seg.engine.run import run_cli
+from domino_seg.apis.run import run_cli
 from domino_seg.evaluation import compare
 
 

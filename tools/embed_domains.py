@@ -6,10 +6,10 @@ import hydra
 from omegaconf import DictConfig
 
 import domino_seg  # noqa: F401  (compat fixes and registration)
+from domino_seg.apis.run import checked, run_cli, run_hydra
 from domino_seg.data.builder import check_data, ensure_synthetic
 from domino_seg.domain import builder as domain_builder
 from domino_seg.domain.precompute import precompute_embeddings
-from domino_seg.engine.run import checked, run_cli, run_hydra
 
 
 def embed(cfg: DictConfig) -> dict:

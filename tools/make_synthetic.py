@@ -6,8 +6,8 @@ import hydra
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 
+from domino_seg.apis.run import checked, run_cli, run_hydra
 from domino_seg.data.synthetic import generated_folder, write_benchmark
-from domino_seg.engine.run import checked, run_cli, run_hydra
 from domino_seg.errors import ConfigError, DataError
 
 

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 import domino_seg
 from domino_seg import io
-from domino_seg.engine import run
+from domino_seg.apis import run
 from domino_seg.engine.resume import check_same_config, claim_work_dir, lock_work_dir, run_stamp
 from domino_seg.errors import ConfigError
 
