@@ -34,10 +34,8 @@ from domino_seg.engine.interrupt_hook import (
 )
 from domino_seg.engine.resume import (
     check_same_config,
-    checkpoint_iter,
     claim_work_dir,
     is_first_process,
-    latest_checkpoint,
     lock_work_dir,
     metrics_iter,
     remove_unstarted_work_dirs,
@@ -46,6 +44,7 @@ from domino_seg.engine.resume import (
 )
 from domino_seg.errors import CheckpointError, ConfigError, DominoSegError
 from domino_seg.evaluation.report import count_table, format_table, per_class_table
+from domino_seg.run_names import checkpoint_iter, latest_checkpoint
 
 
 def _check_work_dir(cfg: DictConfig) -> None:
