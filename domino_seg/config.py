@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import math
 import os
-from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from domino_seg import conditions, schema, tool_help
+from domino_seg import conditions, config_files, run_names, schema, tool_help
 from domino_seg.data import builder as data_builder
 from domino_seg.data.corruptions import CORRUPTIONS, SEVERITIES
 from domino_seg.domain import builder as domain_builder
@@ -37,34 +36,24 @@ OmegaConf.register_new_resolver(
     'seen_conditions', lambda *, _root_: OmegaConf.create(conditions.seen_conditions(_root_.data)),
     replace=True)
 
-CONFIG_DIR = Path(os.environ.get('DOMINO_SEG_CONFIGS', Path(__file__).resolve().parents[1] /
-                                 'configs'))
+# the work_dir of configs/train.yaml: a new folder per run, or the folder of the run that
+# resume= continues
+OmegaConf.register_new_resolver('run_dir', run_names.run_dir, replace=True)
+# the name of a new run folder; cached, so every use in one config (and Hydra's copies) agrees
+OmegaConf.register_new_resolver('run_stamp', run_names.run_stamp, use_cache=True, replace=True)
+
 # the configs folder, for presets naming a file in it (e.g. a prompt bank) whatever the cwd
-OmegaConf.register_new_resolver('config_dir', lambda: str(CONFIG_DIR), replace=True)
+OmegaConf.register_new_resolver('config_dir', lambda: str(config_files.CONFIG_DIR), replace=True)
 
 
 def compose(overrides: Sequence[str] = (), config_name: str = 'train') -> DictConfig:
     """The composed, resolved config that ``tools/{config_name}.py`` would get for the same
     command-line overrides (e.g. ``['+exp=acdc_fog', 'schedule.max_iters=10']``)."""
-    cfg = _compose(overrides, config_name)
+    cfg = config_files.compose_unresolved(overrides, config_name)
     schema.check(cfg, overrides, config_name)
     OmegaConf.resolve(cfg)
     check_value_ranges(cfg, overrides)
     return cfg
-
-
-def _compose(overrides: Sequence[str], config_name: str) -> DictConfig:
-    """Hydra's composition, unresolved; inside a running tool, through that tool's Hydra."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    if GlobalHydra.instance().is_initialized():
-        return hydra_compose(config_name=config_name, overrides=list(overrides))
-    if not CONFIG_DIR.is_dir():
-        raise ConfigError(f'config folder {CONFIG_DIR} not found; set DOMINO_SEG_CONFIGS to the '
-                          "repository's configs/ folder.")
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base='1.3'):
-        return hydra_compose(config_name=config_name, overrides=list(overrides))
 
 
 def _integer(low: int, high: int | None = None) -> tuple[Callable[[object], bool], str]:

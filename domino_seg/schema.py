@@ -227,7 +227,7 @@ class Test(Train):
     visualize: int = MISSING
     compare_checkpoint: Optional[str] = MISSING
     submission: Optional[str] = MISSING
-    swap: Optional[List[str]] = MISSING  # entries checked by engine/swap.py
+    swap: Optional[List[str]] = MISSING  # entries checked by apis/swap.py
 
 
 @dataclass

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from domino_seg import config_files
+
 _KEY = re.compile(r'^([A-Za-z_]\w*):(.*)$')
 
 
@@ -69,17 +71,15 @@ def _value(value) -> str:
 def _usage(tool: str) -> str:
     """The command line the tool's YAML header shows (``python tools/test.py checkpoint=PATH
     ...``)."""
-    from domino_seg.config import CONFIG_DIR
     return next((line[line.index('python tools/'):] for line in
-                 _header(CONFIG_DIR, tool).splitlines() if 'python tools/' in line),
+                 _header(config_files.CONFIG_DIR, tool).splitlines() if 'python tools/' in line),
                 f'python tools/{tool}.py [overrides]')
 
 
 def missing_values(tool: str, keys: list[str]) -> str:
     """The error for required keys (``???`` in the tool's YAML) the command line left unset:
     what each is, from its comment, and the usage line."""
-    from domino_seg.config import CONFIG_DIR
-    docs = documented_keys(CONFIG_DIR, tool)
+    docs = documented_keys(config_files.CONFIG_DIR, tool)
     one = len(keys) == 1
     what = '; '.join(f'{key}= {docs[key]}' if docs.get(key) else f'{key}=' for key in keys)
     return (f'{" and ".join(keys)} {"is" if one else "are"} not set, and tools/{tool}.py needs '
@@ -114,8 +114,7 @@ def _open_keys(tool: str, name: str) -> list[str]:
     dicts a user sets, e.g. ``model.optimizer.lr``; the schema does not list their keys)."""
     from omegaconf import OmegaConf
 
-    from domino_seg.config import _compose
-    cfg = _compose([], tool)
+    cfg = config_files.compose_unresolved([], tool)
     return [f'{group}.{name}' for group in ('model.optimizer', 'model.paramwise_cfg')
             if OmegaConf.is_dict(OmegaConf.select(cfg, group)) and
             name in OmegaConf.select(cfg, group)]
@@ -129,10 +128,9 @@ def _flag_overrides(name: str, value, tool: str) -> list[str]:
 
     from omegaconf import BooleanNode
 
-    from domino_seg.config import CONFIG_DIR
     keys = _schema_keys(tool)
     name = name.replace('-', '_')
-    if (CONFIG_DIR / name).is_dir() and any(k.startswith(name + '.') for k in keys):
+    if (config_files.CONFIG_DIR / name).is_dir() and any(k.startswith(name + '.') for k in keys):
         return [f'{name}={value if value is not None else "<option>"}']  # a group: domino=head
     leaves = {}
     for key in keys:
@@ -181,7 +179,7 @@ def _group_keys(keys, choices: dict, root: DictConfig) -> list[str]:
     ``root`` has, each group key's comment (in the chosen option's YAML) once."""
     from omegaconf import OmegaConf
 
-    from domino_seg.config import CONFIG_DIR
+    configs = config_files.CONFIG_DIR
     lines, shown = [], set()
     for key in keys:
         parent, _, leaf = key.rpartition('.')
@@ -194,9 +192,9 @@ def _group_keys(keys, choices: dict, root: DictConfig) -> list[str]:
         group, field = key.split('.')[:2]
         option = choices.get(group)
         if option and (group, field) not in shown and \
-                (CONFIG_DIR / group / f'{option}.yaml').is_file():
+                (configs / group / f'{option}.yaml').is_file():
             shown.add((group, field))
-            doc = documented_keys(CONFIG_DIR / group, option).get(field, '')
+            doc = documented_keys(configs / group, option).get(field, '')
             lines += textwrap.wrap(doc, 90, initial_indent=' ' * 6, subsequent_indent=' ' * 6)
     return lines
 
@@ -211,26 +209,26 @@ def help_text(tool: str, hidden=(), common=(), *, _root_: DictConfig) -> str:
     keys users set most (``common``, e.g. ``schedule.max_iters``)."""
     from omegaconf import OmegaConf
 
-    from domino_seg.config import CONFIG_DIR
+    configs = config_files.CONFIG_DIR
     choices = dict(OmegaConf.select(_root_, 'hydra.runtime.choices', default={}) or {})
     groups = [g for g in choices if not g.startswith('hydra')]
     if 'model' in groups:  # experiments (+exp=NAME) apply to the tools that build a model
         groups.append('exp')
-    lines = [_header(CONFIG_DIR, tool), '']
-    groups += [f'{g}/{sub.name}' for g in list(groups) if (CONFIG_DIR / g).is_dir()
-               for sub in sorted((CONFIG_DIR / g).iterdir())
+    lines = [_header(configs, tool), '']
+    groups += [f'{g}/{sub.name}' for g in list(groups) if (configs / g).is_dir()
+               for sub in sorted((configs / g).iterdir())
                if sub.is_dir() and f'{g}/{sub.name}' not in NOT_GROUPS]
-    shown = [g for g in sorted(set(groups)) if len(_options(CONFIG_DIR, g)) > 1]
+    shown = [g for g in sorted(set(groups)) if len(_options(configs, g)) > 1]
     if shown:
         lines.append('== Config groups (group=option; +exp=NAME for an experiment) ==')
         for group in shown:
             current = choices.get(group)
             lines += textwrap.wrap(', '.join(f'{o} (default)' if o == current else o
-                                             for o in _options(CONFIG_DIR, group)), 90,
+                                             for o in _options(configs, group)), 90,
                                    initial_indent=f'  {group}: ', subsequent_indent=' ' * 6)
         lines.append('')
     lines.append('== Keys (key=value) ==')
-    for key, doc in documented_keys(CONFIG_DIR, tool).items():
+    for key, doc in documented_keys(configs, tool).items():
         if key in hidden or key not in _root_.keys():
             continue
         default = '??? (required)' if OmegaConf.is_missing(_root_, key) else '(computed)' \

@@ -104,7 +104,7 @@ def bench(tiny_benchmark, tmp_path, overrides):
 def fails(capsys):
     """``fails(job)``: run ``job`` through ``run_cli`` as the tools do, assert exit status 2 and
     one ``error:`` paragraph without a traceback, and return stderr."""
-    from domino_seg.engine import run
+    from domino_seg.apis import run
 
     def fails(job):
         with pytest.raises(SystemExit) as exit:

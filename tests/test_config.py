@@ -5,7 +5,7 @@ import pytest
 from hydra.errors import ConfigCompositionException
 
 import domino_seg
-from domino_seg.config import CONFIG_DIR
+from domino_seg.config_files import CONFIG_DIR
 from domino_seg.errors import ConfigError
 
 GROUPS = ['model', 'finetune', 'data', 'schedule', 'domino', 'domain']

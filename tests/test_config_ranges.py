@@ -135,12 +135,12 @@ def test_a_value_set_in_a_yaml_file_is_checked_too(tmp_path, monkeypatch):
     """Ranges are checked on the composed config, not only on command-line values."""
     import shutil
 
-    from domino_seg import config
+    from domino_seg import config_files
     configs = tmp_path / 'configs'
-    shutil.copytree(config.CONFIG_DIR, configs)
+    shutil.copytree(config_files.CONFIG_DIR, configs)
     schedule = configs / 'schedule' / 'cpu_quick.yaml'
     schedule.write_text(schedule.read_text().replace('batch_size: 8', 'batch_size: 0'))
-    monkeypatch.setattr(config, 'CONFIG_DIR', configs)
+    monkeypatch.setattr(config_files, 'CONFIG_DIR', configs)
     with pytest.raises(ConfigError, match=re.escape(
             'schedule.batch_size=0 is out of range: schedule.batch_size takes an integer >= 1 '
             "(set by a config file: the tool's YAML")):

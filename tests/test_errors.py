@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 import domino_seg
-from domino_seg.engine import run
+from domino_seg.apis import run
 from domino_seg.errors import ConfigError
 
 
@@ -164,7 +164,7 @@ def test_group_option_typo_names_the_closest_option(monkeypatch, argv, message):
     """(Hydra's MissingConfigException gives the group/option and the options.)"""
     monkeypatch.setattr('sys.argv', ['tools/train.py', *argv])
     group, option = argv[-1].lstrip('+').split('=')
-    options = [p.stem for p in (domino_seg.config.CONFIG_DIR / group).glob('*.yaml')]
+    options = [p.stem for p in (domino_seg.config_files.CONFIG_DIR / group).glob('*.yaml')]
     assert message in run._option_message(f'{group}/{option}', options + ['_base'])
 
 

@@ -1,5 +1,5 @@
-"""Segmenter (domino_seg.inference) and tools/infer.py's job, in-process, on a checkpoint written
-here as tools/train.py writes one (weights + the resolved config.yaml beside them)."""
+"""Segmenter (domino_seg.apis.inference) and tools/infer.py's job, in-process, on a checkpoint
+written here as tools/train.py writes one (weights + the resolved config.yaml beside them)."""
 import json
 import shutil
 
@@ -216,7 +216,7 @@ def test_checkpoint_errors(runs, tmp_path):
 # ---- tools/infer.py's job (run_cli: exit status 2, one paragraph) ----------------------------
 
 def infer_cfg(runs, checkpoint, *extra):
-    from domino_seg.engine.infer import infer
+    from domino_seg.apis.infer import infer
     overrides = [f'checkpoint={checkpoint}', *extra]
     cfg = compose(runs['overrides'] + overrides, 'infer')
     return lambda: infer(cfg, overrides)
@@ -268,7 +268,7 @@ def test_infer_job_writes_overlays_label_maps_and_an_index(runs, tiny_benchmark,
 
 
 def test_find_inputs_names_outputs_below_their_folder_or_glob(tmp_path):
-    from domino_seg.engine.infer import find_inputs
+    from domino_seg.apis.infer import find_inputs
     for name in ('a.png', 'sub/b_leftImg8bit.png', 'sub/c.JPG', 'clip.mp4', 'notes.txt',
                  'out/a_overlay.png'):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -388,7 +388,7 @@ def test_grey_and_palette_files_are_said_once(runs, tmp_path):
 def test_an_image_beyond_pils_pixel_limit_says_so(tmp_path, monkeypatch):
     from PIL import Image as PILImage
 
-    from domino_seg.inference import load_image
+    from domino_seg.apis.inference import load_image
     Image.fromarray(np.zeros((64, 128, 3), np.uint8)).save(tmp_path / 'big.png')
     monkeypatch.setattr(PILImage, 'MAX_IMAGE_PIXELS', 1000)  # 8192 pixels: over twice that
     with pytest.raises(DataError) as err:

@@ -1,10 +1,13 @@
 """Imports point down the layers: a module imports its own unit (a subpackage or a top-level
-module of domino_seg) and the units of lower layers, never a unit of its own layer or above.
+module of domino_seg) and the units of lower layers, never a unit of its own layer or above;
+no two modules import each other, even through others; the configs' resolvers are registered
+with the config.
 
 Read from the source (ast), every import counted, also those inside functions; the tools/
 scripts sit on top.
 """
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -13,17 +16,18 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS = (
     ('tools',),          # the entry points
     ('domino_seg',),     # the package itself: imports every part to register it
+    ('apis',),           # what tools and users call: train, test, infer, deploy, compare, ...
     ('engine',),
     ('config',),
     ('models', 'evaluation', 'data', 'domain'),
     ('compat', 'weights'),
-    ('conditions', 'io', 'console'),
+    ('conditions', 'io', 'console', 'run_names'),
     ('errors',),
 )
 # modules that belong to another module's unit
 UNIT_OF = {'tool_help': 'config',  # the tools' --help texts, a resolver config.py registers
            'schema': 'config',  # the configs' typed keys, checked at composition
-           'inference': 'engine'}  # the Segmenter API: a checkpoint, as the tools run it
+           'config_files': 'config'}  # the configs folder and Hydra's raw composition
 LAYER = {unit: depth for depth, units in enumerate(LAYERS) for unit in units}
 
 # (file, imported module): imports that still point up, each until its fix lands (none)
@@ -105,3 +109,57 @@ def test_known_exceptions_are_still_needed():
              if not any(key[0] == entry[0] and (key[1] + '.').startswith(entry[1] + '.')
                         for key in found)]
     assert not stale, f'fixed, remove from KNOWN_EXCEPTIONS: {stale}'
+
+
+def import_cycles() -> list[list[str]]:
+    """The sets of modules that import each other, directly or through others (the strongly
+    connected components of the import graph, Tarjan), each sorted."""
+    modules = {module: path for path, module in sources()}
+    graph = {}
+    for module, path in modules.items():
+        graph[module] = set()
+        for _, target in imported_modules(path, module):
+            while target not in modules and '.' in target:  # a name in a module: the module
+                target = target.rpartition('.')[0]
+            if target in modules and target != module:
+                graph[module].add(target)
+    index, low, stack, cycles = {}, {}, [], []
+
+    def visit(node):
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for other in graph[node]:
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = stack[stack.index(node):]
+            del stack[stack.index(node):]
+            if len(component) > 1:
+                cycles.append(sorted(component))
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return cycles
+
+
+def test_no_import_cycles():
+    assert not import_cycles()
+
+
+def test_the_configs_resolvers_are_registered_with_the_config():
+    """Every ``${name:...}`` resolver of configs/ is registered by a module of the config unit
+    (composing a config needs no run machinery above it)."""
+    used = {name for path in (ROOT / 'configs').rglob('*.yaml')
+            for name in re.findall(r'\$\{(\w+):', path.read_text(encoding='utf-8'))}
+    registered = {}
+    for path, module in sources():
+        for node in ast.walk(ast.parse(path.read_text(encoding='utf-8'))):
+            if isinstance(node, ast.Call) and getattr(node.func, 'attr', None) == \
+                    'register_new_resolver' and isinstance(node.args[0], ast.Constant):
+                registered[node.args[0].value] = unit_of(module)
+    assert used and used <= set(registered), f'unregistered: {sorted(used - set(registered))}'
+    assert {name: registered[name] for name in used} == dict.fromkeys(used, 'config')
+

@@ -5,12 +5,12 @@ import pytest
 from omegaconf import OmegaConf
 
 import domino_seg
+from domino_seg.apis.deploy import deploy
+from domino_seg.apis.inference import checkpoint_config
+from domino_seg.apis.run import with_checkpoint_model
 from domino_seg.config import recorded_config, recorded_config_path
-from domino_seg.engine.deploy import deploy
 from domino_seg.engine.resume import check_same_config
-from domino_seg.engine.run import with_checkpoint_model
 from domino_seg.errors import ConfigError
-from domino_seg.inference import checkpoint_config
 
 SECRET = 'hunter2-of-the-reader'
 OVERRIDES = ['domino=head', 'domain=text', 'data.img_scale=[128,64]']

@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 import domino_seg
-from domino_seg import config, schema
+from domino_seg import config_files, schema
 from domino_seg.errors import ConfigError
 
 
@@ -14,13 +14,13 @@ from domino_seg.errors import ConfigError
 def configs(tmp_path, monkeypatch):
     """A copy of configs/ that compose() reads."""
     folder = tmp_path / 'configs'
-    shutil.copytree(config.CONFIG_DIR, folder)
-    monkeypatch.setattr(config, 'CONFIG_DIR', folder)
+    shutil.copytree(config_files.CONFIG_DIR, folder)
+    monkeypatch.setattr(config_files, 'CONFIG_DIR', folder)
     return folder
 
 
 def test_every_tool_config_has_a_schema():
-    assert sorted(schema.SCHEMAS) == sorted(p.stem for p in config.CONFIG_DIR.glob('*.yaml'))
+    assert sorted(schema.SCHEMAS) == sorted(p.stem for p in config_files.CONFIG_DIR.glob('*.yaml'))
 
 
 def test_a_wrong_type_on_the_command_line_names_the_override():

@@ -5,8 +5,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 import domino_seg  # noqa: F401  (compat fixes and registration)
-from domino_seg.engine.deploy import deploy
-from domino_seg.engine.run import checked, run_cli, run_hydra
+from domino_seg.apis.deploy import deploy
+from domino_seg.apis.run import checked, run_cli, run_hydra
 
 
 @hydra.main(config_path='../configs', config_name='deploy', version_base='1.3')

@@ -4,7 +4,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 import domino_seg  # noqa: F401  (compat fixes and registration)
-from domino_seg.engine.run import checked, run_cli, run_hydra, train
+from domino_seg.apis.run import checked, run_cli, run_hydra, train
 
 
 @hydra.main(config_path='../configs', config_name='train', version_base='1.3')

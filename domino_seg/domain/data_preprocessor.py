@@ -21,7 +21,7 @@ class DomainEmbeddingDataPreProcessor(SegDataPreProcessor):
     embedding inputs the pipeline's DomainEmbeddingInputs step put there.
 
     ``swapped``, when set (Tensor[D]), is every sample's embedding instead of its own: the
-    prompt-swap evaluation (``tools/test.py swap=``, :mod:`domino_seg.engine.swap`) runs the
+    prompt-swap evaluation (``tools/test.py swap=``, :mod:`domino_seg.apis.swap`) runs the
     usual test loop with it.
 
     Args:

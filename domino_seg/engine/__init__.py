@@ -1,4 +1,3 @@
-from domino_seg.engine import resume  # noqa: F401  (the config's run_dir/run_stamp resolvers)
 from domino_seg.engine.interrupt_hook import InterruptHook
 from domino_seg.engine.logger_hook import FinalIterLoggerHook
 from domino_seg.engine.metrics_json_hook import MetricsJsonHook

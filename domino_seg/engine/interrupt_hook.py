@@ -14,8 +14,8 @@ from mmengine.dist import all_reduce, get_world_size
 from mmengine.hooks import CheckpointHook, Hook
 from mmseg.registry import HOOKS
 
-from domino_seg.engine.resume import checkpoint_iter
 from domino_seg.errors import DominoSegError
+from domino_seg.run_names import checkpoint_iter
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

@@ -1,4 +1,5 @@
-"""Which folder a run writes into and which checkpoint ``resume=`` continues from.
+"""Which folder a run writes into and which checkpoint ``resume=`` continues from (how both
+are named: :mod:`domino_seg.run_names`).
 
 Every run writes into its own folder ``<paths.work_dirs>/<exp_name>/<run stamp>/`` (date, time
 to the millisecond and process id, so runs started at once never share one), claimed before
@@ -12,9 +13,7 @@ from __future__ import annotations
 import json
 import os
 import os.path as osp
-import re
 import shutil
-from datetime import datetime
 from glob import escape, glob
 from typing import Optional, Union
 
@@ -22,8 +21,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from domino_seg.errors import CheckpointError, ConfigError
 from domino_seg.io import lock_file, run_files
+from domino_seg.run_names import check_writable, latest_checkpoint
 
-_ITER = re.compile(r'iter_(\d+)\.pth$')
 # the file in a work dir whose lock the process writing into it holds (lock_work_dir)
 LOCK_FILE = '.lock'
 # what a run writes into its work dir (Hydra's .hydra/ alone is not a run: a failed start)
@@ -32,64 +31,6 @@ LOCK_FILE = '.lock'
 # (and how the run logs and which backend joins its processes: a run may move machines)
 RESUME_MAY_CHANGE = ('resume', 'work_dir', 'paths.work_dirs', 'load_from', 'verbose',
                      'log_interval', 'runtime.env_cfg', 'runtime.log_level')
-
-
-def run_stamp() -> str:
-    """The default name of a new run folder (the ``run_stamp`` resolver, cached per config):
-    ``YYYYmmdd_HHMMSS_mmm_<pid>``, sortable by start time and distinct for runs started in the
-    same millisecond."""
-    now = datetime.now()
-    return f'{now:%Y%m%d_%H%M%S}_{now.microsecond // 1000:03d}_{os.getpid()}'
-
-
-def latest_checkpoint(run_dir: str) -> Optional[str]:
-    """The ``iter_N.pth`` with the largest N in ``run_dir``, or None.
-
-    Not mmengine's ``find_latest_checkpoint``, which returns the path the run's
-    ``last_checkpoint`` file names: an absolute path, so in a run folder that was copied or
-    moved it points into the old folder (or at nothing), and one checkpoint behind when a run
-    stopped between writing a checkpoint and updating that file. The checkpoints themselves are
-    complete (written atomically), so the folder's own newest one is what a resume continues.
-    """
-    found = [(int(m.group(1)), path) for path in glob(osp.join(escape(run_dir), 'iter_*.pth'))
-             if (m := _ITER.search(path))]
-    return max(found)[1] if found else None
-
-
-def checkpoint_iter(path: str) -> Optional[int]:
-    """N of a checkpoint named ``iter_N.pth`` (as training writes them), else None."""
-    m = _ITER.search(path)
-    return int(m.group(1)) if m else None
-
-
-def run_dir(experiment_dir: str, timestamp: str, resume: Union[bool, str, None]) -> str:
-    """The work dir of a run (the ``run_dir`` config resolver): a new
-    ``<experiment_dir>/<timestamp>`` (a :func:`run_stamp`) unless ``resume`` names a run (a
-    folder or one of its checkpoints) or is true, which takes the folder under
-    ``experiment_dir`` whose newest checkpoint is the most recent. When nothing is found, a
-    new folder; ``train`` then says why.
-    """
-    _check_writable(experiment_dir)
-    if isinstance(resume, str) and osp.exists(resume):
-        return osp.dirname(osp.abspath(resume)) if osp.isfile(resume) else resume
-    if resume is True:
-        runs = [(osp.getmtime(ckpt), folder)
-                for folder in glob(osp.join(escape(experiment_dir), '*'))
-                if (ckpt := latest_checkpoint(folder))]
-        if runs:
-            return max(runs)[1]
-    return osp.join(experiment_dir, timestamp)
-
-
-def _check_writable(folder: str) -> None:
-    """Fail before Hydra creates the run folder when it cannot be created."""
-    existing = osp.abspath(folder)
-    while not osp.exists(existing):
-        existing = osp.dirname(existing)
-    if not osp.isdir(existing) or not os.access(existing, os.W_OK):
-        raise ConfigError(f'the work dir {folder!r} cannot be created: {existing!r} is not a '
-                          'writable folder. Set paths.work_dirs=/a/writable/folder (or '
-                          'work_dir=<a new folder>).')
 
 
 def resume_checkpoint(resume: Union[bool, str], work_dir: str) -> str:
@@ -136,7 +77,7 @@ def claim_work_dir(work_dir: str, resume: Union[bool, str, None] = None,
     """Create ``work_dir`` (exclusively when it is new), or accept an existing one that holds
     no run, or the run ``resume`` continues; a ConfigError otherwise, before anything in it is
     written. ``runs_in_subfolders``: a sweep dir, whose job folders hold the runs."""
-    _check_writable(work_dir)
+    check_writable(work_dir)
     try:
         created = osp.abspath(work_dir)  # the outermost folder this claim creates
         while not osp.exists(osp.dirname(created)):
@@ -242,10 +183,3 @@ def metrics_iter(work_dir: str) -> Optional[int]:
             return json.load(f).get('iter')
     except (OSError, ValueError, AttributeError):
         return None
-
-
-# the config's work_dir: a new folder per run, or the folder of the run that resume= continues
-# (registered with the package: importing domino_seg imports engine)
-OmegaConf.register_new_resolver('run_dir', run_dir, replace=True)
-# the name of a new run folder; cached, so every use in one config (and Hydra's copies) agrees
-OmegaConf.register_new_resolver('run_stamp', run_stamp, use_cache=True, replace=True)

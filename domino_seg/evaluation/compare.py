@@ -1,4 +1,5 @@
-"""Compare finished runs (``tools/compare.py``).
+"""Compare finished runs (``tools/compare.py``; :mod:`domino_seg.apis.compare` prints and
+writes what is computed here).
 
 Every ``metrics.json`` under the given folders is one run. Runs whose resolved configs are
 equal except for the seed (and where results go) are one row; its cells are the mean ± sample
@@ -22,7 +23,6 @@ import os
 import os.path as osp
 import re
 import statistics
-import sys
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,13 +36,7 @@ from domino_seg.errors import ConfigError, DataError
 from domino_seg.evaluation import intervals
 from domino_seg.evaluation.metrics import PER_IMAGE_FILE
 from domino_seg.evaluation.report import markdown_table, save_figure
-from domino_seg.io import (
-    MMENGINE_CONFIG,
-    atomic_write_bytes,
-    check_out_folder,
-    check_outputs,
-    reported_write,
-)
+from domino_seg.io import MMENGINE_CONFIG, atomic_write_bytes, reported_write
 
 # keys that never split nor name rows (besides hydra.*): the seed is what rows aggregate over
 IGNORED_KEYS = ('seed', 'work_dir', 'paths.work_dirs', 'resume')
@@ -879,31 +873,3 @@ def write_per_class(comp: Comparison, per: PerClass, out_dir: str) -> list[str]:
     _write(md, format_per_class_markdown(comp, per).encode())
     _write(csv_path, format_per_class_csv(comp, per).encode())
     return [md, csv_path]
-
-
-def main(paths: Sequence[str], baseline: Optional[str] = None, out: Optional[str] = None,
-         ignore: Sequence[str] = (), per_class: bool = False) -> Comparison:
-    """What ``tools/compare.py`` does: print the tables and write the files (OUTPUT_FILES);
-    with ``per_class``, also the per-class tables and their two files."""
-    comp = compare_runs(paths, baseline, ignore)
-    per = aggregate_per_class(comp) if per_class else None  # fails before writing anything
-    for warning in comp.warnings:
-        print(f'warning: {warning}', file=sys.stderr)
-    if out is None:
-        first = Path(paths[0])
-        out = str(first if first.is_dir() else first.parent)
-    check_out_folder(out, '--out')
-    names = OUTPUT_FILES + (PER_CLASS_FILES if per is not None else ())
-    inputs = [osp.join(run.work_dir, name) for row in comp.rows for run in row.runs
-              for name in ('metrics.json', 'config.yaml', PER_IMAGE_FILE)]
-    # (its files' names are its own: a run folder, the default --out, may hold earlier ones)
-    check_outputs([osp.join(out, name) for name in names], out, inputs, ours=lambda path: True,
-                  key='--out')
-    print(format_markdown(comp))
-    written = write_outputs(comp, out)
-    if per is not None:
-        print(format_per_class_markdown(comp, per))
-        written += write_per_class(comp, per, out)
-    for path in written:
-        print(f'wrote {path}')
-    return comp

@@ -1,6 +1,6 @@
 """What a model does in each condition: PNG grids of image, ground truth and predictions
 (``tools/test.py ... visualize=N [compare_checkpoint=PATH]``; the checks and the model compared
-with are in :mod:`domino_seg.engine.visualize`)."""
+with are in :mod:`domino_seg.apis.visualize`)."""
 from __future__ import annotations
 
 import os.path as osp

@@ -90,7 +90,7 @@ def test_without_pkg_resources_a_stand_in_finds_the_packaged_files(tmp_path):
 def test_a_run_reports_corruption_conditions_in_metrics_json(tiny_overrides, tmp_path):
     import json
 
-    from domino_seg.engine import run
+    from domino_seg.apis import run
     cfg = compose(tiny_overrides + ['schedule.max_iters=1', 'schedule.val_interval=1',
                                     'data.eval_conditions=[cityscapes]',
                                     'data.eval_corruptions=[brightness]',

@@ -281,7 +281,7 @@ def test_text_embeddings_follow_the_prompt_of_the_set(tiny_overrides, tiny_bench
 ])
 def test_missing_or_empty_sets_name_the_folder_and_layout(tiny_overrides, tmp_path, kind, write,
                                                           problem, expected, fails):
-    from domino_seg.engine import run
+    from domino_seg.apis import run
     root = tmp_path / kind
     for folder in (write or '').split():
         (root / folder).mkdir(parents=True)
@@ -372,7 +372,7 @@ def test_a_folder_named_like_an_acdc_condition_is_refused(tiny_overrides, tmp_pa
 def test_a_checkpoint_is_evaluated_on_condition_folders(tiny_overrides, tmp_path):
     """Train one iteration, then tools/test.py's job on the condition folders: metrics.json
     has one column per folder, both unseen."""
-    from domino_seg.engine import run
+    from domino_seg.apis import run
     root = folders(tmp_path / 'field')
     run.train(domino_seg.compose(tiny_overrides + [
         'schedule.max_iters=1', 'schedule.val_interval=1', 'data.eval_conditions=[cityscapes]',

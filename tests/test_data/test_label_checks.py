@@ -10,8 +10,8 @@ from mmseg.registry import DATASETS, TRANSFORMS
 from PIL import Image
 
 import domino_seg
+from domino_seg.apis import run
 from domino_seg.data.layouts import CITYSCAPES, check_label_file, check_split, scan
-from domino_seg.engine import run
 from domino_seg.errors import DataError
 
 

@@ -12,10 +12,10 @@ import torch
 from mmengine.logging import MMLogger
 
 import domino_seg
+from domino_seg.apis import run
 from domino_seg.domain.cache import EmbeddingCache
 from domino_seg.domain.clip_generator import DomainPromptGenerator
 from domino_seg.domain.embedder import DomainEmbedder
-from domino_seg.engine import run
 from domino_seg.errors import WeightsError
 
 DOMAIN = ['domino=head', 'domain=zero_shot']

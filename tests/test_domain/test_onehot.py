@@ -7,10 +7,10 @@ import torch
 from mmseg.registry import TRANSFORMS
 
 import domino_seg
+from domino_seg.apis import run
 from domino_seg.domain import builder
 from domino_seg.domain.embedder import DomainEmbedder, inputs_transform_cfg
 from domino_seg.domain.onehot import OneHotCodes
-from domino_seg.engine import run
 
 CPU = torch.device('cpu')
 ONEHOT = ['domino=head', 'domain=onehot']

@@ -188,7 +188,7 @@ def tool(name, overrides, cwd):
 
 def train_resuming(path, overrides, cwd):
     """``train(resume=<path>)`` in a fresh process (run.train, as tools/train.py calls it)."""
-    code = ('import sys, domino_seg; from domino_seg.engine import run; '
+    code = ('import sys, domino_seg; from domino_seg.apis import run; '
             'cfg = domino_seg.compose(sys.argv[2:]); cfg.resume = sys.argv[1]; '
             'run.run_cli(lambda: run.train(cfg))')
     return run(['-c', code, str(path), *overrides], cwd)

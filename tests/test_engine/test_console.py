@@ -119,7 +119,7 @@ def test_benchmark_generation_in_a_log_prints_lines(tmp_path, capsys, monkeypatc
 
 def test_header_names_the_text_encoder():
     import domino_seg
-    from domino_seg.engine.run import _header
+    from domino_seg.apis.run import _header
     words = {encoder: _header(domino_seg.compose(['domino=head', 'domain=text',
                                                  f'domain/text_encoder={encoder}']), True)
              for encoder in ('minilm', 'clip')}

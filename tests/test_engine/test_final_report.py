@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import domino_seg
-from domino_seg.engine import run
+from domino_seg.apis import run
 from domino_seg.evaluation.metrics import ConditionIoUMetric
 
 SUMMARY_HEADER = '| condition '

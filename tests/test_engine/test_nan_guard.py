@@ -7,8 +7,8 @@ from mmengine.runner.checkpoint import _load_checkpoint
 from mmseg.models.losses import CrossEntropyLoss
 
 import domino_seg
+from domino_seg.apis import run
 from domino_seg.compat import trusted_checkpoint_loading
-from domino_seg.engine import run
 
 
 @pytest.fixture

@@ -16,13 +16,14 @@ from omegaconf import OmegaConf
 
 import domino_seg
 from domino_seg import io
-from domino_seg.engine import run
-from domino_seg.engine.resume import check_same_config, claim_work_dir, lock_work_dir, run_stamp
+from domino_seg.apis import run
+from domino_seg.engine.resume import check_same_config, claim_work_dir, lock_work_dir
 from domino_seg.errors import ConfigError
+from domino_seg.run_names import run_stamp
 
 
 def test_default_names_differ_between_processes_started_at_once():
-    code = 'from domino_seg.engine.resume import run_stamp; print(run_stamp())'
+    code = 'from domino_seg.run_names import run_stamp; print(run_stamp())'
     procs = [subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, text=True)
              for _ in range(2)]
     names = [p.communicate()[0].strip() for p in procs]

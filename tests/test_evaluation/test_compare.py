@@ -10,6 +10,7 @@ import scipy.stats
 from omegaconf import OmegaConf
 from PIL import Image
 
+from domino_seg.apis import compare as compare_tool
 from domino_seg.errors import ConfigError, DataError, DominoSegError
 from domino_seg.evaluation import compare
 
@@ -333,8 +334,8 @@ def test_per_class_iou_is_mean_and_std_over_seeds_with_deltas(per_class_sweep):
 
 
 def test_per_class_files_and_printout(per_class_sweep, tmp_path, capsys):
-    comp = compare.main([str(per_class_sweep)], baseline='domino=head',
-                        out=str(tmp_path / 'out'), per_class=True)
+    comp = compare_tool.compare([str(per_class_sweep)], baseline='domino=head',
+                                out=str(tmp_path / 'out'), per_class=True)
     out = capsys.readouterr().out
     per = compare.aggregate_per_class(comp)
     md = (tmp_path / 'out' / 'comparison_per_class.md').read_text()
@@ -354,7 +355,7 @@ def test_per_class_files_and_printout(per_class_sweep, tmp_path, capsys):
 
 def test_per_class_without_any_per_class_data_is_an_error(sweep, tmp_path):
     with pytest.raises(DataError, match='records per-class IoU'):
-        compare.main([str(sweep)], out=str(tmp_path), per_class=True)
+        compare_tool.compare([str(sweep)], out=str(tmp_path), per_class=True)
     assert not list(tmp_path.glob('comparison*'))  # nothing written
 
 
@@ -858,13 +859,13 @@ def test_resamples_without_any_class_present_are_left_out_of_the_interval():
 def test_out_must_be_a_folder_and_a_full_disk_is_one_error(sweep, tmp_path, disk_full_after):
     (tmp_path / 'table.md').write_text('mine')
     with pytest.raises(ConfigError, match=r'--out=.*table.md: .*table.md is a file, not a '):
-        compare.main([sweep], out=str(tmp_path / 'table.md'))
+        compare_tool.compare([sweep], out=str(tmp_path / 'table.md'))
     assert (tmp_path / 'table.md').read_text() == 'mine'
     out = tmp_path / 'out'
-    compare.main([sweep], out=str(out))
+    compare_tool.compare([sweep], out=str(out))
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     disk_full_after(0)
     with pytest.raises(DominoSegError, match=f'could not write {out}/comparison.md: the disk '
                                              'is full. Nothing was half-written: the previous'):
-        compare.main([sweep], out=str(out))
+        compare_tool.compare([sweep], out=str(out))
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -85,21 +85,37 @@ def test_compare_without_runs_fails_clearly(tmp_path):
 
 
 def test_compare_on_a_damaged_metrics_json_is_one_paragraph(tmp_path, fails, capsys):
-    from domino_seg.evaluation import compare
+    from domino_seg.apis import compare
     from tests.test_evaluation.test_compare import write_run
     good = write_run(tmp_path / 'good', 0, (60.0, 10.0, 20.0))
     bad = write_run(tmp_path / 'bad', 1, (60.0, 10.0, 20.0))
     (bad / 'metrics.json').write_text((bad / 'metrics.json').read_text().replace(
         '"mIoU": 10.0', '"mIoU": NaN'))
-    err = fails(lambda: compare.main([str(tmp_path)]))
+    err = fails(lambda: compare.compare([str(tmp_path)]))
     assert f'{bad / "metrics.json"}: "conditions.fog.mIoU" is nan' in err
     assert not list(tmp_path.glob('comparison*'))  # nothing written
     (tmp_path / 'crashed' / '.hydra').mkdir(parents=True)
     (bad / 'metrics.json').unlink()
-    compare.main([str(good), str(tmp_path / 'crashed')], out=str(tmp_path / 'out'))
+    compare.compare([str(good), str(tmp_path / 'crashed')], out=str(tmp_path / 'out'))
     err = capsys.readouterr().err
     assert f'warning: skipped {tmp_path / "crashed"}: no metrics.json' in err
 
+
+def test_main_reads_the_command_line_and_exits_2_on_an_error(tmp_path, capsys):
+    """tools/compare.py's body, in-process: the arguments reach compare(); an error is one
+    paragraph and exit status 2."""
+    from domino_seg.apis import compare
+    from tests.test_evaluation.test_compare import write_run
+    write_run(tmp_path / 'runs' / 'a', 0, (60.0, 10.0, 20.0))
+    compare.main([str(tmp_path / 'runs'), '--out', str(tmp_path / 'out')])
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == [
+        'comparison.csv', 'comparison.md', 'comparison.png']  # one row: no intervals
+    assert f'wrote {tmp_path / "out" / "comparison.md"}' in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit:
+        compare.main([str(tmp_path / 'runs'), '--baseline', 'domino=head'])
+    err = capsys.readouterr().err
+    assert exit.value.code == 2 and 'Traceback' not in err and '\nerror: ' in err
+    assert 'domino=head' in err and not list((tmp_path / 'runs').glob('comparison*'))
 
 @pytest.mark.slow
 def test_single_runs_with_per_image_records_get_a_bootstrap(tiny_overrides, tmp_path):

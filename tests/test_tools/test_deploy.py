@@ -9,9 +9,9 @@ import torch
 from omegaconf import OmegaConf
 
 import domino_seg
+from domino_seg.apis.deploy import deploy
 from domino_seg.domain import builder as domain_builder
 from domino_seg.domain.clip_generator import DomainPromptGenerator
-from domino_seg.engine.deploy import deploy
 from domino_seg.models import DominoNorm
 from domino_seg.models.export import SegmentorLogits
 
@@ -120,7 +120,7 @@ def test_mmseg_inference_model_segments_as_infer_does(make_run, tmp_path):
     from mmengine.config import Config
     from mmseg.apis import inference_model, init_model
 
-    from domino_seg.inference import Segmenter
+    from domino_seg.apis.inference import Segmenter
     run = make_run()
     out = tmp_path / 'fog.pth'
     run_deploy(run / 'iter_1.pth', 'condition=fog', f'out={out}')
@@ -408,7 +408,7 @@ def unit(dim=64, scale=1.0, dtype=np.float32):
 ])
 def test_embedding_files_are_checked(tmp_path, name, array, mode, message):
     """Each is refused with the fix, instead of a traceback or a silently folded vector."""
-    from domino_seg.engine.deploy import _embedding_file
+    from domino_seg.apis.deploy import _embedding_file
     from domino_seg.errors import ConfigError
     path = tmp_path / name
     if isinstance(array, bytes):
@@ -426,7 +426,7 @@ def test_embedding_files_are_checked(tmp_path, name, array, mode, message):
     (unit(scale=0.6), 'zero_shot'),  # a mix of normalised embeddings
 ])
 def test_embedding_files_of_the_model_are_used_as_they_are(tmp_path, array, mode):
-    from domino_seg.engine.deploy import _embedding_file
+    from domino_seg.apis.deploy import _embedding_file
     path = _save(tmp_path / 'e.npy', array)
     got = _embedding_file(str(path), 64, mode)
     assert got.dtype == np.float32 and got.shape == (64,)

@@ -1,5 +1,5 @@
 """tools/test.py swap=[...]: one checkpoint scored with other domain embeddings in place of each
-image's own (engine/swap.py); entries, embeddings, the data preprocessor's swap, the table."""
+image's own (apis/swap.py); entries, embeddings, the data preprocessor's swap, the table."""
 import csv
 import json
 
@@ -9,10 +9,10 @@ import torch.nn.functional as F
 from mmseg.structures import SegDataSample
 
 import domino_seg
+from domino_seg.apis import run, swap
 from domino_seg.domain import builder as domain_builder
 from domino_seg.domain.clip_generator import DomainPromptGenerator
 from domino_seg.domain.prompts import load_prompt_bank, prompt_bank_from_dict
-from domino_seg.engine import run, swap
 from domino_seg.errors import ConfigError
 
 from .test_deploy import TINY, make_run, randomize  # noqa: F401  (make_run: a fixture)

@@ -34,10 +34,8 @@ from domino_seg.engine.interrupt_hook import (
 )
 from domino_seg.engine.resume import (
     check_same_config,
-    checkpoint_iter,
     claim_work_dir,
     is_first_process,
-    latest_checkpoint,
     lock_work_dir,
     metrics_iter,
     remove_unstarted_work_dirs,
@@ -46,6 +44,7 @@ from domino_seg.engine.resume import (
 )
 from domino_seg.errors import CheckpointError, ConfigError, DominoSegError
 from domino_seg.evaluation.report import count_table, format_table, per_class_table
+from domino_seg.run_names import checkpoint_iter, latest_checkpoint
 
 
 def _check_work_dir(cfg: DictConfig) -> None:
@@ -208,12 +207,12 @@ def _prediction_report(cfg: DictConfig, runner) -> dict:
 def test(cfg: DictConfig) -> dict:
     """Evaluate ``cfg.checkpoint`` on every evaluated condition (``data.eval_conditions``,
     ``data.eval_sets``, ``data.eval_corruptions``); with
-    ``visualize=N``, then draw N samples per condition (engine/visualize.py). With
+    ``visualize=N``, then draw N samples per condition (apis/visualize.py). With
     ``evaluate=false`` predict only (splits without public labels): no label is read, nothing
     is scored, and what was written is reported instead of metrics. With ``swap=[...]``, then
-    score it again with each entry's embedding in place of every image's own (engine/swap.py;
+    score it again with each entry's embedding in place of every image's own (apis/swap.py;
     the report's ``swap``). Ends with where the saved predictions and submission files went."""
-    from domino_seg.engine import swap, visualize
+    from domino_seg.apis import swap, visualize
     cfg.checkpoint = checkpoint_file(cfg.checkpoint)
     if not osp.isfile(cfg.checkpoint):
         raise DominoSegError(f'checkpoint={cfg.checkpoint!r} is not a file; pass the .pth that '

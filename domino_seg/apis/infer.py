@@ -1,5 +1,5 @@
 """What tools/infer.py does: segment images and videos with a trained checkpoint
-(:class:`domino_seg.inference.Segmenter`) and write overlays and label maps."""
+(:class:`domino_seg.apis.inference.Segmenter`) and write overlays and label maps."""
 from __future__ import annotations
 
 import glob
@@ -14,9 +14,9 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 from omegaconf import DictConfig, ListConfig
 
+from domino_seg.apis.inference import IMAGE_SUFFIXES, VIDEO_SUFFIXES, Segmenter
 from domino_seg.conditions import image_stem
 from domino_seg.errors import ConfigError, DataError
-from domino_seg.inference import IMAGE_SUFFIXES, VIDEO_SUFFIXES, Segmenter
 from domino_seg.io import (
     atomic_path,
     atomic_write_json,

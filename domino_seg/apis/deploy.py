@@ -45,8 +45,8 @@ def deploy(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     """Fold ``cfg.checkpoint`` for the domain ``cfg`` names and write it (see the module
     docstring); ``overrides`` are the command line's (groups given there are not taken from
     the checkpoint's config.yaml). Returns what was written and checked."""
+    from domino_seg.apis.run import with_checkpoint_model
     from domino_seg.config import recorded_config, recorded_config_path
-    from domino_seg.engine.run import with_checkpoint_model
     from domino_seg.models.fold import fold_domino
     if cfg.format not in FORMATS:
         raise ConfigError(f'format={cfg.format!r}: choose pth (a plain mmseg checkpoint) or onnx.')
