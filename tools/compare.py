@@ -5,8 +5,11 @@
 """
 import argparse
 
+import domino_seg  # (compat fixes and registration)
 from domino_seg.engine.run import run_cli
 from domino_seg.evaluation import compare
+
+domino_seg.quiet()  # upstream warnings that repeat ours: off (console.py)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -5,11 +5,13 @@ import json
 import hydra
 from omegaconf import DictConfig
 
-import domino_seg  # noqa: F401  (compat fixes and registration)
+import domino_seg  # (compat fixes and registration)
 from domino_seg.data.builder import check_data, ensure_synthetic
 from domino_seg.domain import builder as domain_builder
 from domino_seg.domain.precompute import precompute_embeddings
 from domino_seg.engine.run import checked, run_cli, run_hydra
+
+domino_seg.quiet()  # upstream warnings that repeat ours: off (console.py)
 
 
 def embed(cfg: DictConfig) -> dict:

@@ -6,9 +6,12 @@ import hydra
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 
+import domino_seg  # (compat fixes and registration)
 from domino_seg.data.synthetic import generated_folder, write_benchmark
 from domino_seg.engine.run import checked, run_cli, run_hydra
 from domino_seg.errors import ConfigError, DataError
+
+domino_seg.quiet()  # upstream warnings that repeat ours: off (console.py)
 
 
 def make(cfg: DictConfig) -> None:

@@ -8,7 +8,7 @@ import os.path as osp
 import re
 
 import torch
-from mmengine.dist import is_main_process
+from mmengine.dist import is_distributed, is_main_process
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
@@ -83,6 +83,24 @@ def read_checkpoint(filename: str, map_location='cpu') -> dict:
     return checkpoint
 
 
+def init_cpu_process_group(dist_cfg: dict) -> None:
+    """Join torchrun's process group without CUDA (``launcher=pytorch`` on CPU): mmengine
+    0.10.7's ``init_dist`` calls ``torch.cuda.set_device`` first, which fails there. With the
+    backend ``dist_cfg`` names (configs/runtime: ``${dist_backend:}``, gloo on CPU), or gloo,
+    said in a log line, when it names none."""
+    import datetime
+
+    from mmengine.logging import print_log
+    kwargs = dict(dist_cfg)
+    if not kwargs.get('backend'):
+        kwargs['backend'] = 'gloo'
+        print_log('launcher=pytorch without CUDA and no env_cfg.dist_cfg.backend: using gloo',
+                  logger='current')
+    if isinstance(kwargs.get('timeout'), (int, float)):  # seconds, as mmengine's init_dist
+        kwargs['timeout'] = datetime.timedelta(seconds=kwargs['timeout'])
+    torch.distributed.init_process_group(**kwargs)
+
+
 @RUNNERS.register_module()
 class DominoRunner(Runner):
     """mmengine's Runner, except that
@@ -94,6 +112,7 @@ class DominoRunner(Runner):
       ``meta['config']`` for resume to execute) and, to resume, must hold training state;
     * checkpoints are written to a temporary file and renamed into place, so a crash or a full
       disk never leaves a truncated checkpoint, and ``last_checkpoint`` is updated only after;
+    * ``launcher='pytorch'`` runs on CPU (:func:`init_cpu_process_group`);
     * ``randomness.deterministic`` only warns for ops without a deterministic implementation
       (several CUDA backward passes of mmseg models), instead of failing;
     * the console is short (``console.quiet``; the config key ``verbose`` prints everything)
@@ -207,6 +226,12 @@ class DominoRunner(Runner):
         Runner is built, before the checkpoint is known to fit (a refused resume would add a
         file to the run it refused); MetricsJsonHook writes ``mmengine_config.py`` beside
         ``config.yaml`` once the run starts."""
+
+    def setup_env(self, env_cfg: dict) -> None:
+        if self.launcher == 'pytorch' and not torch.cuda.is_available() and \
+                not is_distributed():
+            init_cpu_process_group(env_cfg.get('dist_cfg') or {})
+        super().setup_env(env_cfg)  # (it skips init_dist when the group exists)
 
     def set_randomness(self, seed, diff_rank_seed: bool = False,
                        deterministic: bool = False) -> None:
