@@ -259,6 +259,8 @@ def _training_state_globals() -> list:
     the pickle names: the restricted getattr is registered as ``builtins.getattr``)."""
     import numpy as np
     from mmengine.logging import HistoryBuffer
+    # the module the pickles name (numpy._core since numpy 2, public np.core before; no
+    # public alias: np.core is a deprecated shim there)
     core = np._core if hasattr(np, '_core') else np.core
     dtypes = [c for c in vars(getattr(np, 'dtypes', np)).values()
               if isinstance(c, type) and issubclass(c, np.dtype)]
