@@ -61,7 +61,8 @@ def test_compiled_layers_are_absent_from_the_registry_as_under_mmcv_lite(layer):
 
 
 @pytest.mark.parametrize('layer,part', [
-    ('DCN', dict(dcn=dict(type='DCN', deform_groups=1), stage_with_dcn=(False, True, False, False))),
+    ('DCN', dict(dcn=dict(type='DCN', deform_groups=1),
+                 stage_with_dcn=(False, True, False, False))),
     ('DCNv2', dict(dcn=dict(type='DCNv2', deform_groups=1),
                    stage_with_dcn=(False, True, False, False))),
     ('MMSyncBN', dict(norm_cfg=dict(type='MMSyncBN')))])
