@@ -38,6 +38,7 @@ torchrun on CPU is handled by ``DominoRunner.setup_env`` for domino-seg's runs o
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import importlib.abc
 import os
@@ -177,10 +178,11 @@ def _registered_names(path: str) -> list:
     return names
 
 
+@functools.lru_cache(maxsize=None)
 def missing_layers() -> dict:
     """The layer types the modules of ``mmcv.ops`` that need the compiled extension would
     register (``DCN``, ``DCNv2``, ``MMSyncBN``, ``SAC``, ...) -> why each is absent and the
-    fix; empty with full mmcv."""
+    fix; empty with full mmcv. (Read once: after :func:`apply`.)"""
     if not MISSING_LAYER_MODULES:
         return {}
     import mmcv
