@@ -75,9 +75,9 @@ def test_trusted_scope_does_not_reach_other_threads(tmp_path):
 
 
 @pytest.mark.parametrize('content,raised', [
-    (b'', EOFError), (b'hello', KeyError), (pickle.dumps({'a': 1}, protocol=2),
-                                            pickle.UnpicklingError), ('truncated', RuntimeError),
-], ids=['empty', 'text', 'plain-pickle', 'truncated'])
+    (b'', EOFError), (b'hello', KeyError), (b'{"a": 1}', pickle.UnpicklingError),
+    (pickle.dumps({'a': 1}, protocol=2), RuntimeError), ('truncated', RuntimeError),
+], ids=['empty', 'text', 'json', 'plain-pickle', 'truncated'])
 def test_an_unreadable_checkpoint_is_also_what_torch_load_raised(tmp_path, content, raised):
     """Code that called mmengine's load_checkpoint before ``import domino_seg`` catches what
     it caught (the RuntimeError of a truncated file, ...); the tools catch a CheckpointError."""
