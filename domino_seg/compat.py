@@ -1,14 +1,44 @@
-"""Every fix domino-seg needs for modern torch / numpy / mmcv-lite, each with its reason.
+"""What importing domino_seg changes outside domino-seg, each change with its reason.
 
-Imported by ``domino_seg/__init__.py`` before anything from mmseg, so that importing the
-package is enough. Each fix is idempotent and touches only what it names. One reaches beyond
-domino-seg on purpose: mmengine's loader for local checkpoint files is replaced for the whole
-process, always ``weights_only=True``, even when ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` is set
-(see :func:`_install_checkpoint_loader`).
+``domino_seg/__init__.py`` calls :func:`apply` before importing anything from mmseg. This table
+is the complete list; each fix is idempotent and touches only what it names.
+
+Change on ``import domino_seg``         Why it must be made on import
+--------------------------------------  --------------------------------------------------------
+``mmcv.ops`` is a module holding the    mmcv-lite lacks the compiled ``mmcv._ext`` and mmseg
+ops that need no compiled code          1.2.2 imports ``mmcv.ops.point_sample`` unguarded:
+(:func:`_install_mmcv_ops_stub`)        without it ``import mmseg.models`` fails. Absent ops
+                                        stay absent (attribute, import, registry); importing
+                                        one raises :class:`MissingCompiledOpError`, as mmseg's
+                                        guards expect.
+mmcv's "Fail to import                  It would repeat, on every import, what the stub says
+``MultiScaleDeformableAttention``"      when the op is used; full mmcv does not warn there
+warning is not shown                    either (an ImportWarning, hidden by default). A scoped
+                                        filter: no warning filter outlives the import.
+mmengine's loader of local checkpoint   domino-seg's loads and mmseg's (a backbone's
+files (``CheckpointLoader`` scheme      ``init_cfg``) reach torch.load through it: it always
+``''``) always passes                   passes ``weights_only=True``, even when
+``weights_only=True``                   ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` is set, so a
+(:func:`_install_checkpoint_loader`)    crafted file runs no code. An unreadable file is a
+                                        CheckpointError saying why that is also what torch.load
+                                        raised (:func:`checkpoint_error_like`).
+domino-seg's classes in mmseg's         Configs name them by type (DomainAwareEncoderDecoder,
+registries (new names only) and         datasets, transforms, metrics, hooks); the YAML
+OmegaConf resolvers: ``dist_backend``,  configs use the resolvers. Nothing upstream is
+``run_dir``, ``run_stamp``,             replaced.
+``tool_help``, ``seen_conditions``,
+``config_dir``
+--------------------------------------  --------------------------------------------------------
+
+Not on import: warning and log filters are set by the tools (:func:`domino_seg.quiet`);
+torchrun on CPU is handled by ``DominoRunner.setup_env`` for domino-seg's runs only (mmengine's
+``init_dist`` is untouched); imagecorruptions is fixed when the first corruption needs it
+(:func:`import_imagecorruptions`).
 """
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import importlib.abc
 import os
@@ -54,21 +84,6 @@ def _ops_exports(ops_dir: str) -> dict:
             for alias in node.names}
 
 
-def _registered_names(path: str) -> list:
-    """The names a module of ``mmcv.ops`` registers with ``@MODELS.register_module(...)``."""
-    with open(path, encoding='utf-8') as f:
-        tree = ast.parse(f.read())
-    names = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.ClassDef):
-            continue
-        for deco in node.decorator_list:
-            if isinstance(deco, ast.Call) and getattr(deco.func, 'attr', '') == 'register_module':
-                given = deco.args[:1] + [k.value for k in deco.keywords if k.arg == 'name']
-                names += [a.value for a in given if isinstance(a, ast.Constant)] or [node.name]
-    return names
-
-
 class _MissingOpFinder(importlib.abc.MetaPathFinder):
     """``from mmcv.ops import X`` of a missing op raises :class:`MissingCompiledOpError`.
 
@@ -86,6 +101,14 @@ class _MissingOpFinder(importlib.abc.MetaPathFinder):
         return None
 
 
+# the modules of mmcv.ops that did not import (the stub): module -> its ImportError
+MISSING_LAYER_MODULES: dict = {}
+
+
+# mmcv's warning when its transformer module cannot import this compiled op (see the table)
+_MSDA_WARNING = 'Fail to import ``MultiScaleDeformableAttention``'
+
+
 def _install_mmcv_ops_stub() -> None:
     """Make ``import mmcv.ops`` work under mmcv-lite, otherwise as upstream.
 
@@ -96,11 +119,13 @@ def _install_mmcv_ops_stub() -> None:
     (``point_sample``, ``CrissCrossAttention``, ...), as full mmcv would. An op that needs the
     extension is absent (``hasattr`` False, ``getattr(..., None)`` None, the AttributeError
     says how to get it); importing it raises :class:`MissingCompiledOpError`, which mmseg's
-    guarded imports (PSAHead) handle; the layers those modules register (``DCN``, ``DCNv2``,
-    ``MMSyncBN``, ...) are registered as stand-ins that raise it when a config builds them.
-    The only other stand-in is ``sigmoid_focal_loss``: mmseg's FocalLoss imports it unguarded
-    (it calls it for CUDA tensors only).
+    guarded imports (PSAHead) handle. The layers those modules would register (``DCN``,
+    ``MMSyncBN``, ...) are absent from the registry, as under mmcv-lite; domino-seg's model
+    configs are checked for them (:func:`check_compiled_layers`). The only stand-in is
+    ``sigmoid_focal_loss``: mmseg's FocalLoss imports it unguarded (it calls it for CUDA
+    tensors only), and calling it raises the error.
     """
+    import warnings
     try:
         import mmcv.ops  # noqa: F401  full mmcv with compiled ops: nothing to do
         return
@@ -108,7 +133,6 @@ def _install_mmcv_ops_stub() -> None:
         if err.name != 'mmcv._ext':
             raise
     import mmcv
-    from mmengine.registry import MODELS
 
     ops_dir = os.path.join(os.path.dirname(mmcv.__file__), 'ops')
     stub = types.ModuleType('mmcv.ops', 'mmcv.ops under mmcv-lite (domino-seg): the ops that '
@@ -117,13 +141,16 @@ def _install_mmcv_ops_stub() -> None:
     sys.modules['mmcv.ops'] = stub
     mmcv.ops = stub
 
-    missing, failed_modules = {}, {}
-    for name, (module, attr) in _ops_exports(ops_dir).items():
-        try:
-            setattr(stub, name, getattr(importlib.import_module(f'mmcv.ops.{module}'), attr))
-        except ImportError as err:
-            missing[name] = _missing_op_message(f'mmcv.ops.{name}', err)
-            failed_modules.setdefault(module, err)
+    missing = {}
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message=re.escape(_MSDA_WARNING))
+        importlib.import_module('mmcv.cnn.bricks.transformer')
+        for name, (module, attr) in _ops_exports(ops_dir).items():
+            try:
+                setattr(stub, name, getattr(importlib.import_module(f'mmcv.ops.{module}'), attr))
+            except ImportError as err:
+                missing[name] = _missing_op_message(f'mmcv.ops.{name}', err)
+                MISSING_LAYER_MODULES.setdefault(module, err)
     if 'sigmoid_focal_loss' in missing:
         stub.sigmoid_focal_loss = _unavailable('sigmoid_focal_loss',
                                                missing['sigmoid_focal_loss'])
@@ -135,11 +162,55 @@ def _install_mmcv_ops_stub() -> None:
     stub.__getattr__ = __getattr__
     sys.meta_path.insert(0, _MissingOpFinder(missing))
 
-    for module, err in failed_modules.items():
-        for name in _registered_names(os.path.join(ops_dir, module + '.py')):
-            if name not in MODELS.module_dict:
-                MODELS.register_module(name=name, module=_unavailable(name, _missing_op_message(
-                    f"The layer type '{name}' (mmcv.ops.{module})", err)))
+
+def _registered_names(path: str) -> list:
+    """The names a module of ``mmcv.ops`` registers with ``@MODELS.register_module(...)``."""
+    with open(path, encoding='utf-8') as f:
+        tree = ast.parse(f.read())
+    names = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ClassDef):
+            continue
+        for deco in node.decorator_list:
+            if isinstance(deco, ast.Call) and getattr(deco.func, 'attr', '') == 'register_module':
+                given = deco.args[:1] + [k.value for k in deco.keywords if k.arg == 'name']
+                names += [a.value for a in given if isinstance(a, ast.Constant)] or [node.name]
+    return names
+
+
+@functools.lru_cache(maxsize=None)
+def missing_layers() -> dict:
+    """The layer types the modules of ``mmcv.ops`` that need the compiled extension would
+    register (``DCN``, ``DCNv2``, ``MMSyncBN``, ``SAC``, ...) -> why each is absent and the
+    fix; empty with full mmcv. (Read once: after :func:`apply`.)"""
+    if not MISSING_LAYER_MODULES:
+        return {}
+    import mmcv
+    ops_dir = os.path.join(os.path.dirname(mmcv.__file__), 'ops')
+    return {name: _missing_op_message(f"The layer type '{name}' (mmcv.ops.{module})", err)
+            for module, err in MISSING_LAYER_MODULES.items()
+            for name in _registered_names(os.path.join(ops_dir, module + '.py'))}
+
+
+def check_compiled_layers(cfg, key: str) -> None:
+    """A ConfigError when the model dict ``cfg`` (config key ``key``) names a layer type
+    that needs the compiled mmcv extension (:func:`missing_layers`): mmengine would only say
+    the type is not in the registry (or "Cannot find None")."""
+    from domino_seg.errors import ConfigError
+    missing = missing_layers()
+    found = _types_in(cfg) & set(missing)
+    if found:
+        raise ConfigError(f'{key}: {missing[sorted(found)[0]]}')
+
+
+def _types_in(cfg) -> set:
+    """Every ``type`` value in a nested dict/list config."""
+    if isinstance(cfg, dict):
+        own = {cfg['type']} if isinstance(cfg.get('type'), str) else set()
+        return own.union(*(_types_in(v) for v in cfg.values()))
+    if isinstance(cfg, (list, tuple)):
+        return set().union(*(_types_in(v) for v in cfg))
+    return set()
 
 
 _TRUSTED_CHECKPOINT = ContextVar('domino_seg_trusted_checkpoint', default=False)
@@ -190,6 +261,8 @@ def _training_state_globals() -> list:
     the pickle names: the restricted getattr is registered as ``builtins.getattr``)."""
     import numpy as np
     from mmengine.logging import HistoryBuffer
+    # the module the pickles name (numpy._core since numpy 2, public np.core before; no
+    # public alias: np.core is a deprecated shim there)
     core = np._core if hasattr(np, '_core') else np.core
     dtypes = [c for c in vars(getattr(np, 'dtypes', np)).values()
               if isinstance(c, type) and issubclass(c, np.dtype)]
@@ -267,7 +340,8 @@ def _install_checkpoint_loader() -> None:
     """Replace mmengine's loader for local files by one that always passes
     ``weights_only=True``, allowing mmengine's training-state classes only inside
     :func:`trusted_checkpoint_loading`, and that turns an unreadable file into a
-    CheckpointError saying why.
+    CheckpointError saying why (one that is also what torch.load raised:
+    :func:`checkpoint_error_like`).
 
     ``weights_only=True`` is passed explicitly, so ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` (which
     only changes ``torch.load`` calls that leave ``weights_only`` unset) does not turn it off:
@@ -277,8 +351,6 @@ def _install_checkpoint_loader() -> None:
     """
     import torch
     from mmengine.runner.checkpoint import CheckpointLoader
-
-    from domino_seg.errors import CheckpointError
 
     @CheckpointLoader.register_scheme(prefixes='', force=True)
     def load_from_local(filename, map_location):
@@ -294,27 +366,28 @@ def _install_checkpoint_loader() -> None:
             message = _unreadable(filename, err)
             if message is None:
                 raise
-            raise CheckpointError(message) from None
+            raise checkpoint_error_like(type(err))(message) from None
 
 
-def _allow_cpu_torchrun() -> None:
-    """mmengine 0.10.7's ``launcher='pytorch'`` calls ``torch.cuda.set_device`` even without
-    a GPU, so torchrun on CPU (gloo) fails; without CUDA, just join the process group."""
-    import torch
-    import torch.distributed as torch_dist
-    from mmengine.dist import utils
-
-    init_on_gpu = utils._init_dist_pytorch
-    if getattr(init_on_gpu, 'domino_seg', False):
-        return
-
-    def init_dist_pytorch(backend, init_backend='torch', **kwargs):
-        if torch.cuda.is_available() or init_backend != 'torch':
-            return init_on_gpu(backend, init_backend=init_backend, **kwargs)
-        torch_dist.init_process_group(backend='gloo', **kwargs)
-
-    init_dist_pytorch.domino_seg = True
-    utils._init_dist_pytorch = init_dist_pytorch
+def checkpoint_error_like(raised: type) -> type:
+    """The CheckpointError class that is also a ``raised`` (RuntimeError for a truncated
+    file, UnpicklingError, EOFError, KeyError, ...): code that called mmengine's
+    ``load_checkpoint`` before ``import domino_seg`` keeps catching what it caught. One class
+    per type, a module attribute (``CheckpointRuntimeError``, ...) so that it pickles."""
+    from domino_seg.errors import CheckpointError
+    if issubclass(CheckpointError, raised):
+        return CheckpointError
+    name = f'Checkpoint{raised.__name__}'
+    known = globals().get(name)
+    if isinstance(known, type) and raised in known.__bases__:
+        return known
+    try:  # (BaseException's __str__: KeyError's would quote the message)
+        cls = type(name, (CheckpointError, raised),
+                   {'__module__': __name__, '__str__': BaseException.__str__})
+    except TypeError:  # a type that cannot be a base (layout): the message still counts
+        return CheckpointError
+    globals()[name] = cls
+    return cls
 
 
 def import_imagecorruptions():
@@ -374,11 +447,6 @@ def import_imagecorruptions():
 
 
 def apply() -> None:
-    from domino_seg.console import silence_upstream_warnings
-    silence_upstream_warnings()
+    """The changes of the table above (``domino_seg/__init__.py`` calls it first)."""
     _install_mmcv_ops_stub()
     _install_checkpoint_loader()
-    _allow_cpu_torchrun()
-
-
-apply()

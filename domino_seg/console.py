@@ -32,16 +32,15 @@ EVAL_PROGRESS = ('Iter(val) [', 'Iter(test) [')
 # upstream log records (start of the message) that repeat one of ours, dropped everywhere:
 # open_clip's random-weights notice (root logger)
 UPSTREAM_RECORDS = ('No pretrained weights loaded for model ',)
-# Python warnings of the same kind (message start). mmcv-lite lacks MultiScaleDeformableAttention
-# (a compiled op no domino-seg model uses; compat's stub explains missing ops when used)
+# Python warnings of the same kind (message start)
 UPSTREAM_WARNINGS = (
-    'Fail to import ``MultiScaleDeformableAttention``',
     '``build_loss`` would be deprecated soon',
     'Please import `map_coordinates` from the `scipy.ndimage` namespace',  # imagecorruptions
 )
 
 
 def silence_upstream_warnings() -> None:
+    """:func:`domino_seg.quiet`: filters for this process, set by the tools, never on import."""
     import warnings
     for message in UPSTREAM_WARNINGS:
         warnings.filterwarnings('ignore', message=re.escape(message))

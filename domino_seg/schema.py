@@ -10,20 +10,14 @@ A new key in a YAML file needs its field here.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import functools
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-from omegaconf import (
-    MISSING,
-    BooleanNode,
-    DictConfig,
-    FloatNode,
-    IntegerNode,
-    ListConfig,
-    OmegaConf,
-    UnionNode,
-)
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
 from domino_seg.errors import ConfigError
@@ -304,78 +298,123 @@ def renamed_key(key: str, valid: Sequence[str]) -> str | None:
     return f'{key}= was renamed to {new}= (same values): {what}.'
 
 
-def _node(schema: DictConfig, key: str):
-    """The schema's node of ``key`` (``data.crop_size``)."""
-    node = schema
+def _unoptional(hint):
+    """``hint`` without ``Optional``: ``Optional[int]`` -> ``int``."""
+    if typing.get_origin(hint) is Union and type(None) in typing.get_args(hint):
+        rest = tuple(a for a in typing.get_args(hint) if a is not type(None))
+        return rest[0] if len(rest) == 1 else Union[rest]
+    return hint
+
+
+@functools.lru_cache(maxsize=None)
+def _hints(schema: type) -> dict:
+    return typing.get_type_hints(schema)
+
+
+def _field(hint, key) -> Any:
+    """The declared type of ``key`` in a schema dataclass or ``Dict[str, X]`` ``hint``
+    (without Optional); None where nothing is declared (``Any``, a key it lacks)."""
+    hint = _unoptional(hint)
+    if dataclasses.is_dataclass(hint):
+        found = _hints(hint).get(str(key))
+    elif typing.get_origin(hint) is dict:
+        found = typing.get_args(hint)[1]
+    else:
+        return None
+    return None if found is None or found is Any else _unoptional(found)
+
+
+def _declared(schema: type, key: str):
+    """The declared type of ``key`` (``data.crop_size``) in the ``schema`` dataclass."""
+    hint = schema
     for part in key.split('.'):
-        node = node._get_node(part)
-    return node
+        hint = _field(hint, part)
+    return hint
 
 
-def _takes(node) -> str:
-    """What a schema node takes, in words."""
-    if isinstance(node, UnionNode):  # resume
+def declared_keys(schema: type, prefix: str = '') -> dict:
+    """Every key of the ``schema`` dataclass (``schedule.max_iters``) -> its declared type
+    (without Optional); a nested dataclass is walked, an open dict is one key."""
+    keys = {}
+    for key in _hints(schema):
+        hint = _field(schema, key)
+        if dataclasses.is_dataclass(hint):
+            keys.update(declared_keys(hint, f'{prefix}{key}.'))
+        else:
+            keys[f'{prefix}{key}'] = hint
+    return keys
+
+
+def _takes(hint) -> str:
+    """What a key of the declared type ``hint`` takes, in words."""
+    if typing.get_origin(hint) is Union:  # resume
         return 'true, false or a path'
-    if isinstance(node, ListConfig):
+    if typing.get_origin(hint) is list:
         of = {int: ' of integers', float: ' of numbers', bool: ' of true or false'}
-        return 'a list [a,b,...]' + of.get(node._metadata.element_type, '')
-    if isinstance(node, DictConfig):
+        return 'a list [a,b,...]' + of.get(typing.get_args(hint)[0], '')
+    if typing.get_origin(hint) is dict or dataclasses.is_dataclass(hint):
         return 'a dict {key: value, ...}'
-    return {BooleanNode: 'true or false', IntegerNode: 'an integer',
-            FloatNode: 'a number'}.get(type(node), 'a string')
+    return {bool: 'true or false', int: 'an integer', float: 'a number'}.get(hint, 'a string')
 
 
-def _strict(node, value) -> bool:
-    """Whether a typed node takes ``value`` as it is: OmegaConf converts 1 and 'yes' to true,
-    '5' to 5 and '0.5' to 0.5, which on a command line are mistakes, not values."""
-    if value is None or isinstance(node, UnionNode):
+def _strict(hint, value) -> bool:
+    """Whether a key of the declared type ``hint`` takes ``value`` as it is: OmegaConf
+    converts 1 and 'yes' to true, '5' to 5 and '0.5' to 0.5, which on a command line are
+    mistakes, not values."""
+    if value is None or typing.get_origin(hint) is Union:
         return True
-    if isinstance(node, BooleanNode):
+    if hint is bool:
         return type(value) is bool
-    if isinstance(node, IntegerNode):
+    if hint is int:
         return type(value) is int
-    if isinstance(node, FloatNode):
+    if hint is float:
         return type(value) in (int, float)
     return True  # strings take any scalar, as YAML reads paths like 2024 as numbers
 
 
-def _converted(cfg, typed, prefix: str = ''):
-    """(key, value, schema node) of the first value of ``cfg`` that its typed node in
-    ``typed`` (``cfg`` merged into the schema) took only by converting it, else None; for a
+def _raw(cfg, key):
+    """The value of ``cfg[key]`` (not an interpolation) as written: ``'???'`` when missing."""
+    return '???' if OmegaConf.is_missing(cfg, key) else cfg[key]
+
+
+def _converted(cfg, schema, prefix: str = ''):
+    """(key, value, declared type) of the first value of ``cfg`` that OmegaConf would take
+    only by converting it to the type the ``schema`` dataclass declares, else None; for a
     list's item, the list's."""
     for key in cfg.keys():
         if OmegaConf.is_interpolation(cfg, key):
             continue  # checked where it points to
-        node, typed_node = cfg._get_node(key), typed._get_node(key)
+        hint, value = _field(schema, key), _raw(cfg, key)
         full = f'{prefix}.{key}' if prefix else str(key)
-        if isinstance(node, DictConfig) and isinstance(typed_node, DictConfig):
-            found = _converted(node, typed_node, full)
+        if OmegaConf.is_dict(value) and (dataclasses.is_dataclass(hint) or
+                                         typing.get_origin(hint) is dict):
+            found = _converted(value, hint, full)
             if found:
                 return found
-        elif isinstance(node, ListConfig) and isinstance(typed_node, ListConfig):
-            if not all(OmegaConf.is_interpolation(node, i) or
-                       _strict(typed_node._get_node(i), node._get_node(i)._value())
-                       for i in range(len(node))):
-                return full, node, typed_node
-        elif not isinstance(node, (DictConfig, ListConfig)) and \
-                not _strict(typed_node, node._value()):
-            return full, node._value(), typed_node
+        elif OmegaConf.is_list(value) and typing.get_origin(hint) is list:
+            item = _unoptional(typing.get_args(hint)[0])
+            if not all(OmegaConf.is_interpolation(value, i) or _strict(item, _raw(value, i))
+                       for i in range(len(value))):
+                return full, value, hint
+        elif not OmegaConf.is_config(value) and not _strict(hint, value):
+            return full, value, hint
     return None
 
 
-def _not_a_dict(cfg: DictConfig, schema: DictConfig, prefix: str = '') -> str | None:
-    """The key of the first value of ``cfg`` that is not a dict where the schema has one (a
-    merge error that names no key), else None."""
+def _not_a_dict(cfg: DictConfig, schema, prefix: str = '') -> str | None:
+    """The key of the first value of ``cfg`` that is not a dict where the ``schema``
+    dataclass has one (a merge error that names no key), else None."""
     for key in cfg.keys():
-        node, schema_node = cfg._get_node(key), schema._get_node(key)
+        hint = _field(schema, key)
         full = f'{prefix}.{key}' if prefix else str(key)
-        if not OmegaConf.is_dict(schema_node) or schema_node._is_missing():
+        if not dataclasses.is_dataclass(hint) or OmegaConf.is_interpolation(cfg, key):
             continue  # a value, or an open dict
-        if isinstance(node, DictConfig):
-            found = _not_a_dict(node, schema_node, full)
+        value = _raw(cfg, key)
+        if OmegaConf.is_dict(value):
+            found = _not_a_dict(value, hint, full)
             if found:
                 return found
-        elif not OmegaConf.is_interpolation(cfg, key) and node._value() is not None:
+        elif value is not None:
             return full
     return None
 
@@ -429,15 +468,15 @@ def check(cfg: DictConfig, overrides: Sequence[str], config_name: str) -> None:
     point to."""
     schema = OmegaConf.structured(SCHEMAS[config_name])
     try:
-        typed = OmegaConf.merge(schema, cfg)
+        OmegaConf.merge(schema, cfg)
     except ConfigKeyError as err:
         raise _key_error(str(err.full_key), cfg, schema, overrides) from None
     except (ValidationError, ConfigAttributeError) as err:
-        key = str(err.full_key).split('[', 1)[0] or _not_a_dict(cfg, schema)
+        key = str(err.full_key).split('[', 1)[0] or _not_a_dict(cfg, SCHEMAS[config_name])
         if key is None:
             raise
-        raise _type_error(key, OmegaConf.select(cfg, key), _node(schema, key),
-                          overrides) from None
-    found = _converted(cfg, typed)
+        raise _type_error(key, OmegaConf.select(cfg, key),
+                          _declared(SCHEMAS[config_name], key), overrides) from None
+    found = _converted(cfg, SCHEMAS[config_name])
     if found:
         raise _type_error(*found, overrides)

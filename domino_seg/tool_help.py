@@ -94,19 +94,9 @@ HYDRA_FLAGS = ('--help', '--hydra-help', '--version', '--cfg', '--resolve', '--p
 
 
 def _schema_keys(tool: str) -> dict:
-    """Every key of the tool's schema (``schedule.max_iters``) -> its schema node."""
-    from omegaconf import OmegaConf
-
-    from domino_seg.schema import SCHEMAS
-
-    def walk(node, prefix):
-        for key in node.keys():
-            child, full = node._get_node(key), f'{prefix}{key}'
-            if OmegaConf.is_dict(child) and not child._is_missing():
-                yield from walk(child, full + '.')
-            else:
-                yield full, child
-    return dict(walk(OmegaConf.structured(SCHEMAS[tool]), ''))
+    """Every key of the tool's schema (``schedule.max_iters``) -> its declared type."""
+    from domino_seg.schema import SCHEMAS, declared_keys
+    return declared_keys(SCHEMAS[tool])
 
 
 def _open_keys(tool: str, name: str) -> list[str]:
@@ -126,8 +116,6 @@ def _flag_overrides(name: str, value, tool: str) -> list[str]:
     closest to it."""
     import difflib
 
-    from omegaconf import BooleanNode
-
     keys = _schema_keys(tool)
     name = name.replace('-', '_')
     if (config_files.CONFIG_DIR / name).is_dir() and any(k.startswith(name + '.') for k in keys):
@@ -139,7 +127,7 @@ def _flag_overrides(name: str, value, tool: str) -> list[str]:
         difflib.get_close_matches(name, list(keys), n=2) or \
         [k for leaf in difflib.get_close_matches(name, list(leaves), n=1) for k in leaves[leaf]]
     return [f'{key}=' + (str(value) if value is not None else 'true'
-                         if isinstance(keys[key], BooleanNode) else '<value>')
+                         if keys[key] is bool else '<value>')
             for key in found]
 
 
@@ -186,8 +174,8 @@ def _group_keys(keys, choices: dict, root: DictConfig) -> list[str]:
         node = OmegaConf.select(root, parent, default=None)
         if not OmegaConf.is_dict(node) or leaf not in node:
             continue  # not in this config (e.g. domino.mlp without Domino layers)
-        value = node._get_node(leaf)._value() if OmegaConf.is_interpolation(node, leaf) else \
-            _value(node[leaf])
+        value = OmegaConf.to_container(node)[leaf] if OmegaConf.is_interpolation(node, leaf) \
+            else _value(node[leaf])  # (an interpolation as written: ${...})
         lines.append(f'  {key}={value}')
         group, field = key.split('.')[:2]
         option = choices.get(group)

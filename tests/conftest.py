@@ -17,6 +17,7 @@ from mmengine.registry import init_default_scope  # noqa: E402
 import domino_seg  # noqa: E402,F401  (compat fixes and registration)
 
 init_default_scope('mmseg')  # as the Runner does: types in configs resolve in mmseg's registries
+domino_seg.quiet()  # as tools/*.py do: the tests run their bodies
 # mmengine's loggers outlive a test and keep the stderr it captured, which pytest then closes:
 # a later test's log line would print "--- Logging error ---" and a traceback into the output
 # the test reads. Handler errors are ignored in tests (as logging does when raiseExceptions is

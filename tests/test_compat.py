@@ -1,4 +1,7 @@
-"""The compatibility fixes: mmseg imports under mmcv-lite, checkpoint loading is scoped."""
+"""The compatibility fixes: mmseg imports under mmcv-lite, checkpoint loading is scoped, and an
+unreadable checkpoint is a CheckpointError that is also what torch.load raised."""
+import pickle
+
 import pytest
 import torch
 
@@ -69,3 +72,25 @@ def test_trusted_scope_does_not_reach_other_threads(tmp_path):
         thread.start()
         thread.join()
     assert len(errors) == 1 and 'does not unpickle' in str(errors[0])
+
+
+@pytest.mark.parametrize('content,raised', [
+    (b'', EOFError), (b'hello', KeyError), (b'{"a": 1}', pickle.UnpicklingError),
+    (pickle.dumps({'a': 1}, protocol=2), RuntimeError), ('truncated', RuntimeError),
+], ids=['empty', 'text', 'json', 'plain-pickle', 'truncated'])
+def test_an_unreadable_checkpoint_is_also_what_torch_load_raised(tmp_path, content, raised):
+    """Code that called mmengine's load_checkpoint before ``import domino_seg`` catches what
+    it caught (the RuntimeError of a truncated file, ...); the tools catch a CheckpointError."""
+    from mmengine.runner import CheckpointLoader
+
+    from domino_seg.errors import CheckpointError
+    path = tmp_path / 'bad.pth'
+    if content == 'truncated':
+        torch.save({'w': torch.ones(64)}, path)
+        content = path.read_bytes()[:200]
+    path.write_bytes(content)
+    with pytest.raises(raised) as err:
+        CheckpointLoader.load_checkpoint(str(path))
+    assert isinstance(err.value, CheckpointError)
+    assert str(err.value).startswith(f'checkpoint {path} ')  # (not quoted, as KeyError's)
+    assert pickle.loads(pickle.dumps(err.value)).args == err.value.args

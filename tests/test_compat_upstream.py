@@ -1,7 +1,8 @@
 """Under mmcv-lite, importing domino_seg changes nothing observable in mmcv.ops and mmseg
 beyond making ``import mmcv.ops`` work: ops that need no compiled extension are there as in
-full mmcv, missing ones behave as upstream's guarded imports and feature checks expect, and
-using one fails with an ImportError naming the fix."""
+full mmcv, missing ones behave as upstream's guarded imports and feature checks expect (absent,
+also from the registry), importing one fails with an ImportError naming the fix, and a
+domino-seg model config naming one is a ConfigError naming it."""
 import mmcv.ops
 import pytest
 import torch
@@ -53,20 +54,31 @@ def test_psahead_keeps_mmsegs_own_fallback():
         PSAHead(in_channels=4, channels=2, num_classes=19, mask_size=(13, 13))
 
 
-@pytest.mark.parametrize('conv', ['DCN', 'DCNv2'])
-def test_a_config_naming_a_compiled_layer_gets_a_clear_import_error(conv):
+@pytest.mark.parametrize('layer', ['DCN', 'DCNv2', 'MMSyncBN', 'SAC', 'carafe'])
+def test_compiled_layers_are_absent_from_the_registry_as_under_mmcv_lite(layer):
     from mmseg.registry import MODELS
-    cfg = dict(type='ResNetV1c', depth=50, dcn=dict(type=conv, deform_groups=1),
-               stage_with_dcn=(False, True, False, False))
-    with pytest.raises(ImportError, match=rf"The layer type '{conv}' \(mmcv.ops.\w+\) needs "
-                                          rf'the compiled mmcv extension .*{FIX}'):
-        MODELS.build(cfg)
+    assert layer not in MODELS and MODELS.get(layer) is None
 
 
-def test_sync_bn_of_mmcv_is_a_clear_import_error():
-    from mmcv.cnn import build_norm_layer
-    with pytest.raises(ImportError, match=r"The layer type 'MMSyncBN' \(mmcv.ops.sync_bn\)"):
-        build_norm_layer(dict(type='MMSyncBN'), 8)
+@pytest.mark.parametrize('layer,part', [
+    ('DCN', dict(dcn=dict(type='DCN', deform_groups=1),
+                 stage_with_dcn=(False, True, False, False))),
+    ('DCNv2', dict(dcn=dict(type='DCNv2', deform_groups=1),
+                   stage_with_dcn=(False, True, False, False))),
+    ('MMSyncBN', dict(norm_cfg=dict(type='MMSyncBN')))])
+def test_a_model_config_naming_a_compiled_layer_is_a_config_error_naming_the_fix(layer, part):
+    """(mmengine would say "DCN is not in the registry", mmcv "Cannot find None".)"""
+    from omegaconf import OmegaConf
+
+    from domino_seg.errors import ConfigError
+    from domino_seg.models.builder import segmentor_cfg
+    model = OmegaConf.create(dict(segmentor=dict(
+        type='EncoderDecoder', backbone=dict(type='ResNetV1c', depth=50, **part))))
+    with pytest.raises(ConfigError, match=rf"^model.segmentor: The layer type '{layer}' "
+                                          rf'\(mmcv.ops.\w+\) needs the compiled mmcv extension '
+                                          rf'.*{FIX}'):
+        segmentor_cfg(model, OmegaConf.create(dict(scope='none')), None,
+                      load_pretrained=False)
 
 
 def test_focal_loss_runs_on_cpu_and_names_the_fix_for_the_compiled_path():

@@ -3,9 +3,11 @@ python tools/embed_domains.py [the same overrides as training], e.g. domain=zero
 import hydra
 from omegaconf import DictConfig
 
-import domino_seg  # noqa: F401  (compat fixes and registration)
+import domino_seg  # (compat fixes and registration)
 from domino_seg.apis.embed_domains import embed
 from domino_seg.apis.run import checked, run_cli, run_hydra
+
+domino_seg.quiet()  # upstream warnings that repeat ours: off (console.py)
 
 
 @hydra.main(config_path='../configs', config_name='embed_domains', version_base='1.3')

@@ -5,9 +5,11 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-import domino_seg  # noqa: F401  (compat fixes and registration)
+import domino_seg  # (compat fixes and registration)
 from domino_seg.apis.infer import infer
 from domino_seg.apis.run import checked, run_cli, run_hydra
+
+domino_seg.quiet()  # upstream warnings that repeat ours: off (console.py)
 
 
 @hydra.main(config_path='../configs', config_name='infer', version_base='1.3')

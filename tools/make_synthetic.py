@@ -5,8 +5,11 @@
 import hydra
 from omegaconf import DictConfig
 
+import domino_seg  # (compat fixes and registration)
 from domino_seg.apis.make_synthetic import make
 from domino_seg.apis.run import checked, run_cli, run_hydra
+
+domino_seg.quiet()  # upstream warnings that repeat ours: off (console.py)
 
 
 @hydra.main(config_path='../configs', config_name='make_synthetic', version_base='1.3')

@@ -3,8 +3,10 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-import domino_seg  # noqa: F401  (compat fixes and registration)
+import domino_seg  # (compat fixes and registration)
 from domino_seg.apis.run import checked, run_cli, run_hydra, test, with_checkpoint_model
+
+domino_seg.quiet()  # upstream warnings that repeat ours: off (console.py)
 
 
 @hydra.main(config_path='../configs', config_name='test', version_base='1.3')

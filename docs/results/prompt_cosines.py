@@ -23,7 +23,8 @@ def main(overrides: list) -> None:
     embeddings = torch.nn.functional.normalize(generator.condition_embeddings.float(), dim=-1)
     cosines = embeddings @ embeddings.T
     encoder = cfg.domain.text_encoder.name if cfg.domain.get('text_encoder') else 'CLIP'
-    print(f'cosine of the condition embeddings ({encoder}, {os.path.relpath(generator.bank.source)})')
+    bank = os.path.relpath(generator.bank.source)
+    print(f'cosine of the condition embeddings ({encoder}, {bank})')
     width = max(len(name) for name in names) + 2
     print(' ' * width + ''.join(f'{name:>{width}}' for name in names))
     for name, row in zip(names, cosines.tolist()):

@@ -251,11 +251,10 @@ def build_model(cfg: DictConfig, checkpoint: str, device: torch.device):
 
     from mmengine.config import ConfigDict
     from mmengine.registry import init_default_scope
-    from mmengine.runner.checkpoint import _load_checkpoint_to_model
     from mmseg.registry import MODELS
 
     from domino_seg.config import segmentor_cfg
-    from domino_seg.engine.runner import check_model_fits, read_checkpoint
+    from domino_seg.engine.runner import check_model_fits, load_weights, read_checkpoint
     init_default_scope('mmseg')
     seg = segmentor_cfg(cfg, load_pretrained=False)  # as in training and tools/test.py
     model = MODELS.build(ConfigDict(seg))  # (mmseg reads test_cfg.mode as an attribute)
@@ -263,7 +262,7 @@ def build_model(cfg: DictConfig, checkpoint: str, device: torch.device):
     state_dict = {re.sub(r'^module\.', '', key): value
                   for key, value in loaded.get('state_dict', loaded).items()}
     check_model_fits(model, state_dict, checkpoint)
-    _load_checkpoint_to_model(model, loaded, strict=False, revise_keys=[(r'^module\.', '')])
+    load_weights(model, loaded)
     return model.to(device).eval()
 
 

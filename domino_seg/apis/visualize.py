@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from domino_seg.config import scores_labels, to_mmengine, with_recorded_model
 from domino_seg.domain import builder as domain_builder
-from domino_seg.engine.runner import read_checkpoint
+from domino_seg.engine.runner import load_weights, read_checkpoint
 from domino_seg.errors import ConfigError
 from domino_seg.evaluation.visualize import check_options, write_grids
 
@@ -39,14 +39,13 @@ def check(cfg: DictConfig) -> None:
 
 
 def _load_compare(cfg: DictConfig):
-    from mmengine.runner.checkpoint import _load_checkpoint_to_model
     from mmseg.registry import DATASETS, MODELS
     other = _compare_cfg(cfg)
     mm = to_mmengine(other)
     model = MODELS.build(mm.model)
     checkpoint = read_checkpoint(cfg.compare_checkpoint)
     try:
-        _load_checkpoint_to_model(model, checkpoint, strict=True)
+        load_weights(model, checkpoint, strict=True)
     except RuntimeError as err:
         raise ConfigError(f'compare_checkpoint={cfg.compare_checkpoint!r} does not fit the model '
                           f'its config.yaml describes: {err}') from None

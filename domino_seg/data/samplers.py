@@ -36,6 +36,8 @@ class SourceWeightedSampler(InfiniteSampler):
                                              for weight, size in zip(weights, sizes)])
         super().__init__(dataset, shuffle=True, seed=seed)
 
+    # (mmengine 0.10.7's private generator, pinned: overriding it keeps InfiniteSampler's
+    # rank slicing and resume replay, which its public __iter__ holds)
     def _infinite_indices(self) -> Iterator[int]:
         if self.sample_weights is None:
             yield from super()._infinite_indices()

@@ -8,10 +8,9 @@ import os.path as osp
 import re
 
 import torch
-from mmengine.dist import is_main_process
+from mmengine.dist import is_distributed, is_main_process
 from mmengine.model import is_model_wrapper
-from mmengine.runner import Runner
-from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
+from mmengine.runner import CheckpointLoader, Runner, load_state_dict
 from mmseg.registry import RUNNERS
 
 from domino_seg import console
@@ -69,8 +68,8 @@ def read_checkpoint(filename: str, map_location='cpu') -> dict:
         raise CheckpointError(f'checkpoint {filename} is not a file; pass a .pth that '
                               'tools/train.py wrote (see its work dir).')
     with trusted_checkpoint_loading():
-        checkpoint = _load_checkpoint(filename, map_location=map_location,
-                                      logger=console.checkpoint_log())
+        checkpoint = CheckpointLoader.load_checkpoint(filename, map_location=map_location,
+                                                      logger=console.checkpoint_log())
     state_dict = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
     if not (isinstance(state_dict, dict) and isinstance(meta, (dict, type(None)))
@@ -81,6 +80,38 @@ def read_checkpoint(filename: str, map_location='cpu') -> dict:
     if meta is not None:
         meta.pop('config', None)
     return checkpoint
+
+
+def init_cpu_process_group(dist_cfg: dict) -> None:
+    """Join torchrun's process group without CUDA (``launcher=pytorch`` on CPU): mmengine
+    0.10.7's ``init_dist`` calls ``torch.cuda.set_device`` first, which fails there. With the
+    backend ``dist_cfg`` names (configs/runtime: ``${dist_backend:}``, gloo on CPU), or gloo,
+    said in a log line, when it names none."""
+    import datetime
+
+    from mmengine.logging import print_log
+    kwargs = dict(dist_cfg)
+    if not kwargs.get('backend'):
+        kwargs['backend'] = 'gloo'
+        print_log('launcher=pytorch without CUDA and no env_cfg.dist_cfg.backend: using gloo',
+                  logger='current')
+    if isinstance(kwargs.get('timeout'), (int, float)):  # seconds, as mmengine's init_dist
+        kwargs['timeout'] = datetime.timedelta(seconds=kwargs['timeout'])
+    torch.distributed.init_process_group(**kwargs)
+
+
+def load_weights(model: torch.nn.Module, checkpoint: dict, strict: bool = False,
+                 revise_keys=((r'^module\.', ''),)) -> None:
+    """Load ``checkpoint``'s state dict (or ``checkpoint``, a state dict) into ``model``
+    with mmengine's ``load_state_dict`` (which prints the keys that do not match, or with
+    ``strict`` raises a RuntimeError naming them), its keys revised by ``revise_keys``
+    (``(pattern, replacement)``: a DDP model's ``module.`` prefix off by default)."""
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    for pattern, replacement in revise_keys:
+        if any(re.search(pattern, key) for key in state_dict):  # (else as saved, with torch's
+            state_dict = {re.sub(pattern, replacement, key): value  # version metadata)
+                          for key, value in state_dict.items()}
+    load_state_dict(model, state_dict, strict)
 
 
 @RUNNERS.register_module()
@@ -94,6 +125,7 @@ class DominoRunner(Runner):
       ``meta['config']`` for resume to execute) and, to resume, must hold training state;
     * checkpoints are written to a temporary file and renamed into place, so a crash or a full
       disk never leaves a truncated checkpoint, and ``last_checkpoint`` is updated only after;
+    * ``launcher='pytorch'`` runs on CPU (:func:`init_cpu_process_group`);
     * ``randomness.deterministic`` only warns for ops without a deterministic implementation
       (several CUDA backward passes of mmseg models), instead of failing;
     * the console is short (``console.quiet``; the config key ``verbose`` prints everything)
@@ -124,9 +156,11 @@ class DominoRunner(Runner):
         return logger
 
     def _log_env(self, env_cfg: dict) -> None:
+        """(mmengine 0.10.7's private step, pinned: the device line follows its environment
+        dump, as the console shows it; no public hook runs there.)"""
         super()._log_env(env_cfg)
-        self.logger.info(f'{console.device_line(self._world_size)}; full log: '
-                         f'{osp.join(self._log_dir, self.timestamp)}.log')
+        self.logger.info(f'{console.device_line(self.world_size)}; full log: '
+                         f'{osp.join(self.log_dir, self.timestamp)}.log')
 
     def load_checkpoint(self, filename, map_location='cpu', strict=False,
                         revise_keys=[(r'^module.', '')]):
@@ -152,8 +186,8 @@ class DominoRunner(Runner):
                 f'checkpoint {filename} holds the weights only (schedule.save_optimizer=false), '
                 'so the run cannot continue exactly. Start a new run from its weights with '
                 f'load_from={filename} instead of resume.')
-        checkpoint = _load_checkpoint_to_model(model, checkpoint, strict, revise_keys=revise_keys)
-        self._has_loaded = True
+        load_weights(model, checkpoint, strict, revise_keys)
+        self._has_loaded = True  # mmengine's flag (pinned 0.10.7): load_or_resume loads once
         self.logger.info(f'Load checkpoint from {filename}')
         return checkpoint
 
@@ -207,6 +241,12 @@ class DominoRunner(Runner):
         Runner is built, before the checkpoint is known to fit (a refused resume would add a
         file to the run it refused); MetricsJsonHook writes ``mmengine_config.py`` beside
         ``config.yaml`` once the run starts."""
+
+    def setup_env(self, env_cfg: dict) -> None:
+        if self.launcher == 'pytorch' and not torch.cuda.is_available() and \
+                not is_distributed():
+            init_cpu_process_group(env_cfg.get('dist_cfg') or {})
+        super().setup_env(env_cfg)  # (it skips init_dist when the group exists)
 
     def set_randomness(self, seed, diff_rank_seed: bool = False,
                        deterministic: bool = False) -> None:

@@ -10,6 +10,7 @@ from mmengine.optim import DefaultOptimWrapperConstructor
 from mmseg.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
 from omegaconf import DictConfig, OmegaConf
 
+from domino_seg.compat import check_compiled_layers
 from domino_seg.errors import ConfigError
 
 from .domino_norm import NORM_TYPES, DominoNorm
@@ -49,6 +50,7 @@ def segmentor_cfg(model: DictConfig, domino: DictConfig, embed_dim: Optional[int
                 'Choose one, e.g. domain=text or domain=zero_shot.')
         seg['type'] = 'DomainAwareEncoderDecoder'
         seg['domino'] = dict(domino, embed_dim=embed_dim)
+    check_compiled_layers(seg, 'model.segmentor')
     return seg
 
 

@@ -171,7 +171,7 @@ class TraceableMultiheadAttention(nn.Module):
         mha = self.attention
         if not mha.batch_first:  # (L, N, E) -> (N, L, E)
             query, key, value = (t.transpose(0, 1) for t in (query, key, value))
-        if mha._qkv_same_embed_dim:
+        if mha.in_proj_weight is not None:  # one packed q/k/v projection
             weights = mha.in_proj_weight.chunk(3)
         else:
             weights = (mha.q_proj_weight, mha.k_proj_weight, mha.v_proj_weight)

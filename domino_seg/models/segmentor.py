@@ -114,6 +114,7 @@ class DomainAwareEncoderDecoder(EncoderDecoder):
         with self._domain_context(inputs, batch_img_metas):
             return super().encode_decode(inputs, batch_img_metas)
 
+    # (mmseg's BaseSegmentor declares _forward abstract: the subclass contract of mode='tensor')
     def _forward(self, inputs: Tensor, data_samples: OptSampleList = None) -> Tensor:
         metas = None if data_samples is None else [sample.metainfo for sample in data_samples]
         with self._domain_context(inputs, metas):

@@ -214,6 +214,8 @@ class OpenCLIPResNet(OpenCLIPBackbone):
         super().train(mode)
         if mode and self.norm_eval:
             for module in self.modules():
+                # (torch's private base: the only class mmengine's _BatchNormXd, which
+                # replaces SyncBN on CPU, shares with BatchNorm2d)
                 if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                     module.eval()
         return self
