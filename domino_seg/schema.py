@@ -26,7 +26,9 @@ from omegaconf import (
 )
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
+from domino_seg.domain.text_encoder import TextEncoder
 from domino_seg.errors import ConfigError
+from domino_seg.registry import EVAL_SETS, TEXT_ENCODERS, import_extensions, registered
 
 # Every value defaults to MISSING: the schema types the keys, the YAML files give the values
 # (a key that only some group options have, e.g. model.embed_dim, stays MISSING in the others).
@@ -78,14 +80,6 @@ class Generate:
 
 
 @dataclass
-class EvalSetRoots:
-    dark_zurich: Optional[str] = MISSING
-    foggy_cityscapes: Optional[str] = MISSING
-    bdd100k: Optional[str] = MISSING
-    mapillary: Optional[str] = MISSING
-
-
-@dataclass
 class Data:
     name: str = MISSING
     cityscapes_root: str = MISSING
@@ -98,7 +92,9 @@ class Data:
     eval_split: str = MISSING
     eval_conditions: List[str] = MISSING
     eval_sets: List[Any] = MISSING
-    eval_set_roots: EvalSetRoots = field(default_factory=EvalSetRoots)
+    # kind -> its default root; the kinds are those registered (checked by check())
+    eval_set_roots: Dict[str, Optional[str]] = MISSING
+    imports: List[str] = MISSING  # modules registering evaluation-set kinds
     eval_corruptions: List[str] = MISSING
     corruption_severities: List[int] = MISSING
     corruption_seed: int = MISSING
@@ -154,17 +150,10 @@ class Clip:
 
 
 @dataclass
-class TextEncoder:
-    backend: str = MISSING
-    name: Optional[str] = MISSING
-    path: Optional[str] = MISSING
-    package: Optional[str] = MISSING
-
-
-@dataclass
 class Domain:
     mode: str = MISSING
     clip: Clip = field(default_factory=Clip)
+    # the keys of every backend; check() puts the backend's own (its Config) in its place
     text_encoder: TextEncoder = field(default_factory=TextEncoder)
     prompt_bank: Any = MISSING  # null, a YAML file or the bank itself
     temperature: float = MISSING
@@ -426,8 +415,11 @@ def check(cfg: DictConfig, overrides: Sequence[str], config_name: str) -> None:
     """Raise a ConfigError when a key of the composed ``cfg`` (unresolved) is not in the
     schema of ``configs/{config_name}.yaml`` or its value has another type; ``overrides`` (the
     command line) name the override that set it. Interpolations are checked where they
-    point to."""
+    point to. The modules the config names to import (``*.imports``) are imported first, so
+    the kinds and backends they register are known."""
+    import_extensions(cfg)
     schema = OmegaConf.structured(SCHEMAS[config_name])
+    _registered_schemas(schema, cfg, overrides)
     try:
         typed = OmegaConf.merge(schema, cfg)
     except ConfigKeyError as err:
@@ -441,3 +433,41 @@ def check(cfg: DictConfig, overrides: Sequence[str], config_name: str) -> None:
     found = _converted(cfg, typed)
     if found:
         raise _type_error(*found, overrides)
+
+
+def _registry_error(key: str, value, overrides: Sequence[str], what: str, names,
+                    fix: str) -> ConfigError:
+    line = set_by(key, overrides)
+    where, source = (f'{line}: ', '') if line else ('', f' ({FROM_A_FILE})')
+    return ConfigError(f'{where}{key}={value!r} is not {what}{source}; registered: '
+                       f'{", ".join(names)}. {fix}')
+
+
+def _registered_schemas(schema: DictConfig, cfg: DictConfig, overrides: Sequence[str]) -> None:
+    """The parts of the schema the registries give: ``domain.text_encoder`` takes the keys of
+    its backend's ``Config``; ``data.eval_set_roots`` the registered kinds that have a default
+    root."""
+    import domino_seg.data  # noqa: F401  (registers the built-in kinds and backends)
+    import domino_seg.domain  # noqa: F401
+    encoder = OmegaConf.select(cfg, 'domain.text_encoder', default=None)
+    if isinstance(encoder, DictConfig) and 'backend' in encoder and \
+            not OmegaConf.is_missing(encoder, 'backend'):
+        backend = encoder.backend
+        if backend not in registered(TEXT_ENCODERS):
+            raise _registry_error(
+                'domain.text_encoder.backend', backend, overrides, 'a text encoder backend',
+                registered(TEXT_ENCODERS), 'A backend of your own: a class registered in '
+                'domino_seg.registry.TEXT_ENCODERS, its module named in '
+                'domain.text_encoder.imports (docs/extending.md).')
+        schema.domain.text_encoder = OmegaConf.structured(TEXT_ENCODERS.get(backend).Config)
+    roots = OmegaConf.select(cfg, 'data.eval_set_roots', default=None)
+    if isinstance(roots, DictConfig):
+        kinds = [kind for kind in registered(EVAL_SETS)
+                 if EVAL_SETS.get(kind).has_default_root]
+        for kind in roots:
+            if kind not in kinds:
+                raise _registry_error(
+                    f'data.eval_set_roots.{kind}', roots._get_node(kind)._value(), overrides,
+                    'the default root of an evaluation-set kind', kinds,
+                    'A kind of your own: a class registered in domino_seg.registry.EVAL_SETS, '
+                    'its module named in data.imports (docs/extending.md).')

@@ -17,7 +17,7 @@ LAYERS = (
     ('config',),
     ('models', 'evaluation', 'data', 'domain'),
     ('compat', 'weights'),
-    ('conditions', 'io', 'console'),
+    ('conditions', 'io', 'console', 'registry'),
     ('errors',),
 )
 # modules that belong to another module's unit
