@@ -48,17 +48,19 @@ def extension_modules(cfg: DictConfig) -> list[str]:
 
 
 def import_extensions(cfg: DictConfig) -> None:
-    """Import the modules of :func:`extension_modules`; one that cannot be imported is a
-    ConfigError naming it and its key."""
+    """Import the modules of :func:`extension_modules`; one that cannot be imported, or that
+    registers a name already taken (mmengine's KeyError), is a ConfigError naming it and its
+    key."""
     for name in extension_modules(cfg):
         try:
             import_modules_from_strings([name], allow_failed_imports=False)
-        except ImportError as err:
+        except (ImportError, KeyError) as err:
             key = next(key for key in IMPORT_KEYS
                        if name in (OmegaConf.select(cfg, key, default=None) or ()))
-            raise ConfigError(f'{key}: module {name!r} cannot be imported ({err}). Put its '
-                              'folder on PYTHONPATH (or install its package), or remove it '
-                              f'from {key}.') from None
+            fix = ('Register it under another name.' if isinstance(err, KeyError) else
+                   'Put its folder on PYTHONPATH (or install its package).')
+            raise ConfigError(f'{key}: module {name!r} cannot be imported ({err}). {fix} Or '
+                              f'remove it from {key}.') from None
 
 
 def registered(registry: Registry) -> Sequence[str]:

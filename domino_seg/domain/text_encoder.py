@@ -108,7 +108,8 @@ class TextEncoderBackend:
         constructor (its option's keys) with ``type``, its name."""
         params = OmegaConf.to_container(domain.text_encoder, resolve=True)
         params.pop('imports', None)
-        return dict(text_encoder=dict(params, type=params.pop('backend')))
+        backend = params.pop('backend')
+        return dict(text_encoder=dict(params, type=backend))
 
     @classmethod
     def configured_dim(cls, domain: DictConfig) -> int:

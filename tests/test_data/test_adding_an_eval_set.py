@@ -110,7 +110,8 @@ def test_its_errors_name_its_layout_and_keys(tiny_overrides, contributed):
         assert message in str(err.value)
 
 
-def test_without_its_module_the_error_names_the_imports_key(tiny_overrides, contributed):
+def test_without_its_module_the_error_names_the_imports_key(tiny_overrides, contributed,
+                                                            tmp_path):
     _, overrides = contributed
     with pytest.raises(ConfigError) as err:
         domino_seg.compose(tiny_overrides + overrides + ['data.imports=[]'])
@@ -120,6 +121,13 @@ def test_without_its_module_the_error_names_the_imports_key(tiny_overrides, cont
     with pytest.raises(ConfigError, match="data.imports: module 'street_camz' cannot be "
                                           'imported'):
         domino_seg.compose(tiny_overrides + overrides + ['data.imports=[street_camz]'])
+    # a kind of a name already taken
+    (tmp_path / 'taken.py').write_text(MODULE.replace("'street_cams'", "'bdd100k'"))
+    with pytest.raises(ConfigError, match="data.imports: module 'taken' cannot be imported "
+                                          r"\('bdd100k is already registered in evaluation set "
+                                          r"at domino_seg.data.eval_sets'\). Register it under "
+                                          'another name.'):
+        domino_seg.compose(tiny_overrides + ['data.imports=[taken]'])
 
 
 @pytest.mark.slow
