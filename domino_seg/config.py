@@ -24,6 +24,7 @@ from domino_seg.errors import ConfigError
 from domino_seg.models import builder as model_builder
 from domino_seg.models.convert import SCOPE_PARTS
 from domino_seg.models.domino_norm import ACTIVATIONS
+from domino_seg.registry import extension_modules
 
 # configs/runtime/: torch.distributed's backend for this machine
 OmegaConf.register_new_resolver(
@@ -277,7 +278,7 @@ def to_mmengine(cfg: DictConfig):
     val_evaluator, test_evaluator = _evaluators(cfg, labels)
     mm = dict(
         default_scope='mmseg',
-        custom_imports=dict(imports=['domino_seg', *cfg.evaluator.get('imports', [])],
+        custom_imports=dict(imports=['domino_seg', *extension_modules(cfg)],
                             allow_failed_imports=False),
         work_dir=str(cfg.work_dir),
         model=segmentor_cfg(cfg, load_pretrained=task == 'train'),

@@ -20,7 +20,9 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
+from domino_seg.domain.text_encoder import TextEncoder
 from domino_seg.errors import ConfigError
+from domino_seg.registry import EVAL_SETS, TEXT_ENCODERS, import_extensions, registered
 
 # Every value defaults to MISSING: the schema types the keys, the YAML files give the values
 # (a key that only some group options have, e.g. model.embed_dim, stays MISSING in the others).
@@ -72,14 +74,6 @@ class Generate:
 
 
 @dataclass
-class EvalSetRoots:
-    dark_zurich: Optional[str] = MISSING
-    foggy_cityscapes: Optional[str] = MISSING
-    bdd100k: Optional[str] = MISSING
-    mapillary: Optional[str] = MISSING
-
-
-@dataclass
 class Data:
     name: str = MISSING
     cityscapes_root: str = MISSING
@@ -92,7 +86,9 @@ class Data:
     eval_split: str = MISSING
     eval_conditions: List[str] = MISSING
     eval_sets: List[Any] = MISSING
-    eval_set_roots: EvalSetRoots = field(default_factory=EvalSetRoots)
+    # kind -> its default root; the kinds are those registered (checked by check())
+    eval_set_roots: Dict[str, Optional[str]] = MISSING
+    imports: List[str] = MISSING  # modules registering evaluation-set kinds
     eval_corruptions: List[str] = MISSING
     corruption_severities: List[int] = MISSING
     corruption_seed: int = MISSING
@@ -148,17 +144,10 @@ class Clip:
 
 
 @dataclass
-class TextEncoder:
-    backend: str = MISSING
-    name: Optional[str] = MISSING
-    path: Optional[str] = MISSING
-    package: Optional[str] = MISSING
-
-
-@dataclass
 class Domain:
     mode: str = MISSING
     clip: Clip = field(default_factory=Clip)
+    # the keys of every backend; check() puts the backend's own (its Config) in its place
     text_encoder: TextEncoder = field(default_factory=TextEncoder)
     prompt_bank: Any = MISSING  # null, a YAML file or the bank itself
     temperature: float = MISSING
@@ -324,11 +313,12 @@ def _field(hint, key) -> Any:
     return None if found is None or found is Any else _unoptional(found)
 
 
-def _declared(schema: type, key: str):
-    """The declared type of ``key`` (``data.crop_size``) in the ``schema`` dataclass."""
-    hint = schema
-    for part in key.split('.'):
-        hint = _field(hint, part)
+def _declared(schema: type, key: str, replaced: Optional[dict] = None):
+    """The declared type of ``key`` (``data.crop_size``) in the ``schema`` dataclass, with
+    the parts a registry gives in ``replaced`` (``{'domain.text_encoder': Config}``)."""
+    hint, parts = schema, key.split('.')
+    for i, part in enumerate(parts):
+        hint = (replaced or {}).get('.'.join(parts[:i + 1])) or _field(hint, part)
     return hint
 
 
@@ -377,18 +367,18 @@ def _raw(cfg, key):
     return '???' if OmegaConf.is_missing(cfg, key) else cfg[key]
 
 
-def _converted(cfg, schema, prefix: str = ''):
+def _converted(cfg, schema, prefix: str = '', replaced: Optional[dict] = None):
     """(key, value, declared type) of the first value of ``cfg`` that OmegaConf would take
-    only by converting it to the type the ``schema`` dataclass declares, else None; for a
-    list's item, the list's."""
+    only by converting it to the type the ``schema`` dataclass declares (with the parts in
+    ``replaced``, as in :func:`_declared`), else None; for a list's item, the list's."""
     for key in cfg.keys():
         if OmegaConf.is_interpolation(cfg, key):
             continue  # checked where it points to
-        hint, value = _field(schema, key), _raw(cfg, key)
         full = f'{prefix}.{key}' if prefix else str(key)
+        hint, value = (replaced or {}).get(full) or _field(schema, key), _raw(cfg, key)
         if OmegaConf.is_dict(value) and (dataclasses.is_dataclass(hint) or
                                          typing.get_origin(hint) is dict):
-            found = _converted(value, hint, full)
+            found = _converted(value, hint, full, replaced)
             if found:
                 return found
         elif OmegaConf.is_list(value) and typing.get_origin(hint) is list:
@@ -465,8 +455,11 @@ def check(cfg: DictConfig, overrides: Sequence[str], config_name: str) -> None:
     """Raise a ConfigError when a key of the composed ``cfg`` (unresolved) is not in the
     schema of ``configs/{config_name}.yaml`` or its value has another type; ``overrides`` (the
     command line) name the override that set it. Interpolations are checked where they
-    point to."""
+    point to. The modules the config names to import (``*.imports``) are imported first, so
+    the kinds and backends they register are known."""
+    import_extensions(cfg)
     schema = OmegaConf.structured(SCHEMAS[config_name])
+    replaced = _registered_schemas(schema, cfg, overrides)
     try:
         OmegaConf.merge(schema, cfg)
     except ConfigKeyError as err:
@@ -476,7 +469,48 @@ def check(cfg: DictConfig, overrides: Sequence[str], config_name: str) -> None:
         if key is None:
             raise
         raise _type_error(key, OmegaConf.select(cfg, key),
-                          _declared(SCHEMAS[config_name], key), overrides) from None
-    found = _converted(cfg, SCHEMAS[config_name])
+                          _declared(SCHEMAS[config_name], key, replaced), overrides) from None
+    found = _converted(cfg, SCHEMAS[config_name], replaced=replaced)
     if found:
         raise _type_error(*found, overrides)
+
+
+def _registry_error(key: str, value, overrides: Sequence[str], what: str, names,
+                    fix: str) -> ConfigError:
+    line = set_by(key, overrides)
+    where, source = (f'{line}: ', '') if line else ('', f' ({FROM_A_FILE})')
+    return ConfigError(f'{where}{key}={value!r} is not {what}{source}; registered: '
+                       f'{", ".join(names)}. {fix}')
+
+
+def _registered_schemas(schema: DictConfig, cfg: DictConfig, overrides: Sequence[str]) -> dict:
+    """The parts of the schema the registries give: ``domain.text_encoder`` takes the keys of
+    its backend's ``Config``; ``data.eval_set_roots`` the registered kinds that have a default
+    root. Returns the replaced parts (key -> dataclass)."""
+    replaced = {}
+    import domino_seg.data  # noqa: F401  (registers the built-in kinds and backends)
+    import domino_seg.domain  # noqa: F401
+    encoder = OmegaConf.select(cfg, 'domain.text_encoder', default=None)
+    if isinstance(encoder, DictConfig) and 'backend' in encoder and \
+            not OmegaConf.is_missing(encoder, 'backend'):
+        backend = encoder.backend
+        if backend not in registered(TEXT_ENCODERS):
+            raise _registry_error(
+                'domain.text_encoder.backend', backend, overrides, 'a text encoder backend',
+                registered(TEXT_ENCODERS), 'A backend of your own: a class registered in '
+                'domino_seg.registry.TEXT_ENCODERS, its module named in '
+                'domain.text_encoder.imports (docs/extending.md).')
+        replaced['domain.text_encoder'] = TEXT_ENCODERS.get(backend).Config
+        schema.domain.text_encoder = OmegaConf.structured(replaced['domain.text_encoder'])
+    roots = OmegaConf.select(cfg, 'data.eval_set_roots', default=None)
+    if isinstance(roots, DictConfig):
+        kinds = [kind for kind in registered(EVAL_SETS)
+                 if EVAL_SETS.get(kind).has_default_root]
+        for kind in roots:
+            if kind not in kinds:
+                raise _registry_error(
+                    f'data.eval_set_roots.{kind}', _raw(roots, kind), overrides,
+                    'the default root of an evaluation-set kind', kinds,
+                    'A kind of your own: a class registered in domino_seg.registry.EVAL_SETS, '
+                    'its module named in data.imports (docs/extending.md).')
+    return replaced

@@ -21,7 +21,7 @@ LAYERS = (
     ('config',),
     ('models', 'evaluation', 'data', 'domain'),
     ('compat', 'weights'),
-    ('conditions', 'io', 'console', 'run_names'),
+    ('conditions', 'io', 'console', 'run_names', 'registry'),
     ('errors',),
 )
 # modules that belong to another module's unit

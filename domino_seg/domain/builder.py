@@ -5,33 +5,36 @@ import os
 import tempfile
 from typing import Optional, Sequence
 
-import open_clip
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from domino_seg.conditions import DOMAIN_OF_CONDITION
 from domino_seg.domain import (
     clip_generator,  # noqa: F401  (registers the tiny CLIP config)
     embedder,
 )
-from domino_seg.domain import text_encoder as hf_text
 from domino_seg.domain.prompts import PromptBankError, load_prompt_bank
-from domino_seg.errors import ConfigError, WeightsError
-from domino_seg.weights import resolve_open_clip
+from domino_seg.errors import ConfigError
+from domino_seg.registry import TEXT_ENCODERS, registered
 
 
-def _hf_folder(domain: DictConfig) -> Optional[str]:
-    """The checked model folder of a Hugging Face text encoder (domain/text_encoder=minilm),
-    or None when CLIP's text tower embeds the prompts or nothing does (onehot). Configs saved
-    before the text_encoder group existed have none."""
-    encoder = domain.get('text_encoder')
-    if encoder is None or encoder.backend != 'hf' or domain.mode == 'onehot':
+def _backend(domain: DictConfig) -> Optional[type]:
+    """The text encoder backend (``TEXT_ENCODERS``) of ``domain.text_encoder``, checked to
+    serve the mode, or None when nothing encodes (none, onehot). Configs saved before the
+    text_encoder group existed have none: CLIP's (open_clip)."""
+    if domain.mode in ('none', 'onehot'):
         return None
-    if domain.mode != 'text':
+    encoder = domain.get('text_encoder')
+    name = encoder.backend if encoder is not None else 'open_clip'
+    backend = TEXT_ENCODERS.get(name)
+    if backend is None:
+        raise ConfigError(f'domain.text_encoder.backend={name!r} is not a text encoder backend; '
+                          f'registered: {", ".join(registered(TEXT_ENCODERS))}.')
+    if domain.mode != 'text' and not backend.image_tower:
         raise ConfigError(f'domain={domain.mode} needs an image tower, and the text encoder '
-                          f'domain/text_encoder ({encoder.name}) has none: use domain=text '
-                          'with it, or domain/text_encoder=clip to embed images with CLIP.')
-    folder = hf_text.model_folder(encoder.path, encoder.package)
-    return str(hf_text.check_folder(folder))
+                          f'domain/text_encoder ({encoder.get("name") or encoder.backend}) has '
+                          'none: use domain=text with it, or domain/text_encoder=clip to embed '
+                          'images with CLIP.')
+    return backend
 
 
 def generator_cfg(domain: DictConfig) -> dict:
@@ -40,12 +43,7 @@ def generator_cfg(domain: DictConfig) -> dict:
                   prompt_bank=domain.prompt_bank)
     if domain.mode == 'onehot':
         return dict(common, seen=seen_labels(domain))
-    folder = _hf_folder(domain)
-    if folder is not None:
-        return dict(common, text_encoder=dict(folder=folder))
-    clip = OmegaConf.to_container(domain.clip, resolve=True)
-    return dict(common, arch=clip['arch'], pretrained=clip['pretrained'],
-                model_cfg=clip['model_cfg'], seed=clip['seed'])
+    return dict(common, **_backend(domain).generator_kwargs(domain))
 
 
 def seen_labels(domain: DictConfig) -> list[str]:
@@ -95,34 +93,15 @@ def embed_dim(domain: DictConfig) -> Optional[int]:
         return None
     if domain.mode == 'onehot':
         return len(seen_labels(domain))
-    folder = _hf_folder(domain)
-    if folder is not None:
-        return hf_text.embed_dim(folder)
-    clip = domain.clip
-    overrides = OmegaConf.to_container(clip.model_cfg, resolve=True) if clip.model_cfg else {}
-    if 'embed_dim' in overrides:
-        return int(overrides['embed_dim'])
-    model_cfg = open_clip.get_model_config(clip.arch)
-    if model_cfg is None:
-        raise ConfigError(f'domain.clip.arch={clip.arch!r} is not an open_clip model; choose '
-                          'one of open_clip.list_models(), e.g. ViT-B-16.')
-    return int(model_cfg['embed_dim'])
+    return _backend(domain).configured_dim(domain)
 
 
 def check_weights(domain: DictConfig) -> None:
     """Fail before any model or worker is built when the encoder's weights cannot be found;
     warn when they are random."""
-    if domain.mode in ('none', 'onehot') or _hf_folder(domain) is not None:
-        return
-    try:
-        resolve_open_clip(domain.clip.arch, domain.clip.pretrained)
-    except (FileNotFoundError, ValueError) as err:
-        raise WeightsError(str(err)) from None
-    if domain.clip.pretrained is None:
-        from mmengine.logging import print_log
-        print_log(f'domain.clip.pretrained is null: CLIP {domain.clip.arch!r} has random weights, '
-                  'so the domain embeddings carry no language meaning (recorded in '
-                  'metrics.json).', logger='current', level=30)
+    backend = _backend(domain)
+    if backend is not None:
+        backend.check_weights(domain)
 
 
 def check_domain(domain: DictConfig, conditions: Sequence[str] = ()) -> None:
@@ -178,11 +157,4 @@ def describe(domain: DictConfig) -> dict:
     if domain.mode == 'onehot':
         return dict(mode='onehot', encoder='onehot', weights=None, has_language_meaning=False,
                     seen=seen_labels(domain))
-    folder = _hf_folder(domain)
-    if folder is not None:
-        return dict(mode=domain.mode, encoder=f'hf:{domain.text_encoder.name}', weights=folder,
-                    has_language_meaning=hf_text.HFTextEncoder.has_language_meaning)
-    clip = domain.clip
-    weights = clip.pretrained if clip.pretrained is not None else f'random:seed={clip.seed}'
-    return dict(mode=domain.mode, encoder=f'open_clip:{clip.arch}', weights=weights,
-                has_language_meaning=clip.pretrained is not None)
+    return dict(mode=domain.mode, **_backend(domain).describe(domain))

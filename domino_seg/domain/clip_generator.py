@@ -1,9 +1,9 @@
 """Domain prompt generator: turns an image or a condition label into a domain embedding.
 
-Domino's normalisation layers predict their scale/shift from this embedding, made by an encoder
-backend: open_clip (text and image towers) or a Hugging Face sentence encoder (text only, see
-``text_encoder``), or one-hot condition codes without any text (``onehot``); each says its
-width and whether it carries language meaning. Modes:
+Domino's normalisation layers predict their scale/shift from this embedding, made by a text
+encoder backend (``TEXT_ENCODERS``): open_clip (text and image towers, here) or a Hugging Face
+sentence encoder (text only, see ``text_encoder``), or one-hot condition codes without any
+text (``onehot``); each says its width and whether it carries language meaning. Modes:
 
 * ``text``: a condition label -> mean of its normalised prompt embeddings (renormalised);
 * ``zero_shot``: image -> softmax(cos(image, conditions) / temperature) -> probability-weighted
@@ -33,13 +33,16 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import ConfigDict
 from mmengine.logging import print_log
+from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
+from domino_seg.errors import ConfigError, WeightsError
+from domino_seg.registry import TEXT_ENCODERS, registered
 from domino_seg.weights import resolve_open_clip
 
 from .onehot import OneHotCodes
 from .prompts import PromptBank, load_prompt_bank
-from .text_encoder import HFTextEncoder
+from .text_encoder import TextEncoderBackend
 
 MODES = ('text', 'zero_shot', 'image', 'onehot')
 IMAGE_MODES = ('zero_shot', 'image')
@@ -56,11 +59,53 @@ UNIT_NORM_TOLERANCE = 1e-3
 open_clip.add_model_config(Path(__file__).with_name('model_configs'))
 
 
-class OpenClipEncoder:
-    """An open_clip model (text and image towers), built once under a fixed seed.
+@TEXT_ENCODERS.register_module('open_clip')
+class OpenClipEncoder(TextEncoderBackend):
+    """An open_clip model (text and image towers), built once under a fixed seed; the CLIP of
+    ``domain.clip`` (its option has no keys of its own).
 
     Args: as the CLIP arguments of DomainPromptGenerator.
     """
+
+    image_tower = True
+
+    @classmethod
+    def generator_kwargs(cls, domain: DictConfig) -> dict:
+        clip = OmegaConf.to_container(domain.clip, resolve=True)
+        return dict(arch=clip['arch'], pretrained=clip['pretrained'],
+                    model_cfg=clip['model_cfg'], seed=clip['seed'])
+
+    @classmethod
+    def configured_dim(cls, domain: DictConfig) -> int:
+        clip = domain.clip
+        overrides = OmegaConf.to_container(clip.model_cfg, resolve=True) if clip.model_cfg \
+            else {}
+        if 'embed_dim' in overrides:
+            return int(overrides['embed_dim'])
+        model_cfg = open_clip.get_model_config(clip.arch)
+        if model_cfg is None:
+            raise ConfigError(f'domain.clip.arch={clip.arch!r} is not an open_clip model; '
+                              'choose one of open_clip.list_models(), e.g. ViT-B-16.')
+        return int(model_cfg['embed_dim'])
+
+    @classmethod
+    def check_weights(cls, domain: DictConfig) -> None:
+        """Also warns when the weights are random."""
+        try:
+            resolve_open_clip(domain.clip.arch, domain.clip.pretrained)
+        except (FileNotFoundError, ValueError) as err:
+            raise WeightsError(str(err)) from None
+        if domain.clip.pretrained is None:
+            print_log(f'domain.clip.pretrained is null: CLIP {domain.clip.arch!r} has random '
+                      'weights, so the domain embeddings carry no language meaning (recorded '
+                      'in metrics.json).', logger='current', level=30)
+
+    @classmethod
+    def describe(cls, domain: DictConfig) -> dict:
+        clip = domain.clip
+        weights = clip.pretrained if clip.pretrained is not None else f'random:seed={clip.seed}'
+        return dict(encoder=f'open_clip:{clip.arch}', weights=weights,
+                    has_language_meaning=clip.pretrained is not None)
 
     def __init__(self, arch: str, pretrained: Optional[str], model_cfg: Optional[dict],
                  device: torch.device, seed: int):
@@ -139,8 +184,9 @@ class DomainPromptGenerator:
         prompt_bank: a PromptBank, a bank YAML path, or None for the default weather bank.
         device: where CLIP runs; outputs are always float32 CPU tensors.
         seed: seed for building the model (fixes random weights across processes).
-        text_encoder: HFTextEncoder kwargs (``folder``) to embed the prompts with instead of
-            CLIP; the CLIP arguments are then unused.
+        text_encoder: the kwargs of a text encoder backend (``TEXT_ENCODERS``) to embed the
+            prompts with instead of CLIP, ``type`` its name (default ``hf``, e.g.
+            ``{'folder': ...}``); the CLIP arguments are then unused.
         seen: mode ``onehot``: the conditions of the bank training saw (the others get their
             mean code).
     """
@@ -155,9 +201,15 @@ class DomainPromptGenerator:
             raise ValueError(f'unknown domain embedding mode {mode!r}; choose one of {MODES}')
         if temperature <= 0:
             raise ValueError(f'temperature must be > 0, got {temperature}')
-        if text_encoder is not None and mode in IMAGE_MODES:
-            raise ValueError(f'mode {mode!r} needs an image tower, which the text encoder '
-                             f'{text_encoder} does not have; use mode text')
+        if text_encoder is not None:
+            text_encoder = {'type': 'hf', **text_encoder}
+            backend = TEXT_ENCODERS.get(text_encoder['type'])
+            if backend is None:
+                raise ValueError(f'text_encoder: no backend {text_encoder["type"]!r}; '
+                                 f'registered: {", ".join(registered(TEXT_ENCODERS))}')
+            if mode in IMAGE_MODES and not backend.image_tower:
+                raise ValueError(f'mode {mode!r} needs an image tower, which the text encoder '
+                                 f'{text_encoder} does not have; use mode text')
         self.mode = mode
         self.temperature = float(temperature)
         if not isinstance(prompt_bank, PromptBank):
@@ -167,9 +219,11 @@ class DomainPromptGenerator:
             self.encoder = OneHotCodes(self.bank.conditions, seen or ())
             self.condition_embeddings = self.encoder.codes
         else:
-            self.encoder = (HFTextEncoder(**text_encoder) if text_encoder is not None else
-                            OpenClipEncoder(arch, pretrained, model_cfg, torch.device(device),
-                                            seed))
+            if text_encoder is None:
+                self.encoder = OpenClipEncoder(arch, pretrained, model_cfg,
+                                               torch.device(device), seed)
+            else:
+                self.encoder = backend(**{k: v for k, v in text_encoder.items() if k != 'type'})
             self.condition_embeddings = self._embed_bank()
         self.has_language_meaning = self.encoder.has_language_meaning
 
