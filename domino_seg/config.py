@@ -270,7 +270,7 @@ def scores_labels(cfg: DictConfig) -> bool:
 def to_mmengine(cfg: DictConfig):
     """Translate a composed config into the mmengine Config that mmengine's Runner runs: each
     group's pieces (data, domain, model, evaluator, runtime) merged with the run's keys."""
-    from mmengine.config import Config
+    from domino_seg.engine.runner import RunConfig
     task = cfg.get('task', 'train')
     labels = scores_labels(cfg)
     after_load = [step for step in [domain_builder.transform_cfg(_embedded(cfg))] if step]
@@ -309,7 +309,7 @@ def to_mmengine(cfg: DictConfig):
                                        out_dir=os.path.join(cfg.work_dir, 'submission')))
     if task != 'test':  # train, embed_domains
         _add_training(mm, cfg, after_load)
-    return Config(mm)
+    return RunConfig(mm)
 
 
 def _evaluators(cfg: DictConfig, labels: bool) -> tuple[list, list]:

@@ -86,6 +86,39 @@ def tiny_overrides(tiny_benchmark, tmp_path):
     return tiny_overrides_for(tiny_benchmark, tmp_path / 'work_dirs')
 
 
+@pytest.fixture(scope='session')
+def trained_run(tiny_benchmark, tmp_path_factory):
+    """``trained_run(*overrides)``: (run folder, console output) of one tiny tools/train.py run
+    (tiny_overrides and ``overrides``), trained once per test session and shared by every test
+    that only reads it (copy it to change it): the end-to-end runs are most of the suite's
+    time. The pytest -n workers share it through a file lock."""
+    import fcntl
+    import hashlib
+    runs = tmp_path_factory.getbasetemp()
+    if os.environ.get('PYTEST_XDIST_WORKER'):
+        runs = runs.parent  # the session's folder, above each worker's
+    runs = runs / 'trained_runs'
+    runs.mkdir(exist_ok=True)
+
+    def trained_run(*overrides):
+        root = runs / hashlib.sha256('\n'.join(overrides).encode()).hexdigest()[:16]
+        with open(f'{root}.lock', 'w') as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (root / 'output.txt').is_file():
+                shutil.rmtree(root, ignore_errors=True)  # a failed try of another worker
+                root.mkdir()
+                result = subprocess.run(
+                    [sys.executable, str(ROOT / 'tools' / 'train.py'),
+                     *tiny_overrides_for(tiny_benchmark, root / 'work_dirs'), *overrides,
+                     f'work_dir={root / "run"}'], cwd=root, capture_output=True, text=True,
+                    timeout=600, env=dict(os.environ, HF_HUB_OFFLINE='1',
+                                          PYTHONWARNINGS='ignore'))
+                assert result.returncode == 0, result.stderr[-3000:]
+                (root / 'output.txt').write_text(result.stdout + result.stderr)
+        return root / 'run', (root / 'output.txt').read_text()
+    return trained_run
+
+
 @pytest.fixture
 def overrides(tiny_overrides, tmp_path):
     """tiny_overrides, one iteration, into ``<tmp>/run``."""

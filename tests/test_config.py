@@ -130,3 +130,23 @@ def test_no_domain_embedding_without_domino():
         assert ('DomainEmbeddingInputs' in [t['type'] for t in mm.test_dataloader.dataset
                                             .datasets[0].pipeline]) is expected
         assert (mm.model.data_preprocessor.type == 'DomainEmbeddingDataPreProcessor') is expected
+
+
+def test_the_runtime_config_is_formatted_once_per_content(monkeypatch):
+    """A run reads pretty_text for the log, the visualizer, mmengine_config.py and each
+    checkpoint: yapf formats it once, the text is mmengine's own, an edit is formatted anew."""
+    import mmengine.config.config as mm_config
+    from mmengine.config import Config
+
+    from domino_seg.engine.runner import RunConfig
+    monkeypatch.setattr(RunConfig, '_formatted', {})  # none formatted yet
+    calls = []
+    format_code = mm_config.FormatCode
+    monkeypatch.setattr(mm_config, 'FormatCode',
+                        lambda *args, **kwargs: calls.append(1) or format_code(*args, **kwargs))
+    mm = domino_seg.to_mmengine(domino_seg.compose([]))
+    text = mm.pretty_text
+    assert [mm.pretty_text, mm.pretty_text] == [text, text] and len(calls) == 1
+    assert text == Config(mm.to_dict()).pretty_text
+    mm.train_cfg.max_iters = 7
+    assert 'max_iters=7' in mm.pretty_text and len(calls) == 3  # + mmengine's Config's above

@@ -3,15 +3,12 @@ import json
 
 import pytest
 
-from .test_train_test import only_dir, run_tool
+from .test_train_test import TEXT_FOG, only_dir, run_tool
 
 
 @pytest.mark.slow
-def test_a_checkpoint_brings_its_model_settings(tiny_overrides, tmp_path):
-    train = run_tool('train.py', tiny_overrides + ['domino=head', 'domain=text',
-                                                   'data.train_weather=[fog]'], tmp_path)
-    assert train.returncode == 0, train.stderr[-3000:]
-    run = only_dir(tmp_path / 'work_dirs' / 'synthetic')
+def test_a_checkpoint_brings_its_model_settings(trained_run, tiny_overrides, tmp_path):
+    run, _ = trained_run(*TEXT_FOG)
     trained = json.loads((run / 'metrics.json').read_text())
 
     test = run_tool('test.py', tiny_overrides + [f'checkpoint={run / "iter_2.pth"}'], tmp_path)

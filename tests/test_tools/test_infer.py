@@ -7,21 +7,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .test_train_test import only_dir, run_tool
+from .test_train_test import TEXT_FOG, run_tool
 
 FOG = 'acdc/rgb_anon/fog/val'
 
 
 @pytest.fixture(scope='module')
-def trained(tiny_benchmark, tiny_overrides_at, tmp_path_factory):
-    """One tiny domino=head domain=text run (trained on clear and synthetic fog)."""
-    root = tmp_path_factory.mktemp('infer_trained')
-    overrides = tiny_overrides_at(tiny_benchmark, root / 'work_dirs')
-    result = run_tool('train.py', overrides + ['domino=head', 'domain=text',
-                                               'data.train_weather=[fog]',
-                                               'domain.cache_dir=null'], root)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return only_dir(root / 'work_dirs' / 'synthetic') / 'iter_2.pth', overrides
+def trained(trained_run, tiny_benchmark, tiny_overrides_at, tmp_path_factory):
+    """The shared tiny domino=head domain=text run (trained on clear and synthetic fog)."""
+    run, _ = trained_run(*TEXT_FOG)
+    work_dirs = tmp_path_factory.mktemp('infer_trained') / 'work_dirs'
+    return run / 'iter_2.pth', tiny_overrides_at(tiny_benchmark, work_dirs)
 
 
 def write_video(path, frames):
