@@ -22,6 +22,7 @@ from domino_seg.data import builder as data_builder
 from domino_seg.data.corruptions import CORRUPTIONS, SEVERITIES
 from domino_seg.domain import builder as domain_builder
 from domino_seg.errors import ConfigError
+from domino_seg.io import recorded_config_path
 from domino_seg.models import builder as model_builder
 from domino_seg.models.convert import SCOPE_PARTS
 from domino_seg.models.domino_norm import ACTIVATIONS
@@ -401,11 +402,6 @@ def with_recorded_model(cfg: DictConfig, checkpoint: str, key: str,
             if value is not None:
                 OmegaConf.update(merged, name, value)
     return merged
-
-
-def recorded_config_path(checkpoint: str) -> str:
-    """The ``config.yaml`` tools/train.py records in the work dir beside its checkpoints."""
-    return os.path.join(os.path.dirname(os.path.abspath(checkpoint)), 'config.yaml')
 
 
 def recorded_config(checkpoint: str, key: str = 'checkpoint',

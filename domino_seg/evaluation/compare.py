@@ -38,6 +38,7 @@ from domino_seg.evaluation.metrics import PER_IMAGE_FILE
 from domino_seg.evaluation.report import markdown_table, save_figure
 from domino_seg.io import (
     MMENGINE_CONFIG,
+    RECORDED_CONFIG,
     atomic_write_bytes,
     check_out_folder,
     check_outputs,
@@ -140,7 +141,7 @@ def _ignored(key: str, ignore: Sequence[str]) -> bool:
         key == k or key.startswith(k + '.') for k in (*IGNORED_KEYS, *ignore))
 
 
-RUN_MARKERS = ('.hydra', 'config.yaml', MMENGINE_CONFIG)  # what makes a folder a work dir
+RUN_MARKERS = ('.hydra', RECORDED_CONFIG, MMENGINE_CONFIG)  # what makes a folder a work dir
 
 
 def find_metrics(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
@@ -181,7 +182,7 @@ def _run_folders(root: Path) -> list[tuple[Path, bool]]:
 def _why_no_metrics(folder: Path) -> str:
     """Why a work dir has no ``metrics.json``, as far as its ``config.yaml`` tells."""
     try:
-        config = OmegaConf.to_container(OmegaConf.load(folder / 'config.yaml'))
+        config = OmegaConf.to_container(OmegaConf.load(folder / RECORDED_CONFIG))
     except Exception:  # absent or unreadable: the run did not get far
         config = None
     task = config.get('task') if isinstance(config, dict) else None
@@ -207,11 +208,11 @@ def read_run(path: Path) -> Run:
     work_dir = path.parent
     check_metrics(path, metrics)
     config, source, prefix = metrics.get('config'), path, 'config.'
-    if config in (None, {}) and (work_dir / 'config.yaml').is_file():
-        source, prefix = work_dir / 'config.yaml', ''
+    if config in (None, {}) and (work_dir / RECORDED_CONFIG).is_file():
+        source, prefix = work_dir / RECORDED_CONFIG, ''
         config = OmegaConf.to_container(_load_yaml(source))
     if config in (None, {}):
-        raise DataError(f'{path} records no config and {work_dir / "config.yaml"} is missing, '
+        raise DataError(f'{path} records no config and {work_dir / RECORDED_CONFIG} is missing, '
                         'so runs cannot be grouped; compare work dirs written by domino-seg.')
     check_config(source, config, prefix)
     run = Run(str(work_dir), metrics, config)
@@ -895,7 +896,7 @@ def main(paths: Sequence[str], baseline: Optional[str] = None, out: Optional[str
     check_out_folder(out, '--out')
     names = OUTPUT_FILES + (PER_CLASS_FILES if per is not None else ())
     inputs = [osp.join(run.work_dir, name) for row in comp.rows for run in row.runs
-              for name in ('metrics.json', 'config.yaml', PER_IMAGE_FILE)]
+              for name in ('metrics.json', RECORDED_CONFIG, PER_IMAGE_FILE)]
     # (its files' names are its own: a run folder, the default --out, may hold earlier ones)
     check_outputs([osp.join(out, name) for name in names], out, inputs, ours=lambda path: True,
                   key='--out')
