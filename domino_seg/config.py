@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
+from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from domino_seg import conditions, schema, tool_help
@@ -25,7 +26,7 @@ from domino_seg.errors import ConfigError
 from domino_seg.io import recorded_config_path
 from domino_seg.models import builder as model_builder
 from domino_seg.models.convert import SCOPE_PARTS
-from domino_seg.models.domino_norm import ACTIVATIONS
+from domino_seg.models.domino_norm import ACTIVATIONS, DEFAULT_MLP
 
 # configs/runtime/: torch.distributed's backend for this machine
 OmegaConf.register_new_resolver(
@@ -37,6 +38,10 @@ OmegaConf.register_new_resolver('tool_help', tool_help.help_text, replace=True)
 OmegaConf.register_new_resolver(
     'seen_conditions', lambda *, _root_: OmegaConf.create(conditions.seen_conditions(_root_.data)),
     replace=True)
+
+# configs/domino/_base.yaml takes the Domino MLP's defaults from the models (written once):
+# the config domino/_mlp, in Hydra's ConfigStore (searched beside the configs folder)
+ConfigStore.instance().store(group='domino', name='_mlp', node=DEFAULT_MLP)
 
 CONFIG_DIR = Path(os.environ.get('DOMINO_SEG_CONFIGS', Path(__file__).resolve().parents[1] /
                                  'configs'))

@@ -3,10 +3,13 @@ from pathlib import Path
 
 import pytest
 from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 
 import domino_seg
 from domino_seg.config import CONFIG_DIR
 from domino_seg.errors import ConfigError
+from domino_seg.models.domino_norm import DEFAULT_MLP
+from domino_seg.tool_help import documented_keys
 
 GROUPS = ['model', 'finetune', 'data', 'schedule', 'domino', 'domain']
 
@@ -79,6 +82,18 @@ def test_default_is_the_synthetic_benchmark():
     assert cfg.data.name == 'synthetic'
     assert list(cfg.data.eval_conditions) == ['cityscapes', 'fog', 'night', 'rain', 'snow']
     assert cfg.paths.cityscapes == 'data/cityscapes' and cfg.paths.acdc == 'data/acdc'
+
+
+def test_the_domino_mlp_defaults_are_written_once():
+    """The domino options take the MLP's defaults from the models (DEFAULT_MLP), not from a
+    copy in the YAML, and --help still shows what domino.mlp is."""
+    for option in ('backbone', 'head', 'full'):
+        mlp = domino_seg.compose([f'domino={option}', 'domain=text']).domino.mlp
+        assert OmegaConf.to_container(mlp) == DEFAULT_MLP
+    assert not [p.name for p in (CONFIG_DIR / 'domino').glob('*.yaml')
+                if 'hidden:' in p.read_text()]
+    assert documented_keys(CONFIG_DIR / 'domino', 'head')['mlp'].startswith(
+        "The small network that predicts each norm layer's scale and shift")
 
 
 def test_test_config_shares_training_overrides():
