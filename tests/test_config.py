@@ -9,6 +9,7 @@ import domino_seg
 from domino_seg.config import CONFIG_DIR
 from domino_seg.errors import ConfigError
 from domino_seg.models.domino_norm import DEFAULT_MLP
+from domino_seg.presets import loo_presets
 from domino_seg.tool_help import documented_keys
 
 GROUPS = ['model', 'finetune', 'data', 'schedule', 'domino', 'domain']
@@ -44,6 +45,22 @@ def test_every_experiment_composes(exp):
     assert conditions[0] == 'cityscapes'
     if exp in ('acdc_fog', 'acdc_night', 'acdc_rain', 'acdc_snow'):  # the data-only presets
         assert conditions == ['cityscapes', exp[5:]]
+
+
+def test_the_loo_presets_are_written_from_their_protocol():
+    """The leave-one-out presets (configs/exp/*_loo_*.yaml) are what their protocol file,
+    exp/_loo_<protocol>.yaml, writes: each held-out condition is the one the preset leaves
+    out of training, and none is stale (run python -m domino_seg.presets)."""
+    presets = loo_presets()
+    assert sorted(p.name for p in presets) == sorted(
+        p.name for p in (CONFIG_DIR / 'exp').glob('*_loo_*.yaml') if p.name[0] != '_')
+    assert len(presets) == 8
+    for path, text in presets.items():
+        assert path.read_text() == text, f'{path} is stale: python -m domino_seg.presets'
+        cfg = domino_seg.compose([f'+exp={path.stem}'])
+        held_out = path.stem.rpartition('_')[2]
+        trained = [s.get('condition', 'cityscapes') for s in cfg.data.train_sources]
+        assert trained == [c for c in cfg.data.eval_conditions if c != held_out]
 
 
 def test_the_language_protocols_are_experiments():

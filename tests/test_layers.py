@@ -23,6 +23,7 @@ LAYERS = (
 # modules that belong to another module's unit
 UNIT_OF = {'tool_help': 'config',  # the tools' --help texts, a resolver config.py registers
            'schema': 'config',  # the configs' typed keys, checked at composition
+           'presets': 'config',  # the exp/ presets written from one file per protocol
            'inference': 'engine'}  # the Segmenter API: a checkpoint, as the tools run it
 LAYER = {unit: depth for depth, units in enumerate(LAYERS) for unit in units}
 
