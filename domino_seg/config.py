@@ -14,6 +14,8 @@ import os
 from typing import Callable, Sequence
 
 import torch
+from hydra.core.config_store import ConfigStore
+from mmengine.config import Config as MMConfig
 from omegaconf import DictConfig, OmegaConf
 
 from domino_seg import conditions, config_files, run_names, schema, tool_help
@@ -21,9 +23,10 @@ from domino_seg.data import builder as data_builder
 from domino_seg.data.corruptions import CORRUPTIONS, SEVERITIES
 from domino_seg.domain import builder as domain_builder
 from domino_seg.errors import ConfigError
+from domino_seg.io import recorded_config_path
 from domino_seg.models import builder as model_builder
 from domino_seg.models.convert import SCOPE_PARTS
-from domino_seg.models.domino_norm import ACTIVATIONS
+from domino_seg.models.domino_norm import ACTIVATIONS, DEFAULT_MLP
 from domino_seg.registry import extension_modules
 
 # configs/runtime/: torch.distributed's backend for this machine
@@ -42,6 +45,10 @@ OmegaConf.register_new_resolver(
 OmegaConf.register_new_resolver('run_dir', run_names.run_dir, replace=True)
 # the name of a new run folder; cached, so every use in one config (and Hydra's copies) agrees
 OmegaConf.register_new_resolver('run_stamp', run_names.run_stamp, use_cache=True, replace=True)
+
+# configs/domino/_base.yaml takes the Domino MLP's defaults from the models (written once):
+# the config domino/_mlp, in Hydra's ConfigStore (searched beside the configs folder)
+ConfigStore.instance().store(group='domino', name='_mlp', node=DEFAULT_MLP)
 
 # the configs folder, for presets naming a file in it (e.g. a prompt bank) whatever the cwd
 OmegaConf.register_new_resolver('config_dir', lambda: str(config_files.CONFIG_DIR), replace=True)
@@ -267,10 +274,25 @@ def scores_labels(cfg: DictConfig) -> bool:
     return cfg.get('task', 'train') != 'test' or bool(cfg.get('evaluate', True))
 
 
+class RunConfig(MMConfig):
+    """mmengine's Config whose ``pretty_text`` formats a given config once: a run asks for it
+    for the log, each visualizer backend, ``mmengine_config.py`` and every checkpoint, and
+    each time yapf takes about a second of CPU. The text is exactly Config's: the cache is
+    keyed by the unformatted text yapf is given, so a changed config is formatted again."""
+
+    formatted: dict = {}  # unformatted text -> formatted (the latest config only)
+
+    @property
+    def pretty_text(self) -> str:
+        plain = MMConfig(self.to_dict(), format_python_code=False).pretty_text
+        if plain not in RunConfig.formatted:
+            RunConfig.formatted = {plain: super().pretty_text}
+        return RunConfig.formatted[plain]
+
+
 def to_mmengine(cfg: DictConfig):
     """Translate a composed config into the mmengine Config that mmengine's Runner runs: each
     group's pieces (data, domain, model, evaluator, runtime) merged with the run's keys."""
-    from domino_seg.engine.runner import RunConfig
     task = cfg.get('task', 'train')
     labels = scores_labels(cfg)
     after_load = [step for step in [domain_builder.transform_cfg(_embedded(cfg))] if step]
@@ -391,11 +413,6 @@ def with_recorded_model(cfg: DictConfig, checkpoint: str, key: str,
             if value is not None:
                 OmegaConf.update(merged, name, value)
     return merged
-
-
-def recorded_config_path(checkpoint: str) -> str:
-    """The ``config.yaml`` tools/train.py records in the work dir beside its checkpoints."""
-    return os.path.join(os.path.dirname(os.path.abspath(checkpoint)), 'config.yaml')
 
 
 def recorded_config(checkpoint: str, key: str = 'checkpoint',

@@ -113,10 +113,18 @@ def check_out_folder(out, key: str = 'out') -> None:
                           'folder the outputs go to: choose a folder (a new one is created).')
 
 
+# the resolved config a run records in its work dir, beside its checkpoints and metrics.json
+RECORDED_CONFIG = 'config.yaml'
 # the mmengine config a run records beside its config.yaml
 MMENGINE_CONFIG = 'mmengine_config.py'
 # the files that show a run wrote into a folder (tools/train.py's work dir)
-RUN_FILES = ('config.yaml', 'metrics.json', 'last_checkpoint', 'iter_*.pth')
+RUN_FILES = (RECORDED_CONFIG, 'metrics.json', 'last_checkpoint', 'iter_*.pth')
+
+
+def recorded_config_path(path: str) -> str:
+    """The ``config.yaml`` (RECORDED_CONFIG) of the run that wrote ``path``, a file in its
+    work dir (a checkpoint, metrics.json): the one place that says where a run's config is."""
+    return osp.join(osp.dirname(osp.abspath(path)), RECORDED_CONFIG)
 
 
 def run_files(folder: str) -> list[str]:

@@ -19,16 +19,18 @@ _KEY = re.compile(r'^([A-Za-z_]\w*):(.*)$')
 
 def documented_keys(config_dir: Path, name: str) -> dict[str, str]:
     """Top-level keys of ``<config_dir>/<name>.yaml`` and of the primary configs its defaults
-    list extends (e.g. test -> train), each with the comment above it or beside it."""
+    list extends (e.g. test -> train), each with the comment above it or beside it; also the
+    keys its defaults list fills from another config (``- _mlp@mlp``, the comment above)."""
     path = config_dir / f'{name}.yaml'
     keys: dict[str, str] = {}
     comment: list[str] = []
     in_defaults = False
     for line in path.read_text().splitlines():
-        if line.startswith('#'):
-            comment.append(line.lstrip('#').strip())
+        if line.startswith('#') or in_defaults and line.lstrip().startswith('#'):
+            comment.append(line.lstrip().lstrip('#').strip())
             continue
         match = _KEY.match(line)
+        entry = re.match(r'^\s+- (\w+)(?:@(\w+))?\s*$', line) if in_defaults else None
         if match:
             key, rest = match.groups()
             in_defaults = key == 'defaults'
@@ -36,10 +38,13 @@ def documented_keys(config_dir: Path, name: str) -> dict[str, str]:
             if key not in ('defaults', 'hydra'):
                 keys[key] = ' '.join(comment + ([inline] if inline else []))
             comment = []
-        elif in_defaults and re.match(r'^\s+- (\w+)\s*$', line):
-            parent = line.strip()[2:].strip()
-            if parent != '_self_' and (config_dir / f'{parent}.yaml').is_file():
+        elif entry:
+            parent, package = entry.groups()
+            if package:
+                keys[package] = ' '.join(comment)
+            elif parent != '_self_' and (config_dir / f'{parent}.yaml').is_file():
                 keys = {**documented_keys(config_dir, parent), **keys}
+            comment = []
         elif not line.strip():
             comment = []
     return keys

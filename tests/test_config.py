@@ -3,10 +3,14 @@ from pathlib import Path
 
 import pytest
 from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 
 import domino_seg
 from domino_seg.config_files import CONFIG_DIR
 from domino_seg.errors import ConfigError
+from domino_seg.models.domino_norm import DEFAULT_MLP
+from domino_seg.presets import loo_presets
+from domino_seg.tool_help import documented_keys
 
 GROUPS = ['model', 'finetune', 'data', 'schedule', 'domino', 'domain']
 
@@ -41,6 +45,22 @@ def test_every_experiment_composes(exp):
     assert conditions[0] == 'cityscapes'
     if exp in ('acdc_fog', 'acdc_night', 'acdc_rain', 'acdc_snow'):  # the data-only presets
         assert conditions == ['cityscapes', exp[5:]]
+
+
+def test_the_loo_presets_are_written_from_their_protocol():
+    """The leave-one-out presets (configs/exp/*_loo_*.yaml) are what their protocol file,
+    exp/_loo_<protocol>.yaml, writes: each held-out condition is the one the preset leaves
+    out of training, and none is stale (run python -m domino_seg.presets)."""
+    presets = loo_presets()
+    assert sorted(p.name for p in presets) == sorted(
+        p.name for p in (CONFIG_DIR / 'exp').glob('*_loo_*.yaml') if p.name[0] != '_')
+    assert len(presets) == 8
+    for path, text in presets.items():
+        assert path.read_text() == text, f'{path} is stale: python -m domino_seg.presets'
+        cfg = domino_seg.compose([f'+exp={path.stem}'])
+        held_out = path.stem.rpartition('_')[2]
+        trained = [s.get('condition', 'cityscapes') for s in cfg.data.train_sources]
+        assert trained == [c for c in cfg.data.eval_conditions if c != held_out]
 
 
 def test_the_language_protocols_are_experiments():
@@ -79,6 +99,18 @@ def test_default_is_the_synthetic_benchmark():
     assert cfg.data.name == 'synthetic'
     assert list(cfg.data.eval_conditions) == ['cityscapes', 'fog', 'night', 'rain', 'snow']
     assert cfg.paths.cityscapes == 'data/cityscapes' and cfg.paths.acdc == 'data/acdc'
+
+
+def test_the_domino_mlp_defaults_are_written_once():
+    """The domino options take the MLP's defaults from the models (DEFAULT_MLP), not from a
+    copy in the YAML, and --help still shows what domino.mlp is."""
+    for option in ('backbone', 'head', 'full'):
+        mlp = domino_seg.compose([f'domino={option}', 'domain=text']).domino.mlp
+        assert OmegaConf.to_container(mlp) == DEFAULT_MLP
+    assert not [p.name for p in (CONFIG_DIR / 'domino').glob('*.yaml')
+                if 'hidden:' in p.read_text()]
+    assert documented_keys(CONFIG_DIR / 'domino', 'head')['mlp'].startswith(
+        "The small network that predicts each norm layer's scale and shift")
 
 
 def test_test_config_shares_training_overrides():
@@ -138,8 +170,8 @@ def test_the_runtime_config_is_formatted_once_per_content(monkeypatch):
     import mmengine.config.config as mm_config
     from mmengine.config import Config
 
-    from domino_seg.engine.runner import RunConfig
-    monkeypatch.setattr(RunConfig, '_formatted', {})  # none formatted yet
+    from domino_seg.config import RunConfig
+    monkeypatch.setattr(RunConfig, 'formatted', {})  # none formatted yet
     calls = []
     format_code = mm_config.FormatCode
     monkeypatch.setattr(mm_config, 'FormatCode',

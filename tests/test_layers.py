@@ -27,7 +27,8 @@ LAYERS = (
 # modules that belong to another module's unit
 UNIT_OF = {'tool_help': 'config',  # the tools' --help texts, a resolver config.py registers
            'schema': 'config',  # the configs' typed keys, checked at composition
-           'config_files': 'config'}  # the configs folder and Hydra's raw composition
+           'config_files': 'config',  # the configs folder and Hydra's raw composition
+           'presets': 'config'}  # the exp/ presets written from one file per protocol
 LAYER = {unit: depth for depth, units in enumerate(LAYERS) for unit in units}
 
 # (file, imported module): imports that still point up, each until its fix lands (none)

@@ -1,6 +1,9 @@
 """The config.yaml beside a checkpoint (a run folder anyone may have made) is read as data by
 one helper, config.recorded_config, for every tool that reads it: an unusable file is one
 paragraph naming it (exit 2), and nothing in it is resolved with this machine's resolvers."""
+import re
+from pathlib import Path
+
 import pytest
 from omegaconf import OmegaConf
 
@@ -11,9 +14,10 @@ from domino_seg.apis.run import with_checkpoint_model
 from domino_seg.config import recorded_config, recorded_config_path
 from domino_seg.engine.resume import check_same_config
 from domino_seg.errors import ConfigError
+from domino_seg.io import RECORDED_CONFIG
 
 SECRET = 'hunter2-of-the-reader'
-OVERRIDES = ['domino=head', 'domain=text', 'data.img_scale=[128,64]']
+OVERRIDES = ['model=segformer_mit_tiny', 'domino=head', 'domain=text', 'data.img_scale=[128,64]']
 
 
 @pytest.fixture(scope='module')
@@ -143,3 +147,16 @@ def test_every_reader_refuses_an_environment_interpolation(tmp_path, recorded_te
 
 def test_resume_reads_a_sound_record_as_before(tmp_path, recorded_text):
     check_same_config(domino_seg.compose(OVERRIDES), run_folder(tmp_path, recorded_text))
+
+
+def test_the_run_config_file_is_named_in_one_place():
+    """Whoever reads or writes a run's config.yaml (the tools, infer's and compare's output
+    checks, the hook that records it) finds it through io.RECORDED_CONFIG and
+    recorded_config_path, so no reader looks for it where the run did not write it."""
+    root = Path(domino_seg.__file__).resolve().parents[1]
+    naming = sorted(str(path.relative_to(root)) for folder in ('domino_seg', 'tools')
+                    for path in (root / folder).rglob('*.py')
+                    if re.search(r"""['"]config\.yaml['"]""", path.read_text()))
+    assert naming == ['domino_seg/io.py']
+    assert recorded_config_path('runs/a/iter_8.pth') == \
+        str(Path('runs/a').resolve() / RECORDED_CONFIG)

@@ -21,7 +21,7 @@ from domino_seg.evaluation.compare import (
     write_per_class,
 )
 from domino_seg.evaluation.metrics import PER_IMAGE_FILE
-from domino_seg.io import check_out_folder, check_outputs
+from domino_seg.io import RECORDED_CONFIG, check_out_folder, check_outputs
 
 
 def compare(paths: Sequence[str], baseline: Optional[str] = None, out: Optional[str] = None,
@@ -38,7 +38,7 @@ def compare(paths: Sequence[str], baseline: Optional[str] = None, out: Optional[
     check_out_folder(out, '--out')
     names = OUTPUT_FILES + (PER_CLASS_FILES if per is not None else ())
     inputs = [osp.join(run.work_dir, name) for row in comp.rows for run in row.runs
-              for name in ('metrics.json', 'config.yaml', PER_IMAGE_FILE)]
+              for name in ('metrics.json', RECORDED_CONFIG, PER_IMAGE_FILE)]
     # (its files' names are its own: a run folder, the default --out, may hold earlier ones)
     check_outputs([osp.join(out, name) for name in names], out, inputs, ours=lambda path: True,
                   key='--out')

@@ -24,6 +24,7 @@ from domino_seg.io import (
     check_out_folder,
     check_outputs,
     inside,
+    recorded_config_path,
     reported_write,
 )
 
@@ -162,11 +163,6 @@ def _earlier_outputs(out: str) -> set[str]:
     return {osp.realpath(path) for path in earlier + [index] if isinstance(path, str)}
 
 
-def _recorded_config(checkpoint: str) -> str:
-    """The run's ``config.yaml`` beside ``checkpoint``, which infer reads."""
-    return osp.join(osp.dirname(osp.abspath(checkpoint)), 'config.yaml')
-
-
 def _write_png(path: str, array: np.ndarray) -> None:
     with reported_write(path, WRITE_FIX):
         atomic_write_png(path, array)
@@ -256,7 +252,7 @@ def infer(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     checkpoint = str(cfg.checkpoint)
     earlier = _earlier_outputs(out)
     check_outputs(_outputs(inputs, out, str(cfg.video_codec)), out,
-                  [item.path for item in inputs] + [checkpoint, _recorded_config(checkpoint)],
+                  [item.path for item in inputs] + [checkpoint, recorded_config_path(checkpoint)],
                   ours=lambda path: osp.realpath(path) in earlier)
     segmenter = Segmenter.from_config(cfg, checkpoint, overrides, device=cfg.device,
                                       condition=_condition(cfg), batch_size=cfg.batch_size,

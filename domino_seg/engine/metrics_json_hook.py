@@ -16,7 +16,13 @@ from mmseg.registry import HOOKS
 from omegaconf import OmegaConf
 
 from domino_seg.evaluation.metrics import PER_IMAGE_FILE
-from domino_seg.io import MMENGINE_CONFIG, atomic_write_bytes, atomic_write_json, reported_write
+from domino_seg.io import (
+    MMENGINE_CONFIG,
+    RECORDED_CONFIG,
+    atomic_write_bytes,
+    atomic_write_json,
+    reported_write,
+)
 
 
 @HOOKS.register_module()
@@ -48,7 +54,7 @@ class MetricsJsonHook(Hook):
         ran: pipelines, evaluator, hooks, loops; ``mmengine.Config.fromfile`` reloads it)."""
         if is_main_process():
             yaml = OmegaConf.to_yaml(json.loads(json.dumps(self.config)))
-            for name, text in (('config.yaml', yaml), (MMENGINE_CONFIG, runner.cfg.pretty_text)):
+            for name, text in ((RECORDED_CONFIG, yaml), (MMENGINE_CONFIG, runner.cfg.pretty_text)):
                 path = osp.join(runner.work_dir, name)
                 _save(path, lambda: atomic_write_bytes(path, text.encode()),
                       'run the same command again.')

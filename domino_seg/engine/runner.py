@@ -8,7 +8,6 @@ import os.path as osp
 import re
 
 import torch
-from mmengine.config import Config
 from mmengine.dist import is_distributed, is_main_process
 from mmengine.model import is_model_wrapper
 from mmengine.runner import CheckpointLoader, Runner, load_state_dict
@@ -18,22 +17,6 @@ from domino_seg import console
 from domino_seg.compat import trusted_checkpoint_loading
 from domino_seg.errors import CheckpointError
 from domino_seg.io import atomic_write_bytes
-
-
-class RunConfig(Config):
-    """mmengine's Config whose ``pretty_text`` formats a given config once: a run asks for it
-    for the log, each visualizer backend, ``mmengine_config.py`` and every checkpoint, and
-    each time yapf takes about a second of CPU. The text is exactly Config's: the cache is
-    keyed by the unformatted text yapf is given, so a changed config is formatted again."""
-
-    _formatted: dict = {}  # unformatted text -> formatted (the latest config only)
-
-    @property
-    def pretty_text(self) -> str:
-        plain = Config(self.to_dict(), format_python_code=False).pretty_text
-        if plain not in RunConfig._formatted:
-            RunConfig._formatted = {plain: super().pretty_text}
-        return RunConfig._formatted[plain]
 
 
 def keys_may_miss(model: torch.nn.Module) -> set[str]:

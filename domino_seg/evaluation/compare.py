@@ -36,7 +36,12 @@ from domino_seg.errors import ConfigError, DataError
 from domino_seg.evaluation import intervals
 from domino_seg.evaluation.metrics import PER_IMAGE_FILE
 from domino_seg.evaluation.report import markdown_table, save_figure
-from domino_seg.io import MMENGINE_CONFIG, atomic_write_bytes, reported_write
+from domino_seg.io import (
+    MMENGINE_CONFIG,
+    RECORDED_CONFIG,
+    atomic_write_bytes,
+    reported_write,
+)
 
 # keys that never split nor name rows (besides hydra.*): the seed is what rows aggregate over
 IGNORED_KEYS = ('seed', 'work_dir', 'paths.work_dirs', 'resume')
@@ -134,7 +139,7 @@ def _ignored(key: str, ignore: Sequence[str]) -> bool:
         key == k or key.startswith(k + '.') for k in (*IGNORED_KEYS, *ignore))
 
 
-RUN_MARKERS = ('.hydra', 'config.yaml', MMENGINE_CONFIG)  # what makes a folder a work dir
+RUN_MARKERS = ('.hydra', RECORDED_CONFIG, MMENGINE_CONFIG)  # what makes a folder a work dir
 
 
 def find_metrics(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
@@ -175,7 +180,7 @@ def _run_folders(root: Path) -> list[tuple[Path, bool]]:
 def _why_no_metrics(folder: Path) -> str:
     """Why a work dir has no ``metrics.json``, as far as its ``config.yaml`` tells."""
     try:
-        config = OmegaConf.to_container(OmegaConf.load(folder / 'config.yaml'))
+        config = OmegaConf.to_container(OmegaConf.load(folder / RECORDED_CONFIG))
     except Exception:  # absent or unreadable: the run did not get far
         config = None
     task = config.get('task') if isinstance(config, dict) else None
@@ -201,11 +206,11 @@ def read_run(path: Path) -> Run:
     work_dir = path.parent
     check_metrics(path, metrics)
     config, source, prefix = metrics.get('config'), path, 'config.'
-    if config in (None, {}) and (work_dir / 'config.yaml').is_file():
-        source, prefix = work_dir / 'config.yaml', ''
+    if config in (None, {}) and (work_dir / RECORDED_CONFIG).is_file():
+        source, prefix = work_dir / RECORDED_CONFIG, ''
         config = OmegaConf.to_container(_load_yaml(source))
     if config in (None, {}):
-        raise DataError(f'{path} records no config and {work_dir / "config.yaml"} is missing, '
+        raise DataError(f'{path} records no config and {work_dir / RECORDED_CONFIG} is missing, '
                         'so runs cannot be grouped; compare work dirs written by domino-seg.')
     check_config(source, config, prefix)
     run = Run(str(work_dir), metrics, config)
@@ -873,3 +878,4 @@ def write_per_class(comp: Comparison, per: PerClass, out_dir: str) -> list[str]:
     _write(md, format_per_class_markdown(comp, per).encode())
     _write(csv_path, format_per_class_csv(comp, per).encode())
     return [md, csv_path]
+

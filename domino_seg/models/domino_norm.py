@@ -45,6 +45,7 @@ from .domain_context import current_domain_embeddings
 
 # _BatchNorm covers BatchNorm1d/2d/3d and SyncBatchNorm, but not InstanceNorm.
 NORM_TYPES = (_BatchNorm, nn.GroupNorm, nn.LayerNorm)
+# the Domino MLP's defaults, also those of the configs (configs/domino/_base.yaml)
 DEFAULT_MLP = dict(hidden=4, layers=2, act='GELU')
 # the torch.nn activations the MLP takes (``act``): elementwise, built without arguments
 ACTIVATIONS = ('GELU', 'ReLU', 'SiLU', 'Mish', 'ELU', 'LeakyReLU', 'Tanh', 'Sigmoid',

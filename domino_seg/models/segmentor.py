@@ -49,7 +49,8 @@ class DomainAwareEncoderDecoder(EncoderDecoder):
 
     Args:
         domino: ``dict(scope='head'|'backbone'|'full', embed_dim=512, mlp=None)``, ``mlp``
-            overriding ``dict(hidden=4, layers=2, act='GELU')``. The baseline (``domino=none``)
+            overriding :data:`~domino_seg.models.domino_norm.DEFAULT_MLP` (also the configs'
+            defaults, configs/domino/_base.yaml). The baseline (``domino=none``)
             is mmseg's plain ``EncoderDecoder``. Other arguments are those of ``EncoderDecoder``.
     """
 
