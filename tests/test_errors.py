@@ -174,7 +174,7 @@ def test_required_value_not_given(tmp_path, tool_fails):
     assert err.strip() == (
         'error: checkpoint is not set, and tools/test.py needs it: checkpoint= the checkpoint '
         'to evaluate: a .pth written by tools/train.py, or the run folder holding it (its newest '
-        'iter_N.pth), e.g. work_dirs/synthetic/<run>/iter_1000.pth or work_dirs/synthetic/<run>. '
+        'iter_N.pth), e.g. work_dirs/synthetic/<run>/iter_600.pth or work_dirs/synthetic/<run>. '
         'Give it on the command line: python tools/test.py checkpoint=PATH [the same overrides '
         'as training]')
     assert not (tmp_path / 'runs').exists()

@@ -13,8 +13,10 @@
 # tables writes the comparisons, prompt swaps and cosines from what was trained. Writes exactly
 # the folders the tables are made from, under $OUT (default work_dirs/results):
 #   loo_<held>/{finetune,domino_full}/<seed index>/  loo_<held>/comparison.*  loo_<held>/swap/
-#   compose/{oracle,finetune,domino_minilm,domino_nonce}/<seed index>/  compose/oracle_gap/
-#   compose/comparison.*  compose/swap_{minilm,nonce}/  cosines.txt
+#   compose/{oracle,finetune,domino_minilm,domino_nonce}/<seed index>/  compose/oracle_gap{,.txt}
+#   compose/language/  compose/swap_{minilm,nonce}/  cosines.txt
+# docs/results.md ran the Domino rows of B with one seed and a per-image bootstrap:
+#   ROWS="domino_minilm domino_nonce" SEEDS=0 bash docs/results/sweep.sh compose evaluator.per_image=true
 # About 3.5 minutes per training run (4.5 on compose) on an idle 2-core machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -61,17 +63,17 @@ if any tables; then
     python tools/compare.py $D/finetune $D/domino_full --baseline domino=none --ignore paths \
         --out $D
     python tools/test.py checkpoint=$D/domino_full/0/iter_$ITERS.pth work_dir=$D/swap \
-        'swap=[cityscapes,fog,night,rain,snow,"in a dax",random,"mean:rain+snow"]'
+        'swap=[cityscapes,fog,night,rain,snow,"in a dax",random,"mean:rain+snow"]' "$@"
   done
   D=$OUT/compose
-  python tools/compare.py $D/finetune $D/oracle --baseline exp_name=synthetic_compose \
+  mkdir -p $D/oracle_gap $D/language
+  python docs/results/compose_gap.py $D/oracle $D/finetune > $D/oracle_gap.txt
+  python tools/compare.py $D/finetune $D/oracle --baseline exp=synthetic_compose \
       --ignore paths data --out $D/oracle_gap
-  python tools/compare.py $D/finetune $D/domino_minilm $D/domino_nonce --ignore paths \
-      --baseline domain.prompt_bank="$(realpath configs/domain/prompts/weather_attributes_nonce.yaml)" \
-      --out $D
+  python tools/compare.py $D/domino_nonce $D/domino_minilm --ignore paths --out $D/language
   for row in minilm nonce; do
     python tools/test.py checkpoint=$D/domino_$row/0/iter_$ITERS.pth work_dir=$D/swap_$row \
-        data.eval_conditions=[fog,night,foggy_night] \
-        'swap=[fog,night,"mean:fog+night","on a foggy night",random]'
+        +exp=synthetic_compose data.eval_conditions=[fog,night,foggy_night] \
+        'swap=[fog,night,"mean:fog+night","on a foggy night",random]' "$@"
   done
 fi

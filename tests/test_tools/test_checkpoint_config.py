@@ -23,5 +23,5 @@ def test_a_checkpoint_brings_its_model_settings(trained_run, tiny_overrides, tmp
     other = run_tool('test.py', tiny_overrides + [f'checkpoint={run / "iter_2.pth"}',
                                                   'domino=none', 'domain=none'], tmp_path)
     assert other.returncode == 2 and 'Traceback' not in other.stderr
-    assert '(from the command line: domino, domain)' in other.stdout
+    assert '(from the command line: model, domino, domain)' in other.stdout
     assert 'does not fit the configured model' in other.stderr

@@ -18,7 +18,7 @@ from domino_seg.models.export import SegmentorLogits
 from .test_train_test import run_tool
 
 SIZE = (64, 128)
-TINY = ['data.img_scale=[128,64]', 'data.crop_size=[64,128]']
+TINY = ['model=segformer_mit_tiny', 'data.img_scale=[128,64]', 'data.crop_size=[64,128]']
 
 
 def randomize(model, seed=0):

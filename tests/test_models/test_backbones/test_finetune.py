@@ -101,7 +101,7 @@ def test_default_model_optimizer_is_unchanged(tiny_model):
     default constructor makes them (same order, lr and decay)."""
     from mmengine.optim import DefaultOptimWrapperConstructor
     segmentor, optimizer = segmentor_and_optimizer('segformer_mit_tiny', tiny_model)
-    cfg = domino_seg.to_mmengine(domino_seg.compose()).optim_wrapper
+    cfg = domino_seg.to_mmengine(domino_seg.compose(['model=segformer_mit_tiny'])).optim_wrapper
     reference = DefaultOptimWrapperConstructor(
         dict(type='OptimWrapper', optimizer=cfg.optimizer), cfg.paramwise_cfg)(segmentor)
     ours = [(g['lr'], g['weight_decay'], [id(p) for p in g['params']])
