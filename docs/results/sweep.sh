@@ -6,14 +6,17 @@
 #      Domino with MiniLM vs Domino with the nonce-word bank (the language effect).
 # Every run: the pretrained CPU backbone and the quick-start schedule (300 iterations).
 #
-#   bash docs/results/sweep.sh [all|loo|compose|tables] [extra overrides for every run]
+#   bash docs/results/sweep.sh [all|loo|compose|tune|tables] [extra overrides for every run]
 #
-# loo and compose train (HELD="fog snow", ROWS="oracle finetune domino_minilm domino_nonce",
-# SEEDS=0,1,2 select parts, e.g. to run two parts side by side with OMP_NUM_THREADS=1);
+# loo and compose train (HELD="fog snow", ROWS="oracle finetune domino_minilm domino_nonce onehot
+# style", SEEDS=0,1,2 select parts, e.g. to run two parts side by side with OMP_NUM_THREADS=1;
+# PART=name writes <row>_<name>/ so that later seeds of a row go beside the earlier ones); tune
+# is the choice of domino.mlp.hidden and the Domino learning rate on the seen conditions
+# (TUNE="32,1 4,10 32,10": hidden,lr_mult pairs; seed 0; compose/tune_h<hidden>_lr<mult>/);
 # tables writes the comparisons, prompt swaps and cosines from what was trained. Writes exactly
 # the folders the tables are made from, under $OUT (default work_dirs/results):
 #   loo_<held>/{finetune,domino_full}/<seed index>/  loo_<held>/comparison.*  loo_<held>/swap/
-#   compose/{oracle,finetune,domino_minilm,domino_nonce}/<seed index>/  compose/oracle_gap{,.txt}
+#   compose/{oracle,finetune,domino_minilm,domino_nonce,onehot,style}[_<PART>]/<seed index>/  compose/oracle_gap{,.txt}
 #   compose/language/  compose/swap_{minilm,nonce}/  cosines.txt
 # docs/results.md ran the Domino rows of B with one seed and a per-image bootstrap:
 #   ROWS="domino_minilm domino_nonce" SEEDS=0 bash docs/results/sweep.sh compose evaluator.per_image=true
@@ -24,7 +27,9 @@ WHAT=${1:-all}; shift || true
 OUT=${OUT:-work_dirs/results}
 SEEDS=${SEEDS:-0,1,2}
 HELD=${HELD:-fog snow}
-ROWS=${ROWS:-oracle finetune domino_minilm domino_nonce}
+ROWS=${ROWS:-oracle finetune domino_minilm domino_nonce onehot style}
+TUNE=${TUNE:-32,1 4,10 32,10}
+PART=${PART:+_$PART}
 ITERS=300
 M="model=efficientnet_lite0_mlp schedule.max_iters=$ITERS schedule.val_interval=$ITERS"
 TEXT="domino=full domain=text domain/text_encoder=minilm"
@@ -43,13 +48,25 @@ fi
 if any compose; then
   D=$OUT/compose
   for row in $ROWS; do
+    S="seed=$SEEDS hydra.sweep.dir=$D/$row$PART"
     case $row in
-      oracle) train +exp=synthetic_compose_oracle $M seed=$SEEDS hydra.sweep.dir=$D/$row "$@" ;;
-      finetune) train +exp=synthetic_compose $M seed=$SEEDS hydra.sweep.dir=$D/$row "$@" ;;
-      domino_minilm) train +exp=synthetic_compose $M $TEXT seed=$SEEDS hydra.sweep.dir=$D/$row "$@" ;;
-      domino_nonce) train +exp=synthetic_compose $M $TEXT "$NONCE" seed=$SEEDS \
-                        hydra.sweep.dir=$D/$row "$@" ;;
+      oracle) train +exp=synthetic_compose_oracle $M $S "$@" ;;
+      finetune) train +exp=synthetic_compose $M $S "$@" ;;
+      domino_minilm) train +exp=synthetic_compose $M $TEXT $S "$@" ;;
+      domino_nonce) train +exp=synthetic_compose $M $TEXT "$NONCE" $S "$@" ;;
+      onehot) train +exp=synthetic_compose $M domino=full domain=onehot $S "$@" ;;
+      style) train +exp=synthetic_compose $M domino=style $S "$@" ;;
+      *) echo "unknown row $row" >&2; exit 2 ;;
     esac
+  done
+fi
+
+if any tune; then
+  for pair in $TUNE; do
+    hidden=${pair%,*}; mult=${pair#*,}
+    train +exp=synthetic_compose $M $TEXT seed=0 domino.mlp.hidden=$hidden \
+        "+model.paramwise_cfg.custom_keys={.mlp.:{lr_mult:$mult}}" \
+        hydra.sweep.dir=$OUT/compose/tune_h${hidden}_lr$mult "$@"
   done
 fi
 
