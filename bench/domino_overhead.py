@@ -5,7 +5,11 @@ Measures, in one run, on one model (default: SegFormer-B0-sized MiT-b0 + SegForm
 192x384 crops, batch 2):
 
 * ``train_ratio``      train-step time (preprocess + forward + loss + backward + AdamW step)
-                       Domino / baseline;
+                       Domino / baseline, image modes with a warm cache: each sample brings
+                       its embedding, as a cache hit of ``domain=image|zero_shot`` does;
+* ``text_train_ratio`` the same in ``text`` mode: each sample brings its condition label and
+                       the data preprocessor looks its embedding up in the prompt bank's
+                       table (same Domino layers and weights as the image side);
 * ``infer_ratio``      ``test_step`` time (eval mode, no grad) Domino / baseline;
 * ``params_added_pct`` (params(Domino) - params(baseline)) / params(baseline) * 100;
 * ``cache_speedup``    (on-the-fly CLIP embedding + Domino train step) /
@@ -43,16 +47,19 @@ import torch  # noqa: E402
 
 import domino_seg  # noqa: E402  (imports the compat fixes before mmseg)
 
-TARGETS = dict(train_ratio=('<=', 1.05), infer_ratio=('<=', 1.03),
+TARGETS = dict(train_ratio=('<=', 1.05), text_train_ratio=('<=', 1.03), infer_ratio=('<=', 1.03),
                params_added_pct=('<', 1.0), cache_speedup=('>=', 2.0))
 
 # SegFormer-B0 (MiT-b0 encoder, all-MLP head with 256 channels); the model group's
-# segformer_mit_tiny already has MiT-b0's depths, heads, patch sizes and sr ratios.
-B0_OVERRIDES = ['model.segmentor.backbone.embed_dims=32',
+# segformer_mit_tiny already has MiT-b0's depths, heads, patch sizes and sr ratios (named: the
+# default model group is another)
+B0_OVERRIDES = ['model=segformer_mit_tiny', 'model.segmentor.backbone.embed_dims=32',
                 'model.segmentor.decode_head.in_channels=[32,64,160,256]',
                 'model.segmentor.decode_head.channels=256']
 DOMINO_OVERRIDES = ['domino=head', 'domain=zero_shot', 'domain.clip.arch=ViT-B-16',
                     'domain.clip.pretrained=null']
+# the text side: the same CLIP's text tower embeds the prompt bank (512-d as well)
+TEXT_OVERRIDES = [o.replace('domain=zero_shot', 'domain=text') for o in DOMINO_OVERRIDES]
 BASELINE_OVERRIDES = ['domino=none']
 
 
@@ -96,17 +103,24 @@ def parse_args(argv=None) -> argparse.Namespace:
 # ----------------------------------------------------------------------------- models / data
 
 def build_models(args):
+    """baseline, Domino (image modes) and Domino (text mode) with identical shared weights (the
+    two Domino models identical but for where their embeddings come from), and their configs."""
     crop = f'data.crop_size=[{args.height},{args.width}]'
     common = B0_OVERRIDES + [crop]
     domino_cfg = domino_seg.compose(common + DOMINO_OVERRIDES + args.override)
+    text_cfg = domino_seg.compose(common + TEXT_OVERRIDES + args.override)
     baseline_cfg = domino_seg.compose(common + BASELINE_OVERRIDES +
                                       [o for o in args.override if not _is_domino_key(o)])
     torch.manual_seed(args.seed)
     baseline = domino_seg.build_segmentor(baseline_cfg)
     torch.manual_seed(args.seed)
     domino = domino_seg.build_segmentor(domino_cfg)
+    text = domino_seg.build_segmentor(text_cfg)
     if type(domino).__name__ != 'DomainAwareEncoderDecoder' or domino.domino_scope == 'none':
         raise SystemExit(f'the Domino config built {type(domino).__name__} without Domino layers')
+    if text.domain_embed_dim != domino.domain_embed_dim:
+        raise SystemExit(f'text embeddings are {text.domain_embed_dim}-d, image ones '
+                         f'{domino.domain_embed_dim}-d: give both modes the same CLIP')
     # Identical shared weights (the Domino pre-hook maps plain norm keys into `wrapped.`), so
     # both models do exactly the same work apart from the Domino layers.
     missing, unexpected = domino.load_state_dict(baseline.state_dict(), strict=False)
@@ -114,7 +128,9 @@ def build_models(args):
     if unexpected or extra:
         raise SystemExit(f'baseline and Domino models differ beyond Domino layers: '
                          f'unexpected={unexpected[:5]} missing={extra[:5]}')
-    return baseline, domino, baseline_cfg, domino_cfg
+    text.load_state_dict(domino.state_dict())
+    return (dict(baseline=baseline, domino=domino, text=text),
+            dict(baseline=baseline_cfg, domino=domino_cfg, text=text_cfg))
 
 
 def _is_domino_key(override: str) -> bool:
@@ -147,18 +163,23 @@ def random_embeddings(gen: np.random.Generator, n: int, dim: int) -> List[torch.
     return list(torch.nn.functional.normalize(e, dim=1))
 
 
-def pack(images, labels, embeddings) -> dict:
-    """What PackSegInputs + the dataloader's collate would hand the model."""
+def pack(images, labels, embeddings=None, conditions=None) -> dict:
+    """What PackSegInputs + the dataloader's collate would hand the model: each sample with its
+    domain embedding (image modes, cache hit) or its condition label (text mode)."""
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
+
+    from domino_seg.conditions import EMBEDDING_KEY
+    from domino_seg.domain.transforms import CONDITION_KEY
     inputs, samples = [], []
-    for img, label, emb in zip(images, labels, embeddings):
+    domains = ({EMBEDDING_KEY: e} for e in embeddings) if conditions is None else \
+        ({CONDITION_KEY: c} for c in conditions)
+    for img, label, domain in zip(images, labels, domains):
         h, w = img.shape[:2]
         inputs.append(torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))))
         sample = SegDataSample()
         sample.gt_sem_seg = PixelData(data=torch.from_numpy(label.astype(np.int64))[None])
-        sample.set_metainfo(dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w),
-                                 domain_embedding=emb))
+        sample.set_metainfo(dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w), **domain))
         samples.append(sample)
     return dict(inputs=inputs, data_samples=samples)
 
@@ -223,27 +244,33 @@ def paired_ratio(num: List[float], den: List[float]) -> float:
 # ----------------------------------------------------------------------------- benchmarks
 
 class Batches:
-    """A few fixed random batches (uint8 BGR images, labels 0..18, 512-d unit embeddings)."""
+    """A few fixed random batches (uint8 BGR images, labels 0..18, 512-d unit embeddings, and
+    condition labels of the prompt bank)."""
 
-    def __init__(self, args, embed_dim: int, n: int = 4):
+    def __init__(self, args, embed_dim: int, conditions: List[str], n: int = 4):
         gen = np.random.default_rng(args.seed)
         self.images = [random_images(args, gen, args.batch_size) for _ in range(n)]
         self.labels = [[gen.integers(0, 19, (args.height, args.width), dtype=np.uint8)
                         for _ in range(args.batch_size)] for _ in range(n)]
         self.embeddings = [random_embeddings(gen, args.batch_size, embed_dim) for _ in range(n)]
+        self.conditions = [list(gen.choice(conditions, args.batch_size)) for _ in range(n)]
 
     def __len__(self):
         return len(self.images)
 
-    def packed(self, i: int) -> dict:
+    def packed(self, i: int, text: bool = False) -> dict:
         j = i % len(self)
+        if text:
+            return pack(self.images[j], self.labels[j], conditions=self.conditions[j])
         return pack(self.images[j], self.labels[j], self.embeddings[j])
 
 
 def bench_train_infer(args, models, optims, batches, device):
+    """Train steps of all three models interleaved; inference of baseline and Domino (image)."""
     def train_side(name):
         def prepare(i):
-            data = batches.packed(i)  # fresh samples: the preprocessor edits their metainfo
+            # fresh samples: the preprocessor edits their metainfo
+            data = batches.packed(i, text=name == 'text')
             return lambda: models[name].train_step(data, optims[name])
         return prepare
 
@@ -263,8 +290,8 @@ def bench_train_infer(args, models, optims, batches, device):
                         device)
     for model in models.values():
         model.eval()
-    infer = interleaved({n: infer_side(n) for n in models}, 2 * args.steps, args.warmup,
-                        args.block, device)
+    infer = interleaved({n: infer_side(n) for n in ('baseline', 'domino')}, 2 * args.steps,
+                        args.warmup, args.block, device)
     return train, infer
 
 
@@ -359,13 +386,14 @@ def main(argv=None) -> dict:
     threads_note = set_threads(args.threads, device)
     wall_start = time.perf_counter()
 
-    baseline, domino, baseline_cfg, domino_cfg = build_models(args)
-    params = dict(baseline=count_params(baseline), domino=count_params(domino))
+    models, cfgs = build_models(args)
+    domino, domino_cfg = models['domino'], cfgs['domino']
+    params = dict(baseline=count_params(models['baseline']), domino=count_params(domino))
     params_added_pct = 100.0 * (params['domino'] - params['baseline']) / params['baseline']
-    models = dict(baseline=baseline.to(device), domino=domino.to(device))
-    optims = {name: make_optim_wrapper(models[name], cfg)
-              for name, cfg in (('baseline', baseline_cfg), ('domino', domino_cfg))}
-    batches = Batches(args, domino.domain_embed_dim)
+    models = {name: model.to(device) for name, model in models.items()}
+    optims = {name: make_optim_wrapper(models[name], cfgs[name]) for name in models}
+    bank = models['text'].data_preprocessor.embedder.generator(device).conditions
+    batches = Batches(args, domino.domain_embed_dim, list(bank))
     num_domino = sum(type(m).__name__ == 'DominoNorm' for m in domino.modules())
 
     where = (torch.cuda.get_device_name(device) if device.type == 'cuda'
@@ -376,20 +404,24 @@ def main(argv=None) -> dict:
           f'channels), crop {args.height}x{args.width}, batch {args.batch_size}; Domino scope '
           f'{domino.domino_scope!r}: {num_domino} DominoNorm layers, mlp '
           f'{dict(domino_cfg.domino.mlp)}, {domino.domain_embed_dim}-d embeddings')
+    print(f'sides: baseline, Domino with each sample\'s embedding (image modes, warm cache), '
+          f'Domino in text mode (condition labels looked up in the {len(bank)}-condition bank)')
     print(f'timing: {args.warmup} warm-up + {args.steps} timed steps per side (inference '
           f'{2 * args.steps}), interleaved in ABBA blocks of {args.block}; '
           'ratio = median step time / median step time', flush=True)
 
     train, infer = bench_train_infer(args, models, optims, batches, device)
     results = dict(train_ratio=ratio(train['domino'], train['baseline']),
+                   text_train_ratio=ratio(train['text'], train['baseline']),
                    infer_ratio=ratio(infer['domino'], infer['baseline']),
                    params_added_pct=params_added_pct, cache_speedup=float('nan'))
     paired = dict(train_ratio=paired_ratio(train['domino'], train['baseline']),
+                  text_train_ratio=paired_ratio(train['text'], train['baseline']),
                   infer_ratio=paired_ratio(infer['domino'], infer['baseline']))
     cache = None
     if not args.skip_cache:
         with tempfile.TemporaryDirectory(prefix='domino_bench_cache_') as cache_dir:
-            cache, delta, build_s = bench_cache(args, models['domino'], optims['domino'],
+            cache, delta, build_s = bench_cache(args, domino, optims['domino'],
                                                 domino_cfg, batches, device, cache_dir)
         results['cache_speedup'] = ratio(cache['on_the_fly'], cache['cached'])
         paired['cache_speedup'] = paired_ratio(cache['on_the_fly'], cache['cached'])
@@ -398,7 +430,8 @@ def main(argv=None) -> dict:
     print()
     print('per-step time: median [p25, p75]')
     print(f'  train step      baseline  {ms(train["baseline"])}')
-    print(f'  train step      Domino    {ms(train["domino"])}')
+    print(f'  train step      Domino    {ms(train["domino"])}  (image modes, warm cache)')
+    print(f'  train step      Domino    {ms(train["text"])}  (text mode)')
     print(f'  inference step  baseline  {ms(infer["baseline"])}')
     print(f'  inference step  Domino    {ms(infer["domino"])}')
     if cache is not None:
@@ -412,7 +445,8 @@ def main(argv=None) -> dict:
           f'(+{params["domino"] - params["baseline"]:,})')
     print()
     print(f'  {"metric":<18}{"measured":>9}{"paired":>9}   {"target":<9}result')
-    fmt = dict(train_ratio='{:.3f}x', infer_ratio='{:.3f}x', params_added_pct='{:.3f}%',
+    fmt = dict(train_ratio='{:.3f}x', text_train_ratio='{:.3f}x', infer_ratio='{:.3f}x',
+               params_added_pct='{:.3f}%',
                cache_speedup='{:.2f}x')
     for key, (op, target) in TARGETS.items():
         value = results[key]

@@ -105,3 +105,24 @@ def test_framework_overhead_quick_reports_every_side():
         assert set(report[key]) == {'none', 'head', 'full', 'stock'}
         assert all(v > 0 for v in report[key].values())
     assert set(report['data_ratio']) == {'none', 'head', 'full'}
+
+
+@pytest.mark.slow
+def test_domino_overhead_times_both_embedding_modes_in_one_run():
+    """bench/domino_overhead.py builds its SegFormer-B0-sized model whatever the default model
+    group is, and times baseline, Domino with each sample's embedding (image modes, warm
+    cache) and Domino in text mode (labels looked up in the bank) side by side."""
+    sys.path.insert(0, str(ROOT / 'bench'))
+    try:
+        import domino_overhead as bench
+    finally:
+        sys.path.remove(str(ROOT / 'bench'))
+    report = bench.main(['--steps', '1', '--warmup', '0', '--height', '32', '--width', '64',
+                         '--threads', '1', '--skip-cache',
+                         '--override', 'domain.clip.arch=domino-tiny-clip'])
+    for key in ('train_ratio', 'text_train_ratio', 'infer_ratio'):
+        assert math.isfinite(report[key]) and report[key] > 0
+    assert set(report['train_ms']) == {'baseline', 'domino', 'text'}
+    assert set(report['passed']) == {'train_ratio', 'text_train_ratio', 'infer_ratio',
+                                     'params_added_pct'}
+    assert report['cache_speedup'] is None  # --skip-cache

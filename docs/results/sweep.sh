@@ -33,6 +33,9 @@ PART=${PART:+_$PART}
 ITERS=300
 M="model=efficientnet_lite0_mlp schedule.max_iters=$ITERS schedule.val_interval=$ITERS"
 TEXT="domino=full domain=text domain/text_encoder=minilm"
+# B's Domino rows: domino.mlp.hidden and the Domino MLPs' learning rate chosen by `tune` on the
+# seen conditions (docs/results/PROTOCOL.md, amendment 2); A ran the defaults (hidden 4, x1)
+HP=(domino.mlp.hidden=32 "+model.paramwise_cfg.custom_keys={.mlp.:{lr_mult:10}}")
 NONCE='domain.prompt_bank=${config_dir:}/domain/prompts/weather_attributes_nonce.yaml'
 train() { python tools/train.py -m "$@"; }
 any() { [[ $WHAT == all || $WHAT == "$1" ]]; }
@@ -52,9 +55,9 @@ if any compose; then
     case $row in
       oracle) train +exp=synthetic_compose_oracle $M $S "$@" ;;
       finetune) train +exp=synthetic_compose $M $S "$@" ;;
-      domino_minilm) train +exp=synthetic_compose $M $TEXT $S "$@" ;;
-      domino_nonce) train +exp=synthetic_compose $M $TEXT "$NONCE" $S "$@" ;;
-      onehot) train +exp=synthetic_compose $M domino=full domain=onehot $S "$@" ;;
+      domino_minilm) train +exp=synthetic_compose $M $TEXT "${HP[@]}" $S "$@" ;;
+      domino_nonce) train +exp=synthetic_compose $M $TEXT "$NONCE" "${HP[@]}" $S "$@" ;;
+      onehot) train +exp=synthetic_compose $M domino=full domain=onehot "${HP[@]}" $S "$@" ;;
       style) train +exp=synthetic_compose $M domino=style $S "$@" ;;
       *) echo "unknown row $row" >&2; exit 2 ;;
     esac

@@ -91,6 +91,37 @@ def test_modulates_scale_and_shift_per_sample(case):
         torch.testing.assert_close(layer(x[1:2]), out[1:2], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize('case', NORM_CASES)
+def test_training_gradients_equal_the_formula_differentiated_by_autograd(case):
+    """The train-mode modulation has a backward of its own (no full-size grad * x_hat): its
+    gradients for the input, the norm's affine and the MLP equal autograd's through the
+    formula, in float64, for every layout."""
+    torch.manual_seed(0)
+    make_norm, shape = NORM_CASES[case]
+    layer = DominoNorm(pretrained(make_norm()), EMBED_DIM).double().train()
+    randomize_mlp(layer)
+    reference = copy.deepcopy(layer)
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_()
+    embeddings = torch.randn(shape[0], EMBED_DIM, dtype=torch.float64)
+    with domain_embedding_context(embeddings):
+        out = layer(x)
+    grad = torch.randn_like(out)
+    out.backward(grad)
+
+    dim = -1 if isinstance(reference.wrapped, nn.LayerNorm) else 1
+    d_gamma, d_beta = reference.mlp(embeddings).chunk(2, dim=1)
+    bias = reference.wrapped.bias
+    beta0 = as_channels(bias if bias is not None else torch.zeros(C, dtype=x.dtype), x_ref, dim)
+    expected = ((reference.wrapped(x_ref) - beta0) * (1 + as_channels(d_gamma, x_ref, dim)) +
+                beta0 + as_channels(d_beta, x_ref, dim))
+    expected.backward(grad)
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(x.grad, x_ref.grad)
+    for (name, param), ref in zip(layer.named_parameters(), reference.parameters()):
+        torch.testing.assert_close(param.grad, ref.grad, msg=name)
+
+
 def test_gradients_reach_mlp():
     torch.manual_seed(0)
     layer = DominoNorm(pretrained(nn.BatchNorm2d(C)), EMBED_DIM)
