@@ -84,13 +84,15 @@ def _runner(cfg: DictConfig, train: bool, **mm_updates):
 
 def _header(cfg: DictConfig, train: bool) -> str:
     """The run's first line: what is trained or tested, with which text encoder when it is
-    not CLIP's text tower (a MiniLM run reads otherwise like a CLIP one)."""
+    not CLIP's text tower (a MiniLM run reads otherwise like a CLIP one), and ``domino=style``
+    for the style-perturbation control (its scope is none: no Domino layers)."""
     crop = f', crop {cfg.data.crop_size[0]}x{cfg.data.crop_size[1]}' if train else ''
     encoder = cfg.domain.get('text_encoder') or {}
-    domain = cfg.domain.mode + (f' ({encoder.name})' if encoder.get('backend') == 'hf' and
-                                cfg.domain.mode != 'none' else '')
+    named = encoder.get('backend', 'open_clip') != 'open_clip' and cfg.domain.mode != 'none'
+    domain = cfg.domain.mode + (f' ({encoder.get("name") or encoder.backend})' if named else '')
+    domino = 'style' if cfg.domino.get('style') else cfg.domino.scope
     return (f'{cfg.task} {cfg.exp_name}: model {cfg.model.get("name", "?")}, '
-            f'domino={cfg.domino.scope}, domain={domain}, '
+            f'domino={domino}, domain={domain}, '
             f'data={cfg.data.name}{crop}; work dir {cfg.work_dir}')
 
 

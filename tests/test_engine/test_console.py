@@ -125,6 +125,8 @@ def test_header_names_the_text_encoder():
              for encoder in ('minilm', 'clip')}
     assert 'domino=head, domain=text (all-MiniLM-L6-v2), data=' in words['minilm']
     assert 'domino=head, domain=text, data=' in words['clip']
+    assert 'domino=style, domain=none, data=' in _header(domino_seg.compose(['domino=style']),
+                                                          True)
 
 
 def test_quiet_twice_adds_one_filter_each(tmp_path):
