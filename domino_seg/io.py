@@ -96,6 +96,13 @@ def reported_write(path, fix: str) -> Iterator[None]:
                              f'{previous}. {fix}') from None
 
 
+def save_in_run(path: str, write: Callable[[], None], fix: str) -> None:
+    """``write()`` (an atomic write of ``path``, a file of a run folder): a failure, e.g. a
+    full disk, is a clear error ending with ``fix``."""
+    with reported_write(path, f'Free space (or set paths.work_dirs to another disk) and {fix}'):
+        write()
+
+
 def inside(path, folder) -> bool:
     """Whether ``path`` is ``folder`` or below it, symlinks and ``..`` resolved."""
     path, folder = osp.realpath(path), osp.realpath(folder)

@@ -37,7 +37,7 @@ from domino_seg.domain import builder as domain_builder
 from domino_seg.domain.prompts import PromptBank, load_prompt_bank
 from domino_seg.errors import ConfigError
 from domino_seg.evaluation.report import markdown_table
-from domino_seg.io import atomic_write_bytes, atomic_write_json
+from domino_seg.io import atomic_write_bytes, atomic_write_json, save_in_run
 
 FILES = ('swap.json', 'swap.md', 'swap.csv')
 OWN = 'own'  # the row of the usual test: each image's own condition
@@ -220,7 +220,6 @@ def _cells(payload: dict, fmt) -> list[list]:
 def _write(work_dir: str, payload: dict, logger) -> None:
     """The table on the console and in the log, and the three files (each written
     atomically; a failure is a clear error and leaves no part of a file)."""
-    from domino_seg.engine.metrics_json_hook import _save
     header = ['embedding', *payload['conditions']]
     text = markdown_table(header, _cells(payload, lambda v: '-' if v is None else f'{v:.2f}'))
     table = io.StringIO()
@@ -230,7 +229,7 @@ def _write(work_dir: str, payload: dict, logger) -> None:
                         ('swap.csv', lambda p: atomic_write_bytes(p, table.getvalue().encode())),
                         ('swap.json', lambda p: atomic_write_json(p, payload))):
         path = osp.join(work_dir, name)
-        _save(path, lambda: write(path), 'run tools/test.py again.')
+        save_in_run(path, lambda: write(path), 'run tools/test.py again.')
     logger.info(f'\nPrompt swap: {payload["metric"]} (%) per evaluated condition (columns) with '
                 f'each embedding in place of every image\'s own (rows); {OWN} = the usual '
                 f'test\n{text}\nwritten to {osp.join(work_dir, "swap.json")} (.md, .csv)')

@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os.path as osp
-from typing import Callable, Optional
+from typing import Optional
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
@@ -21,7 +21,7 @@ from domino_seg.io import (
     RECORDED_CONFIG,
     atomic_write_bytes,
     atomic_write_json,
-    reported_write,
+    save_in_run,
 )
 
 
@@ -56,7 +56,7 @@ class MetricsJsonHook(Hook):
             yaml = OmegaConf.to_yaml(json.loads(json.dumps(self.config)))
             for name, text in ((RECORDED_CONFIG, yaml), (MMENGINE_CONFIG, runner.cfg.pretty_text)):
                 path = osp.join(runner.work_dir, name)
-                _save(path, lambda: atomic_write_bytes(path, text.encode()),
+                save_in_run(path, lambda: atomic_write_bytes(path, text.encode()),
                       'run the same command again.')
 
     # the operating cost next to the scores: parameters, and the model's time per image in
@@ -115,11 +115,11 @@ class MetricsJsonHook(Hook):
         areas = getattr(scored[0], 'image_areas', None)
         if areas is not None:  # first: a metrics.json is never newer than its per-image record
             npz = osp.join(runner.work_dir, PER_IMAGE_FILE)
-            _save(npz, lambda: atomic_write_bytes(npz, _npz_bytes(areas)), fix)
+            save_in_run(npz, lambda: atomic_write_bytes(npz, _npz_bytes(areas)), fix)
         payload = dict(scored[0].report, checkpoint=checkpoint, **fields, **self._cost(runner),
                        config=self.config, **self.extra)
         path = osp.join(runner.work_dir, self.filename)
-        _save(path, lambda: atomic_write_json(path, payload), fix)
+        save_in_run(path, lambda: atomic_write_json(path, payload), fix)
         runner.logger.info(f'metrics written to {path}')
 
 
@@ -136,10 +136,3 @@ def _swapped(runner) -> bool:
     from mmengine.model import is_model_wrapper
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
     return getattr(model.data_preprocessor, 'swapped', None) is not None
-
-
-def _save(path: str, write: Callable[[], None], fix: str) -> None:
-    """``write`` ``path`` (atomically); a failure, e.g. a full disk, is a clear error ending
-    with ``fix``."""
-    with reported_write(path, f'Free space (or set paths.work_dirs to another disk) and {fix}'):
-        write()
