@@ -2,6 +2,7 @@
 (:class:`domino_seg.apis.inference.Segmenter`) and write overlays and label maps."""
 from __future__ import annotations
 
+import errno
 import glob
 import json
 import math
@@ -135,6 +136,20 @@ WRITE_FIX = ('Free space or make out= writable (or choose another out=), and run
              'command again: the files written before are whole.')
 
 
+def _check_written(path: str, frames: int) -> None:
+    """OpenCV's VideoWriter ignores failed writes (a full disk): read the frame count back,
+    so that a truncated video is an error, not a result."""
+    import cv2
+    capture = cv2.VideoCapture(path)
+    try:
+        written = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+    finally:
+        capture.release()
+    if written != frames:
+        raise OSError(errno.EIO, f'OpenCV wrote {written} of the video\'s {frames} frames '
+                                 '(a full disk?)')
+
+
 def _video_path(item: Input, out: str, codec: str) -> str:
     return osp.join(out, item.stem + '_overlay' + VIDEO_CONTAINER.get(codec.lower(), '.avi'))
 
@@ -228,6 +243,7 @@ def write_video(segmenter: Segmenter, item: Input, out: str, cfg: DictConfig) ->
                 raise DataError(f'video file {item.path} holds no frame OpenCV can decode.')
             writer.release()  # (before the rename)
             writer = None
+            _check_written(tmp, frames)
     finally:
         bar.close()
         capture.release()
