@@ -12,7 +12,8 @@
 # style", SEEDS=0,1,2 select parts, e.g. to run two parts side by side with OMP_NUM_THREADS=1;
 # PART=name writes <row>_<name>/ so that later seeds of a row go beside the earlier ones); tune
 # is the choice of domino.mlp.hidden and the Domino learning rate on the seen conditions
-# (TUNE="32,1 4,10 32,10": hidden,lr_mult pairs; seed 0; compose/tune_h<hidden>_lr<mult>/);
+# (TUNE="4,1 32,1 4,10 32,10": hidden,lr_mult pairs, the first the defaults; seed 0;
+# compose/tune_h<hidden>_lr<mult>/);
 # tables writes the comparisons, prompt swaps and cosines from what was trained. Writes exactly
 # the folders the tables are made from, under $OUT (default work_dirs/results):
 #   loo_<held>/{finetune,domino_full}/<seed index>/  loo_<held>/comparison.*  loo_<held>/swap/
@@ -28,7 +29,7 @@ OUT=${OUT:-work_dirs/results}
 SEEDS=${SEEDS:-0,1,2}
 HELD=${HELD:-fog snow}
 ROWS=${ROWS:-oracle finetune domino_minilm domino_nonce onehot style}
-TUNE=${TUNE:-32,1 4,10 32,10}
+TUNE=${TUNE:-4,1 32,1 4,10 32,10}
 PART=${PART:+_$PART}
 ITERS=300
 M="model=efficientnet_lite0_mlp schedule.max_iters=$ITERS schedule.val_interval=$ITERS"
@@ -86,8 +87,31 @@ if any tables; then
         'swap=[cityscapes,fog,night,rain,snow,"in a dax",random,"mean:rain+snow"]' "$@"
   done
   D=$OUT/compose
-  mkdir -p $D/oracle_gap $D/language
+  mkdir -p $D/oracle_gap $D/rows $D/language
   python docs/results/compose_gap.py $D/oracle $D/finetune > $D/oracle_gap.txt
+  python tools/compare.py $D/finetune $D/oracle --baseline exp=synthetic_compose \
+      --ignore paths data --out $D/oracle_gap
+  # a row's runs: its folder and any later parts of it (PART=...)
+  row() { ls -d $D/$1 $D/$1_* 2>/dev/null; }
+  joined() { row "$1" | paste -sd, -; }
+  { for r in domino_minilm domino_nonce onehot style; do
+      python docs/results/compose_gap.py "$(joined $r)" $D/finetune; done
+    python docs/results/compose_gap.py "$(joined domino_minilm)" "$(joined domino_nonce)"
+    python docs/results/compose_gap.py "$(joined domino_minilm)" "$(joined domino_nonce)" --seen
+  } > $D/gaps.txt
+  python tools/compare.py $D/finetune $(row domino_minilm) $(row domino_nonce) $(row onehot) \
+      $(row style) --ignore paths evaluator --out $D/rows
+  python tools/compare.py $(row domino_nonce) $(row domino_minilm) --ignore paths evaluator \
+      --out $D/language
+  for r in minilm nonce; do
+    python tools/test.py checkpoint=$D/domino_$r/0/iter_$ITERS.pth work_dir=$D/swap_$r \
+        +exp=synthetic_compose data.eval_conditions=[fog,night,foggy_night] \
+        'swap=[fog,night,"mean:fog+night","on a foggy night",random]' "$@"
+  done
+  for pair in $TUNE; do  # the choice of B's Domino settings: seen conditions only
+    python docs/results/compose_gap.py $D/tune_h${pair%,*}_lr${pair#*,} $D/tune_h4_lr1 --seen
+  done > $D/tune.txt
+finetune > $D/oracle_gap.txt
   python tools/compare.py $D/finetune $D/oracle --baseline exp=synthetic_compose \
       --ignore paths data --out $D/oracle_gap
   python tools/compare.py $D/domino_nonce $D/domino_minilm --ignore paths --out $D/language
