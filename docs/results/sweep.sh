@@ -2,8 +2,10 @@
 # Reproduces docs/results.md (README "Results"); the protocols are docs/results/PROTOCOL.md.
 #   A. leave one condition out (held-out fog, snow): plain fine-tuning vs Domino everywhere with
 #      MiniLM text embeddings, exactly paired seeds; the prompt swap of seed 0's checkpoint.
-#   B. compositions: the oracle (compositions trained on) and plain fine-tuning first, then
-#      Domino with MiniLM vs Domino with the nonce-word bank (the language effect).
+#   B. compositions: the oracle (compositions trained on) and plain fine-tuning first; the
+#      choice of domino.mlp.hidden and the Domino learning rate on the seen conditions (tune);
+#      then Domino + MiniLM, Domino + the nonce-word bank (the language effect), one-hot codes
+#      and style perturbation, all exactly paired.
 # Every run: the pretrained CPU backbone and the quick-start schedule (300 iterations).
 #
 #   bash docs/results/sweep.sh [all|loo|compose|tune|tables] [extra overrides for every run]
@@ -11,23 +13,23 @@
 # loo and compose train (HELD="fog snow", ROWS="oracle finetune domino_minilm domino_nonce onehot
 # style", SEEDS=0,1,2 select parts, e.g. to run two parts side by side with OMP_NUM_THREADS=1;
 # PART=name writes <row>_<name>/ so that later seeds of a row go beside the earlier ones); tune
-# is the choice of domino.mlp.hidden and the Domino learning rate on the seen conditions
-# (TUNE="4,1 32,1 4,10 32,10": hidden,lr_mult pairs, the first the defaults; seed 0;
-# compose/tune_h<hidden>_lr<mult>/);
-# tables writes the comparisons, prompt swaps and cosines from what was trained. Writes exactly
-# the folders the tables are made from, under $OUT (default work_dirs/results):
+# runs seed 0 of Domino + MiniLM for each hidden,lr_mult pair of TUNE (default "4,1 32,1 4,10
+# 32,10", the first the defaults) into compose/tune_h<hidden>_lr<mult>/. tables (HELD="" leaves
+# out A's) writes the comparisons, prompt swaps and cosines from what was trained, under $OUT
+# (default work_dirs/results):
 #   loo_<held>/{finetune,domino_full}/<seed index>/  loo_<held>/comparison.*  loo_<held>/swap/
-#   compose/{oracle,finetune,domino_minilm,domino_nonce,onehot,style}[_<PART>]/<seed index>/  compose/oracle_gap{,.txt}
-#   compose/language/  compose/swap_{minilm,nonce}/  cosines.txt
-# docs/results.md ran the Domino rows of B with one seed and a per-image bootstrap:
-#   ROWS="domino_minilm domino_nonce" SEEDS=0 bash docs/results/sweep.sh compose evaluator.per_image=true
-# About 3.5 minutes per training run (4.5 on compose) on an idle 2-core machine.
+#   compose/<row>[_<PART>]/<seed index>/  compose/{oracle_gap,rows,language}/ (comparisons)
+#   compose/{oracle_gap,gaps,tune}.txt (means of the compositions / seen conditions, paired)
+#   compose/swap_{minilm,nonce}/  cosines.txt
+# docs/results.md's runs of B: every row with evaluator.per_image=true except oracle and
+# finetune, paths.synthetic_compose=<a benchmark written once>; two rows at a time with
+# OMP_NUM_THREADS=1 (about 6.5 minutes per compose run then, on an idle 2-core machine).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 WHAT=${1:-all}; shift || true
 OUT=${OUT:-work_dirs/results}
 SEEDS=${SEEDS:-0,1,2}
-HELD=${HELD:-fog snow}
+HELD=${HELD-fog snow}
 ROWS=${ROWS:-oracle finetune domino_minilm domino_nonce onehot style}
 TUNE=${TUNE:-4,1 32,1 4,10 32,10}
 PART=${PART:+_$PART}
