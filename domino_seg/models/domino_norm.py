@@ -132,40 +132,6 @@ def _num_channels(norm: nn.Module) -> int:
     return norm.num_features
 
 
-class _Modulate(torch.autograd.Function):
-    """``base * scale + shift`` with per-sample ``scale``/``shift`` that broadcast over all but
-    the batch and channel dims. Autograd's ``addcmul`` backward materialises ``grad * base`` at
-    the feature map's size before summing it down to the scale's; here the sum is one batched
-    dot product (``bmm``) and no full-size tensor is built for it: a third less time for the
-    Domino layer's own work in a CPU train step (``bench/domino_overhead.py``)."""
-
-    @staticmethod
-    def forward(ctx, base: Tensor, scale: Tensor, shift: Tensor, channel_dim: int) -> Tensor:
-        ctx.save_for_backward(base, scale)
-        ctx.channel_dim = channel_dim
-        return torch.addcmul(shift, base, scale)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        base, scale = ctx.saved_tensors
-        needs_base, needs_scale, needs_shift = ctx.needs_input_grad[:3]
-        per_channel = _per_channel_view(grad, ctx.channel_dim)
-        grad_base = (grad * scale).to(base.dtype) if needs_base else None
-        grad_scale = grad_shift = None
-        if needs_scale:
-            dot = torch.einsum('bcn,bcn->bc', per_channel,
-                               _per_channel_view(base.to(grad.dtype), ctx.channel_dim))
-            grad_scale = dot.reshape(scale.shape).to(scale.dtype)
-        if needs_shift:
-            grad_shift = per_channel.sum(-1).reshape(scale.shape).to(scale.dtype)
-        return grad_base, grad_scale, grad_shift, None
-
-
-def _per_channel_view(x: Tensor, channel_dim: int) -> Tensor:
-    """``x`` as (batch, channels, everything else): a view for channel-first layouts."""
-    return x.movedim(channel_dim, 1).reshape(x.shape[0], x.shape[channel_dim], -1)
-
-
 class DominoNorm(nn.Module):
     """Wraps ``norm`` (BN/SyncBN/GN/LN) and conditions its scale and shift on the domain.
 
@@ -236,10 +202,7 @@ class DominoNorm(nn.Module):
         else:
             # one pass over the feature map: base * (1 + d_scale) + d_shift - beta0 * d_scale
             base = _BatchNorm.forward(self.wrapped, x) if self.norm_act else self.wrapped(x)
-            if torch.is_grad_enabled() and self.training:
-                out = _Modulate.apply(base, 1 + d_scale, d_shift, self.channel_dim)
-            else:  # (and what tracing for ONNX sees: a plain op)
-                out = torch.addcmul(d_shift, base, 1 + d_scale)
+            out = torch.addcmul(d_shift, base, 1 + d_scale)
         return self.wrapped.act(self.wrapped.drop(out)) if self.norm_act else out
 
     def _uses_running_stats(self) -> bool:

@@ -93,9 +93,8 @@ def test_modulates_scale_and_shift_per_sample(case):
 
 @pytest.mark.parametrize('case', NORM_CASES)
 def test_training_gradients_equal_the_formula_differentiated_by_autograd(case):
-    """The train-mode modulation has a backward of its own (no full-size grad * x_hat): its
-    gradients for the input, the norm's affine and the MLP equal autograd's through the
-    formula, in float64, for every layout."""
+    """In train mode (batch statistics), the gradients for the input, the norm's affine and
+    the MLP equal autograd's through the formula written out, in float64, for every layout."""
     torch.manual_seed(0)
     make_norm, shape = NORM_CASES[case]
     layer = DominoNorm(pretrained(make_norm()), EMBED_DIM).double().train()
