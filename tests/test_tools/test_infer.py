@@ -66,11 +66,11 @@ def inferred(trained, tiny_benchmark, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_infer_reproduces_test_py_predictions(trained, inferred, tmp_path):
+def test_infer_reproduces_test_py_predictions(trained, inferred, tmp_path, tool_main):
     checkpoint, overrides = trained
-    test = run_tool('test.py', overrides + [f'checkpoint={checkpoint}', 'save_predictions=true',
-                                            'evaluate=false', 'data.eval_conditions=[fog]',
-                                            f'work_dir={tmp_path / "test"}'], tmp_path)
+    test = tool_main('test.py', overrides + [
+        f'checkpoint={checkpoint}', 'save_predictions=true', 'evaluate=false',
+        'data.eval_conditions=[fog]', f'work_dir={tmp_path / "test"}'], tmp_path)
     assert test.returncode == 0, test.stderr[-3000:]
     saved = tmp_path / 'test' / 'predictions' / 'fog'
     result, out = inferred

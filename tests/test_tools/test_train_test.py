@@ -70,18 +70,16 @@ def assert_mmengine_config_rebuilds_the_run(work_dir):
 
 
 @pytest.mark.slow
-def test_train_then_test_reproduces_metrics_and_predictions(tiny_overrides, tiny_benchmark,
-                                                            tmp_path):
-    train = run_tool('train.py', tiny_overrides, tmp_path)
-    assert train.returncode == 0, train.stderr[-3000:]
-    work_dir = only_dir(tmp_path / 'work_dirs' / 'synthetic')
+def test_train_then_test_reproduces_metrics_and_predictions(
+        trained_run, tiny_overrides, tiny_benchmark, tmp_path, tool_main):
+    work_dir, output = trained_run()
     trained = json.loads((work_dir / 'metrics.json').read_text())
     assert list(trained['conditions']) == ['cityscapes', 'fog', 'night', 'rain', 'snow']
     assert all(row['num_images'] == 2 for row in trained['conditions'].values())
     assert (work_dir / 'config.yaml').exists() and (work_dir / 'iter_2.pth').exists()
-    assert 'mean (unseen)' in train.stdout
+    assert 'mean (unseen)' in output
     # the per-class table of 5 conditions, wrapped to fit a terminal
-    assert max(len(line) for line in train.stdout.splitlines() if line.startswith('|')) <= 100
+    assert max(len(line) for line in output.splitlines() if line.startswith('|')) <= 100
     assert trained['checkpoint'] == str(work_dir / 'iter_2.pth')
     import torch
     weights = torch.load(work_dir / 'iter_2.pth', map_location='cpu', weights_only=False)
@@ -91,9 +89,9 @@ def test_train_then_test_reproduces_metrics_and_predictions(tiny_overrides, tiny
     assert trained['inference']['ms_per_image'] > 0
     assert_mmengine_config_rebuilds_the_run(work_dir)
 
-    test = run_tool('test.py', tiny_overrides + [f'checkpoint={work_dir / "iter_2.pth"}',
-                                                 'save_predictions=true',
-                                                 'schedule.test_batch_size=1'], tmp_path)
+    test = tool_main('test.py', tiny_overrides + [f'checkpoint={work_dir / "iter_2.pth"}',
+                                                  'save_predictions=true',
+                                                  'schedule.test_batch_size=1'], tmp_path)
     assert test.returncode == 0, test.stderr[-3000:]
     test_dir = only_dir(tmp_path / 'work_dirs' / 'test' / 'synthetic')
     assert 'Loads checkpoint by' not in test.stdout + test.stderr  # mmengine's, file only
