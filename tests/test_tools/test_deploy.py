@@ -242,8 +242,8 @@ def test_more_errors(make_run, tmp_path, fails, monkeypatch):
     assert 'needs the onnx package' in err and 'pip install -e ".[deploy]"' in err
 
 
-def test_help_lists_the_deploy_keys(tmp_path):
-    result = run_tool('deploy.py', ['--help'], tmp_path)
+def test_help_lists_the_deploy_keys(tmp_path, tool_main):
+    result = tool_main('deploy.py', ['--help'], tmp_path)
     assert result.returncode == 0, result.stderr
     keys = result.stdout.split('== Keys')[1]
     for key in ('checkpoint=??? (required)', 'condition=null', 'format=pth', 'clip_tower=false'):

@@ -127,8 +127,8 @@ def test_text_model_without_condition_exits_2(tmp_path, tiny_overrides, tool_fai
     assert not (tmp_path / 'out').exists()
 
 
-def test_infer_help_lists_its_keys(tmp_path):
-    result = run_tool('infer.py', ['--help'], tmp_path)
+def test_infer_help_lists_its_keys(tmp_path, tool_main):
+    result = tool_main('infer.py', ['--help'], tmp_path)
     assert result.returncode == 0, result.stderr
     keys = result.stdout.split('== Keys')[1]
     for key in ('checkpoint=??? (required)', 'input=??? (required)', 'condition=null',

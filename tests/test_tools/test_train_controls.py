@@ -5,12 +5,12 @@ import json
 import pytest
 import yaml
 
-from .test_train_test import only_dir, run_tool
+from .test_train_test import only_dir
 
 
 @pytest.mark.slow
 def test_onehot_trains_and_tests_on_its_checkpoint(tiny_overrides, tmp_path, tool_main):
-    train = run_tool('train.py', tiny_overrides + [
+    train = tool_main('train.py', tiny_overrides + [
         'domino=head', 'domain=onehot', 'data.train_weather=[fog]'], tmp_path)
     assert train.returncode == 0, train.stderr[-3000:]
     work_dir = only_dir(tmp_path / 'work_dirs' / 'synthetic')
@@ -33,9 +33,9 @@ def test_onehot_trains_and_tests_on_its_checkpoint(tiny_overrides, tmp_path, too
 
 
 @pytest.mark.slow
-def test_style_trains_with_mixstyle_after_every_backbone_norm(tiny_overrides, tmp_path):
-    train = run_tool('train.py', tiny_overrides + ['domino=style', 'domino.style.p=1'],
-                     tmp_path)  # p=1: every norm of the MiT backbone mixes at every step
+def test_style_trains_with_mixstyle_after_every_backbone_norm(tiny_overrides, tmp_path, tool_main):
+    train = tool_main('train.py', tiny_overrides + ['domino=style', 'domino.style.p=1'],
+                      tmp_path)  # p=1: every norm of the MiT backbone mixes at every step
     assert train.returncode == 0, train.stderr[-3000:]
     work_dir = only_dir(tmp_path / 'work_dirs' / 'synthetic')
     metrics = json.loads((work_dir / 'metrics.json').read_text())
