@@ -190,12 +190,18 @@ def tool_main(monkeypatch, capsys):
     """``tool_main(tool, args, cwd)``: ``python tools/<tool> <args>`` in ``cwd``, run as that
     tool's ``__main__`` (Hydra and its callbacks included) in this process, as a
     subprocess.CompletedProcess: a process of its own costs seconds of imports (keep one
-    where the test needs it: signals, kill -9, torchrun, a fresh interpreter). The root
-    logger, which Hydra configures for a job, is restored after."""
+    where the test needs it: signals, kill -9, torchrun, a fresh interpreter). As in a fresh
+    process, mmengine has no logger yet (what a tool logs before its Runner exists would go to
+    the "current" logger of an earlier run, which prints into a closed capture); the run's
+    loggers, and the root logger Hydra configures for a job, are dropped after."""
+    import collections
     import runpy
+
+    from mmengine.logging import MMLogger
 
     def tool_main(tool, args, cwd):
         path = str(ROOT / 'tools' / tool)
+        monkeypatch.setattr(MMLogger, '_instance_dict', collections.OrderedDict())
         monkeypatch.chdir(cwd)
         monkeypatch.setattr(sys, 'argv', [path, *args])
         monkeypatch.setenv('HYDRA_FULL_ERROR', '1')  # (run_hydra sets it)
