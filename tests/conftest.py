@@ -186,13 +186,46 @@ def disk_full_after(monkeypatch):
 
 
 @pytest.fixture
-def tool_fails():
-    """``tool_fails(tool, overrides, cwd)``: run ``tools/<tool>`` in a subprocess, assert exit
-    status 2 without a traceback, and return stderr."""
+def tool_main(monkeypatch, capsys):
+    """``tool_main(tool, args, cwd)``: ``python tools/<tool> <args>`` in ``cwd``, run as that
+    tool's ``__main__`` (Hydra and its callbacks included) in this process, as a
+    subprocess.CompletedProcess: a process of its own costs seconds of imports (keep one
+    where the test needs it: signals, kill -9, torchrun, a fresh interpreter). As in a fresh
+    process, mmengine has no logger yet (what a tool logs before its Runner exists would go to
+    the "current" logger of an earlier run, which prints into a closed capture); the run's
+    loggers, and the root logger Hydra configures for a job, are dropped after."""
+    import collections
+    import runpy
+
+    from mmengine.logging import MMLogger
+
+    def tool_main(tool, args, cwd):
+        path = str(ROOT / 'tools' / tool)
+        monkeypatch.setattr(MMLogger, '_instance_dict', collections.OrderedDict())
+        monkeypatch.chdir(cwd)
+        monkeypatch.setattr(sys, 'argv', [path, *args])
+        monkeypatch.setenv('HYDRA_FULL_ERROR', '1')  # (run_hydra sets it)
+        root = logging.getLogger()
+        level, handlers = root.level, root.handlers[:]
+        code = 0
+        try:
+            runpy.run_path(path, run_name='__main__')
+        except SystemExit as exit:
+            code = exit.code or 0
+        finally:
+            root.setLevel(level)
+            root.handlers[:] = handlers
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess([path, *args], code, out, err)
+    return tool_main
+
+
+@pytest.fixture
+def tool_fails(tool_main):
+    """``tool_fails(tool, overrides, cwd)``: :func:`tool_main`; assert exit status 2 without a
+    traceback, and return stderr."""
     def tool_fails(tool, overrides, cwd):
-        result = subprocess.run([sys.executable, str(ROOT / 'tools' / tool), *overrides],
-                                cwd=cwd, capture_output=True, text=True, timeout=300,
-                                env=dict(os.environ, HF_HUB_OFFLINE='1'))
+        result = tool_main(tool, overrides, cwd)
         assert result.returncode == 2, result.stderr[-3000:]
         assert 'Traceback' not in result.stderr
         return result.stderr

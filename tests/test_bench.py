@@ -2,7 +2,6 @@
 is lent; the numbers of a dry run mean nothing, their presence and consistency do."""
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,12 +12,21 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def bench_script(name):
+    """The module of ``bench/<name>.py``, to run its main in the test's process (a process of
+    its own costs seconds of imports); the scripts' additions to sys.path are undone."""
+    path = sys.path[:]
+    sys.path.insert(0, str(ROOT / 'bench'))
+    try:
+        return __import__(name)
+    finally:
+        sys.path[:] = path
+
+
 @pytest.mark.slow
-def test_gpu_check_dry_run_writes_a_complete_report(tmp_path):
+def test_gpu_check_dry_run_writes_a_complete_report(tmp_path, capsys):
     out = tmp_path / 'check.json'
-    result = subprocess.run([sys.executable, 'bench/gpu_check.py', '--dry-run', '--out',
-                             str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    bench_script('gpu_check').main(['--dry-run', '--out', str(out)])
     report = json.loads(out.read_text())
     assert report['dry_run'] is True
     for model in ('clip_vit_b16_upernet', 'dinov2_vitb14_upernet'):
@@ -36,7 +44,8 @@ def test_gpu_check_dry_run_writes_a_complete_report(tmp_path):
     training = report['training']
     assert training['ok'] and training['last_loss'] < training['first_loss']
     assert training['iterations'] == 6
-    assert json.loads(result.stdout[result.stdout.index('{'):]) == report
+    stdout = capsys.readouterr().out
+    assert json.loads(stdout[stdout.index('{'):]) == report
 
 
 def test_gpu_check_without_a_gpu_says_how_to_run_it():
@@ -48,15 +57,13 @@ def test_gpu_check_without_a_gpu_says_how_to_run_it():
     assert 'no GPU here: run on a GPU, or with --dry-run' in result.stderr
 
 
-def test_embed_throughput_runs_both_sides_on_the_same_images():
+def test_embed_throughput_runs_both_sides_on_the_same_images(capsys):
     """bench/embed_throughput.py on a tiny CLIP: both sides embed every image (the script
     checks it) and the speedup is their ratio."""
-    result = subprocess.run([sys.executable, 'bench/embed_throughput.py', '--images', '4',
-                             '--height', '32', '--width', '64', '--batch-size', '2',
-                             '--workers', '1', '--arch', 'domino-tiny-clip'],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = bench_script('embed_throughput').main([
+        '--images', '4', '--height', '32', '--width', '64', '--batch-size', '2',
+        '--workers', '1', '--arch', 'domino-tiny-clip'])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == report
     before, after = report['before'], report['after']
     assert (before['batch_size'], after['batch_size'], after['workers']) == (1, 2, 1)
     assert report['speedup'] == pytest.approx(after['images_per_s'] / before['images_per_s'])
@@ -65,11 +72,7 @@ def test_embed_throughput_runs_both_sides_on_the_same_images():
 def test_weather_relation_weights_recover_a_known_mixture():
     """The composition weights are least squares over the parts' shifts: a shift built as
     0.3 a + 0.6 b gives back (0.3, 0.6), and the correlation compares the two spaces."""
-    sys.path.insert(0, str(ROOT / 'bench'))
-    try:
-        import weather_relation as relation
-    finally:
-        sys.path.remove(str(ROOT / 'bench'))
+    relation = bench_script('weather_relation')
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=10), rng.normal(size=10)
     assert relation.weights(0.3 * a + 0.6 * b, [a, b]) == pytest.approx([0.3, 0.6])
@@ -81,24 +84,23 @@ def test_weather_relation_weights_recover_a_known_mixture():
 
 
 @pytest.mark.slow
-def test_weather_relation_prints_its_tables_and_json():
-    result = subprocess.run([sys.executable, 'bench/weather_relation.py', '--scenes', '2',
-                             '--size', '64', '128'], cwd=ROOT, capture_output=True, text=True,
-                            timeout=600, env={**os.environ, 'HF_HUB_OFFLINE': '1'})
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+def test_weather_relation_prints_its_tables_and_json(monkeypatch, capsys):
+    monkeypatch.setattr(sys, 'argv', ['weather_relation.py', '--scenes', '2', '--size', '64',
+                                      '128'])
+    bench_script('weather_relation').main()
+    stdout = capsys.readouterr().out
+    report = json.loads(stdout.strip().splitlines()[-1])
     assert {row['condition'] for row in report['compositions']} >= {'foggy_night', 'rainy_dusk'}
-    assert len(report['pairs']) == 10 and 'Pearson' in result.stdout
+    assert len(report['pairs']) == 10 and 'Pearson' in stdout
 
 
 @pytest.mark.slow
-def test_framework_overhead_quick_reports_every_side():
+def test_framework_overhead_quick_reports_every_side(capsys):
     """bench/framework_overhead.py --quick trains all four sides and prints one JSON line
-    with their ratios, timings, start-up and memory (values not asserted: noisy)."""
-    result = subprocess.run([sys.executable, 'bench/framework_overhead.py', '--quick'],
-                            cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    with their ratios, timings, start-up and memory (values not asserted: noisy). Its main
+    runs here: each side has its own process anyway."""
+    report = bench_script('framework_overhead').main(['--quick'])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == report
     for key in ('iter_ratio', 'head_ratio', 'full_ratio'):
         assert math.isfinite(report[key]) and report[key] > 0
     for key in ('iter_ms', 'data_ms', 'startup_s', 'peak_rss_mb'):

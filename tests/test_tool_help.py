@@ -1,6 +1,4 @@
 """Each tool's --help lists the groups it composes and the keys it reads, nothing internal."""
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -10,11 +8,14 @@ from domino_seg.tool_help import documented_keys
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _help(tool):
-    result = subprocess.run([sys.executable, f'tools/{tool}.py', '--help'], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+@pytest.fixture
+def tool_help(tool_main):
+    """``tool_help(tool)``: what ``python tools/<tool>.py --help`` prints."""
+    def tool_help(tool):
+        result = tool_main(f'{tool}.py', ['--help'], ROOT)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+    return tool_help
 
 
 def test_documented_keys_take_the_comment_above_or_beside_and_the_parents(tmp_path):
@@ -26,8 +27,8 @@ def test_documented_keys_take_the_comment_above_or_beside_and_the_parents(tmp_pa
         'seed': 'the seed', 'lr': 'overrides the doc', 'plain': '', 'own': ''}
 
 
-def test_train_help_lists_user_groups_and_keys_only():
-    text = _help('train')
+def test_train_help_lists_user_groups_and_keys_only(tool_help):
+    text = tool_help('train')
     groups = text.split('== Config groups')[1].split('== Keys')[0]
     assert '  domino: backbone, full, head, none (default), style\n' in groups
     assert '  domain/text_encoder: clip, minilm\n' in groups
@@ -42,8 +43,8 @@ def test_train_help_lists_user_groups_and_keys_only():
     assert 'domino.mlp' not in common  # domino=none has no MLP
 
 
-def test_test_help_leaves_out_training_keys():
-    text = _help('test')
+def test_test_help_leaves_out_training_keys(tool_help):
+    text = tool_help('test')
     keys = text.split('== Keys')[1]
     assert '  checkpoint=??? (required)\n' in keys and '  evaluate=true\n' in keys
     for key in ('resume=', 'nan_policy=', 'load_from=', 'task='):
@@ -54,7 +55,7 @@ def test_test_help_leaves_out_training_keys():
 
 
 @pytest.mark.parametrize('absent', ['  model: ', '  domino: ', 'schedule', '== Config groups'])
-def test_make_synthetic_help_has_its_own_keys_only(absent):
-    text = _help('make_synthetic')
+def test_make_synthetic_help_has_its_own_keys_only(absent, tool_help):
+    text = tool_help('make_synthetic')
     assert '  num_train=300\n      per split: Cityscapes (clear) and each ACDC condition' in text
     assert absent not in text

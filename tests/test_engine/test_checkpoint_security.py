@@ -4,11 +4,7 @@ create a marker file, and sends it through the loader and through every entry po
 Unreadable files get one clear error that says what the file is."""
 import fractions
 import json
-import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,11 +12,11 @@ from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.logging import history_buffer as history_buffer_module
 from mmengine.runner.checkpoint import _load_checkpoint
 
+import domino_seg
 from domino_seg.compat import trusted_checkpoint_loading
 from domino_seg.engine.runner import read_checkpoint
 from domino_seg.errors import CheckpointError
 
-ROOT = Path(__file__).resolve().parents[2]
 REFUSED = 'holds pickled objects that domino-seg does not unpickle'
 
 
@@ -175,31 +171,18 @@ def test_unreadable_files_say_what_they_are(tmp_path, name, make, expected):
 
 
 # -- every entry point, end to end -----------------------------------------------------------
+# (the tools run in this process: a crafted pickle that ran code would create the marker here
+# just as in a tool's own process)
 
-def run(args, cwd):
-    env = dict(os.environ, HF_HUB_OFFLINE='1', PYTHONWARNINGS='ignore')
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)
-
-
-def tool(name, overrides, cwd):
-    return run([str(ROOT / 'tools' / name), *overrides], cwd)
-
-
-def train_resuming(path, overrides, cwd):
-    """``train(resume=<path>)`` in a fresh process (run.train, as tools/train.py calls it)."""
-    code = ('import sys, domino_seg; from domino_seg.apis import run; '
-            'cfg = domino_seg.compose(sys.argv[2:]); cfg.resume = sys.argv[1]; '
-            'run.run_cli(lambda: run.train(cfg))')
-    return run(['-c', code, str(path), *overrides], cwd)
+GENUINE = ('schedule.val_interval=1',)  # 2 iterations, a checkpoint each
 
 
 @pytest.mark.slow
-def test_no_crafted_checkpoint_runs_code_at_any_entry_point(tiny_overrides, tmp_path):
-    base = tiny_overrides + ['schedule.max_iters=2', 'schedule.val_interval=1']
-    genuine = tool('train.py', base + [f'work_dir={tmp_path / "genuine"}'], tmp_path)
-    assert genuine.returncode == 0, genuine.stderr[-3000:]
-    genuine_dir = tmp_path / 'genuine'
+def test_no_crafted_checkpoint_runs_code_at_any_entry_point(
+        trained_run, tiny_overrides, tmp_path, tool_main, fails):
+    from domino_seg.apis import run
+    base = tiny_overrides + list(GENUINE)
+    genuine_dir, _ = trained_run(*GENUINE)
     marker = tmp_path / 'code_ran'
     evil = getattr_attack(tmp_path / 'evil.pth', marker)
 
@@ -220,46 +203,51 @@ def test_no_crafted_checkpoint_runs_code_at_any_entry_point(tiny_overrides, tmp_
         torch.save({'state_dict': _load_checkpoint(str(genuine_dir / 'iter_1.pth'))
                     ['state_dict']}, weights)
 
+    def train_resuming(path, work_dir):
+        """``train(resume=<path>)``: run.train, as tools/train.py calls it."""
+        cfg = domino_seg.compose(base + [f'work_dir={work_dir}'])
+        cfg.resume = str(path)
+        return fails(lambda: run.train(cfg))
+
+    def tool(name, overrides):
+        result = tool_main(name, base + overrides, tmp_path)
+        assert result.returncode == 2 and 'Traceback' not in result.stderr, \
+            (name, overrides, result.stderr[-3000:])
+        return result.stderr
+
     cases = {
-        'checkpoint=': (tool('test.py', base + [f'checkpoint={evil}'], tmp_path), evil),
-        'load_from=': (tool('train.py', base + [f'load_from={evil}', 'exp_name=load_from'],
-                            tmp_path), evil),
-        'resume=true': (tool('train.py', base + ['exp_name=resumed', 'resume=true'], tmp_path),
+        'checkpoint=': (lambda: tool('test.py', [f'checkpoint={evil}']), evil),
+        'load_from=': (lambda: tool('train.py', [f'load_from={evil}', 'exp_name=load_from']),
+                       evil),
+        'resume=true': (lambda: tool('train.py', ['exp_name=resumed', 'resume=true']),
                         tmp_path / 'work_dirs' / 'resumed' / 'run' / 'iter_3.pth'),
-        'resume=<file>': (train_resuming(evil, base + [f'work_dir={tmp_path / "r"}'], tmp_path),
-                          evil),
-        'compare_checkpoint=': (tool('test.py', base + [
+        'resume=<file>': (lambda: train_resuming(evil, tmp_path / 'r'), evil),
+        'compare_checkpoint=': (lambda: tool('test.py', [
             f'checkpoint={genuine_dir / "iter_2.pth"}', 'visualize=1',
-            f'compare_checkpoint={tmp_path / "other_run" / "iter_2.pth"}'], tmp_path),
+            f'compare_checkpoint={tmp_path / "other_run" / "iter_2.pth"}']),
             tmp_path / 'other_run' / 'iter_2.pth'),
-        'model.pretrained=': (tool('train.py', base + [f'model.pretrained={evil}',
-                                                       'exp_name=pretrained'], tmp_path), evil),
+        'model.pretrained=': (lambda: tool('train.py', [f'model.pretrained={evil}',
+                                                        'exp_name=pretrained']), evil),
     }
-    for entry, (result, path) in cases.items():
-        err = result.stderr
-        assert result.returncode == 2 and 'Traceback' not in err, (entry, err[-3000:])
+    for entry, (run_entry, path) in cases.items():
+        err = run_entry()
         assert f'\nerror: checkpoint {path} {REFUSED} (' in err, (entry, err[-3000:])
         assert not marker.exists(), entry
 
     # not a checkpoint at all, and a resume from weights alone
-    result = tool('test.py', base + [f'checkpoint={text}'], tmp_path)
-    assert result.returncode == 2 and 'Traceback' not in result.stderr, result.stderr[-3000:]
     assert (f'\nerror: checkpoint {text} is not a PyTorch checkpoint: torch.save writes a zip '
-            'archive, and this file is text.') in result.stderr
-    result = train_resuming(weights, base + [f'work_dir={tmp_path / "w"}'], tmp_path)
-    assert result.returncode == 2 and 'Traceback' not in result.stderr, result.stderr[-3000:]
+            'archive, and this file is text.') in tool('test.py', [f'checkpoint={text}'])
     assert (f'\nerror: checkpoint {weights} holds no training state to resume (meta.iter, '
             f'message_hub): tools/train.py did not write it. To start a new run from its '
-            f'weights, pass load_from={weights} instead of resume.') in result.stderr
+            f'weights, pass load_from={weights} instead of resume.') in \
+        train_resuming(weights, tmp_path / 'w')
 
 
 @pytest.mark.slow
-def test_resume_never_executes_meta_config_and_genuine_runs_resume(tiny_overrides, tmp_path):
-    overrides = tiny_overrides + ['schedule.max_iters=2', 'schedule.val_interval=1',
-                                  'exp_name=cfg']
-    first = tool('train.py', overrides, tmp_path)
-    assert first.returncode == 0, first.stderr[-3000:]
-    run_dir = next((tmp_path / 'work_dirs' / 'cfg').iterdir())
+def test_resume_never_executes_meta_config_and_genuine_runs_resume(
+        trained_run, tiny_overrides, tmp_path, tool_main):
+    run_dir = shutil.copytree(trained_run(*GENUINE)[0],
+                              tmp_path / 'work_dirs' / 'synthetic' / 'run')
     (run_dir / 'iter_2.pth').unlink()
     (run_dir / 'last_checkpoint').write_text(str(run_dir / 'iter_1.pth'))
     marker = tmp_path / 'code_ran'
@@ -268,7 +256,7 @@ def test_resume_never_executes_meta_config_and_genuine_runs_resume(tiny_override
     checkpoint['meta']['config'] = touch(marker) + '\ngpu_ids = [0]\n'
     torch.save(checkpoint, run_dir / 'iter_1.pth')
 
-    resumed = tool('train.py', overrides + ['resume=true'], tmp_path)
+    resumed = tool_main('train.py', tiny_overrides + list(GENUINE) + ['resume=true'], tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert not marker.exists()
     assert 'resumed epoch: 0, iter: 1' in resumed.stdout + resumed.stderr

@@ -4,11 +4,7 @@ metric; end to end, tools/test.py with submission, visualize and compare_checkpo
 random-weight checkpoints, prediction only (evaluate=false) on a split without label files,
 and the error for the old key name export=."""
 import json
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,7 +25,6 @@ from domino_seg.evaluation.submission import (
 )
 
 cs_labels = pytest.importorskip('cityscapesscripts.helpers.labels')
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_train_ids_map_to_the_official_label_ids():
@@ -137,18 +132,15 @@ def save_random_checkpoint(overrides, folder):
 
 @pytest.mark.slow
 def test_test_tool_writes_grids_and_server_files_that_cityscapesscripts_scores_alike(
-        tiny_overrides, tiny_benchmark, tmp_path):
+        tiny_overrides, tiny_benchmark, tmp_path, tool_main):
     baseline = save_random_checkpoint(tiny_overrides, tmp_path / 'base')
     domino = save_random_checkpoint(tiny_overrides + [
         'domino=head', 'domain=zero_shot', f'domain.cache_dir={tmp_path / "cache"}'],
         tmp_path / 'domino')
     work_dir = tmp_path / 'test'
-    result = subprocess.run(
-        [sys.executable, str(ROOT / 'tools' / 'test.py'), *tiny_overrides,
-         f'checkpoint={baseline}', 'visualize=2', f'compare_checkpoint={domino}',
-         'submission=cityscapes', f'work_dir={work_dir}'],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
-        env=dict(os.environ, HF_HUB_OFFLINE='1', PYTHONWARNINGS='ignore'))
+    result = tool_main('test.py', tiny_overrides + [
+        f'checkpoint={baseline}', 'visualize=2', f'compare_checkpoint={domino}',
+        'submission=cityscapes', f'work_dir={work_dir}'], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'visualize: 100%' in result.stderr  # the grids' progress bar
     # evaluation progress without a terminal: mmengine's lines, no bar (domino_seg/console.py)
@@ -179,23 +171,16 @@ def unlabelled_overrides(tiny_overrides, root):
         f'paths.acdc={root / "acdc"}', 'data.eval_split=test']
 
 
-def run_test_tool(overrides, cwd):
-    return subprocess.run(
-        [sys.executable, str(ROOT / 'tools' / 'test.py'), *overrides], cwd=cwd,
-        capture_output=True, text=True, timeout=600,
-        env=dict(os.environ, HF_HUB_OFFLINE='1', PYTHONWARNINGS='ignore'))
-
-
 @pytest.mark.slow
 def test_predict_only_writes_server_files_and_label_maps_for_a_split_without_labels(
-        tiny_overrides, unlabelled_test_split, tmp_path):
+        tiny_overrides, unlabelled_test_split, tmp_path, tool_main):
     overrides = unlabelled_overrides(tiny_overrides, unlabelled_test_split)
     checkpoint = save_random_checkpoint(overrides, tmp_path / 'run')
     work_dir = tmp_path / 'test'
-    result = run_test_tool(overrides + [f'checkpoint={checkpoint}', 'evaluate=false',
-                                        'submission=cityscapes', 'save_predictions=true',
-                                        'prediction_colors=true', 'visualize=1',
-                                        f'work_dir={work_dir}'], tmp_path)
+    result = tool_main('test.py', overrides + [f'checkpoint={checkpoint}', 'evaluate=false',
+                                               'submission=cityscapes', 'save_predictions=true',
+                                               'prediction_colors=true', 'visualize=1',
+                                               f'work_dir={work_dir}'], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert not (work_dir / 'metrics.json').exists()  # nothing was scored
     assert 'nothing scored' in result.stdout and 'mIoU' not in result.stdout
@@ -242,14 +227,13 @@ def test_predict_only_writes_server_files_and_label_maps_for_a_split_without_lab
 
 
 def test_predict_only_without_an_output_fails_clearly(tiny_overrides, unlabelled_test_split,
-                                                      tmp_path):
+                                                      tmp_path, tool_fails):
     checkpoint = tmp_path / 'x.pth'
     checkpoint.write_bytes(b'')  # the check comes before the checkpoint is read
-    result = run_test_tool(unlabelled_overrides(tiny_overrides, unlabelled_test_split) + [
+    err = tool_fails('test.py', unlabelled_overrides(tiny_overrides, unlabelled_test_split) + [
         f'checkpoint={checkpoint}', 'evaluate=false'], tmp_path)
-    assert result.returncode == 2 and 'Traceback' not in result.stderr
     assert 'evaluate=false scores nothing, so this run would produce nothing: add ' \
-           'submission=cityscapes' in result.stderr
+           'submission=cityscapes' in err
 
 
 @pytest.mark.parametrize('override', ['export=cityscapes', '+export=cityscapes'])

@@ -8,15 +8,21 @@ from omegaconf import OmegaConf
 
 from .test_train_test import run_tool
 
+# a seen and an unseen condition: every column and aggregate compare reports, at 2/5 of the
+# evaluation
+TWO_CONDITIONS = ['data.eval_conditions=[cityscapes,fog]']
+
 
 def cells(line):
     return [c.strip() for c in line.split('|')[1:-1]]
 
 
 @pytest.mark.slow
-def test_sweep_jobs_are_independent_and_compare_aggregates_them(tiny_overrides, tmp_path):
+def test_sweep_jobs_are_independent_and_compare_aggregates_them(tiny_overrides, tmp_path,
+                                                                tool_main):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    common = tiny_overrides + ['domain=zero_shot', f'domain.cache_dir={tmp_path / "cache"}']
+    common = tiny_overrides + ['domain=zero_shot', f'domain.cache_dir={tmp_path / "cache"}',
+                               *TWO_CONDITIONS]
     sweep = run_tool('train.py', ['-m', 'domino=none,head', 'seed=0,1'] + common, tmp_path,
                      timeout=900)
     assert sweep.returncode == 0, sweep.stderr[-3000:]
@@ -39,7 +45,7 @@ def test_sweep_jobs_are_independent_and_compare_aggregates_them(tiny_overrides, 
     assert json.loads((tmp_path / 'alone' / 'metrics.json').read_text())['conditions'] == \
         metrics[2]['conditions']
 
-    result = run_tool('compare.py', [str(sweep_dir)], tmp_path)
+    result = tool_main('compare.py', [str(sweep_dir)], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     header = cells(lines[0])
@@ -78,10 +84,9 @@ def test_runners_of_sequential_jobs_never_share_mmengine_instances(tiny_override
         ._save_dir
 
 
-def test_compare_without_runs_fails_clearly(tmp_path):
-    result = run_tool('compare.py', [str(tmp_path)], tmp_path)
-    assert result.returncode == 2 and 'Traceback' not in result.stderr
-    assert 'no metrics.json under' in result.stderr and 'sweep dir' in result.stderr
+def test_compare_without_runs_fails_clearly(tmp_path, tool_fails):
+    err = tool_fails('compare.py', [str(tmp_path)], tmp_path)
+    assert 'no metrics.json under' in err and 'sweep dir' in err
 
 
 def test_compare_on_a_damaged_metrics_json_is_one_paragraph(tmp_path, fails, capsys):
@@ -118,13 +123,15 @@ def test_main_reads_the_command_line_and_exits_2_on_an_error(tmp_path, capsys):
     assert 'domino=head' in err and not list((tmp_path / 'runs').glob('comparison*'))
 
 @pytest.mark.slow
-def test_single_runs_with_per_image_records_get_a_bootstrap(tiny_overrides, tmp_path):
+def test_single_runs_with_per_image_records_get_a_bootstrap(tiny_overrides, tmp_path,
+                                                            tool_main):
     """Two single runs trained with evaluator.per_image=true: each work dir holds a record that
     reproduces its metrics.json (compare checks it), and compare bootstraps their difference."""
     import numpy as np
     # after tiny_overrides, which set schedule.batch_size
     sweep = run_tool('train.py', ['-m'] + tiny_overrides + ['schedule.batch_size=1,2',
-                                                            'evaluator.per_image=true'],
+                                                            'evaluator.per_image=true',
+                                                            *TWO_CONDITIONS],
                      tmp_path, timeout=900)
     assert sweep.returncode == 0, sweep.stderr[-3000:]
     sweep_dir, = (tmp_path / 'work_dirs' / 'multirun').iterdir()
@@ -134,8 +141,8 @@ def test_single_runs_with_per_image_records_get_a_bootstrap(tiny_overrides, tmp_
             counts = dict(zip(*np.unique(npz['conditions'], return_counts=True)))
             assert npz['intersect'].shape == (len(npz['images']), 19)
         assert counts == {c: row['num_images'] for c, row in metrics['conditions'].items()}
-    result = run_tool('compare.py', [str(sweep_dir), '--baseline', 'schedule.batch_size=2'],
-                      tmp_path)
+    result = tool_main('compare.py', [str(sweep_dir), '--baseline', 'schedule.batch_size=2'],
+                       tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     table = result.stdout.split('Single runs: per-image bootstrap of the difference to '
                                 '"schedule.batch_size=2"')[1]

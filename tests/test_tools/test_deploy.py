@@ -242,8 +242,8 @@ def test_more_errors(make_run, tmp_path, fails, monkeypatch):
     assert 'needs the onnx package' in err and 'pip install -e ".[deploy]"' in err
 
 
-def test_help_lists_the_deploy_keys(tmp_path):
-    result = run_tool('deploy.py', ['--help'], tmp_path)
+def test_help_lists_the_deploy_keys(tmp_path, tool_main):
+    result = tool_main('deploy.py', ['--help'], tmp_path)
     assert result.returncode == 0, result.stderr
     keys = result.stdout.split('== Keys')[1]
     for key in ('checkpoint=??? (required)', 'condition=null', 'format=pth', 'clip_tower=false'):
@@ -275,7 +275,8 @@ def trained(tiny_benchmark, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_deploy_tool_end_to_end(trained, tmp_path, tool_fails):
+def test_deploy_tool_end_to_end(trained, tmp_path, tool_main, tool_fails):
+    """tools/deploy.py in its own process once; its onnx and error paths in this one."""
     pytest.importorskip('onnxruntime')
     from domino_seg.models.export import onnx_session
     checkpoint = trained / 'randomized.pth'
@@ -293,8 +294,8 @@ def test_deploy_tool_end_to_end(trained, tmp_path, tool_fails):
     torch.testing.assert_close(logits(plain, images), logits(model, images, embedding),
                                rtol=1e-5, atol=1e-5)
 
-    onnx = run_tool('deploy.py', [f'checkpoint={checkpoint}', 'condition=fog', 'format=onnx',
-                                  f'out={tmp_path / "fog.onnx"}'], tmp_path)
+    onnx = tool_main('deploy.py', [f'checkpoint={checkpoint}', 'condition=fog', 'format=onnx',
+                                   f'out={tmp_path / "fog.onnx"}'], tmp_path)
     assert onnx.returncode == 0, onnx.stderr[-3000:]
     assert 'onnxruntime vs PyTorch at 96x192' in onnx.stdout
     session = onnx_session(str(tmp_path / 'fog.onnx'))

@@ -11,7 +11,7 @@ from mmengine.runner.checkpoint import _load_checkpoint
 
 from domino_seg.compat import trusted_checkpoint_loading
 
-from .test_train_test import ROOT, run_tool
+from .test_train_test import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -35,11 +35,13 @@ def weights(run_dir):
 # the baseline, and Domino with CLIP embedding each process's batch in its data preprocessor
 @pytest.mark.parametrize('model', [[], ['domino=head', 'domain=zero_shot',
                                           'domain.cache_dir=null']], ids=['baseline', 'zero_shot'])
-def test_two_processes_match_one_with_the_same_global_batch(tiny_overrides, tmp_path, model):
+def test_two_processes_match_one_with_the_same_global_batch(tiny_overrides, tmp_path, model,
+                                                           tool_main):
+    """(The one process: tools/train.py in the test's own.)"""
     overrides = [o for o in tiny_overrides if not o.startswith('schedule.batch_size')] + \
         SAME_MATH + model
-    single = run_tool('train.py', overrides + ['schedule.batch_size=2',
-                                               f'work_dir={tmp_path / "single"}'], tmp_path)
+    single = tool_main('train.py', overrides + ['schedule.batch_size=2',
+                                                f'work_dir={tmp_path / "single"}'], tmp_path)
     assert single.returncode == 0, single.stderr[-3000:]
 
     env = dict(os.environ, HF_HUB_OFFLINE='1', PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1')

@@ -66,11 +66,11 @@ def inferred(trained, tiny_benchmark, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_infer_reproduces_test_py_predictions(trained, inferred, tmp_path):
+def test_infer_reproduces_test_py_predictions(trained, inferred, tmp_path, tool_main):
     checkpoint, overrides = trained
-    test = run_tool('test.py', overrides + [f'checkpoint={checkpoint}', 'save_predictions=true',
-                                            'evaluate=false', 'data.eval_conditions=[fog]',
-                                            f'work_dir={tmp_path / "test"}'], tmp_path)
+    test = tool_main('test.py', overrides + [
+        f'checkpoint={checkpoint}', 'save_predictions=true', 'evaluate=false',
+        'data.eval_conditions=[fog]', f'work_dir={tmp_path / "test"}'], tmp_path)
     assert test.returncode == 0, test.stderr[-3000:]
     saved = tmp_path / 'test' / 'predictions' / 'fog'
     result, out = inferred
@@ -127,8 +127,8 @@ def test_text_model_without_condition_exits_2(tmp_path, tiny_overrides, tool_fai
     assert not (tmp_path / 'out').exists()
 
 
-def test_infer_help_lists_its_keys(tmp_path):
-    result = run_tool('infer.py', ['--help'], tmp_path)
+def test_infer_help_lists_its_keys(tmp_path, tool_main):
+    result = tool_main('infer.py', ['--help'], tmp_path)
     assert result.returncode == 0, result.stderr
     keys = result.stdout.split('== Keys')[1]
     for key in ('checkpoint=??? (required)', 'input=??? (required)', 'condition=null',

@@ -11,7 +11,7 @@ from domino_seg.data.builder import ensure_synthetic
 from domino_seg.domain.prompts import load_prompt_bank
 from domino_seg.errors import ConfigError
 
-from .test_train_test import only_dir, run_tool
+from .test_train_test import only_dir
 
 TINY = ['data.generate.num_train=2', 'data.generate.num_val=1', 'data.generate.height=32',
         'data.generate.width=64', 'model.pretrained=null']
@@ -108,12 +108,12 @@ def test_a_benchmark_without_adverse_conditions_evaluates_none():
 @pytest.mark.slow
 def test_protocol_trains_and_scores_the_held_out_conditions_as_unseen(protocol,
                                                                       tiny_overrides_at,
-                                                                      tmp_path):
+                                                                      tmp_path, tool_main):
     exp, overrides, root = protocol
     trained, held_out = PROTOCOLS[exp]
     tiny = [o for o in tiny_overrides_at(root, tmp_path / 'work_dirs')
             if not o.startswith(('paths.synthetic=', 'data.generate.'))]
-    result = run_tool('train.py', overrides + tiny + ['domino=head', 'domain=text'], tmp_path)
+    result = tool_main('train.py', overrides + tiny + ['domino=head', 'domain=text'], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'Generating' not in result.stdout       # the fixture's benchmark, as it is
     metrics = json.loads((only_dir(tmp_path / 'work_dirs' / exp) / 'metrics.json').read_text())

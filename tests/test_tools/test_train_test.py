@@ -70,18 +70,16 @@ def assert_mmengine_config_rebuilds_the_run(work_dir):
 
 
 @pytest.mark.slow
-def test_train_then_test_reproduces_metrics_and_predictions(tiny_overrides, tiny_benchmark,
-                                                            tmp_path):
-    train = run_tool('train.py', tiny_overrides, tmp_path)
-    assert train.returncode == 0, train.stderr[-3000:]
-    work_dir = only_dir(tmp_path / 'work_dirs' / 'synthetic')
+def test_train_then_test_reproduces_metrics_and_predictions(
+        trained_run, tiny_overrides, tiny_benchmark, tmp_path, tool_main):
+    work_dir, output = trained_run()
     trained = json.loads((work_dir / 'metrics.json').read_text())
     assert list(trained['conditions']) == ['cityscapes', 'fog', 'night', 'rain', 'snow']
     assert all(row['num_images'] == 2 for row in trained['conditions'].values())
     assert (work_dir / 'config.yaml').exists() and (work_dir / 'iter_2.pth').exists()
-    assert 'mean (unseen)' in train.stdout
+    assert 'mean (unseen)' in output
     # the per-class table of 5 conditions, wrapped to fit a terminal
-    assert max(len(line) for line in train.stdout.splitlines() if line.startswith('|')) <= 100
+    assert max(len(line) for line in output.splitlines() if line.startswith('|')) <= 100
     assert trained['checkpoint'] == str(work_dir / 'iter_2.pth')
     import torch
     weights = torch.load(work_dir / 'iter_2.pth', map_location='cpu', weights_only=False)
@@ -91,9 +89,9 @@ def test_train_then_test_reproduces_metrics_and_predictions(tiny_overrides, tiny
     assert trained['inference']['ms_per_image'] > 0
     assert_mmengine_config_rebuilds_the_run(work_dir)
 
-    test = run_tool('test.py', tiny_overrides + [f'checkpoint={work_dir / "iter_2.pth"}',
-                                                 'save_predictions=true',
-                                                 'schedule.test_batch_size=1'], tmp_path)
+    test = tool_main('test.py', tiny_overrides + [f'checkpoint={work_dir / "iter_2.pth"}',
+                                                  'save_predictions=true',
+                                                  'schedule.test_batch_size=1'], tmp_path)
     assert test.returncode == 0, test.stderr[-3000:]
     test_dir = only_dir(tmp_path / 'work_dirs' / 'test' / 'synthetic')
     assert 'Loads checkpoint by' not in test.stdout + test.stderr  # mmengine's, file only
@@ -115,9 +113,9 @@ def test_train_then_test_reproduces_metrics_and_predictions(tiny_overrides, tiny
             tested['conditions'][condition]['mIoU'], abs=1e-4)
 
 
-def test_missing_data_root_fails_clearly(tmp_path):
-    result = run_tool('train.py', ['+exp=acdc_fog', f'paths.cityscapes={tmp_path / "none"}',
-                                   f'paths.work_dirs={tmp_path / "wd"}'], tmp_path)
+def test_missing_data_root_fails_clearly(tmp_path, tool_main):
+    result = tool_main('train.py', ['+exp=acdc_fog', f'paths.cityscapes={tmp_path / "none"}',
+                                    f'paths.work_dirs={tmp_path / "wd"}'], tmp_path)
     assert result.returncode == 2
     assert 'Traceback' not in result.stderr
     assert 'Cityscapes root' in result.stderr and 'paths.cityscapes' in result.stderr
@@ -142,10 +140,10 @@ def test_domino_text_training_runs(trained_run):
 
 
 @pytest.mark.slow
-def test_acdc_experiment_on_a_generated_layout(tiny_overrides, tiny_benchmark, tmp_path):
+def test_acdc_experiment_on_a_generated_layout(tiny_overrides, tiny_benchmark, tmp_path, tool_main):
     """+exp=acdc_fog on the real Cityscapes/ACDC layouts, with Domino and domain=zero_shot."""
     overrides = [o for o in tiny_overrides if not o.startswith(('paths.synthetic', 'data.gen'))]
-    result = run_tool('train.py', overrides + [
+    result = tool_main('train.py', overrides + [
         '+exp=acdc_fog', f'paths.cityscapes={tiny_benchmark / "cityscapes"}',
         f'paths.acdc={tiny_benchmark / "acdc"}', 'domino=head', 'domain=zero_shot',
         f'domain.cache_dir={tmp_path / "cache"}'], tmp_path)
@@ -158,32 +156,33 @@ def test_acdc_experiment_on_a_generated_layout(tiny_overrides, tiny_benchmark, t
 
 
 @pytest.mark.slow
-def test_embed_domains_fills_the_cache(tiny_overrides, tmp_path):
+def test_embed_domains_fills_the_cache(tiny_overrides, tmp_path, tool_main):
     cache = tmp_path / 'cache'
     overrides = tiny_overrides + ['domain=zero_shot', f'domain.cache_dir={cache}']
-    first = run_tool('embed_domains.py', overrides, tmp_path)
+    first = tool_main('embed_domains.py', overrides, tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     stats = printed_json(first.stdout)
     images = 4 + 2 * 5  # train + val of five conditions
     assert stats['computed'] == images and stats['hits'] == 0
     assert len(list(cache.rglob('*.npy'))) == images
-    again = run_tool('embed_domains.py', overrides, tmp_path)
+    again = tool_main('embed_domains.py', overrides, tmp_path)
     stats = printed_json(again.stdout)
     assert stats['computed'] == 0 and stats['hits'] == images
 
 
-def test_missing_clip_weights_fail_with_instructions(tiny_overrides, tmp_path):
-    result = run_tool('train.py', tiny_overrides + ['domino=head', 'domain=zero_shot',
-                                                    'domain/clip=vit_b16_openai'], tmp_path)
+def test_missing_clip_weights_fail_with_instructions(tiny_overrides, tmp_path, tool_main):
+    result = tool_main('train.py', tiny_overrides + ['domino=head', 'domain=zero_shot',
+                                                     'domain/clip=vit_b16_openai'], tmp_path)
     assert result.returncode == 2
     assert 'Traceback' not in result.stderr
     assert "pretrained='openai'" in result.stderr and 'domain.clip.pretrained=' in result.stderr
 
 
-def test_cfg_mmengine_prints_the_runtime_config_and_runs_nothing(tiny_overrides, tmp_path):
+def test_cfg_mmengine_prints_the_runtime_config_and_runs_nothing(tiny_overrides, tmp_path,
+                                                                 tool_main):
     from mmengine.config import Config
-    result = run_tool('train.py', tiny_overrides + ['domino=head', 'domain=text', '--cfg',
-                                                    'mmengine'], tmp_path)
+    result = tool_main('train.py', tiny_overrides + ['domino=head', 'domain=text', '--cfg',
+                                                     'mmengine'], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     (tmp_path / 'printed.py').write_text(result.stdout)
     cfg = Config.fromfile(str(tmp_path / 'printed.py'))

@@ -5,17 +5,17 @@ import pytest
 from domino_seg.engine.runner import read_checkpoint
 
 from .test_resume_guards import SCHEDULE, error
-from .test_train_test import run_tool
 
 pytestmark = pytest.mark.slow
 
 
-def test_weights_only_checkpoints_start_runs_but_do_not_resume(tiny_benchmark, tmp_path):
+def test_weights_only_checkpoints_start_runs_but_do_not_resume(tiny_benchmark, tmp_path,
+                                                              tool_main):
     run = tmp_path / 'run'
     common = [f'paths.synthetic={tiny_benchmark}', 'data.generate=null',
               'data.eval_conditions=[cityscapes]', *SCHEDULE]  # 2 iterations, a checkpoint each
-    result = run_tool('train.py', common + ['schedule.save_optimizer=false',
-                                            f'work_dir={run}'], tmp_path)
+    result = tool_main('train.py', common + ['schedule.save_optimizer=false',
+                                             f'work_dir={run}'], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     checkpoint = read_checkpoint(str(run / 'iter_1.pth'))
     assert 'optimizer' not in checkpoint and 'param_schedulers' not in checkpoint
@@ -24,11 +24,11 @@ def test_weights_only_checkpoints_start_runs_but_do_not_resume(tiny_benchmark, t
     assert f'iter_1.pth: {size:.1f} MB, weights only (schedule.save_optimizer=false)' in \
         result.stdout
 
-    resumed = run_tool('train.py', common + ['schedule.save_optimizer=false',
-                                             f'resume={run / "iter_1.pth"}'], tmp_path)
+    resumed = tool_main('train.py', common + ['schedule.save_optimizer=false',
+                                              f'resume={run / "iter_1.pth"}'], tmp_path)
     assert f'load_from={run / "iter_1.pth"} instead of resume' in error(resumed)
 
-    started = run_tool('train.py', common + [f'load_from={run / "iter_2.pth"}',
-                                             f'work_dir={tmp_path / "new"}'], tmp_path)
+    started = tool_main('train.py', common + [f'load_from={run / "iter_2.pth"}',
+                                              f'work_dir={tmp_path / "new"}'], tmp_path)
     assert started.returncode == 0, started.stderr[-3000:]
     assert 'weights and optimizer state (to resume)' in started.stdout

