@@ -37,7 +37,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Sequence
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')  # random CLIP weights: never wait for the hub
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -245,15 +245,16 @@ def paired_ratio(num: List[float], den: List[float]) -> float:
 
 class Batches:
     """A few fixed random batches (uint8 BGR images, labels 0..18, 512-d unit embeddings, and
-    condition labels of the prompt bank)."""
+    condition labels drawn from ``conditions``, the prompt bank's, for text mode)."""
 
-    def __init__(self, args, embed_dim: int, conditions: List[str], n: int = 4):
+    def __init__(self, args, embed_dim: int, conditions: Sequence[str] = (), n: int = 4):
         gen = np.random.default_rng(args.seed)
         self.images = [random_images(args, gen, args.batch_size) for _ in range(n)]
         self.labels = [[gen.integers(0, 19, (args.height, args.width), dtype=np.uint8)
                         for _ in range(args.batch_size)] for _ in range(n)]
         self.embeddings = [random_embeddings(gen, args.batch_size, embed_dim) for _ in range(n)]
-        self.conditions = [list(gen.choice(conditions, args.batch_size)) for _ in range(n)]
+        self.conditions = [list(gen.choice(conditions, args.batch_size)) if conditions else None
+                           for _ in range(n)]
 
     def __len__(self):
         return len(self.images)

@@ -28,6 +28,28 @@ TINY = dict(num_train=4, num_val=2, height=64, width=128, seed=0)
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def no_run_logger_outlives_its_test():
+    """mmengine keeps every MMLogger, and the newest is the "current" one that later code logs
+    to (e.g. ``init_weights``' initialisation report); a run closes its log file at the end,
+    so a later test in the same worker would write into a closed file. The loggers a test
+    created are dropped after it, and closed log files are taken off the ones that stay."""
+    import logging
+
+    from mmengine.logging import MMLogger
+    before = set(MMLogger._instance_dict)
+    yield
+    for name in [name for name in MMLogger._instance_dict if name not in before]:
+        logger = MMLogger._instance_dict.pop(name)
+        for handler in logger.handlers[:]:
+            handler.close()
+            logger.removeHandler(handler)
+    for logger in MMLogger._instance_dict.values():
+        for handler in logger.handlers[:]:
+            if isinstance(handler, logging.FileHandler) and handler.stream is None:
+                logger.removeHandler(handler)
+
+
 @pytest.fixture
 def no_network(monkeypatch):
     """Any attempt to open a connection fails the test: "fails fast" means "never tries to
