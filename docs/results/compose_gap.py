@@ -45,7 +45,9 @@ def main(row: str, baseline: str, seen: bool = False) -> None:
         print(f'seed {seed}: {a[seed]:.2f} - {b[seed]:.2f} = {a[seed] - b[seed]:+.2f}')
     gap = t_interval([a[s] - b[s] for s in seeds])
     what = 'the seen conditions' if seen else 'the compositions'
-    line = f'mean of {what}, {row} - {baseline}: {gap.mean:+.2f} over {gap.n} seeds'
+    means = [sum(x[s] for s in seeds) / len(seeds) for x in (a, b)]
+    line = (f'mean of {what}, {row} - {baseline}: {means[0]:.2f} - {means[1]:.2f} = '
+            f'{gap.mean:+.2f} over {gap.n} seeds')
     if gap.low is not None:
         line += (f', 95% interval [{gap.low:+.2f}, {gap.high:+.2f}] ({gap.verdict}); '
                  f'+-1 would need {seeds_for_half_width(gap.std)} seeds')

@@ -93,11 +93,12 @@ if any tables; then
   python docs/results/compose_gap.py $D/oracle $D/finetune > $D/oracle_gap.txt
   python tools/compare.py $D/finetune $D/oracle --baseline exp=synthetic_compose \
       --ignore paths data --out $D/oracle_gap
-  # a row's runs: its folder and any later parts of it (PART=...)
-  row() { ls -d $D/$1 $D/$1_* 2>/dev/null; }
+  # a row's runs: its sweep folder and any later parts of it (PART=...)
+  row() { for d in $D/$1 $D/$1_*; do [[ -f $d/multirun.yaml ]] && echo $d; done; true; }
   joined() { row "$1" | paste -sd, -; }
-  { for r in domino_minilm domino_nonce onehot style; do
-      python docs/results/compose_gap.py "$(joined $r)" $D/finetune; done
+  { for r in domino_minilm domino_nonce onehot style oracle; do
+      python docs/results/compose_gap.py "$(joined $r)" $D/finetune
+      python docs/results/compose_gap.py "$(joined $r)" $D/finetune --seen; done
     python docs/results/compose_gap.py "$(joined domino_minilm)" "$(joined domino_nonce)"
     python docs/results/compose_gap.py "$(joined domino_minilm)" "$(joined domino_nonce)" --seen
   } > $D/gaps.txt
