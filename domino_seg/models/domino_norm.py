@@ -8,10 +8,11 @@ vector)::
 
 ``x_hat * gamma0 + beta0`` is what the wrapped norm already computes, so the layer evaluates
 ``base = wrapped(x)`` and returns ``base * (1 + d_gamma) + d_beta - beta0 * d_gamma`` in one
-fused pass (``addcmul``); eval-mode BatchNorm, being affine, is folded with Domino into a single
-per-sample scale and shift. The wrapped norm keeps its pretrained weights and running
-statistics, and the MLP predicting ``(d_gamma, d_beta)`` has a zero last layer, so a freshly
-converted model computes what the original did (up to float32 rounding where BN is folded).
+pass over the map (a per-sample affine; see ``DominoNorm._per_sample_affine``); eval-mode
+BatchNorm, being affine, is folded with Domino into a single per-sample scale and shift. The
+wrapped norm keeps its pretrained weights and running statistics, and the MLP predicting
+``(d_gamma, d_beta)`` has a zero last layer, so a freshly converted model computes what the
+original did (up to float32 rounding where BN is folded).
 
 The MLP is ``embed_dim -> hidden -> ... -> 2 * C``. Its last layer has no bias: a constant
 ``d_gamma``/``d_beta`` would duplicate the wrapped norm's own ``gamma0``/``beta0``. Built on its
@@ -38,6 +39,7 @@ from typing import Optional
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -198,12 +200,34 @@ class DominoNorm(nn.Module):
         if self._uses_running_stats():
             # eval-mode BN is affine: fold it and Domino into one per-sample scale and shift
             scale, shift = self._running_affine(shape)
-            out = torch.addcmul(shift * (1 + d_scale) + d_shift, x, scale * (1 + d_scale))
+            out = self._per_sample_affine(x, scale * (1 + d_scale), shift * (1 + d_scale) + d_shift)
         else:
             # one pass over the feature map: base * (1 + d_scale) + d_shift - beta0 * d_scale
             base = _BatchNorm.forward(self.wrapped, x) if self.norm_act else self.wrapped(x)
-            out = torch.addcmul(d_shift, base, 1 + d_scale)
+            out = self._per_sample_affine(base, 1 + d_scale, d_shift)
         return self.wrapped.act(self.wrapped.drop(out)) if self.norm_act else out
+
+    def _per_sample_affine(self, x: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
+        """``x * scale + shift`` in ``x``'s dtype; ``scale`` and ``shift`` hold one value per
+        sample and channel, shaped to broadcast over ``x``.
+
+        With gradients, a channel-first map goes through eval-mode ``batch_norm`` on its
+        (1, B * C, spatial) view (zero mean, unit variance, eps 0: exactly ``x * w + b``): one
+        fused pass forward and one backward, where ``addcmul``'s backward takes four passes over
+        the map, most of Domino's train-step cost (bench/domino_overhead.py)."""
+        batch, channels = x.shape[0], self.num_channels
+        fused = (torch.is_grad_enabled() and self.channel_dim == 1 and x.dim() > 2 and
+                 x.is_contiguous() and
+                 (scale.dtype == x.dtype or
+                  (scale.dtype == torch.float32 and x.dtype in (torch.bfloat16, torch.float16))))
+        if not fused:
+            return torch.addcmul(shift, x, scale).to(x.dtype)
+        weight = scale.expand(batch, channels, *scale.shape[2:]).reshape(-1)
+        bias = shift.expand(batch, channels, *shift.shape[2:]).reshape(-1)
+        stats = weight.new_zeros(weight.shape), weight.new_ones(weight.shape)
+        out = F.batch_norm(x.reshape(1, batch * channels, -1), *stats, weight, bias,
+                           training=False, momentum=0.0, eps=0.0)
+        return out.view(x.shape)
 
     def _uses_running_stats(self) -> bool:
         norm = self.wrapped

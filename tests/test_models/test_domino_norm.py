@@ -121,6 +121,50 @@ def test_training_gradients_equal_the_formula_differentiated_by_autograd(case):
         torch.testing.assert_close(param.grad, ref.grad, msg=name)
 
 
+@pytest.mark.parametrize('train', [True, False])
+@pytest.mark.parametrize('memory_format', [torch.contiguous_format, torch.channels_last])
+def test_the_fused_and_plain_modulations_agree(train, memory_format):
+    """With gradients a contiguous channel-first map is modulated by eval-mode batch_norm on
+    its (1, B*C, HW) view; without, or in channels-last memory, by addcmul: the same values and
+    gradients, in train (batch statistics) and eval (folded running statistics) mode."""
+    torch.manual_seed(0)
+    layer = DominoNorm(pretrained(nn.BatchNorm2d(C)), EMBED_DIM).train(train)
+    randomize_mlp(layer)
+    reference = copy.deepcopy(layer)
+    x = torch.randn(3, C, 5, 4).to(memory_format=memory_format).requires_grad_()
+    x_ref = x.detach().contiguous().requires_grad_()
+    embeddings = torch.randn(3, EMBED_DIM)
+    grad = torch.randn(3, C, 5, 4)
+    with domain_embedding_context(embeddings):
+        with torch.no_grad():
+            plain = copy.deepcopy(layer)(x)
+        out = layer(x)
+        expected = reference(x_ref)
+    out.backward(grad)
+    expected.backward(grad)
+    torch.testing.assert_close(plain, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-5, atol=1e-5)
+    for (name, param), ref in zip(layer.named_parameters(), reference.parameters()):
+        torch.testing.assert_close(param.grad, ref.grad, rtol=1e-4, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize('grad', [True, False])
+def test_a_half_precision_map_stays_half_precision(grad):
+    """A bf16 map (float32 norm and MLP, as under autocast) comes out in bf16, as the plain
+    norm's does, modulated by the float32 scale and shift."""
+    torch.manual_seed(0)
+    layer = DominoNorm(pretrained(nn.BatchNorm2d(C)), EMBED_DIM).train()
+    randomize_mlp(layer)
+    x = torch.randn(2, C, 5, 4)
+    embeddings = torch.randn(2, EMBED_DIM)
+    with domain_embedding_context(embeddings), torch.set_grad_enabled(grad):
+        full = copy.deepcopy(layer)(x)
+        half = layer(x.bfloat16().requires_grad_(grad))
+    assert half.dtype == torch.bfloat16
+    torch.testing.assert_close(half.float(), full.detach(), rtol=2e-2, atol=2e-2)
+
+
 def test_gradients_reach_mlp():
     torch.manual_seed(0)
     layer = DominoNorm(pretrained(nn.BatchNorm2d(C)), EMBED_DIM)
