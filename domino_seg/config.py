@@ -274,22 +274,6 @@ def scores_labels(cfg: DictConfig) -> bool:
     return cfg.get('task', 'train') != 'test' or bool(cfg.get('evaluate', True))
 
 
-class RunConfig(MMConfig):
-    """mmengine's Config whose ``pretty_text`` formats a given config once: a run asks for it
-    for the log, each visualizer backend, ``mmengine_config.py`` and every checkpoint, and
-    each time yapf takes about a second of CPU. The text is exactly Config's: the cache is
-    keyed by the unformatted text yapf is given, so a changed config is formatted again."""
-
-    formatted: dict = {}  # unformatted text -> formatted (the latest config only)
-
-    @property
-    def pretty_text(self) -> str:
-        plain = MMConfig(self.to_dict(), format_python_code=False).pretty_text
-        if plain not in RunConfig.formatted:
-            RunConfig.formatted = {plain: super().pretty_text}
-        return RunConfig.formatted[plain]
-
-
 def to_mmengine(cfg: DictConfig):
     """Translate a composed config into the mmengine Config that mmengine's Runner runs: each
     group's pieces (data, domain, model, evaluator, runtime) merged with the run's keys."""
@@ -331,7 +315,10 @@ def to_mmengine(cfg: DictConfig):
                                        out_dir=os.path.join(cfg.work_dir, 'submission')))
     if task != 'test':  # train, embed_domains
         _add_training(mm, cfg, after_load)
-    return RunConfig(mm)
+    # unformatted: yapf takes ~1 s of every run's start-up to format the text for the log,
+    # mmengine_config.py and the checkpoints, for about as many lines (still Python that
+    # Config.fromfile reads)
+    return MMConfig(mm, format_python_code=False)
 
 
 def _evaluators(cfg: DictConfig, labels: bool) -> tuple[list, list]:
