@@ -97,6 +97,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--skip-cache', action='store_true',
                         help='skip the CLIP cache measurement (no ViT-B/16 is built)')
+    parser.add_argument('--malloc-defaults', action='store_true',
+                        help="glibc malloc's defaults instead of the tools' setting "
+                             '(engine/process.py: freed memory kept for the next step)')
     return parser.parse_args(argv)
 
 
@@ -385,6 +388,10 @@ def main(argv=None) -> dict:
         raise SystemExit('--steps and --block must be >= 1, --warmup >= 0')
     device = torch.device(args.device)
     threads_note = set_threads(args.threads, device)
+    from domino_seg.engine.process import keep_freed_memory
+    malloc = ("glibc's defaults" if args.malloc_defaults else
+              'freed memory kept, as the tools run' if keep_freed_memory() else
+              "the platform's (the tools' setting does not apply)")
     wall_start = time.perf_counter()
 
     models, cfgs = build_models(args)
@@ -400,7 +407,8 @@ def main(argv=None) -> dict:
     where = (torch.cuda.get_device_name(device) if device.type == 'cuda'
              else f'{platform.processor() or platform.machine()}')
     print(f'Domino overhead benchmark | device {device} ({where}) | '
-          f'{torch.get_num_threads()} torch threads ({threads_note}) | torch {torch.__version__}')
+          f'{torch.get_num_threads()} torch threads ({threads_note}) | torch {torch.__version__}'
+          f' | malloc: {malloc}')
     print(f'model: MiT-b0 + SegFormer head ({domino_cfg.model.segmentor.decode_head.channels} '
           f'channels), crop {args.height}x{args.width}, batch {args.batch_size}; Domino scope '
           f'{domino.domino_scope!r}: {num_domino} DominoNorm layers, mlp '
@@ -469,7 +477,7 @@ def main(argv=None) -> dict:
         paired={key: round(v, 4) for key, v in paired.items()},
         train_ms={name: median_ms(t) for name, t in train.items()},
         infer_ms={name: median_ms(t) for name, t in infer.items()},
-        params=params, device=str(device), torch_threads=torch.get_num_threads(),
+        params=params, device=str(device), torch_threads=torch.get_num_threads(), malloc=malloc,
         batch_size=args.batch_size, crop=[args.height, args.width], steps=args.steps,
         overrides=args.override, wall_s=round(wall, 1))
     if cache is not None:

@@ -5,7 +5,9 @@ Trains the same segmentor (the default model group, random weights) on the same 
 batch size and number of iterations, each side in its own subprocess:
 
 * ``none``  domino-seg's config with ``domino=none``: ``domino_seg.compose`` + ``to_mmengine``
-            + ``DominoRunner``, as ``tools/train.py`` builds it, validation removed;
+            + ``DominoRunner``, as ``tools/train.py`` builds it, validation removed, after the
+            process settings every tool makes (``engine/process.py``; ``--malloc-defaults``
+            leaves them out);
 * ``head``  the same with ``domino=head domain=text``;
 * ``full``  the same with ``domino=full domain=text``;
 * ``stock`` mmengine's ``Runner`` on an equivalent config: mmseg's ``CityscapesDataset`` and
@@ -55,6 +57,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--batch-size', type=int, default=2)
     parser.add_argument('--crop', type=int, nargs=2, default=[128, 256], metavar=('H', 'W'))
     parser.add_argument('--threads', type=int, default=1, help='torch threads per run')
+    parser.add_argument('--malloc-defaults', action='store_true',
+                        help="domino-seg's sides without the tools' process settings "
+                             '(engine/process.py: malloc keeps freed memory, imports frozen '
+                             'out of the garbage collector), as the stock side runs')
     parser.add_argument('--quick', action='store_true',
                         help='smoke mode: 3 iterations, 1 repeat, batch 1, 32x64 crops')
     parser.add_argument('--side', choices=sorted(SIDES), help=argparse.SUPPRESS)
@@ -142,7 +148,10 @@ def run_side(args) -> dict:
         from mmengine.runner import Runner
         runner = Runner.from_cfg(stock_cfg(args))
     else:
+        from domino_seg.engine.process import prepare_process
         from domino_seg.engine.runner import DominoRunner
+        if not args.malloc_defaults:
+            prepare_process()  # as every tool does before its job
         runner = DominoRunner.from_cfg(project_cfg(args, args.side))
     record = dict(time=[], data_time=[], first_iter_at=None)
 
@@ -172,7 +181,8 @@ def launch(args, side: str, bench: Path, work: Path) -> dict:
     cmd = [sys.executable, __file__, '--side', side, '--bench', str(bench),
            '--work-dir', str(work / side), '--iters', str(args.iters),
            '--batch-size', str(args.batch_size), '--crop', *map(str, args.crop),
-           '--threads', str(args.threads), '--skip', str(args.skip)]
+           '--threads', str(args.threads), '--skip', str(args.skip),
+           *(['--malloc-defaults'] if args.malloc_defaults else [])]
     env = {**os.environ, 'PYTHONPATH': os.pathsep.join(
         [str(ROOT), *filter(None, [os.environ.get('PYTHONPATH')])]),
         'OMP_NUM_THREADS': str(args.threads)}
@@ -222,7 +232,8 @@ def main(argv=None) -> dict:
                    for side in SIDES},
         peak_rss_mb={side: max(run['maxrss_mb'] for run in runs[side]) for side in SIDES},
         iters=args.iters, skip=args.skip, repeats=args.repeats, batch_size=args.batch_size,
-        crop=args.crop, threads=args.threads, wall_s=time.time() - wall)
+        crop=args.crop, threads=args.threads, process_settings=not args.malloc_defaults,
+        wall_s=time.time() - wall)
     report['pass'] = {key: report[key] <= target for key, target in TARGETS.items()}
     print(json.dumps(report))
     return report

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import difflib
-import gc
 import json
 import os
 import os.path as osp
@@ -33,6 +32,7 @@ from domino_seg.engine.interrupt_hook import (
     stop_on_signals,
     stopped_by_error,
 )
+from domino_seg.engine.process import prepare_process
 from domino_seg.engine.resume import (
     check_same_config,
     claim_work_dir,
@@ -449,15 +449,6 @@ def _refuse_flags(argv: list, tool: str) -> None:
         raise ConfigError(message)
 
 
-def _freeze_imported_objects() -> None:
-    """Collect garbage once, then keep the objects alive now (the imported libraries, about
-    half a million) out of the cyclic collector's reach: mmengine collects garbage for every
-    dataset it builds (about 0.25 s each over those objects: a second or two of start-up with
-    the evaluation splits), and forked data workers then leave their memory pages shared."""
-    gc.collect()
-    gc.freeze()
-
-
 def run_hydra(main: Callable[[], None], config_name: Optional[str] = None) -> None:
     """Run a ``@hydra.main`` entry point so that configuration errors (unknown key or group
     option, malformed override, missing value, a ``--key value`` flag) are one paragraph and
@@ -474,7 +465,7 @@ def run_hydra(main: Callable[[], None], config_name: Optional[str] = None) -> No
         if overrides is not None:
             run_cli(lambda: print_mmengine_config(config_name, overrides))
         else:
-            _freeze_imported_objects()
+            prepare_process()  # (engine/process.py: malloc and gc settings, for speed)
             main()
     except (HydraException, OmegaConfBaseException) as err:
         _fail(_config_message(err))

@@ -39,7 +39,6 @@ from typing import Optional
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -209,25 +208,12 @@ class DominoNorm(nn.Module):
 
     def _per_sample_affine(self, x: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
         """``x * scale + shift`` in ``x``'s dtype; ``scale`` and ``shift`` hold one value per
-        sample and channel, shaped to broadcast over ``x``.
-
-        With gradients, a channel-first map goes through eval-mode ``batch_norm`` on its
-        (1, B * C, spatial) view (zero mean, unit variance, eps 0: exactly ``x * w + b``): one
-        fused pass forward and one backward, where ``addcmul``'s backward takes four passes over
-        the map, most of Domino's train-step cost (bench/domino_overhead.py)."""
-        batch, channels = x.shape[0], self.num_channels
-        fused = (torch.is_grad_enabled() and self.channel_dim == 1 and x.dim() > 2 and
-                 x.is_contiguous() and
-                 (scale.dtype == x.dtype or
-                  (scale.dtype == torch.float32 and x.dtype in (torch.bfloat16, torch.float16))))
-        if not fused:
-            return torch.addcmul(shift, x, scale).to(x.dtype)
-        weight = scale.expand(batch, channels, *scale.shape[2:]).reshape(-1)
-        bias = shift.expand(batch, channels, *shift.shape[2:]).reshape(-1)
-        stats = weight.new_zeros(weight.shape), weight.new_ones(weight.shape)
-        out = F.batch_norm(x.reshape(1, batch * channels, -1), *stats, weight, bias,
-                           training=False, momentum=0.0, eps=0.0)
-        return out.view(x.shape)
+        sample and channel, shaped to broadcast over ``x``."""
+        dense = x.is_contiguous() or (self.channel_dim == 1 and x.dim() == 4 and
+                                      x.is_contiguous(memory_format=torch.channels_last))
+        if torch.is_grad_enabled() and dense:
+            return PerSampleAffine.apply(x, scale, shift, self.channel_dim)
+        return torch.addcmul(shift, x, scale).to(x.dtype)
 
     def _uses_running_stats(self) -> bool:
         norm = self.wrapped
@@ -247,6 +233,50 @@ class DominoNorm(nn.Module):
 
     def extra_repr(self) -> str:
         return f'embed_dim={self.embed_dim}'
+
+
+class PerSampleAffine(torch.autograd.Function):
+    """``x * scale + shift`` with one scale and shift per sample and channel, and a backward
+    pass that reads the map once.
+
+    Autograd's ``addcmul`` backward takes four passes over the map (``grad * scale``,
+    ``grad * x``, two sums), most of Domino's train-step cost (bench/README.md). Per sample,
+    these are the gradients of an eval-mode batch norm with zero mean, unit variance and eps 0,
+    which ATen computes in one pass: ``native_batch_norm_backward`` (the op autograd runs for
+    ``F.batch_norm``), writing into the sample's part of the input gradient. It takes any
+    channels-last maps (SegFormer's head hands them over) and mixed precision (a
+    half-precision map with a float32 scale).
+
+    ``x`` is contiguous, or channels-last with ``channel_dim`` 1 (channel-first maps; -1 for
+    channel-last ones)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, scale: Tensor, shift: Tensor, channel_dim: int) -> Tensor:
+        ctx.save_for_backward(x, scale)
+        ctx.channel_dim, ctx.shift_shape = channel_dim, shift.shape
+        return torch.addcmul(shift, x, scale).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, scale = ctx.saved_tensors
+        if grad.stride() != x.stride():  # the kernel writes the gradient in the layout of x
+            grad = torch.empty_like(x).copy_(grad)
+        batch, channels = x.shape[0], x.shape[ctx.channel_dim]
+        weight = scale.reshape(batch, channels)
+        grad_x = torch.empty_like(x)
+        grad_scale = weight.new_empty(batch, channels)
+        grad_shift = weight.new_empty(batch, channels)
+        stats = weight.new_zeros(channels), weight.new_ones(channels)
+
+        def sample(t: Tensor, i: int) -> Tensor:  # sample i as a batch-norm input (a view of x)
+            return t[i].unsqueeze(0) if ctx.channel_dim == 1 else t[i].reshape(-1, channels)
+
+        for i in range(batch):
+            torch.ops.aten.native_batch_norm_backward.out(
+                sample(grad, i), sample(x, i), weight[i], *stats, None, None, False, 0.0,
+                [True, True, True], out0=sample(grad_x, i), out1=grad_scale[i],
+                out2=grad_shift[i])
+        return (grad_x, grad_scale.view(scale.shape), grad_shift.view(ctx.shift_shape), None)
 
 
 def _accept_unwrapped_norm_keys(module: DominoNorm, state_dict: dict, prefix: str, *args) -> None:

@@ -124,9 +124,10 @@ def test_training_gradients_equal_the_formula_differentiated_by_autograd(case):
 @pytest.mark.parametrize('train', [True, False])
 @pytest.mark.parametrize('memory_format', [torch.contiguous_format, torch.channels_last])
 def test_the_fused_and_plain_modulations_agree(train, memory_format):
-    """With gradients a contiguous channel-first map is modulated by eval-mode batch_norm on
-    its (1, B*C, HW) view; without, or in channels-last memory, by addcmul: the same values and
-    gradients, in train (batch statistics) and eval (folded running statistics) mode."""
+    """With gradients the map is modulated by PerSampleAffine (ATen's batch-norm backward per
+    sample); without, by addcmul: the same values, and the gradients of addcmul, in train
+    (batch statistics) and eval (folded running statistics) mode, for a channels-last map
+    receiving a channel-first gradient too."""
     torch.manual_seed(0)
     layer = DominoNorm(pretrained(nn.BatchNorm2d(C)), EMBED_DIM).train(train)
     randomize_mlp(layer)
@@ -158,11 +159,22 @@ def test_a_half_precision_map_stays_half_precision(grad):
     randomize_mlp(layer)
     x = torch.randn(2, C, 5, 4)
     embeddings = torch.randn(2, EMBED_DIM)
+    reference = copy.deepcopy(layer)
+    x_half = x.bfloat16().requires_grad_(grad)
     with domain_embedding_context(embeddings), torch.set_grad_enabled(grad):
-        full = copy.deepcopy(layer)(x)
-        half = layer(x.bfloat16().requires_grad_(grad))
+        full = reference(x.requires_grad_(grad))
+        half = layer(x_half)
     assert half.dtype == torch.bfloat16
     torch.testing.assert_close(half.float(), full.detach(), rtol=2e-2, atol=2e-2)
+    if grad:
+        upstream = torch.randn_like(full)
+        full.backward(upstream)
+        half.backward(upstream.bfloat16())
+        assert x_half.grad.dtype == torch.bfloat16
+        torch.testing.assert_close(x_half.grad.float(), x.grad, rtol=5e-2, atol=5e-2)
+        for (name, param), ref in zip(layer.named_parameters(), reference.parameters()):
+            assert param.grad.dtype == torch.float32, name
+            torch.testing.assert_close(param.grad, ref.grad, rtol=5e-2, atol=5e-2, msg=name)
 
 
 def test_gradients_reach_mlp():
