@@ -6,7 +6,8 @@ batch 2: the train-step time and peak memory of the baseline and ``domino=full``
 and bf16 (mmengine's AmpOptimWrapper), interleaved (bench/domino_overhead.py's timing); the
 inference time per 1024x2048 image (whole and slide); CLIP ViT-B/16 image embeddings per
 second (batched, on the device, as the data preprocessor computes them); and a 50-iteration
-``tools/train.py`` run on the built-in benchmark whose loss must go down. Writes one JSON
+``tools/train.py`` run on the built-in benchmark whose loss must go down, and Domino's per-sample
+modulation's gradients against autograd's on the device. Writes one JSON
 (``--out``) and prints it.
 
     python bench/gpu_check.py                 # on a GPU: about 5 minutes on an H100-class GPU
@@ -196,6 +197,37 @@ def clip_throughput(size: dict, device) -> dict:
                 embed_dim=int(embeddings.shape[1]))
 
 
+def modulation_gradients(device) -> dict:
+    """Domino's per-sample modulation (``PerSampleAffine``, ATen's batch-norm backward per
+    sample) against autograd's ``addcmul`` on the device: the largest differences of the
+    output and of the three gradients, per dtype and memory layout, and whether they are
+    within the dtype's rounding."""
+    from domino_seg.models.domino_norm import PerSampleAffine
+    report = {}
+    gen = torch.Generator().manual_seed(0)
+    for dtype, tol in ((torch.float32, 1e-4), (torch.bfloat16, 5e-2)):
+        for layout in (torch.contiguous_format, torch.channels_last):
+            x = torch.randn(4, 64, 32, 48, generator=gen).to(device, dtype)
+            x = x.to(memory_format=layout).requires_grad_()
+            scale = (1 + 0.1 * torch.randn(4, 64, 1, 1, generator=gen)).to(device)
+            shift = (0.1 * torch.randn(4, 64, 1, 1, generator=gen)).to(device)
+            grad = torch.randn(4, 64, 32, 48, generator=gen).to(device, dtype)
+            results = []
+            for fused in (True, False):
+                leaves = [t.detach().clone().requires_grad_() for t in (x, scale, shift)]
+                out = (PerSampleAffine.apply(*leaves, 1) if fused else
+                       torch.addcmul(leaves[2], leaves[0], leaves[1]).to(dtype))
+                out.backward(grad)
+                results.append([out.float()] + [t.grad.float() for t in leaves])
+            diffs = [(a - b).abs().max().item() / max(b.abs().max().item(), 1e-12)
+                     for a, b in zip(*results)]
+            memory = 'channels_last' if layout is torch.channels_last else 'contiguous'
+            report[f'{str(dtype).split(".")[1]} {memory}'] = dict(
+                relative_max_diff=dict(zip(('out', 'x', 'scale', 'shift'), diffs)),
+                ok=max(diffs) <= tol)
+    return report
+
+
 def short_training(size: dict, dry: bool) -> dict:
     """tools/train.py for a few iterations on a small built-in benchmark: the loss must fall."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -241,6 +273,8 @@ def main(argv=None) -> dict:
         report[name] = dict(train=train_steps(name, size, args.dry_run, device))
         print(f'{name}: inference ...', flush=True)
         report[name]['inference'] = inference(name, size, args.dry_run, device)
+    print('Domino modulation gradients ...', flush=True)
+    report['modulation'] = modulation_gradients(device)
     print('CLIP embeddings ...', flush=True)
     report['clip'] = clip_throughput(size, device)
     print('short training ...', flush=True)

@@ -40,6 +40,9 @@ def test_gpu_check_dry_run_writes_a_complete_report(tmp_path, capsys):
             steps['full/fp32'] / steps['full/bf16'])
         assert report[model]['inference']['whole_ms'] > 0
         assert report[model]['inference']['slide_ms'] > 0
+    assert set(report['modulation']) == {'float32 contiguous', 'float32 channels_last',
+                                         'bfloat16 contiguous', 'bfloat16 channels_last'}
+    assert all(check['ok'] for check in report['modulation'].values())
     assert report['clip']['images_per_s'] > 0 and report['clip']['images'] == 4
     training = report['training']
     assert training['ok'] and training['last_loss'] < training['first_loss']

@@ -211,7 +211,9 @@ class DominoNorm(nn.Module):
         sample and channel, shaped to broadcast over ``x``."""
         dense = x.is_contiguous() or (self.channel_dim == 1 and x.dim() == 4 and
                                       x.is_contiguous(memory_format=torch.channels_last))
-        if torch.is_grad_enabled() and dense:
+        # (ATen's batch-norm backward exists on every device; this path is tested on the CPU
+        # and, through bench/gpu_check.py, meant for CUDA; other devices keep addcmul)
+        if torch.is_grad_enabled() and dense and x.device.type in ('cpu', 'cuda'):
             return PerSampleAffine.apply(x, scale, shift, self.channel_dim)
         return torch.addcmul(shift, x, scale).to(x.dtype)
 
