@@ -40,6 +40,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from .domain_context import current_domain_embeddings
@@ -259,6 +260,7 @@ class PerSampleAffine(torch.autograd.Function):
         return torch.addcmul(shift, x, scale).to(x.dtype)
 
     @staticmethod
+    @once_differentiable  # (its gradients have no graph: a second derivative is refused)
     def backward(ctx, grad: Tensor):
         x, scale = ctx.saved_tensors
         if grad.stride() != x.stride():  # the kernel writes the gradient in the layout of x
