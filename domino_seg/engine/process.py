@@ -27,11 +27,12 @@ def keep_freed_memory() -> bool:
 
     A training step allocates and frees the same feature maps at every iteration. By default
     glibc serves a block above its (sliding) mmap threshold with fresh pages and trims the
-    freed top of the heap, so each step's maps are faulted in and zeroed again: about 10 % of
-    a CPU train step of the default model, and more of Domino's, whose modulated maps are extra
-    blocks of that size (bench/README.md). With the threshold fixed at 32 MiB and no trimming,
-    freed memory stays with the process for the next step (data workers forked after inherit
-    it). Skipped where malloc is not glibc's or the user set ``MALLOC_*_`` variables."""
+    freed top of the heap, so each step's maps are faulted in and zeroed again: about 8 % of
+    the train step of bench/domino_overhead.py's SegFormer-B0-sized model on 2 CPU cores, 4 %
+    of the default model's at its small crops (bench/README.md). With the threshold fixed at
+    32 MiB and no trimming, freed memory stays with the process for the next step (data
+    workers forked after inherit it); peak memory is unchanged. Skipped where malloc is not
+    glibc's or the user set ``MALLOC_*_`` variables."""
     if platform.system() != 'Linux' or platform.libc_ver()[0] != 'glibc':
         return False
     if any(name in os.environ for name in MALLOC_ENV):

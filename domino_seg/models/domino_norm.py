@@ -246,9 +246,10 @@ class PerSampleAffine(torch.autograd.Function):
     ``grad * x``, two sums), most of Domino's train-step cost (bench/README.md). Per sample,
     these are the gradients of an eval-mode batch norm with zero mean, unit variance and eps 0,
     which ATen computes in one pass: ``native_batch_norm_backward`` (the op autograd runs for
-    ``F.batch_norm``), writing into the sample's part of the input gradient. It takes any
-    channels-last maps (SegFormer's head hands them over) and mixed precision (a
-    half-precision map with a float32 scale).
+    ``F.batch_norm``), writing into the sample's part of the input gradient. It takes
+    channel-first maps in either memory layout (SegFormer's head hands over channels-last
+    ones), contiguous channel-last tokens, and mixed precision (a half-precision map with a
+    float32 scale).
 
     ``x`` is contiguous, or channels-last with ``channel_dim`` 1 (channel-first maps; -1 for
     channel-last ones)."""
