@@ -57,7 +57,7 @@ class MetricsJsonHook(Hook):
             for name, text in ((RECORDED_CONFIG, yaml), (MMENGINE_CONFIG, runner.cfg.pretty_text)):
                 path = osp.join(runner.work_dir, name)
                 save_in_run(path, lambda: atomic_write_bytes(path, text.encode()),
-                      'run the same command again.')
+                            'run the same command again.')
 
     # the operating cost next to the scores: parameters, and the model's time per image in
     # this evaluation (mmengine's IterTimerHook: iteration time minus data time)
