@@ -201,7 +201,7 @@ def modulation_gradients(device) -> dict:
     """Domino's per-sample modulation (``PerSampleAffine``, ATen's batch-norm backward per
     sample) against autograd's ``addcmul`` on the device: the largest differences of the
     output and of the three gradients, per dtype and memory layout, and whether they are
-    within the dtype's rounding."""
+    within the dtype's rounding; then the same for :func:`batch_norm_modulation`."""
     from domino_seg.models.domino_norm import PerSampleAffine
     report = {}
     gen = torch.Generator().manual_seed(0)
@@ -225,6 +225,46 @@ def modulation_gradients(device) -> dict:
             report[f'{str(dtype).split(".")[1]} {memory}'] = dict(
                 relative_max_diff=dict(zip(('out', 'x', 'scale', 'shift'), diffs)),
                 ok=max(diffs) <= tol)
+    report.update(batch_norm_modulation(device, gen))
+    return report
+
+
+def batch_norm_modulation(device, gen: torch.Generator) -> dict:
+    """A training-mode BN and Domino's modulation as one ``ModulatedBatchNorm`` (float32 maps)
+    against the Domino formula on BN's output under autograd: output, gradients of the map, of
+    BN's weight and bias and of the modulation, and the running statistics, per memory layout."""
+    from domino_seg.models.domino_norm import ModulatedBatchNorm
+    report = {}
+    for layout in (torch.contiguous_format, torch.channels_last):
+        x = torch.randn(4, 64, 32, 48, generator=gen).mul(2).add(1).to(device)
+        x = x.to(memory_format=layout)
+        modulation = (0.1 * torch.randn(4, 128, generator=gen)).to(device)
+        grad = torch.randn(4, 64, 32, 48, generator=gen).to(device)
+        affine = torch.rand(2, 64, generator=gen) + torch.tensor([[0.5], [-0.5]])
+        results = []
+        for fused in (True, False):
+            norm = torch.nn.BatchNorm2d(64).to(device)
+            with torch.no_grad():
+                norm.weight.copy_(affine[0]), norm.bias.copy_(affine[1])
+            leaves = [t.detach().clone().requires_grad_() for t in (x, modulation)]
+            if fused:
+                out = ModulatedBatchNorm.apply(leaves[0], norm.weight, norm.bias, leaves[1],
+                                               norm.running_mean, norm.running_var,
+                                               norm.momentum, norm.eps)
+            else:  # y * (1 + d_scale) + d_shift - beta0 * d_scale
+                d_scale, d_shift = (t[..., None, None] for t in leaves[1].chunk(2, dim=1))
+                out = (norm(leaves[0]) * (1 + d_scale) + d_shift -
+                       norm.bias[:, None, None] * d_scale)
+            out.backward(grad)
+            results.append([out, leaves[0].grad, norm.weight.grad, norm.bias.grad,
+                            leaves[1].grad, norm.running_mean, norm.running_var])
+        diffs = [(a - b).abs().max().item() / max(b.abs().max().item(), 1e-12)
+                 for a, b in zip(*results)]
+        memory = 'channels_last' if layout is torch.channels_last else 'contiguous'
+        report[f'batch_norm float32 {memory}'] = dict(
+            relative_max_diff=dict(zip(('out', 'x', 'weight', 'bias', 'modulation',
+                                        'running_mean', 'running_var'), diffs)),
+            ok=max(diffs) <= 1e-4)
     return report
 
 

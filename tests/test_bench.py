@@ -41,7 +41,9 @@ def test_gpu_check_dry_run_writes_a_complete_report(tmp_path, capsys):
         assert report[model]['inference']['whole_ms'] > 0
         assert report[model]['inference']['slide_ms'] > 0
     assert set(report['modulation']) == {'float32 contiguous', 'float32 channels_last',
-                                         'bfloat16 contiguous', 'bfloat16 channels_last'}
+                                         'bfloat16 contiguous', 'bfloat16 channels_last',
+                                         'batch_norm float32 contiguous',
+                                         'batch_norm float32 channels_last'}
     assert all(check['ok'] for check in report['modulation'].values())
     assert report['clip']['images_per_s'] > 0 and report['clip']['images'] == 4
     training = report['training']

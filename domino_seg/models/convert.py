@@ -25,10 +25,11 @@ def convert_to_domino(model_or_module: nn.Module, embed_dim: int, scope: str = '
     ``'backbone'`` = backbone + neck, ``'full'`` = both. A module that is not a segmentor (a
     decode head, a backbone, a ViT block: it has neither ``backbone`` nor ``decode_head``) is
     converted whole. Wrapped norms keep their parameters, buffers and ``requires_grad``, and the
-    converted model computes what it did before (up to float32 rounding where eval-mode BN is
-    folded, see :mod:`domino_seg.models.domino_norm`). The MLPs are initialised, layer after
-    layer, from ``generator`` (default: :func:`~domino_seg.models.domino_norm.domino_generator`),
-    so converting draws nothing from torch's global generator.
+    converted model computes what it did before (up to float32 rounding where BN is folded or
+    fused with the modulation, see :mod:`domino_seg.models.domino_norm`). The MLPs are
+    initialised, layer after layer, from ``generator`` (default:
+    :func:`~domino_seg.models.domino_norm.domino_generator`), so converting draws nothing from
+    torch's global generator.
 
     ``init_weights`` of mmseg backbones walks the modules (MiT re-initialises every
     ``nn.Linear``, ResNet's ``zero_init_residual`` zeroes ``norm3``): convert after

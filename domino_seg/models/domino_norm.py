@@ -8,11 +8,12 @@ vector)::
 
 ``x_hat * gamma0 + beta0`` is what the wrapped norm already computes, so the layer evaluates
 ``base = wrapped(x)`` and returns ``base * (1 + d_gamma) + d_beta - beta0 * d_gamma`` in one
-pass over the map (a per-sample affine; see ``DominoNorm._per_sample_affine``); eval-mode
-BatchNorm, being affine, is folded with Domino into a single per-sample scale and shift. The
+pass over the map (a per-sample affine; see ``DominoNorm._per_sample_affine``). BatchNorm
+does both in its own passes: with batch statistics as :class:`ModulatedBatchNorm` (training),
+with running ones, being affine, folded with Domino into one per-sample scale and shift. The
 wrapped norm keeps its pretrained weights and running statistics, and the MLP predicting
 ``(d_gamma, d_beta)`` has a zero last layer, so a freshly converted model computes what the
-original did (up to float32 rounding where BN is folded).
+original did (up to float32 rounding where BN is folded or fused).
 
 The MLP is ``embed_dim -> hidden -> ... -> 2 * C``. Its last layer has no bias: a constant
 ``d_gamma``/``d_beta`` would duplicate the wrapped norm's own ``gamma0``/``beta0``. Built on its
@@ -34,6 +35,7 @@ The layer reads the embeddings from :func:`domain_embedding_context`.
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from typing import Optional
 
 import numpy as np
@@ -187,12 +189,17 @@ class DominoNorm(nn.Module):
             raise ValueError(
                 f'Domino layer expects one {self.embed_dim}-d domain embedding per sample of the '
                 f'batch of {x.shape[0]}, got embeddings of shape {tuple(embeddings.shape)}.')
-        shape = [1] * x.dim()
-        shape[self.channel_dim] = self.num_channels
         # the per-sample scale and shift in float32 under mixed precision (amp=bf16|fp16): a
         # half-precision 1 + d_scale would round away small modulations
-        with torch.autocast(device_type=x.device.type, enabled=False):
+        autocast = torch.is_autocast_enabled(x.device.type)
+        with torch.autocast(device_type=x.device.type, enabled=False) if autocast else \
+                nullcontext():
             modulation = self.mlp(embeddings.to(self.mlp[-1].weight.dtype))
+        if self._fuses_batch_norm(x):
+            out = self._modulated_batch_norm(x, modulation)
+            return self.wrapped.act(self.wrapped.drop(out)) if self.norm_act else out
+        shape = [1] * x.dim()
+        shape[self.channel_dim] = self.num_channels
         d_scale, d_shift = (t.reshape(x.shape[0], *shape[1:]) for t in modulation.chunk(2, dim=1))
         beta0 = getattr(self.wrapped, 'bias', None)  # None when the norm has no affine shift
         if beta0 is not None:
@@ -217,6 +224,36 @@ class DominoNorm(nn.Module):
         if torch.is_grad_enabled() and dense and x.device.type in ('cpu', 'cuda'):
             return PerSampleAffine.apply(x, scale, shift, self.channel_dim)
         return torch.addcmul(shift, x, scale).to(x.dtype)
+
+    def _fuses_batch_norm(self, x: Tensor) -> bool:
+        """Whether the layer runs as one :class:`ModulatedBatchNorm`: a
+        BatchNorm2d (its own forward, or timm's BN + act) normalising a float32/float64 map with
+        batch statistics, with gradients, on the CPU or CUDA. SyncBatchNorm (its statistics span
+        processes), other inputs (BN's own errors included), mixed precision and other devices
+        keep the two steps."""
+        norm = self.wrapped
+        if not isinstance(norm, nn.BatchNorm2d) or x.dim() != 4:
+            return False
+        batch_stats = norm.training or (norm.running_mean is None and norm.running_var is None)
+        dense = x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)
+        return ((type(norm).forward is _BatchNorm.forward or self.norm_act) and batch_stats and
+                torch.is_grad_enabled() and x.device.type in ('cpu', 'cuda') and dense and
+                x.dtype in (torch.float32, torch.float64) and
+                all(t is None or t.dtype == x.dtype for t in (norm.weight, norm.bias)) and
+                x.numel() > x.shape[1])  # (one value per channel: BN's own error is raised)
+
+    def _modulated_batch_norm(self, x: Tensor, modulation: Tensor) -> Tensor:
+        """The layer's output from the MLP's ``modulation`` (``d_scale``, ``d_shift``), with the
+        running statistics and ``num_batches_tracked`` updated as ``_BatchNorm.forward`` does."""
+        norm = self.wrapped
+        momentum = 0.0 if norm.momentum is None else norm.momentum
+        if norm.training and norm.num_batches_tracked is not None:
+            norm.num_batches_tracked.add_(1)
+            if norm.momentum is None:  # cumulative moving average
+                momentum = 1.0 / float(norm.num_batches_tracked)
+        # (batch statistics in eval mode: the norm has no running ones, both are None)
+        return ModulatedBatchNorm.apply(x, norm.weight, norm.bias, modulation, norm.running_mean,
+                                        norm.running_var, momentum, norm.eps)
 
     def _uses_running_stats(self) -> bool:
         norm = self.wrapped
@@ -282,6 +319,81 @@ class PerSampleAffine(torch.autograd.Function):
                 [True, True, True], out0=sample(grad_x, i), out1=grad_scale[i],
                 out2=grad_shift[i])
         return (grad_x, grad_scale.view(scale.shape), grad_shift.view(ctx.shift_shape), None)
+
+
+class ModulatedBatchNorm(torch.autograd.Function):
+    """A Domino layer around a batch norm using batch statistics, in the passes over the map of
+    the batch norm alone: ``gamma0 * x_hat * (1 + d_scale) + beta0 + d_shift`` (the layer's
+    formula: the ``beta0 * d_scale`` terms cancel), from the MLP's output ``modulation`` =
+    ``(d_scale, d_shift)``, (N, 2C).
+
+    As a batch norm followed by a per-sample affine, the modulation costs one more forward and
+    one more backward pass over the map than the norm, and a dozen small autograd nodes per
+    layer: most of Domino's train-step cost (bench/README.md). Here the forward computes the
+    batch statistics (``torch.batch_norm_update_stats``, which also updates the running ones as
+    ``F.batch_norm`` does) and writes ``x * a + b``, ``a`` and ``b`` per sample and channel,
+    which is how ATen's CPU batch norm computes its own output. The backward sums ``grad`` and
+    ``grad * x_hat`` per sample and channel in one pass (ATen's eval-mode batch-norm backward per
+    sample, given the batch's mean and variance), derives every other gradient from those sums,
+    and writes ``grad_x = grad * a' + x * k + c``. Only ``x`` is kept for the backward (not the
+    norm's output as well)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor],
+                modulation: Tensor, running_mean: Optional[Tensor],
+                running_var: Optional[Tensor], momentum: float, eps: float) -> Tensor:
+        d_scale, d_shift = modulation.chunk(2, dim=1)
+        mean, var = torch.batch_norm_update_stats(x, running_mean, running_var, momentum)
+        invstd = torch.rsqrt(var + eps)
+        norm_gain = invstd if weight is None else weight * invstd  # the norm: x * gain + offset
+        scale = 1 + d_scale
+        gain = norm_gain * scale
+        offset = torch.addcmul(d_shift, mean, gain, value=-1)
+        if bias is not None:
+            offset = offset + bias
+        ctx.save_for_backward(x, weight, scale, mean, var, invstd, norm_gain, gain)
+        ctx.eps = eps
+        view = _channel_view(x, x.shape[0])
+        if x.is_contiguous():  # (ATen's addcmul is slow on contiguous planes, mul + add_ not)
+            return torch.mul(x, gain.view(view)).add_(offset.view(view))
+        return torch.addcmul(offset.view(view), x, gain.view(view))
+
+    @staticmethod
+    @once_differentiable  # (its gradients have no graph: a second derivative is refused)
+    def backward(ctx, grad: Tensor):
+        x, weight, scale, mean, var, invstd, norm_gain, gain = ctx.saved_tensors
+        if grad.stride() != x.stride():  # the sums and grad_x take grad in the layout of x
+            grad = torch.empty_like(x).copy_(grad)
+        # (N, 2, C): per sample and channel sum(grad * x_hat) and sum(grad), x_hat being
+        # (x - mean) * invstd, the order of (d_scale, d_shift) in the modulation
+        sums = torch.stack([torch.stack(torch.ops.aten.native_batch_norm_backward(
+            grad[i:i + 1], x[i:i + 1], None, mean, var, None, None, False, ctx.eps,
+            [False, True, True])[1:]) for i in range(x.shape[0])])
+        # the gradient reaching the norm's output (gamma * x_hat + beta) is grad * scale; its
+        # two sums over the batch: the norm weight's gradient and the bias's through the norm
+        grad_weight, grad_norm_bias = (sums * scale.unsqueeze(1)).sum(0)
+        needs = ctx.needs_input_grad
+        grad_x = None
+        if needs[0]:  # the batch-norm backward of grad * scale, as grad * gain + x * k + c
+            count = x.numel() // x.shape[1]
+            k = norm_gain * invstd * grad_weight * (-1 / count)
+            c = torch.addcmul(norm_gain * grad_norm_bias * (-1 / count), k, mean, value=-1)
+            view = _channel_view(x, 1)
+            if x.is_contiguous():
+                grad_x = torch.mul(x, k.view(view)).add_(c.view(view))
+            else:
+                grad_x = torch.addcmul(c.view(view), x, k.view(view))
+            grad_x.addcmul_(grad, gain.view(_channel_view(x, x.shape[0])))
+        grad_bias = sums[:, 1].sum(0) if needs[2] else None
+        if weight is not None:
+            sums[:, 0] *= weight  # d_scale scales gamma * x_hat
+        return (grad_x, grad_weight if needs[1] else None, grad_bias,
+                sums.view(x.shape[0], -1), None, None, None, None)
+
+
+def _channel_view(x: Tensor, batch: int) -> tuple:
+    """The shape of a per-(sample, channel) tensor broadcast over the channel-first map ``x``."""
+    return (batch, x.shape[1], *[1] * (x.dim() - 2))
 
 
 def _accept_unwrapped_norm_keys(module: DominoNorm, state_dict: dict, prefix: str, *args) -> None:

@@ -37,11 +37,13 @@ def features(batch=2):
 
 
 def assert_same_outputs(out, expected):
-    """Equal up to float32 rounding: eval-mode BN is folded into one scale and shift, which
-    reorders the arithmetic (relative error ~1e-7 on deep ResNet features of magnitude ~10)."""
+    """Equal up to float32 rounding: eval-mode BN is folded into one scale and shift, and
+    train-mode BN computed with the modulation (ModulatedBatchNorm), which reorders the
+    arithmetic (relative error ~1e-7 on deep ResNet features of magnitude ~10; a few 1e-6 where
+    the batch statistics of a 2x4x4 map normalise a nearly constant channel)."""
     for a, b in zip(out if isinstance(out, (list, tuple)) else [out],
                     expected if isinstance(expected, (list, tuple)) else [expected]):
-        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize('name', HEADS)

@@ -91,6 +91,17 @@ def test_modulates_scale_and_shift_per_sample(case):
         torch.testing.assert_close(layer(x[1:2]), out[1:2], rtol=1e-5, atol=1e-6)
 
 
+def by_formula(layer, x, embeddings):
+    """The layer's output written out in torch ops, the wrapped norm and the modulation
+    separate: what autograd differentiates as the reference."""
+    dim = -1 if isinstance(layer.wrapped, nn.LayerNorm) else 1
+    d_gamma, d_beta = layer.mlp(embeddings).chunk(2, dim=1)
+    bias = layer.wrapped.bias
+    beta0 = as_channels(bias if bias is not None else torch.zeros(C, dtype=x.dtype), x, dim)
+    return ((layer.wrapped(x) - beta0) * (1 + as_channels(d_gamma, x, dim)) + beta0 +
+            as_channels(d_beta, x, dim))
+
+
 @pytest.mark.parametrize('case', NORM_CASES)
 def test_training_gradients_equal_the_formula_differentiated_by_autograd(case):
     """In train mode (batch statistics), the gradients for the input, the norm's affine and
@@ -108,12 +119,7 @@ def test_training_gradients_equal_the_formula_differentiated_by_autograd(case):
     grad = torch.randn_like(out)
     out.backward(grad)
 
-    dim = -1 if isinstance(reference.wrapped, nn.LayerNorm) else 1
-    d_gamma, d_beta = reference.mlp(embeddings).chunk(2, dim=1)
-    bias = reference.wrapped.bias
-    beta0 = as_channels(bias if bias is not None else torch.zeros(C, dtype=x.dtype), x_ref, dim)
-    expected = ((reference.wrapped(x_ref) - beta0) * (1 + as_channels(d_gamma, x_ref, dim)) +
-                beta0 + as_channels(d_beta, x_ref, dim))
+    expected = by_formula(reference, x_ref, embeddings)
     expected.backward(grad)
     torch.testing.assert_close(out, expected)
     torch.testing.assert_close(x.grad, x_ref.grad)
@@ -121,15 +127,16 @@ def test_training_gradients_equal_the_formula_differentiated_by_autograd(case):
         torch.testing.assert_close(param.grad, ref.grad, msg=name)
 
 
-@pytest.mark.parametrize('train', [True, False])
+@pytest.mark.parametrize('norm', ['bn_train', 'bn_eval', 'gn'])
 @pytest.mark.parametrize('memory_format', [torch.contiguous_format, torch.channels_last])
-def test_the_fused_and_plain_modulations_agree(train, memory_format):
-    """With gradients the map is modulated by PerSampleAffine (ATen's batch-norm backward per
-    sample); without, by addcmul: the same values, and the gradients of addcmul, in train
-    (batch statistics) and eval (folded running statistics) mode, for a channels-last map
-    receiving a channel-first gradient too."""
+def test_the_fused_and_plain_modulations_agree(norm, memory_format):
+    """With gradients the map is modulated in one function (ModulatedBatchNorm for BN with
+    batch statistics, PerSampleAffine for BN with folded running statistics and for GN);
+    without, by the norm then addcmul: the same values, and autograd's gradients of the
+    formula, for a channels-last map receiving a channel-first gradient too."""
     torch.manual_seed(0)
-    layer = DominoNorm(pretrained(nn.BatchNorm2d(C)), EMBED_DIM).train(train)
+    wrapped = nn.GroupNorm(2, C) if norm == 'gn' else nn.BatchNorm2d(C)
+    layer = DominoNorm(pretrained(wrapped), EMBED_DIM).train(norm == 'bn_train')
     randomize_mlp(layer)
     reference = copy.deepcopy(layer)
     x = torch.randn(3, C, 5, 4).to(memory_format=memory_format).requires_grad_()
@@ -140,7 +147,9 @@ def test_the_fused_and_plain_modulations_agree(train, memory_format):
         with torch.no_grad():
             plain = copy.deepcopy(layer)(x)
         out = layer(x)
-        expected = reference(x_ref)
+    expected = by_formula(reference, x_ref, embeddings)
+    fused = 'ModulatedBatchNorm' if norm == 'bn_train' else 'PerSampleAffine'
+    assert type(out.grad_fn).__name__ == fused + 'Backward'
     out.backward(grad)
     expected.backward(grad)
     torch.testing.assert_close(plain, expected, rtol=1e-5, atol=1e-5)
@@ -148,6 +157,80 @@ def test_the_fused_and_plain_modulations_agree(train, memory_format):
     torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-5, atol=1e-5)
     for (name, param), ref in zip(layer.named_parameters(), reference.parameters()):
         torch.testing.assert_close(param.grad, ref.grad, rtol=1e-4, atol=1e-5, msg=name)
+
+
+BATCH_STATISTICS_CASES = {
+    'bn2d': (lambda: nn.BatchNorm2d(C), (3, C, 5, 4), True),
+    'channels_last': (lambda: nn.BatchNorm2d(C), (3, C, 5, 4), True),
+    'cumulative_average': (lambda: nn.BatchNorm2d(C, momentum=None), (3, C, 5, 4), True),
+    'no_affine': (lambda: nn.BatchNorm2d(C, affine=False), (3, C, 5, 4), True),
+    'frozen_affine': (lambda: nn.BatchNorm2d(C).requires_grad_(False), (3, C, 5, 4), True),
+    'no_running_stats': (lambda: nn.BatchNorm2d(C, track_running_stats=False), (3, C, 5, 4),
+                         True),
+    'eval_no_running_stats': (lambda: nn.BatchNorm2d(C, track_running_stats=False),
+                              (3, C, 5, 4), False),
+}
+
+
+@pytest.mark.parametrize('case', BATCH_STATISTICS_CASES)
+def test_batch_norm_with_batch_statistics_is_modulated_in_one_function(case):
+    """BN normalising with batch statistics and Domino's modulation run as one
+    ModulatedBatchNorm: outputs, gradients of the input, the norm's affine and the MLP, the
+    running statistics and num_batches_tracked over three steps all as BN then the modulation
+    written out (float64)."""
+    torch.manual_seed(0)
+    make_norm, shape, train = BATCH_STATISTICS_CASES[case]
+    layer = DominoNorm(pretrained(make_norm()), EMBED_DIM).double().train(train)
+    randomize_mlp(layer)
+    reference = copy.deepcopy(layer)
+    for step in range(3):
+        x = (torch.randn(shape, dtype=torch.float64) * 3 + step).requires_grad_()
+        if case == 'channels_last':
+            x = x.detach().to(memory_format=torch.channels_last).requires_grad_()
+        x_ref = x.detach().contiguous().requires_grad_()
+        embeddings = torch.randn(shape[0], EMBED_DIM, dtype=torch.float64)
+        with domain_embedding_context(embeddings):
+            out = layer(x)
+        expected = by_formula(reference, x_ref, embeddings)
+        assert type(out.grad_fn).__name__ == 'ModulatedBatchNormBackward'
+        grad = torch.randn(shape, dtype=torch.float64)
+        out.backward(grad)
+        expected.backward(grad)
+        torch.testing.assert_close(out, expected)
+        torch.testing.assert_close(x.grad, x_ref.grad)
+        for (name, param), ref in zip(layer.named_parameters(), reference.parameters()):
+            torch.testing.assert_close(param.grad, ref.grad, msg=name)
+        for (name, buffer), ref in zip(layer.named_buffers(), reference.buffers()):
+            torch.testing.assert_close(buffer, ref, rtol=1e-12, atol=0, msg=name)
+    if case == 'channels_last':
+        assert x.grad.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize('case', ['syncbn', 'bn1d', 'bf16', 'no_grad'])
+def test_batch_norm_keeps_two_steps_where_one_function_would_differ(case):
+    """SyncBatchNorm (statistics over processes), BatchNorm1d, a half-precision map and no
+    gradients leave ModulatedBatchNorm out."""
+    torch.manual_seed(0)
+    norm = dict(syncbn=nn.SyncBatchNorm(C), bn1d=nn.BatchNorm1d(C)).get(case, nn.BatchNorm2d(C))
+    layer = DominoNorm(norm, EMBED_DIM).train()
+    x = torch.randn(3, C, 5) if case == 'bn1d' else torch.randn(3, C, 2, 2)
+    if case == 'bf16':
+        x = x.bfloat16()
+    with domain_embedding_context(torch.randn(x.shape[0], EMBED_DIM)):
+        with torch.set_grad_enabled(case != 'no_grad'):
+            out = layer(x)
+    assert 'ModulatedBatchNorm' not in type(out.grad_fn).__name__
+
+
+@pytest.mark.parametrize('shape, message', [((1, C, 1, 1), 'Expected more than 1 value per '
+                                                             'channel'),
+                                            ((3, C, 5), 'expected 4D input')])
+def test_batch_norm_errors_are_batch_norms_own(shape, message):
+    """A BatchNorm2d input it cannot normalise raises the error BatchNorm2d raises."""
+    layer = DominoNorm(nn.BatchNorm2d(C), EMBED_DIM).train()
+    with domain_embedding_context(torch.randn(shape[0], EMBED_DIM)):
+        with pytest.raises(ValueError, match=message):
+            layer(torch.randn(shape, requires_grad=True))
 
 
 @pytest.mark.parametrize('grad', [True, False])
