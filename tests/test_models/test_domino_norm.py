@@ -165,6 +165,7 @@ BATCH_STATISTICS_CASES = {
     'cumulative_average': (lambda: nn.BatchNorm2d(C, momentum=None), (3, C, 5, 4), True),
     'no_affine': (lambda: nn.BatchNorm2d(C, affine=False), (3, C, 5, 4), True),
     'frozen_affine': (lambda: nn.BatchNorm2d(C).requires_grad_(False), (3, C, 5, 4), True),
+    'input_without_grad': (lambda: nn.BatchNorm2d(C), (3, C, 5, 4), True),
     'no_running_stats': (lambda: nn.BatchNorm2d(C, track_running_stats=False), (3, C, 5, 4),
                          True),
     'eval_no_running_stats': (lambda: nn.BatchNorm2d(C, track_running_stats=False),
@@ -184,10 +185,11 @@ def test_batch_norm_with_batch_statistics_is_modulated_in_one_function(case):
     randomize_mlp(layer)
     reference = copy.deepcopy(layer)
     for step in range(3):
-        x = (torch.randn(shape, dtype=torch.float64) * 3 + step).requires_grad_()
+        x = torch.randn(shape, dtype=torch.float64) * 3 + step
         if case == 'channels_last':
-            x = x.detach().to(memory_format=torch.channels_last).requires_grad_()
-        x_ref = x.detach().contiguous().requires_grad_()
+            x = x.to(memory_format=torch.channels_last)
+        x.requires_grad_(case != 'input_without_grad')
+        x_ref = x.detach().contiguous().requires_grad_(x.requires_grad)
         embeddings = torch.randn(shape[0], EMBED_DIM, dtype=torch.float64)
         with domain_embedding_context(embeddings):
             out = layer(x)
