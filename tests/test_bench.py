@@ -133,3 +133,29 @@ def test_domino_overhead_times_both_embedding_modes_in_one_run():
     assert set(report['passed']) == {'train_ratio', 'text_train_ratio', 'infer_ratio',
                                      'params_added_pct'}
     assert report['cache_speedup'] is None  # --skip-cache
+
+
+def test_domino_layer_times_the_three_sides_of_each_shape(capsys):
+    """bench/domino_layer.py times BatchNorm2d, Domino as one function and Domino in two steps
+    on every map it is given, in both layouts, and prints one JSON line with their ratios."""
+    report = bench_script('domino_layer').main(
+        ['--steps', '2', '--warmup', '1', '--threads', '1', '--shape', '2x8x4x6:channels_last',
+         '--shape', '3x4x5x5'])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == report
+    assert set(report['shapes']) == {'2x8x4x6:channels_last', '3x4x5x5:contiguous'}
+    for result in report['shapes'].values():
+        assert set(result['ms']) == {'batch_norm', 'domino', 'two_steps'}
+        assert result['grad_fn'] == dict(batch_norm='NativeBatchNormBackward0',
+                                         domino='ModulatedBatchNormBackward',
+                                         two_steps='PerSampleAffineBackward')
+        assert result['ratio']['batch_norm'] == 1
+        for name, value in result['ratio'].items():
+            assert value == pytest.approx(result['ms'][name] / result['ms']['batch_norm'])
+
+
+@pytest.mark.parametrize('shape', ['2x3', '2x0x4x4', '2x8x4x4:nhwc'])
+def test_domino_layer_refuses_a_malformed_shape(shape, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench_script('domino_layer').main(['--shape', shape])
+    assert exit_info.value.code == 2
+    assert 'give NxCxHxW[:layout]' in capsys.readouterr().err
