@@ -191,6 +191,21 @@ class DominoRunner(Runner):
         self.logger.info(f'Load checkpoint from {filename}')
         return checkpoint
 
+    def wrap_model(self, model_wrapper_cfg, model):
+        """mmengine's, with ``sync_bn='torch'`` done by timm's converter. mmengine's (like
+        torch's) turns timm's BatchNorm + activation layers (EfficientNet's ``BatchNormAct2d``)
+        into plain SyncBatchNorms that keep the activation as an unused child: the network would
+        silently lose its activations. timm's makes them ``SyncBatchNormAct`` and converts
+        every other BatchNorm as torch's does."""
+        if not (self.distributed and self.cfg.get('sync_bn') == 'torch'):
+            return super().wrap_model(model_wrapper_cfg, model)
+        from timm.layers import convert_sync_batchnorm
+        sync_bn = self.cfg.pop('sync_bn')  # (converted here, not again by mmengine)
+        try:
+            return super().wrap_model(model_wrapper_cfg, convert_sync_batchnorm(model))
+        finally:
+            self.cfg['sync_bn'] = sync_bn
+
     def resume(self, filename, *args, **kwargs):
         self._resuming = True
         try:

@@ -210,7 +210,8 @@ class DominoNorm(nn.Module):
             out = self._per_sample_affine(x, scale * (1 + d_scale), shift * (1 + d_scale) + d_shift)
         else:
             # one pass over the feature map: base * (1 + d_scale) + d_shift - beta0 * d_scale
-            base = _BatchNorm.forward(self.wrapped, x) if self.norm_act else self.wrapped(x)
+            base = _torch_norm_forward(self.wrapped)(self.wrapped, x) if self.norm_act else \
+                self.wrapped(x)
             out = self._per_sample_affine(base, 1 + d_scale, d_shift)
         return self.wrapped.act(self.wrapped.drop(out)) if self.norm_act else out
 
@@ -384,6 +385,14 @@ class ModulatedBatchNorm(torch.autograd.Function):
             sums[:, 0] *= weight  # d_scale scales gamma * x_hat
         return (grad_x, grad_weight if needs[1] else None, grad_bias,
                 sums.view(x.shape[0], -1), None, None, None, None)
+
+
+def _torch_norm_forward(norm: nn.Module):
+    """The forward of the torch norm class that timm's norm + act layer ``norm`` extends:
+    ``BatchNorm2d``'s for ``BatchNormAct2d``, ``SyncBatchNorm``'s (statistics over the
+    processes) for ``SyncBatchNormAct``; the layer's dropout and activation are left out."""
+    return next(cls.forward for cls in type(norm).__mro__
+                if cls.__module__.startswith('torch.nn.modules'))
 
 
 def _affine(x: Tensor, scale: Tensor, shift: Tensor) -> Tensor:

@@ -386,3 +386,25 @@ def test_timm_batchnorm_act_is_modulated_before_its_activation(train):
         out, expected = layer(x), nn.functional.relu6(plain(x))
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
     assert out.min() == 0 and out.max() == 6  # the activation is there
+
+
+def test_timm_sync_batchnorm_act_normalises_through_syncbatchnorm(monkeypatch):
+    """timm's SyncBatchNormAct (what multi-process runs make of BatchNormAct2d, see
+    DominoRunner.wrap_model) inside a Domino layer normalises through SyncBatchNorm's forward,
+    which gathers the statistics over the processes, then applies its activation."""
+    from timm.layers import BatchNormAct2d, SyncBatchNormAct, convert_sync_batchnorm
+    calls = []
+    sync_forward = nn.SyncBatchNorm.forward
+    monkeypatch.setattr(nn.SyncBatchNorm, 'forward',
+                        lambda self, x: calls.append(type(self)) or sync_forward(self, x))
+    torch.manual_seed(0)
+    plain = DominoNorm(BatchNormAct2d(C, act_layer=nn.ReLU6), EMBED_DIM).train()
+    randomize_mlp(plain)
+    layer = convert_sync_batchnorm(copy.deepcopy(plain))
+    x, embeddings = torch.randn(3, C, 5, 4, requires_grad=True), torch.randn(3, EMBED_DIM)
+    with domain_embedding_context(embeddings):
+        out = layer(x)
+        assert calls == [SyncBatchNormAct]
+        # one process: SyncBatchNorm normalises as BatchNorm does; ReLU6 follows as before
+        torch.testing.assert_close(out, plain(x))
+    assert out.min() == 0
