@@ -197,6 +197,12 @@ def clip_throughput(size: dict, device) -> dict:
                 embed_dim=int(embeddings.shape[1]))
 
 
+def relative_max_diffs(tested: list, reference: list) -> list:
+    """max |tested - reference| / max |reference| for each pair of tensors."""
+    return [(a.float() - b.float()).abs().max().item() / max(b.float().abs().max().item(), 1e-12)
+            for a, b in zip(tested, reference)]
+
+
 def modulation_gradients(device) -> dict:
     """Domino's per-sample modulation (``PerSampleAffine``, ATen's batch-norm backward per
     sample) against autograd's ``addcmul`` on the device: the largest differences of the
@@ -219,8 +225,7 @@ def modulation_gradients(device) -> dict:
                        torch.addcmul(leaves[2], leaves[0], leaves[1]).to(dtype))
                 out.backward(grad)
                 results.append([out.float()] + [t.grad.float() for t in leaves])
-            diffs = [(a - b).abs().max().item() / max(b.abs().max().item(), 1e-12)
-                     for a, b in zip(*results)]
+            diffs = relative_max_diffs(*results)
             memory = 'channels_last' if layout is torch.channels_last else 'contiguous'
             report[f'{str(dtype).split(".")[1]} {memory}'] = dict(
                 relative_max_diff=dict(zip(('out', 'x', 'scale', 'shift'), diffs)),
@@ -258,8 +263,7 @@ def batch_norm_modulation(device, gen: torch.Generator) -> dict:
             out.backward(grad)
             results.append([out, leaves[0].grad, norm.weight.grad, norm.bias.grad,
                             leaves[1].grad, norm.running_mean, norm.running_var])
-        diffs = [(a - b).abs().max().item() / max(b.abs().max().item(), 1e-12)
-                 for a, b in zip(*results)]
+        diffs = relative_max_diffs(*results)
         memory = 'channels_last' if layout is torch.channels_last else 'contiguous'
         report[f'batch_norm float32 {memory}'] = dict(
             relative_max_diff=dict(zip(('out', 'x', 'weight', 'bias', 'modulation',

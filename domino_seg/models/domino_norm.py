@@ -195,9 +195,13 @@ class DominoNorm(nn.Module):
         with torch.autocast(device_type=x.device.type, enabled=False) if autocast else \
                 nullcontext():
             modulation = self.mlp(embeddings.to(self.mlp[-1].weight.dtype))
-        if self._fuses_batch_norm(x):
-            out = self._modulated_batch_norm(x, modulation)
-            return self.wrapped.act(self.wrapped.drop(out)) if self.norm_act else out
+        out = (self._modulated_batch_norm(x, modulation) if self._fuses_batch_norm(x) else
+               self._norm_then_modulation(x, modulation))
+        return self.wrapped.act(self.wrapped.drop(out)) if self.norm_act else out
+
+    def _norm_then_modulation(self, x: Tensor, modulation: Tensor) -> Tensor:
+        """The layer's output (before timm's activation) as the wrapped norm, then the
+        per-sample affine; eval-mode BN folded into it."""
         shape = [1] * x.dim()
         shape[self.channel_dim] = self.num_channels
         d_scale, d_shift = (t.reshape(x.shape[0], *shape[1:]) for t in modulation.chunk(2, dim=1))
@@ -207,22 +211,17 @@ class DominoNorm(nn.Module):
         if self._uses_running_stats():
             # eval-mode BN is affine: fold it and Domino into one per-sample scale and shift
             scale, shift = self._running_affine(shape)
-            out = self._per_sample_affine(x, scale * (1 + d_scale), shift * (1 + d_scale) + d_shift)
-        else:
-            # one pass over the feature map: base * (1 + d_scale) + d_shift - beta0 * d_scale
-            base = _torch_norm_forward(self.wrapped)(self.wrapped, x) if self.norm_act else \
-                self.wrapped(x)
-            out = self._per_sample_affine(base, 1 + d_scale, d_shift)
-        return self.wrapped.act(self.wrapped.drop(out)) if self.norm_act else out
+            return self._per_sample_affine(x, scale * (1 + d_scale),
+                                           shift * (1 + d_scale) + d_shift)
+        # one pass over the feature map: base * (1 + d_scale) + d_shift - beta0 * d_scale
+        base = _torch_norm_forward(self.wrapped)(self.wrapped, x) if self.norm_act else \
+            self.wrapped(x)
+        return self._per_sample_affine(base, 1 + d_scale, d_shift)
 
     def _per_sample_affine(self, x: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
         """``x * scale + shift`` in ``x``'s dtype; ``scale`` and ``shift`` hold one value per
         sample and channel, shaped to broadcast over ``x``."""
-        dense = x.is_contiguous() or (self.channel_dim == 1 and x.dim() == 4 and
-                                      x.is_contiguous(memory_format=torch.channels_last))
-        # (ATen's batch-norm backward exists on every device; this path is tested on the CPU
-        # and, through bench/gpu_check.py, meant for CUDA; other devices keep addcmul)
-        if torch.is_grad_enabled() and dense and x.device.type in ('cpu', 'cuda'):
+        if _runs_functions(x, self.channel_dim == 1):
             return PerSampleAffine.apply(x, scale, shift, self.channel_dim)
         return _affine(x, scale, shift).to(x.dtype)
 
@@ -236,9 +235,8 @@ class DominoNorm(nn.Module):
         if not isinstance(norm, nn.BatchNorm2d) or x.dim() != 4:
             return False
         batch_stats = norm.training or (norm.running_mean is None and norm.running_var is None)
-        dense = x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)
         return ((type(norm).forward is _BatchNorm.forward or self.norm_act) and batch_stats and
-                torch.is_grad_enabled() and x.device.type in ('cpu', 'cuda') and dense and
+                _runs_functions(x, channel_first=True) and
                 x.dtype in (torch.float32, torch.float64) and
                 all(t is None or t.dtype == x.dtype for t in (norm.weight, norm.bias)) and
                 x.numel() > x.shape[1])  # (one value per channel: BN's own error is raised)
@@ -385,6 +383,16 @@ class ModulatedBatchNorm(torch.autograd.Function):
             sums[:, 0] *= weight  # d_scale scales gamma * x_hat
         return (grad_x, grad_weight if needs[1] else None, grad_bias,
                 sums.view(x.shape[0], -1), None, None, None, None)
+
+
+def _runs_functions(x: Tensor, channel_first: bool) -> bool:
+    """Whether :class:`PerSampleAffine` / :class:`ModulatedBatchNorm` take ``x``: with
+    gradients, a contiguous map (or a channels-last channel-first one), on the CPU or CUDA.
+    (Their ATen ops exist on every device; tested on the CPU and, through bench/gpu_check.py,
+    meant for CUDA; other devices keep torch ops.)"""
+    dense = x.is_contiguous() or (channel_first and x.dim() == 4 and
+                                  x.is_contiguous(memory_format=torch.channels_last))
+    return torch.is_grad_enabled() and dense and x.device.type in ('cpu', 'cuda')
 
 
 def _torch_norm_forward(norm: nn.Module):
